@@ -1,0 +1,395 @@
+"""The wire contract: every MQTT topic and every payload, defined once.
+
+Producers (gateways, POS adapters, simulators, the recommender) and consumers (the
+recommender, the handheld API, recorders) import these definitions; nothing else builds
+a topic string or a payload dict by hand. The same pydantic models validate input and
+document it (``floorwalker contract --schema`` prints their JSON Schema).
+
+Topics are versioned and scoped by store::
+
+    {prefix}fw/v1/{store}/gw/{gateway}/status          GatewayStatus   retained, last will
+    {prefix}fw/v1/{store}/zone/{zone}/presence         PresenceEvent
+    {prefix}fw/v1/{store}/zone/{zone}/footfall         FootfallEvent
+    {prefix}fw/v1/{store}/pos/{lane}/checkout          CheckoutEvent
+    {prefix}fw/v1/{store}/handheld/{associate}/prompt  Prompt
+    {prefix}fw/v1/{store}/handheld/{associate}/feedback Feedback
+    {prefix}fw/v1/{store}/deadletter                   DeadLetter
+
+``prefix`` is empty in production; tests and benchmarks set a unique one so that runs
+sharing a broker never see each other's traffic.
+
+Every payload is an :class:`Envelope`: ``schema_version``, a unique ``event_id``, the
+``producer`` id, a per-producer ``seq`` and the event time ``ts`` (Unix seconds). No
+payload carries a name, a phone number or a device address: members appear only as
+pseudonymous ``MemberRef`` ids issued by the CRM.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Final, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from floorwalker.errors import PermanentError
+
+SCHEMA_VERSION: Final = 1
+TOPIC_ROOT: Final = "fw/v1"
+#: Largest payload any producer may send or any consumer will parse. The broker enforces
+#: the same limit (``max_packet_size`` in ``mosquitto.conf.tmpl``, a little higher to allow
+#: for the MQTT header), so an oversized message is refused at every hop.
+MAX_PAYLOAD_BYTES: Final = 16 * 1024
+#: How much of a rejected payload a dead-letter record keeps.
+DEADLETTER_EXCERPT_BYTES: Final = 512
+
+# --------------------------------------------------------------------------------------
+# Field types
+# --------------------------------------------------------------------------------------
+
+#: Ids that appear as topic levels: stores, gateways, zones, lanes, associates, categories.
+Ident = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")]
+#: Pseudonymous member id issued by the CRM (never a name, card number or phone).
+MemberRef = Annotated[str, StringConstraints(pattern=r"^m_[A-Za-z0-9]{6,40}$")]
+#: 128-bit random id as 32 lowercase hex digits.
+EventId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+#: Event time, Unix seconds (2001..2286).
+EventTime = Annotated[float, Field(ge=1e9, lt=1e10)]
+ShortText = Annotated[str, StringConstraints(max_length=300)]
+
+
+class RejectReason(StrEnum):
+    """Why a message went to the dead-letter topic and stream."""
+
+    TOO_LARGE = "too_large"
+    UNKNOWN_TOPIC = "unknown_topic"
+    MALFORMED_JSON = "malformed_json"
+    BAD_SCHEMA_VERSION = "bad_schema_version"
+    INVALID_FIELD = "invalid_field"
+    UNKNOWN_STORE = "unknown_store"
+    UNKNOWN_PRODUCER = "unknown_producer"
+    UNKNOWN_ZONE = "unknown_zone"
+    UNKNOWN_LANE = "unknown_lane"
+
+
+class ContractError(PermanentError):
+    """A message breaks the contract; ``reason`` is the dead-letter reason code."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# --------------------------------------------------------------------------------------
+# Payloads
+# --------------------------------------------------------------------------------------
+
+
+class Envelope(BaseModel):
+    """Fields every event carries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = Field(description="Payload schema version; bumps with the topic version.")
+    event_id: EventId = Field(description="Unique id; consumers deduplicate on it.")
+    producer: Ident = Field(description="Id of the device or service that produced the event.")
+    seq: int = Field(ge=0, description="Per-producer sequence number, +1 per event.")
+    ts: EventTime = Field(description="When the event happened, Unix seconds.")
+
+
+class GatewayStatus(Envelope):
+    """Health of a gateway; retained, and the gateway's MQTT last will says ``offline``."""
+
+    state: Literal["online", "offline"]
+    software: Annotated[str, StringConstraints(max_length=40)] = ""
+    uptime_s: float = Field(default=0.0, ge=0)
+    detail: ShortText = ""
+
+
+class PresenceEvent(Envelope):
+    """A consenting member entered or left the zone named in the topic."""
+
+    member: MemberRef
+    action: Literal["enter", "leave"]
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class FootfallEvent(Envelope):
+    """Anonymous counts for the zone named in the topic over the last window."""
+
+    window_s: float = Field(gt=0, le=86_400)
+    entered: int = Field(ge=0, le=100_000)
+    exited: int = Field(ge=0, le=100_000)
+    occupancy: int = Field(ge=0, le=100_000)
+    queue_length: int | None = Field(default=None, ge=0, le=10_000)
+
+
+class BasketLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    category: Ident
+    qty: int = Field(ge=1, le=1_000)
+    amount_cents: int = Field(ge=0, le=10_000_000)
+
+
+class CheckoutEvent(Envelope):
+    """A basket paid at the lane named in the topic; ``member`` is null for non-members."""
+
+    member: MemberRef | None = None
+    items: list[BasketLine] = Field(max_length=200)
+    total_cents: int = Field(ge=0, le=100_000_000)
+
+
+class PromptKind(StrEnum):
+    GREET_VIP = "greet_vip"
+    REPLENISHMENT_DUE = "replenishment_due"
+    JOIN_INVITE = "join_invite"
+
+
+class CustomerCard(BaseModel):
+    """What the associate may see on the wire: no name (the handheld API adds it locally)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    member: MemberRef | None = None
+    tier: Annotated[str, StringConstraints(max_length=20)] | None = None
+    points: int | None = Field(default=None, ge=0)
+
+
+class Prompt(Envelope):
+    """A service prompt for the associate named in the topic."""
+
+    kind: PromptKind
+    customer: CustomerCard
+    zone: Ident | None = None
+    lane: Ident | None = None
+    headline: Annotated[str, StringConstraints(max_length=120)]
+    suggestion: ShortText
+    why: ShortText = Field(description="A reason the associate can say out loud.")
+    cause_event_id: EventId
+    cause_ts: EventTime
+    expires_at: EventTime
+
+
+class Feedback(Envelope):
+    """The associate's answer to a prompt."""
+
+    prompt_id: EventId
+    outcome: Literal["accepted", "dismissed", "done"]
+
+
+class DeadLetter(Envelope):
+    """A rejected message: why, and the start of its original bytes."""
+
+    reason: RejectReason
+    detail: ShortText
+    topic: Annotated[str, StringConstraints(max_length=300)]
+    payload_size: int = Field(ge=0)
+    payload_excerpt: Annotated[str, StringConstraints(max_length=4 * DEADLETTER_EXCERPT_BYTES)]
+
+
+# --------------------------------------------------------------------------------------
+# Topics
+# --------------------------------------------------------------------------------------
+
+
+class TopicKind(StrEnum):
+    STATUS = "status"
+    PRESENCE = "presence"
+    FOOTFALL = "footfall"
+    CHECKOUT = "checkout"
+    PROMPT = "prompt"
+    FEEDBACK = "feedback"
+    DEADLETTER = "deadletter"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    kind: TopicKind
+    #: Levels below ``{root}/{store}``; ``None`` stands for the one variable level.
+    levels: tuple[str | None, ...]
+    model: type[Envelope]
+    qos: int
+    retain: bool
+
+
+SPECS: Final[dict[TopicKind, TopicSpec]] = {
+    s.kind: s
+    for s in (
+        TopicSpec(TopicKind.STATUS, ("gw", None, "status"), GatewayStatus, 1, True),
+        TopicSpec(TopicKind.PRESENCE, ("zone", None, "presence"), PresenceEvent, 1, False),
+        TopicSpec(TopicKind.FOOTFALL, ("zone", None, "footfall"), FootfallEvent, 1, False),
+        TopicSpec(TopicKind.CHECKOUT, ("pos", None, "checkout"), CheckoutEvent, 1, False),
+        TopicSpec(TopicKind.PROMPT, ("handheld", None, "prompt"), Prompt, 1, False),
+        TopicSpec(TopicKind.FEEDBACK, ("handheld", None, "feedback"), Feedback, 1, False),
+        TopicSpec(TopicKind.DEADLETTER, ("deadletter",), DeadLetter, 1, False),
+    )
+}
+# Topic parsing looks up (first level below the store, last level) to find the spec.
+_SPEC_BY_SHAPE: Final = {(s.levels[0], s.levels[-1], len(s.levels)): s for s in SPECS.values()}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicAddress:
+    """A parsed topic: which kind, which store, and the one variable id (if the kind has one)."""
+
+    kind: TopicKind
+    store: str
+    subject: str | None  # gateway, zone, lane or associate id
+
+    @property
+    def spec(self) -> TopicSpec:
+        return SPECS[self.kind]
+
+
+class Topics:
+    """Builds and parses topic names under an optional prefix (``""`` in production)."""
+
+    def __init__(self, prefix: str = "") -> None:
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        if any(c in prefix for c in "+#"):
+            raise ValueError(f"topic prefix {prefix!r} must not contain MQTT wildcards")
+        self.prefix = prefix
+        self.root = f"{prefix}{TOPIC_ROOT}"
+        self._root_levels = len(self.root.split("/"))
+
+    def build(self, kind: TopicKind, store: str, subject: str | None = None) -> str:
+        levels = [subject if lvl is None else lvl for lvl in SPECS[kind].levels]
+        if None in levels:
+            raise ValueError(f"topic {kind.value} needs a subject id")
+        return "/".join([self.root, store, *(lv for lv in levels if lv is not None)])
+
+    def status(self, store: str, gateway: str) -> str:
+        return self.build(TopicKind.STATUS, store, gateway)
+
+    def presence(self, store: str, zone: str) -> str:
+        return self.build(TopicKind.PRESENCE, store, zone)
+
+    def footfall(self, store: str, zone: str) -> str:
+        return self.build(TopicKind.FOOTFALL, store, zone)
+
+    def checkout(self, store: str, lane: str) -> str:
+        return self.build(TopicKind.CHECKOUT, store, lane)
+
+    def prompt(self, store: str, associate: str) -> str:
+        return self.build(TopicKind.PROMPT, store, associate)
+
+    def feedback(self, store: str, associate: str) -> str:
+        return self.build(TopicKind.FEEDBACK, store, associate)
+
+    def deadletter(self, store: str) -> str:
+        return self.build(TopicKind.DEADLETTER, store)
+
+    def subscription(self, kind: TopicKind, store: str = "+") -> str:
+        """Wildcard filter for every topic of ``kind`` (in one store, or in all)."""
+        levels = ["+" if lvl is None else lvl for lvl in SPECS[kind].levels]
+        return "/".join([self.root, store, *levels])
+
+    def parse(self, topic: str) -> TopicAddress:
+        parts = topic.split("/")
+        n = self._root_levels
+        if len(parts) < n + 2 or "/".join(parts[:n]) != self.root:
+            raise ContractError(RejectReason.UNKNOWN_TOPIC, f"topic {topic!r} is not under {self.root}/")
+        store, rest = parts[n], parts[n + 1 :]
+        spec = _SPEC_BY_SHAPE.get((rest[0], rest[-1], len(rest)))
+        if spec is None:
+            raise ContractError(RejectReason.UNKNOWN_TOPIC, f"topic {topic!r} matches no contract topic")
+        subject = rest[1] if len(rest) == 3 else None
+        return TopicAddress(spec.kind, store, subject)
+
+
+# --------------------------------------------------------------------------------------
+# Encoding and decoding
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decoded, validated message: where it came from and what it says."""
+
+    address: TopicAddress
+    payload: Envelope
+
+
+def encode(payload: Envelope) -> bytes:
+    """Serialize a payload, refusing one over :data:`MAX_PAYLOAD_BYTES`."""
+    data = payload.model_dump_json(exclude_none=False).encode()
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise ContractError(
+            RejectReason.TOO_LARGE, f"{type(payload).__name__} is {len(data)} bytes, limit {MAX_PAYLOAD_BYTES}"
+        )
+    return data
+
+
+def decode(topics: Topics, topic: str, payload: bytes) -> Message:
+    """Validate ``payload`` against the model for ``topic``; raise :class:`ContractError`."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError(RejectReason.TOO_LARGE, f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
+    address = topics.parse(topic)
+    try:
+        body = address.spec.model.model_validate_json(payload)
+    except ValidationError as exc:
+        raise _contract_error(exc) from None
+    return Message(address, body)
+
+
+def _contract_error(exc: ValidationError) -> ContractError:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        return ContractError(RejectReason.MALFORMED_JSON, f"not valid JSON ({first['msg']})")
+    if first["type"] == "model_type":
+        return ContractError(RejectReason.MALFORMED_JSON, "payload must be a JSON object")
+    for err in errors:
+        if err["loc"] == ("schema_version",):
+            return ContractError(
+                RejectReason.BAD_SCHEMA_VERSION, f"schema_version must be {SCHEMA_VERSION} ({err['msg']})"
+            )
+    loc = ".".join(str(p) for p in first["loc"]) or "payload"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return ContractError(RejectReason.INVALID_FIELD, f"{loc}: {first['msg']}{more}")
+
+
+def excerpt(payload: bytes) -> str:
+    """The start of rejected bytes, readable and bounded, for a dead-letter record."""
+    return payload[:DEADLETTER_EXCERPT_BYTES].decode("utf-8", errors="backslashreplace")
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+E = TypeVar("E", bound=Envelope)
+
+
+class EnvelopeSource:
+    """Issues events for one producer: a fresh ``event_id`` and the next ``seq`` each time.
+
+    Time is passed in, never read here, so simulated and replayed producers stay exact.
+    The event is validated like any received one, so a producer cannot emit what a
+    consumer would reject.
+    """
+
+    def __init__(self, producer: str, *, start_seq: int = 0, new_id: Callable[[], str] = new_event_id) -> None:
+        self.producer = producer
+        self._seq = start_seq
+        self._new_id = new_id
+
+    def make(self, model: type[E], ts: float, **fields: object) -> E:
+        event = model.model_validate(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "event_id": self._new_id(),
+                "producer": self.producer,
+                "seq": self._seq,
+                "ts": ts,
+                **fields,
+            }
+        )
+        self._seq += 1
+        return event

@@ -1,0 +1,285 @@
+"""Our own Mosquitto and Redis: started from ``broker_config/`` templates in a run directory.
+
+``Services(run_dir).up()`` renders the configs, starts both servers on free (or given)
+loopback ports, waits until each answers, and records pids and ports in
+``run_dir/services.json``. ``down()`` stops exactly those processes. Nothing here uses a
+broker or Redis that happens to be running on the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from string import Template
+
+import redis
+
+from broker_config import MOSQUITTO_TEMPLATE, REDIS_TEMPLATE
+from floorwalker.errors import ConfigError, ServiceStartError
+
+STATE_FILE = "services.json"
+HOST = "127.0.0.1"
+#: Debian package that provides each binary, for the "how to install" message.
+PACKAGES = {"mosquitto": "mosquitto", "redis-server": "redis-server"}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the broker and Redis answer."""
+
+    mqtt_host: str
+    mqtt_port: int
+    redis_url: str
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://{self.mqtt_host}:{self.mqtt_port}"
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    name: str
+    pid: int
+    port: int
+    started: int  # kernel start time of the process, see _start_ticks
+
+
+def find_binary(name: str) -> str:
+    """Path of a server binary, or an error that says which Debian package to install."""
+    found = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+    )
+    if found is None:
+        raise ServiceStartError(
+            f"{name} is not installed: run `sudo apt-get install -y {PACKAGES[name]}` "
+            "(or `make setup`, which does it for you)"
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def mqtt_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when an MQTT CONNECT on ``host:port`` gets an accepting CONNACK."""
+    # MQTT 3.1.1 CONNECT, clean session, keepalive 60 s, empty client id.
+    connect = b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(connect)
+            reply = s.recv(4)
+            s.sendall(b"\xe0\x00")  # DISCONNECT
+    except OSError:
+        return False
+    return reply == b"\x20\x02\x00\x00"
+
+
+def redis_answers(url: str, timeout: float = 1.0) -> bool:
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Kernel start time of ``pid`` (clock ticks since boot), or None if it is gone.
+
+    Together with the pid it identifies one process for good: a reused pid has another
+    start time. (The command line won't do: redis-server rewrites its own.)
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22; the command name (field 2) may contain spaces, so split after its ')'.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _pid_alive(proc: ServiceProcess) -> bool:
+    """True if the recorded process is still the server we started (and not a zombie)."""
+    try:
+        state = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z" and _start_ticks(proc.pid) == proc.started
+
+
+class Services:
+    """Start, stop and describe the Mosquitto and Redis that belong to one run directory."""
+
+    def __init__(self, run_dir: Path, *, mqtt_port: int | None = None, redis_port: int | None = None) -> None:
+        self.run_dir = run_dir.resolve()
+        self.mqtt_port = mqtt_port
+        self.redis_port = redis_port
+        self._children: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / STATE_FILE
+
+    # -- queries -----------------------------------------------------------------------
+
+    def recorded(self) -> dict[str, ServiceProcess]:
+        try:
+            raw = json.loads(self.state_file.read_text())
+            return {name: ServiceProcess(**proc) for name, proc in raw.items()}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{self.state_file}: unreadable ({exc}); delete it and run `floorwalker services up`") from None
+
+    def endpoints(self) -> Endpoints:
+        procs = self.recorded()
+        if set(procs) != {"mosquitto", "redis"}:
+            raise ConfigError(
+                f"no services recorded in {self.state_file}: start them with `floorwalker services up` "
+                "or pass --mqtt-url and --redis-url"
+            )
+        return Endpoints(HOST, procs["mosquitto"].port, f"redis://{HOST}:{procs['redis'].port}/0")
+
+    def status(self) -> dict[str, str]:
+        """One line per service: pid, port and whether it answers."""
+        procs = self.recorded()
+        lines: dict[str, str] = {}
+        for name in ("mosquitto", "redis"):
+            proc = procs.get(name)
+            if proc is None:
+                lines[name] = "not started"
+                continue
+            alive = _pid_alive(proc)
+            answers = (
+                mqtt_answers(HOST, proc.port) if name == "mosquitto" else redis_answers(f"redis://{HOST}:{proc.port}/0")
+            )
+            state = "up" if alive and answers else ("not answering" if alive else "dead")
+            lines[name] = f"{state} (pid {proc.pid}, port {proc.port})"
+        return lines
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def up(self, timeout: float = 15.0) -> Endpoints:
+        """Start both servers (or keep the ones already up) and return their endpoints."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        procs = self.recorded()
+        mosq = procs.get("mosquitto")
+        if mosq is None or not (_pid_alive(mosq) and mqtt_answers(HOST, mosq.port)):
+            mosq = self._start_mosquitto(timeout)
+            self._record({**self.recorded(), "mosquitto": mosq})
+        red = procs.get("redis")
+        if red is None or not (_pid_alive(red) and redis_answers(f"redis://{HOST}:{red.port}/0")):
+            red = self._start_redis(timeout)
+            self._record({**self.recorded(), "redis": red})
+        return self.endpoints()
+
+    def down(self, timeout: float = 10.0) -> list[str]:
+        """Stop exactly the processes recorded in the state file; return what was stopped."""
+        stopped = []
+        for proc in self.recorded().values():
+            if _pid_alive(proc):
+                os.kill(proc.pid, signal.SIGTERM)
+                deadline = time.monotonic() + timeout
+                while _pid_alive(proc) and time.monotonic() < deadline:
+                    self._reap()
+                    time.sleep(0.05)
+                if _pid_alive(proc):
+                    os.kill(proc.pid, signal.SIGKILL)
+                stopped.append(f"{proc.name} (pid {proc.pid}, port {proc.port})")
+        self._reap()
+        with contextlib.suppress(FileNotFoundError):
+            self.state_file.unlink()
+        return stopped
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _record(self, procs: dict[str, ServiceProcess]) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({k: asdict(v) for k, v in procs.items()}, indent=2))
+        tmp.replace(self.state_file)
+
+    def _reap(self) -> None:
+        for child in self._children:
+            child.poll()
+
+    def _pick_port(self, wanted: int | None, flag: str) -> int:
+        if wanted is None:
+            return free_port()
+        if not port_is_free(wanted):
+            raise ServiceStartError(
+                f"port {wanted} on {HOST} is busy: pick another with {flag} or stop whatever listens there"
+            )
+        return wanted
+
+    def _render(self, template: Path, name: str, port: int) -> Path:
+        data_dir = self.run_dir / name
+        data_dir.mkdir(exist_ok=True)
+        text = Template(template.read_text()).substitute(
+            port=port, run_dir=str(data_dir), user=pwd.getpwuid(os.getuid()).pw_name
+        )
+        conf = self.run_dir / f"{name}.conf"
+        conf.write_text(text)
+        return conf
+
+    def _spawn(self, name: str, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("ab") as err:
+            child = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True
+            )
+        self._children.append(child)
+        return child
+
+    def _start(self, name: str, binary: str, template: Path, wanted: int | None, flag: str, timeout: float) -> ServiceProcess:
+        port = self._pick_port(wanted, flag)
+        conf = self._render(template, name, port)
+        log = self.run_dir / f"{name}.stderr.log"
+        argv = [binary, "-c", str(conf)] if name == "mosquitto" else [binary, str(conf)]
+        child = self._spawn(name, argv, log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                tail = _tail(log) or _tail(self.run_dir / name / f"{name}.log")
+                raise ServiceStartError(f"{name} exited at start (code {child.returncode}): {tail} — see {log}")
+            ok = mqtt_answers(HOST, port) if name == "mosquitto" else redis_answers(f"redis://{HOST}:{port}/0")
+            if ok:
+                return ServiceProcess(name, child.pid, port, _start_ticks(child.pid) or 0)
+            time.sleep(0.05)
+        child.kill()
+        raise ServiceStartError(f"{name} did not answer on {HOST}:{port} within {timeout:.0f} s — see {log}")
+
+    def _start_mosquitto(self, timeout: float) -> ServiceProcess:
+        return self._start(
+            "mosquitto", find_binary("mosquitto"), MOSQUITTO_TEMPLATE, self.mqtt_port, "--mqtt-port", timeout
+        )
+
+    def _start_redis(self, timeout: float) -> ServiceProcess:
+        return self._start("redis", find_binary("redis-server"), REDIS_TEMPLATE, self.redis_port, "--redis-port", timeout)
+
+
+def _tail(path: Path, lines: int = 1) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
