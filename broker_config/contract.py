@@ -321,7 +321,8 @@ def encode(payload: Envelope) -> bytes:
     data = payload.model_dump_json(exclude_none=False).encode()
     if len(data) > MAX_PAYLOAD_BYTES:
         raise ContractError(
-            RejectReason.TOO_LARGE, f"{type(payload).__name__} is {len(data)} bytes, limit {MAX_PAYLOAD_BYTES}"
+            RejectReason.TOO_LARGE,
+            f"{type(payload).__name__} is {len(data)} bytes, limit {MAX_PAYLOAD_BYTES}",
         )
     return data
 
@@ -329,7 +330,9 @@ def encode(payload: Envelope) -> bytes:
 def decode(topics: Topics, topic: str, payload: bytes) -> Message:
     """Validate ``payload`` against the model for ``topic``; raise :class:`ContractError`."""
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ContractError(RejectReason.TOO_LARGE, f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
+        raise ContractError(
+            RejectReason.TOO_LARGE, f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}"
+        )
     address = topics.parse(topic)
     try:
         body = address.spec.model.model_validate_json(payload)
@@ -375,7 +378,9 @@ class EnvelopeSource:
     consumer would reject.
     """
 
-    def __init__(self, producer: str, *, start_seq: int = 0, new_id: Callable[[], str] = new_event_id) -> None:
+    def __init__(
+        self, producer: str, *, start_seq: int = 0, new_id: Callable[[], str] = new_event_id
+    ) -> None:
         self.producer = producer
         self._seq = start_seq
         self._new_id = new_id

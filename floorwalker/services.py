@@ -150,7 +150,9 @@ class Services:
         except FileNotFoundError:
             return {}
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{self.state_file}: unreadable ({exc}); delete it and run `floorwalker services up`") from None
+            raise ConfigError(
+                f"{self.state_file}: unreadable ({exc}); delete it and run `floorwalker services up`"
+            ) from None
 
     def endpoints(self) -> Endpoints:
         procs = self.recorded()
@@ -172,7 +174,9 @@ class Services:
                 continue
             alive = _pid_alive(proc)
             answers = (
-                mqtt_answers(HOST, proc.port) if name == "mosquitto" else redis_answers(f"redis://{HOST}:{proc.port}/0")
+                mqtt_answers(HOST, proc.port)
+                if name == "mosquitto"
+                else redis_answers(f"redis://{HOST}:{proc.port}/0")
             )
             state = "up" if alive and answers else ("not answering" if alive else "dead")
             lines[name] = f"{state} (pid {proc.pid}, port {proc.port})"
@@ -250,7 +254,9 @@ class Services:
         self._children.append(child)
         return child
 
-    def _start(self, name: str, binary: str, template: Path, wanted: int | None, flag: str, timeout: float) -> ServiceProcess:
+    def _start(
+        self, name: str, binary: str, template: Path, wanted: int | None, flag: str, timeout: float
+    ) -> ServiceProcess:
         port = self._pick_port(wanted, flag)
         conf = self._render(template, name, port)
         log = self.run_dir / f"{name}.stderr.log"
@@ -260,8 +266,12 @@ class Services:
         while time.monotonic() < deadline:
             if child.poll() is not None:
                 tail = _tail(log) or _tail(self.run_dir / name / f"{name}.log")
-                raise ServiceStartError(f"{name} exited at start (code {child.returncode}): {tail} — see {log}")
-            ok = mqtt_answers(HOST, port) if name == "mosquitto" else redis_answers(f"redis://{HOST}:{port}/0")
+                raise ServiceStartError(
+                    f"{name} exited at start (code {child.returncode}): {tail} — see {log}"
+                )
+            ok = (
+                mqtt_answers(HOST, port) if name == "mosquitto" else redis_answers(f"redis://{HOST}:{port}/0")
+            )
             if ok:
                 return ServiceProcess(name, child.pid, port, _start_ticks(child.pid) or 0)
             time.sleep(0.05)
@@ -274,7 +284,9 @@ class Services:
         )
 
     def _start_redis(self, timeout: float) -> ServiceProcess:
-        return self._start("redis", find_binary("redis-server"), REDIS_TEMPLATE, self.redis_port, "--redis-port", timeout)
+        return self._start(
+            "redis", find_binary("redis-server"), REDIS_TEMPLATE, self.redis_port, "--redis-port", timeout
+        )
 
 
 def _tail(path: Path, lines: int = 1) -> str:

@@ -1,0 +1,143 @@
+"""Typed store configuration, validated at start-up.
+
+One YAML file describes a store: its zones (with the product categories shelved there),
+gateways and the zones they cover, checkout lanes and their POS adapters, associates and
+the zones they look after, and the parameters of the first rules. Every error names the
+file, the key and the problem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from broker_config.contract import Ident
+from floorwalker.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ZoneConfig(_Strict):
+    id: Ident
+    name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    #: Product categories shelved in this zone (the replenishment rule looks here).
+    categories: list[Ident] = []
+
+
+class GatewayConfig(_Strict):
+    id: Ident
+    #: Zones this gateway reports presence and footfall for.
+    zones: list[Ident] = Field(min_length=1)
+
+
+class LaneConfig(_Strict):
+    id: Ident
+    #: Producer id of the POS adapter that publishes this lane's checkouts.
+    pos: Ident
+    associate: Ident
+
+
+class AssociateConfig(_Strict):
+    id: Ident
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    zones: list[Ident] = []
+
+
+class RulesConfig(_Strict):
+    vip_tiers: list[str] = ["gold", "platinum"]
+    #: A category is "due" from this fraction of the household's usual interval ...
+    replenish_from: float = Field(default=0.9, gt=0, le=5)
+    #: ... until this multiple of it (later than that, they have probably switched).
+    replenish_until: float = Field(default=3.0, gt=0, le=20)
+    member_discount_pct: int = Field(default=5, ge=0, le=100)
+    #: Events older than this (by the recommender's clock) update state but prompt nobody.
+    max_event_age_s: float = Field(default=120.0, gt=0)
+    visit_ttl_s: int = Field(default=4 * 3600, ge=60)
+    #: How many recent event ids per customer are kept for deduplication, and for how long.
+    dedupe_window: int = Field(default=128, ge=8, le=10_000)
+    dedupe_ttl_s: int = Field(default=24 * 3600, ge=60)
+    prompt_ttl_s: int = Field(default=300, ge=10)
+
+    @model_validator(mode="after")
+    def _window(self) -> RulesConfig:
+        if self.replenish_until <= self.replenish_from:
+            raise ValueError("replenish_until must be greater than replenish_from")
+        return self
+
+
+class StoreConfig(_Strict):
+    store: Ident
+    name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    zones: list[ZoneConfig] = Field(min_length=1)
+    gateways: list[GatewayConfig] = Field(min_length=1)
+    lanes: list[LaneConfig] = []
+    associates: list[AssociateConfig] = Field(min_length=1)
+    #: Associate who gets prompts for zones nobody else covers.
+    floor_lead: Ident
+    rules: RulesConfig = RulesConfig()
+    #: CRM fixture loaded into Redis at start (relative paths are relative to this file).
+    crm: Path | None = None
+
+    @model_validator(mode="after")
+    def _references(self) -> StoreConfig:
+        for what, ids in (
+            ("zones", [z.id for z in self.zones]),
+            ("gateways", [g.id for g in self.gateways]),
+            ("lanes", [lane.id for lane in self.lanes]),
+            ("associates", [a.id for a in self.associates]),
+        ):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                raise ValueError(f"{what}: duplicate id {dupes[0]!r}")
+        zones = {z.id for z in self.zones}
+        associates = {a.id for a in self.associates}
+        for gw in self.gateways:
+            for z in gw.zones:
+                if z not in zones:
+                    raise ValueError(f"gateway {gw.id!r} covers unknown zone {z!r}")
+        for a in self.associates:
+            for z in a.zones:
+                if z not in zones:
+                    raise ValueError(f"associate {a.id!r} looks after unknown zone {z!r}")
+        for lane in self.lanes:
+            if lane.associate not in associates:
+                raise ValueError(f"lane {lane.id!r} names unknown associate {lane.associate!r}")
+        if self.floor_lead not in associates:
+            raise ValueError(f"floor_lead {self.floor_lead!r} is not one of the associates")
+        return self
+
+    def zone(self, zone_id: str) -> ZoneConfig | None:
+        return next((z for z in self.zones if z.id == zone_id), None)
+
+    def lane(self, lane_id: str) -> LaneConfig | None:
+        return next((lane for lane in self.lanes if lane.id == lane_id), None)
+
+
+def load_store_config(path: Path) -> StoreConfig:
+    """Read and validate a store YAML file; a :class:`ConfigError` names file, key and problem."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such store config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        config = StoreConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ConfigError(f"{path}: {key}: {err['msg']}") from None
+    if config.crm is not None and not config.crm.is_absolute():
+        config = config.model_copy(update={"crm": (path.parent / config.crm).resolve()})
+    return config

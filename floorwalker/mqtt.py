@@ -1,0 +1,137 @@
+"""One MQTT connection with a clear lifecycle (MQTT v5, paho-mqtt).
+
+``MqttLink.connect()`` either returns connected or raises one line that names the broker
+URL and what to do. Subscriptions are renewed on every reconnect; paho reconnects with
+back-off by itself. A last will (for gateways: a retained ``offline`` status) is set
+before connecting.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from floorwalker.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+#: How long the broker keeps a persistent session (and queues QoS 1 messages for it).
+SESSION_EXPIRY_S = 24 * 3600
+
+#: Called with (topic, payload); returns True to acknowledge. A message left unacknowledged
+#: (False) is redelivered by the broker when the session reconnects.
+MessageHandler = Callable[[str, bytes], bool]
+
+
+@dataclass(frozen=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+class MqttLink:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: str,
+        *,
+        subscriptions: Sequence[tuple[str, int]] = (),
+        on_message: MessageHandler | None = None,
+        will: Will | None = None,
+        persistent_session: bool = False,
+        keepalive: int = 30,
+    ) -> None:
+        self.url = f"mqtt://{host}:{port}"
+        self._host, self._port, self._keepalive = host, port, keepalive
+        self._subscriptions = list(subscriptions)
+        self._handler = on_message
+        self._persistent = persistent_session
+        self._connected = threading.Event()
+        self._refused: str | None = None
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,  # acknowledge only what was handled
+        )
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(200)
+        if will is not None:
+            client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def connect(self, timeout: float = 10.0) -> None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = SESSION_EXPIRY_S if self._persistent else 0
+        try:
+            self.client.connect(
+                self._host,
+                self._port,
+                keepalive=self._keepalive,
+                clean_start=not self._persistent,
+                properties=props,
+            )
+        except OSError as exc:
+            raise ServiceUnavailable(
+                f"cannot reach the MQTT broker at {self.url} ({exc.strerror or exc}): "
+                "start it with `floorwalker services up` or point --mqtt-url at a running broker"
+            ) from None
+        self.client.loop_start()
+        if not self._connected.wait(timeout) or self._refused:
+            self.client.loop_stop()
+            why = self._refused or f"no CONNACK within {timeout:.0f} s"
+            raise ServiceUnavailable(f"MQTT broker at {self.url} refused the connection: {why}")
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Disconnect cleanly (no last will) after queued publishes are sent."""
+        if self._connected.is_set():
+            self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- paho callbacks (run on paho's network thread) ----------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            self._refused = str(reason)
+            self._connected.set()
+            return
+        self._refused = None
+        if self._subscriptions:
+            client.subscribe(self._subscriptions)
+        log.info("connected to %s", self.url)
+        self._connected.set()
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        self._connected.clear()
+        if reason.is_failure:
+            log.warning("lost the MQTT broker at %s (%s); reconnecting", self.url, reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._handler is None or self._handler(msg.topic, bytes(msg.payload)):
+            self.client.ack(msg.mid, msg.qos)

@@ -1,0 +1,58 @@
+"""Every Redis key the recommender and the handheld API use, defined once.
+
+Keys that belong to one customer share a hash tag (``{m_...}``) so that on Redis Cluster
+they live on one slot and one Lua script may touch them together. Keys that belong to a
+checkout lane are tagged by the lane for the same reason.
+
+=====================================  =======  ================  ==============================
+pattern                                type     TTL               written by
+=====================================  =======  ================  ==============================
+{p}fw:{store}:cust:{m}:profile         hash     none (CRM data)   CRM loader; checkout script
+{p}fw:{store}:cust:{m}:visit           hash     visit_ttl_s       presence/checkout scripts
+{p}fw:{store}:cust:{m}:seen            zset     dedupe_ttl_s      presence/checkout scripts
+{p}fw:{store}:lane:{lane}:seen         zset     dedupe_ttl_s      checkout script (non-members)
+{p}fw:{store}:deadletter               stream   capped (MAXLEN)   recommender
+{p}fw:{store}:stats                    hash     none (counters)   recommender
+=====================================  =======  ================  ==============================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Dead-letter stream cap (approximate, ``XADD MAXLEN ~``).
+DEADLETTER_MAXLEN = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    store: str
+    prefix: str = ""
+
+    @property
+    def _base(self) -> str:
+        return f"{self.prefix}fw:{self.store}"
+
+    def profile(self, member: str) -> str:
+        return f"{self._base}:cust:{{{member}}}:profile"
+
+    def visit(self, member: str) -> str:
+        return f"{self._base}:cust:{{{member}}}:visit"
+
+    def member_seen(self, member: str) -> str:
+        return f"{self._base}:cust:{{{member}}}:seen"
+
+    def lane_seen(self, lane: str) -> str:
+        return f"{self._base}:lane:{{{lane}}}:seen"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self._base}:deadletter"
+
+    @property
+    def stats(self) -> str:
+        return f"{self._base}:stats"
+
+    def pattern(self) -> str:
+        """Glob matching every key of this store and prefix (tests clean up with it)."""
+        return f"{self._base}:*"

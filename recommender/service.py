@@ -1,0 +1,113 @@
+"""The recommender process: the MQTT and Redis shell around :class:`Recommender`.
+
+Consumes with QoS 1 on a persistent session, so the broker keeps events while the
+recommender restarts. A message is acknowledged only after it was handled: while Redis is
+unreachable the handler retries with back-off and holds the message rather than drop it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import redis
+
+from broker_config.contract import Topics
+from floorwalker.config import StoreConfig
+from floorwalker.errors import ServiceUnavailable
+from floorwalker.mqtt import MqttLink
+from recommender.crm import load_into_redis, read_fixture
+from recommender.engine import Recommender
+from recommender.keys import Keys
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL_S = 1.0
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """A Redis client that answered PING, or one line saying where Redis was expected."""
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise ServiceUnavailable(
+            f"cannot reach Redis at {url} ({exc}): start it with `floorwalker services up` "
+            "or point --redis-url at a running Redis"
+        ) from None
+    return client
+
+
+class RecommenderService:
+    def __init__(
+        self,
+        config: StoreConfig,
+        mqtt_host: str,
+        mqtt_port: int,
+        redis_url: str,
+        *,
+        topic_prefix: str = "",
+        key_prefix: str = "",
+        client_id: str = "recommender",
+        load_crm: bool = True,
+    ) -> None:
+        self.redis_url = redis_url
+        self.redis = connect_redis(redis_url)
+        self.keys = Keys(config.store, key_prefix)
+        if load_crm and config.crm is not None:
+            count = load_into_redis(self.redis, self.keys, read_fixture(config.crm), time.time())
+            log.info("loaded %d CRM members from %s", count, config.crm)
+        self.engine = Recommender(config, self.redis, Topics(topic_prefix), self.keys, producer=client_id)
+        self._stop = threading.Event()
+        self.link = MqttLink(
+            mqtt_host,
+            mqtt_port,
+            client_id=f"{topic_prefix.replace('/', '-')}{client_id}",
+            subscriptions=self.engine.subscriptions(),
+            on_message=self._on_message,
+            persistent_session=True,
+        )
+
+    def start(self) -> None:
+        self.link.connect()
+
+    def run(self) -> None:
+        """Serve until :meth:`stop` is called (e.g. from a signal handler)."""
+        self.start()
+        try:
+            while not self._stop.wait(STATS_INTERVAL_S):
+                self._flush_stats()
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self.link.close()
+        self._flush_stats()
+        self.redis.close()
+
+    def _flush_stats(self) -> None:
+        try:
+            self.engine.flush_stats()
+        except redis.RedisError as exc:
+            log.warning("could not write stats to Redis at %s (%s)", self.redis_url, exc)
+
+    def _on_message(self, topic: str, payload: bytes) -> bool:
+        delay = 0.05
+        while True:
+            try:
+                outbound = self.engine.handle(topic, payload, time.time())
+                break
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if self._stop.is_set():
+                    return False  # unacknowledged: the broker redelivers it to the next run
+                log.warning("Redis at %s unreachable (%s); holding the message, retry in %.1f s",
+                            self.redis_url, exc, delay)  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        for out in outbound:
+            self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+        return True
