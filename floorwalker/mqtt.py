@@ -3,7 +3,7 @@
 ``MqttLink.connect()`` either returns connected or raises one line that names the broker
 URL and what to do. Subscriptions are renewed on every reconnect; paho reconnects with
 back-off by itself. A last will (for gateways: a retained ``offline`` status) is set
-before connecting.
+with :meth:`MqttLink.set_will` before connecting.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ class MqttLink:
         *,
         subscriptions: Sequence[tuple[str, int]] = (),
         on_message: MessageHandler | None = None,
-        will: Will | None = None,
         persistent_session: bool = False,
         keepalive: int = 30,
     ) -> None:
@@ -68,8 +67,6 @@ class MqttLink:
         )
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(200)
-        if will is not None:
-            client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -78,6 +75,10 @@ class MqttLink:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    def set_will(self, will: Will) -> None:
+        """Set the last will; takes effect at the next connect."""
+        self.client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
 
     def connect(self, timeout: float = 10.0) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]

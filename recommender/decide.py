@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from importlib import resources
+from pathlib import Path
 
 import redis
 
@@ -40,7 +40,7 @@ class Decision:
 
 
 def _load(name: str) -> str:
-    lua = resources.files("recommender") / "lua"
+    lua = Path(__file__).resolve().parent / "lua"
     return (lua / "dedupe.lua").read_text() + "\n" + (lua / name).read_text()
 
 

@@ -1,0 +1,3 @@
+from floorwalker.cli import app
+
+app(prog_name="floorwalker")

@@ -1,0 +1,87 @@
+"""Play a scenario onto the real broker in (scaled) real time, as the store's gateways and
+POS adapters would: one :class:`EdgePublisher` per device, event time = wall clock."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from broker_config.contract import Topics
+from edge_agent.publisher import EdgePublisher
+from floorwalker.config import StoreConfig
+from recommender.crm import CrmFixture
+from simulators.scenario import Checkout, Presence, Shopper, Step, build
+
+log = logging.getLogger(__name__)
+
+
+def shoppers_from(fixture: CrmFixture, non_members: int) -> list[Shopper]:
+    members = [Shopper(m.member, m.consent.recognition) for m in fixture.members]
+    return members + [Shopper(None, False) for _ in range(non_members)]
+
+
+class LiveStore:
+    """The simulated store's devices, connected to one broker."""
+
+    def __init__(
+        self, config: StoreConfig, mqtt_host: str, mqtt_port: int, *, topic_prefix: str = ""
+    ) -> None:
+        topics = Topics(topic_prefix)
+        self.config = config
+        self.devices = {
+            g.id: EdgePublisher(config.store, g.id, mqtt_host, mqtt_port, topics=topics)
+            for g in config.gateways
+        } | {
+            lane.pos: EdgePublisher(config.store, lane.pos, mqtt_host, mqtt_port, topics=topics, status=False)
+            for lane in config.lanes
+        }
+        self.sent: Counter[str] = Counter()
+
+    def start(self) -> None:
+        now = time.time()
+        for device in self.devices.values():
+            device.start(now)
+
+    def stop(self) -> None:
+        now = time.time()
+        for device in self.devices.values():
+            device.stop(now)
+
+    def emit(self, step: Step, ts: float) -> str:
+        device = self.devices[step.gateway if isinstance(step, Presence) else step.pos]
+        if isinstance(step, Presence):
+            self.sent[f"presence:{step.action}"] += 1
+            return device.presence(step.zone, step.member, step.action, ts)
+        assert isinstance(step, Checkout)
+        self.sent["checkout"] += 1
+        return device.checkout(step.lane, ts, member=step.member, items=step.items)
+
+    def play(
+        self,
+        steps: list[Step],
+        stop: threading.Event,
+        *,
+        speed: float = 1.0,
+        on_step: Callable[[Step], None] | None = None,
+    ) -> None:
+        """Emit ``steps`` at their offsets divided by ``speed``; return early if ``stop`` is set."""
+        origin = time.monotonic()
+        for step in steps:
+            if stop.wait(max(0.0, origin + step.at / speed - time.monotonic())):
+                return
+            self.emit(step, time.time())
+            if on_step is not None:
+                on_step(step)
+
+
+def run_forever(
+    live: LiveStore, shoppers: list[Shopper], stop: threading.Event, *, seed: int = 1, speed: float = 1.0
+) -> None:
+    """Replay the scenario round after round (a new seed each round) until ``stop``."""
+    round_ = 0
+    while not stop.is_set():
+        live.play(build(live.config, shoppers, seed + round_), stop, speed=speed)
+        round_ += 1

@@ -1,0 +1,91 @@
+"""A scripted store visit for the demo and tests. Pure: seed and layout in, steps out.
+
+Members who consented walk from the entrance through a few zones (their phones are heard
+by the gateway covering each zone) and pay at a lane; non-members only show up at the
+till. Times are offsets in seconds from the scenario's start.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Literal
+
+from floorwalker.config import StoreConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    at: float
+    gateway: str
+    zone: str
+    member: str
+    action: Literal["enter", "leave"]
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    at: float
+    pos: str
+    lane: str
+    member: str | None
+    items: list[dict[str, object]] = field(default_factory=list)
+
+
+Step = Presence | Checkout
+
+
+@dataclass(frozen=True, slots=True)
+class Shopper:
+    member: str | None  # None: not a member
+    recognizable: bool  # a member whose app may be heard (consent to recognition)
+
+
+def _basket(rng: random.Random, categories: list[str]) -> list[dict[str, object]]:
+    picks = rng.sample(categories, k=min(len(categories), rng.randint(1, 4))) or ["groceries"]
+    return [
+        {"sku": f"{c}-{rng.randint(100, 999)}", "category": c, "qty": rng.randint(1, 3),
+         "amount_cents": rng.randint(150, 2500)}
+        for c in picks
+    ]  # fmt: skip
+
+
+def visit(config: StoreConfig, shopper: Shopper, start: float, rng: random.Random) -> list[Step]:
+    """One shopper's steps: zones walked (if recognizable), then a checkout."""
+    gateway_of = {z: g.id for g in config.gateways for z in g.zones}
+    shop_zones = [z for z in config.zones if z.categories]
+    entrance = next((z.id for z in config.zones if not z.categories and z.id in gateway_of), None)
+    steps: list[Step] = []
+    t = start
+    route = rng.sample(shop_zones, k=min(len(shop_zones), rng.randint(1, 3)))
+    if shopper.member is not None and shopper.recognizable:
+        path = ([entrance] if entrance else []) + [z.id for z in route]
+        previous: str | None = None
+        for zone in path:
+            if previous is not None:
+                steps.append(Presence(t, gateway_of[previous], previous, shopper.member, "leave"))
+            steps.append(Presence(t, gateway_of[zone], zone, shopper.member, "enter"))
+            previous = zone
+            t += rng.uniform(6.0, 18.0)
+        if previous is not None:
+            steps.append(Presence(t, gateway_of[previous], previous, shopper.member, "leave"))
+    else:
+        t += rng.uniform(20.0, 60.0)
+    if config.lanes:
+        lane = rng.choice(config.lanes)
+        categories = [c for z in route for c in z.categories]
+        steps.append(
+            Checkout(t + rng.uniform(2.0, 8.0), lane.pos, lane.id, shopper.member, _basket(rng, categories))
+        )
+    return steps
+
+
+def build(config: StoreConfig, shoppers: list[Shopper], seed: int, spacing_s: float = 8.0) -> list[Step]:
+    """All shoppers' steps, arrivals ``spacing_s`` apart on average, in time order."""
+    rng = random.Random(seed)
+    steps: list[Step] = []
+    t = 0.0
+    for shopper in shoppers:
+        steps.extend(visit(config, shopper, t, rng))
+        t += rng.uniform(0.5, 1.5) * spacing_s
+    return sorted(steps, key=lambda s: s.at)
