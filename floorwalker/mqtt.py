@@ -58,6 +58,8 @@ class MqttLink:
         self._handler = on_message
         self._persistent = persistent_session
         self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._subscribe_mid: int | None = None
         self._refused: str | None = None
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -70,6 +72,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self.client = client
 
     @property
@@ -101,6 +104,11 @@ class MqttLink:
             self.client.loop_stop()
             why = self._refused or f"no CONNACK within {timeout:.0f} s"
             raise ServiceUnavailable(f"MQTT broker at {self.url} refused the connection: {why}")
+        # Return only once the broker confirmed our subscriptions: from here on nothing
+        # published to them is missed.
+        if self._subscriptions and not self._subscribed.wait(timeout):
+            self.client.loop_stop()
+            raise ServiceUnavailable(f"MQTT broker at {self.url} did not confirm our subscriptions")
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=qos, retain=retain)
@@ -122,7 +130,7 @@ class MqttLink:
             return
         self._refused = None
         if self._subscriptions:
-            client.subscribe(self._subscriptions)
+            _, self._subscribe_mid = client.subscribe(self._subscriptions)
         log.info("connected to %s", self.url)
         self._connected.set()
 
@@ -132,6 +140,16 @@ class MqttLink:
         self._connected.clear()
         if reason.is_failure:
             log.warning("lost the MQTT broker at %s (%s); reconnecting", self.url, reason)
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: list[ReasonCode], _props: Any
+    ) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.error("MQTT broker at %s refused a subscription: %s", self.url, ", ".join(refused))
+        self._subscribed.set()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._handler is None or self._handler(msg.topic, bytes(msg.payload)):

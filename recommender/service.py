@@ -73,8 +73,12 @@ class RecommenderService:
         self.link.connect()
 
     def run(self) -> None:
-        """Serve until :meth:`stop` is called (e.g. from a signal handler)."""
+        """Connect, then serve until :meth:`stop` is called (e.g. from a signal handler)."""
         self.start()
+        self.serve()
+
+    def serve(self) -> None:
+        """Serve (already connected) until :meth:`stop`; flushes counters once a second."""
         try:
             while not self._stop.wait(STATS_INTERVAL_S):
                 self._flush_stats()

@@ -4,7 +4,7 @@ topic/key prefix per test so tests never see each other's traffic."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,3 +45,63 @@ def redis_client(services: Endpoints, prefix: str) -> Iterator[redis.Redis]:
 @pytest.fixture(scope="session")
 def store_config() -> StoreConfig:
     return load_store_config(DEMO_STORE)
+
+
+class Collector:
+    """Subscribes to topic filters on the real broker and keeps what arrives, in order."""
+
+    def __init__(self, endpoints: Endpoints, filters: list[str]) -> None:
+        import threading
+
+        from floorwalker.mqtt import MqttLink
+
+        self.messages: list[tuple[str, bytes]] = []
+        self._cond = threading.Condition()
+        self.link = MqttLink(
+            endpoints.mqtt_host,
+            endpoints.mqtt_port,
+            client_id=f"collector-{uuid.uuid4().hex[:8]}",
+            subscriptions=[(f, 1) for f in filters],
+            on_message=self._add,
+        )
+        self.link.connect()
+        # Subscriptions are sent on connect; a round trip through the broker proves they are in.
+        probe = f"probe/{uuid.uuid4().hex}"
+        self.link.client.subscribe(probe, 1)
+        self.link.publish(probe, b"ready", qos=1)
+        self.wait_for(lambda msgs: any(t == probe for t, _ in msgs))
+        self.link.client.unsubscribe(probe)
+        with self._cond:
+            self.messages = [m for m in self.messages if m[0] != probe]
+
+    def _add(self, topic: str, payload: bytes) -> bool:
+        with self._cond:
+            self.messages.append((topic, payload))
+            self._cond.notify_all()
+        return True
+
+    def wait_for(self, predicate: Callable[[list[tuple[str, bytes]]], bool], timeout: float = 10.0) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: predicate(self.messages), timeout):
+                raise AssertionError(f"timed out after {timeout} s; got {[t for t, _ in self.messages]}")
+
+    def on(self, topic_part: str) -> list[bytes]:
+        with self._cond:
+            return [p for t, p in self.messages if topic_part in t]
+
+    def close(self) -> None:
+        self.link.close()
+
+
+@pytest.fixture
+def collect(services: Endpoints) -> Iterator[Callable[[list[str]], Collector]]:
+    made: list[Collector] = []
+
+    def make(filters: list[str]) -> Collector:
+        c = Collector(services, filters)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()

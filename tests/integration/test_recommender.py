@@ -1,0 +1,294 @@
+"""The thin slice, end to end on the real broker and Redis: sensor event in, prompt out.
+
+Each test waits for a *sentinel* prompt sent after the events under test: the recommender
+handles one connection's messages in order, so once the sentinel's prompt is here every
+earlier event has been handled, and "exactly one prompt" can be asserted without sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+
+from broker_config.contract import (
+    MAX_PAYLOAD_BYTES,
+    CheckoutEvent,
+    DeadLetter,
+    EnvelopeSource,
+    PresenceEvent,
+    Prompt,
+    PromptKind,
+    TopicKind,
+    Topics,
+    encode,
+)
+from floorwalker.config import StoreConfig
+from floorwalker.mqtt import MqttLink
+from floorwalker.services import Endpoints
+from recommender.keys import Keys
+from recommender.service import RecommenderService
+from tests.conftest import Collector
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Slice:
+    topics: Topics
+    keys: Keys
+    store: str
+    link: MqttLink  # a raw producer connection: publishes exact bytes
+    prompts: Collector
+    deadletters: Collector
+    gw_entrance: EnvelopeSource
+    gw_fresh: EnvelopeSource
+    pos1: EnvelopeSource
+    pos2: EnvelopeSource
+    redis: redis.Redis
+
+    def send(self, topic: str, payload: bytes) -> None:
+        self.link.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def enter(self, zone: str, member: str, source: EnvelopeSource | None = None) -> PresenceEvent:
+        source = source or (self.gw_entrance if zone == "entrance" else self.gw_fresh)
+        event = source.make(PresenceEvent, time.time(), member=member, action="enter")
+        self.send(self.topics.presence(self.store, zone), encode(event))
+        return event
+
+    def checkout(self, member: str | None = None, lane: str = "lane-1") -> CheckoutEvent:
+        source = self.pos1 if lane == "lane-1" else self.pos2
+        event = source.make(
+            CheckoutEvent,
+            time.time(),
+            member=member,
+            items=[{"sku": "kikkoman-500", "category": "sauces", "qty": 1, "amount_cents": 399}],
+            total_cents=399,
+        )
+        self.send(self.topics.checkout(self.store, lane), encode(event))
+        return event
+
+    def sentinel(self) -> None:
+        """Send a non-member checkout and wait for its invite: all earlier events are handled."""
+        event = self.checkout()
+        self.prompts.wait_for(lambda msgs: any(event.event_id.encode() in p for _, p in msgs))
+
+    def prompts_for(self, cause_ids: set[str]) -> list[Prompt]:
+        found = [Prompt.model_validate_json(p) for p in self.prompts.on("/prompt")]
+        return [p for p in found if p.cause_event_id in cause_ids]
+
+    def member_prompts(self, member: str) -> list[Prompt]:
+        return [
+            p
+            for p in (Prompt.model_validate_json(b) for b in self.prompts.on("/prompt"))
+            if p.customer.member == member
+        ]
+
+
+@pytest.fixture
+def running(
+    services: Endpoints,
+    prefix: str,
+    store_config: StoreConfig,
+    redis_client: redis.Redis,
+    collect: Callable[[list[str]], Collector],
+) -> Iterator[Slice]:
+    topics = Topics(prefix)
+    prompts = collect([topics.subscription(TopicKind.PROMPT)])
+    deadletters = collect([topics.subscription(TopicKind.DEADLETTER)])
+    service = RecommenderService(
+        store_config,
+        services.mqtt_host,
+        services.mqtt_port,
+        services.redis_url,
+        topic_prefix=prefix,
+        key_prefix=prefix,
+        client_id="rec-test",
+    )
+    service.start()
+    thread = threading.Thread(target=service.serve, daemon=True)
+    thread.start()
+    link = MqttLink(services.mqtt_host, services.mqtt_port, client_id=f"{prefix[:-1]}-producer")
+    link.connect()
+    s = Slice(
+        topics,
+        Keys(store_config.store, prefix),
+        store_config.store,
+        link,
+        prompts,
+        deadletters,
+        EnvelopeSource("gw-entrance"),
+        EnvelopeSource("gw-fresh"),
+        EnvelopeSource("pos-1"),
+        EnvelopeSource("pos-2"),
+        redis_client,
+    )
+    s.sentinel()  # the recommender is subscribed and serving
+    yield s
+    link.close()
+    service.stop()
+    thread.join(10)
+
+
+def test_member_entering_a_zone_gets_exactly_one_greeting_with_a_reason(running: Slice) -> None:
+    event = running.enter("entrance", "m_okafor02")
+    running.sentinel()
+
+    prompts = running.member_prompts("m_okafor02")
+    assert len(prompts) == 1
+    greeting = prompts[0]
+    assert greeting.kind is PromptKind.GREET_VIP
+    assert greeting.cause_event_id == event.event_id
+    assert greeting.customer.tier == "platinum"
+    assert greeting.customer.points == 5210
+    assert "Platinum member" in greeting.why and "Entrance" in greeting.why
+    # Routed to the associate who looks after the entrance, on that handheld's topic.
+    assert any(
+        event.event_id.encode() in p
+        for p in running.prompts.on(running.topics.prompt(running.store, "a-amy"))
+    )
+
+
+def test_redelivered_event_and_later_zones_do_not_greet_twice(running: Slice) -> None:
+    event = running.gw_entrance.make(PresenceEvent, time.time(), member="m_okafor02", action="enter")
+    data = encode(event)
+    topic = running.topics.presence(running.store, "entrance")
+    running.send(topic, data)
+    running.send(topic, data)  # same event_id: a QoS 1 redelivery
+    running.enter("produce", "m_okafor02")  # a second zone in the same visit
+    running.sentinel()
+
+    prompts = running.member_prompts("m_okafor02")
+    assert [p.kind for p in prompts] == [PromptKind.GREET_VIP]
+    assert running.redis.hget(running.keys.visit("m_okafor02"), "zone") == b"produce"
+
+
+def test_non_member_checkout_gets_exactly_one_join_invite(running: Slice) -> None:
+    event = running.checkout(member=None, lane="lane-2")
+    running.sentinel()
+
+    invites = running.prompts_for({event.event_id})
+    assert len(invites) == 1
+    invite = invites[0]
+    assert invite.kind is PromptKind.JOIN_INVITE
+    assert invite.customer.member is None
+    assert invite.lane == "lane-2"
+    assert "without a member card" in invite.why
+    assert any(event.event_id.encode() in p for p in running.prompts.on("/handheld/a-dan/prompt"))
+
+
+def test_member_without_consent_gets_no_prompt_and_leaves_no_visit(running: Slice) -> None:
+    running.enter("pantry", "m_berg0005")  # gold, soy sauce due, but no consent
+    running.sentinel()
+
+    assert running.member_prompts("m_berg0005") == []
+    assert running.redis.exists(running.keys.visit("m_berg0005")) == 0
+
+
+def test_replenishment_due_says_what_and_why(running: Slice) -> None:
+    """The soy-sauce story: Mrs Chen buys Kikkoman about monthly; the last was 32 days ago."""
+    running.enter("pantry", "m_chen0001")
+    running.sentinel()
+
+    prompts = running.member_prompts("m_chen0001")
+    assert [p.kind for p in prompts] == [PromptKind.REPLENISHMENT_DUE]
+    assert prompts[0].headline == "Kikkoman soy sauce 500 ml due"
+    assert "about every 31 days; last bought 32 days ago" in prompts[0].why
+    assert "5% off" in prompts[0].suggestion
+    # Routed to the pantry's associate.
+    assert running.prompts.on("/handheld/a-ben/prompt")
+
+
+def _presence(running: Slice, **changes: object) -> bytes:
+    body = json.loads(
+        encode(running.gw_entrance.make(PresenceEvent, time.time(), member="m_novak004", action="enter"))
+    )
+    body.update(changes)
+    return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+
+
+BAD_INPUTS: list[tuple[str, str, Callable[[Slice], tuple[str, bytes]]]] = [
+    (
+        "malformed json",
+        "malformed_json",
+        lambda s: (s.topics.presence(s.store, "entrance"), b'{"schema_version": 1,'),
+    ),
+    ("not an object", "malformed_json", lambda s: (s.topics.presence(s.store, "entrance"), b"[1, 2, 3]")),
+    (
+        "wrong schema_version",
+        "bad_schema_version",
+        lambda s: (s.topics.presence(s.store, "entrance"), _presence(s, schema_version=2)),
+    ),
+    (
+        "missing schema_version",
+        "bad_schema_version",
+        lambda s: (s.topics.presence(s.store, "entrance"), _presence(s, schema_version=None)),
+    ),
+    (
+        "oversized payload",
+        "too_large",
+        lambda s: (s.topics.presence(s.store, "entrance"), b"{" + b" " * (MAX_PAYLOAD_BYTES + 100) + b"}"),
+    ),
+    (
+        "unknown store",
+        "unknown_store",
+        lambda s: (s.topics.presence("other-store", "entrance"), _presence(s)),
+    ),
+    (
+        "unknown gateway",
+        "unknown_producer",
+        lambda s: (s.topics.presence(s.store, "entrance"), _presence(s, producer="gw-rogue")),
+    ),
+    (
+        "gateway reporting a zone it does not cover",
+        "unknown_producer",
+        lambda s: (s.topics.presence(s.store, "dairy"), _presence(s)),
+    ),
+    ("unknown zone", "unknown_zone", lambda s: (s.topics.presence(s.store, "roof"), _presence(s))),
+    (
+        "field out of range",
+        "invalid_field",
+        lambda s: (s.topics.presence(s.store, "entrance"), _presence(s, confidence=1.5)),
+    ),
+    (
+        "member id that is not pseudonymous",
+        "invalid_field",
+        lambda s: (s.topics.presence(s.store, "entrance"), _presence(s, member="jane.doe@example.com")),
+    ),
+    (
+        "unknown lane",
+        "unknown_lane",
+        lambda s: (
+            s.topics.checkout(s.store, "lane-9"),
+            encode(s.pos1.make(CheckoutEvent, time.time(), member=None, items=[], total_cents=0)),
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "reason", "make"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_dead_lettered_with_its_reason_and_serving_goes_on(
+    running: Slice, case: str, reason: str, make: Callable[[Slice], tuple[str, bytes]]
+) -> None:
+    topic, payload = make(running)
+    running.send(topic, payload)
+    good = running.enter("entrance", "m_okafor02")  # a good event after the bad one
+    running.prompts.wait_for(lambda msgs: any(good.event_id.encode() in p for _, p in msgs))
+
+    # Redis: a capped stream entry with the reason and the start of the original bytes.
+    entries = running.redis.xrange(running.keys.deadletter)
+    assert len(entries) == 1, case
+    record = DeadLetter.model_validate_json(entries[0][1][b"record"])
+    assert record.reason.value == reason
+    assert record.topic == topic
+    assert record.payload_size == len(payload)
+    assert payload[:64].decode(errors="backslashreplace") in record.payload_excerpt
+    assert running.redis.hget(running.keys.stats, f"rejected:{reason}") == b"1"
+    # MQTT: the same record on the store's dead-letter topic.
+    running.deadletters.wait_for(lambda msgs: len(msgs) == 1)
+    assert DeadLetter.model_validate_json(running.deadletters.on("/deadletter")[0]).reason.value == reason
