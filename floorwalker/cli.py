@@ -220,7 +220,6 @@ def recommender(
     )
     stop = _stop_on_signals()
     threading.Thread(target=lambda: (stop.wait(), service.stop()), daemon=True).start()
-    logging.getLogger("floorwalker").info("recommender for %s serving", config.store)
     service.run()
 
 

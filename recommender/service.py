@@ -75,6 +75,7 @@ class RecommenderService:
     def run(self) -> None:
         """Connect, then serve until :meth:`stop` is called (e.g. from a signal handler)."""
         self.start()
+        log.info("recommender for store %s serving on %s", self.engine.config.store, self.link.url)
         self.serve()
 
     def serve(self) -> None:

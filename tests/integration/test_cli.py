@@ -1,0 +1,124 @@
+"""The command line: services up/status/down for real, and one clear line for mistakes."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from floorwalker.services import Endpoints, mqtt_answers, redis_answers
+
+pytestmark = pytest.mark.integration
+
+
+def floorwalker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "floorwalker", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_services_up_status_down(tmp_path: Path) -> None:
+    run_dir = str(tmp_path / "run")
+    up = floorwalker("services", "up", "--run-dir", run_dir)
+    assert up.returncode == 0, up.stderr
+    lines = dict(line.split(None, 1) for line in up.stdout.splitlines()[:2])
+    mqtt_port = int(lines["mqtt"].rsplit(":", 1)[1])
+    redis_url = lines["redis"]
+    assert mqtt_answers("127.0.0.1", mqtt_port) and redis_answers(redis_url)
+
+    status = floorwalker("services", "status", "--run-dir", run_dir)
+    assert status.stdout.count(" up (pid") == 2, status.stdout
+
+    down = floorwalker("services", "down", "--run-dir", run_dir)
+    assert down.returncode == 0 and down.stdout.count("stopped") == 2, down.stdout
+    assert not mqtt_answers("127.0.0.1", mqtt_port) and not redis_answers(redis_url)
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == errors[0]  # nothing after it
+    return errors[0]
+
+
+def test_busy_port_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = _one_error_line(
+            floorwalker("services", "up", "--run-dir", str(tmp_path), "--mqtt-port", str(port))
+        )
+    assert f"port {port}" in line and "busy" in line
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("store: [unclosed", "not valid YAML"),
+        ("- a list", "expected a mapping"),
+        ("store: s1\nname: S\nzones: []\n", "zones"),
+        (
+            "store: s1\nname: S\nzones: [{id: a, name: A}]\ngateways: [{id: g, zones: [b]}]\n"
+            "associates: [{id: x, display_name: X}]\nfloor_lead: x\n",
+            "unknown zone 'b'",
+        ),
+        (
+            "store: s1\nname: S\nzones: [{id: a, name: A}]\ngateways: [{id: g, zones: [a]}]\n"
+            "associates: [{id: x, display_name: X}]\nfloor_lead: x\ncolour: red\n",
+            "colour",
+        ),
+    ],
+    ids=["bad yaml", "not a mapping", "empty zones", "dangling reference", "unknown key"],
+)
+def test_broken_store_config_names_file_and_key(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "store.yaml"
+    path.write_text(content)
+    line = _one_error_line(
+        floorwalker(
+            "recommender",
+            "--store-config",
+            str(path),
+            "--mqtt-url",
+            "mqtt://127.0.0.1:1",
+            "--redis-url",
+            "redis://127.0.0.1:1/0",
+        )
+    )
+    assert str(path) in line and expected in line
+
+
+def test_unreachable_redis_and_broker_are_one_line(services: Endpoints) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    line = _one_error_line(
+        floorwalker(
+            "recommender", "--mqtt-url", services.mqtt_url, "--redis-url", f"redis://127.0.0.1:{dead}/0"
+        )
+    )
+    assert f"redis://127.0.0.1:{dead}/0" in line and "services up" in line
+    line = _one_error_line(
+        floorwalker(
+            "recommender", "--mqtt-url", f"mqtt://127.0.0.1:{dead}", "--redis-url", services.redis_url
+        )
+    )
+    assert f"mqtt://127.0.0.1:{dead}" in line
+
+
+def test_missing_services_state_says_what_to_do(tmp_path: Path) -> None:
+    line = _one_error_line(floorwalker("recommender", "--run-dir", str(tmp_path)))
+    assert "services up" in line
+
+
+@pytest.mark.parametrize(
+    "command", ["services", "edge", "recommender", "api", "simulate", "demo", "bench", "contract"]
+)
+def test_every_command_has_help(command: str) -> None:
+    result = floorwalker(command, "--help")
+    assert result.returncode == 0 and "Usage" in result.stdout, result.stderr
