@@ -219,7 +219,12 @@ def recommender(
         load_crm=load_crm,
     )
     stop = _stop_on_signals()
-    threading.Thread(target=lambda: (stop.wait(), service.stop()), daemon=True).start()
+
+    def stop_when_signalled() -> None:
+        stop.wait()
+        service.stop()
+
+    threading.Thread(target=stop_when_signalled, daemon=True).start()
     service.run()
 
 

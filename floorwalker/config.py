@@ -135,9 +135,16 @@ def load_store_config(path: Path) -> StoreConfig:
     try:
         config = StoreConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {key}: {err['msg']}") from None
+        raise ConfigError(f"{path}: {describe(exc)}") from None
     if config.crm is not None and not config.crm.is_absolute():
         config = config.model_copy(update={"crm": (path.parent / config.crm).resolve()})
     return config
+
+
+def describe(exc: ValidationError) -> str:
+    """The first validation error as ``key.path: problem`` (or just the problem)."""
+    err = exc.errors(include_url=False)[0]
+    msg = err["msg"].removeprefix("Value error, ")
+    key = ".".join(str(p) for p in err["loc"])
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{key}: {msg}{more}" if key else f"{msg}{more}"

@@ -25,6 +25,7 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from broker_config.contract import Ident, MemberRef
+from floorwalker.config import describe
 from floorwalker.errors import ConfigError
 from recommender.keys import Keys
 
@@ -116,9 +117,7 @@ def read_fixture(path: Path) -> CrmFixture:
     except FileNotFoundError:
         raise ConfigError(f"{path}: CRM fixture not found (check the store config's `crm` key)") from None
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {key}: {err['msg']}") from None
+        raise ConfigError(f"{path}: {describe(exc)}") from None
 
 
 def load_into_redis(client: redis.Redis, keys: Keys, fixture: CrmFixture, now: float) -> int:

@@ -1,0 +1,214 @@
+"""The wire contract: every payload round-trips, topics build and parse, bad bytes are
+rejected with the right reason and nothing but a ContractError."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from broker_config.contract import (
+    MAX_PAYLOAD_BYTES,
+    SPECS,
+    CheckoutEvent,
+    ContractError,
+    CustomerCard,
+    DeadLetter,
+    EnvelopeSource,
+    Feedback,
+    FootfallEvent,
+    GatewayStatus,
+    PresenceEvent,
+    Prompt,
+    PromptKind,
+    RejectReason,
+    TopicKind,
+    Topics,
+    decode,
+    encode,
+)
+
+T = 1_800_000_000.0
+SRC = EnvelopeSource("gw-1")
+ID = "0123456789abcdef0123456789abcdef"
+
+SAMPLES: dict[TopicKind, tuple[str | None, object]] = {
+    TopicKind.STATUS: ("gw-1", SRC.make(GatewayStatus, T, state="online", software="0.1.0", uptime_s=3.5)),
+    TopicKind.PRESENCE: (
+        "pantry",
+        SRC.make(PresenceEvent, T, member="m_chen0001", action="enter", confidence=0.8),
+    ),
+    TopicKind.FOOTFALL: (
+        "checkout",
+        SRC.make(FootfallEvent, T, window_s=60, entered=12, exited=9, occupancy=3, queue_length=2),
+    ),
+    TopicKind.CHECKOUT: (
+        "lane-1",
+        SRC.make(
+            CheckoutEvent,
+            T,
+            member=None,
+            items=[{"sku": "kikkoman-500", "category": "sauces", "qty": 2, "amount_cents": 798}],
+            total_cents=798,
+        ),
+    ),
+    TopicKind.PROMPT: (
+        "a-ben",
+        SRC.make(
+            Prompt,
+            T,
+            kind=PromptKind.REPLENISHMENT_DUE,
+            customer=CustomerCard(member="m_chen0001", tier="gold", points=1840),
+            zone="pantry",
+            headline="Kikkoman soy sauce 500 ml due",
+            suggestion="Mention it",
+            why="Buys it monthly; last bought 32 days ago.",
+            cause_event_id=ID,
+            cause_ts=T,
+            expires_at=T + 300,
+        ),
+    ),
+    TopicKind.FEEDBACK: ("a-ben", SRC.make(Feedback, T, prompt_id=ID, outcome="accepted")),
+    TopicKind.DEADLETTER: (
+        None,
+        SRC.make(
+            DeadLetter,
+            T,
+            reason=RejectReason.MALFORMED_JSON,
+            detail="not valid JSON",
+            topic="fw/v1/s/zone/a/presence",
+            payload_size=3,
+            payload_excerpt="{x:",
+        ),
+    ),
+}
+
+
+def test_every_topic_kind_has_a_sample() -> None:
+    assert set(SAMPLES) == set(SPECS)
+
+
+@pytest.mark.parametrize("prefix", ["", "test-1/"])
+@pytest.mark.parametrize("kind", list(TopicKind))
+def test_payload_round_trips_through_its_topic(kind: TopicKind, prefix: str) -> None:
+    subject, payload = SAMPLES[kind]
+    topics = Topics(prefix)
+    topic = topics.build(kind, "store-1", subject)
+    message = decode(topics, topic, encode(payload))  # type: ignore[arg-type]
+    assert message.payload == payload
+    assert (message.address.kind, message.address.store, message.address.subject) == (
+        kind,
+        "store-1",
+        subject,
+    )
+    assert isinstance(message.payload, SPECS[kind].model)
+
+
+def test_topics_follow_the_documented_shape() -> None:
+    t = Topics()
+    assert t.status("s1", "gw-1") == "fw/v1/s1/gw/gw-1/status"
+    assert t.presence("s1", "pantry") == "fw/v1/s1/zone/pantry/presence"
+    assert t.footfall("s1", "pantry") == "fw/v1/s1/zone/pantry/footfall"
+    assert t.checkout("s1", "lane-1") == "fw/v1/s1/pos/lane-1/checkout"
+    assert t.prompt("s1", "a-ben") == "fw/v1/s1/handheld/a-ben/prompt"
+    assert t.feedback("s1", "a-ben") == "fw/v1/s1/handheld/a-ben/feedback"
+    assert t.deadletter("s1") == "fw/v1/s1/deadletter"
+    assert t.subscription(TopicKind.PRESENCE) == "fw/v1/+/zone/+/presence"
+    assert Topics("p").subscription(TopicKind.PROMPT, "s1") == "p/fw/v1/s1/handheld/+/prompt"
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "fw/v1",
+        "fw/v2/s1/zone/a/presence",
+        "fw/v1/s1/zone/a/footprint",
+        "fw/v1/s1/zone/presence",
+        "other/s1/deadletter",
+    ],
+)
+def test_unknown_topics_are_rejected(topic: str) -> None:
+    with pytest.raises(ContractError) as err:
+        Topics().parse(topic)
+    assert err.value.reason is RejectReason.UNKNOWN_TOPIC
+
+
+def _presence(**changes: object) -> bytes:
+    body = json.loads(encode(SAMPLES[TopicKind.PRESENCE][1]))  # type: ignore[arg-type]
+    body.update(changes)
+    return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "mentions"),
+    [
+        (b"{not json", RejectReason.MALFORMED_JSON, "JSON"),
+        (b'"a string"', RejectReason.MALFORMED_JSON, "object"),
+        (_presence(schema_version=2), RejectReason.BAD_SCHEMA_VERSION, "schema_version"),
+        (_presence(schema_version=None), RejectReason.BAD_SCHEMA_VERSION, "schema_version"),
+        (_presence(confidence=-0.1), RejectReason.INVALID_FIELD, "confidence"),
+        (_presence(member="+4917612345678"), RejectReason.INVALID_FIELD, "member"),
+        (_presence(event_id="not-an-id"), RejectReason.INVALID_FIELD, "event_id"),
+        (_presence(ts=12), RejectReason.INVALID_FIELD, "ts"),
+        (_presence(seq=-1), RejectReason.INVALID_FIELD, "seq"),
+        (_presence(mac="aa:bb:cc:dd:ee:ff"), RejectReason.INVALID_FIELD, "mac"),
+        (b"{" + b" " * MAX_PAYLOAD_BYTES + b"}", RejectReason.TOO_LARGE, str(MAX_PAYLOAD_BYTES)),
+    ],
+    ids=[
+        "truncated json", "not an object", "future schema", "no schema", "out of range",
+        "phone number as member", "bad event id", "ancient time", "negative seq", "extra field", "oversized",
+    ],
+)  # fmt: skip
+def test_bad_payloads_name_their_reason(payload: bytes, reason: RejectReason, mentions: str) -> None:
+    with pytest.raises(ContractError) as err:
+        decode(Topics(), "fw/v1/s1/zone/pantry/presence", payload)
+    assert err.value.reason is reason
+    assert mentions in str(err.value)
+
+
+def test_producers_cannot_encode_oversized_payloads() -> None:
+    items = [{"sku": "x" * 64, "category": "sauces", "qty": 1, "amount_cents": 1}] * 200
+    event = SRC.make(CheckoutEvent, T, member=None, items=items, total_cents=200)
+    with pytest.raises(ContractError) as err:
+        encode(event)
+    assert err.value.reason is RejectReason.TOO_LARGE
+
+
+def test_envelope_source_numbers_events_and_gives_fresh_ids() -> None:
+    src = EnvelopeSource("pos-1", start_seq=41)
+    a = src.make(Feedback, T, prompt_id=ID, outcome="done")
+    b = src.make(Feedback, T + 1, prompt_id=ID, outcome="done")
+    assert (a.seq, b.seq, a.producer, a.schema_version) == (41, 42, "pos-1", 1)
+    assert a.event_id != b.event_id
+
+
+@given(payload=st.binary(max_size=2048))
+def test_arbitrary_bytes_raise_only_contract_errors(payload: bytes) -> None:
+    try:
+        decode(Topics(), "fw/v1/s1/zone/pantry/presence", payload)
+    except ContractError as err:
+        assert err.reason in RejectReason
+
+
+@given(topic=st.text(alphabet="fw/v1sznpgh+#-ab", max_size=60))
+def test_arbitrary_topics_raise_only_contract_errors(topic: str) -> None:
+    try:
+        address = Topics().parse(topic)
+    except ContractError as err:
+        assert err.reason is RejectReason.UNKNOWN_TOPIC
+    else:
+        assert Topics().build(address.kind, address.store, address.subject) == topic
+
+
+@given(
+    member=st.from_regex(r"m_[A-Za-z0-9]{6,40}", fullmatch=True),
+    confidence=st.floats(0, 1),
+    seq=st.integers(0, 2**53),
+)
+def test_valid_presence_round_trips(member: str, confidence: float, seq: int) -> None:
+    event = EnvelopeSource("gw-1", start_seq=seq).make(
+        PresenceEvent, T, member=member, action="leave", confidence=confidence
+    )
+    assert decode(Topics(), "fw/v1/s1/zone/a/presence", encode(event)).payload == event
