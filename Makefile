@@ -1,0 +1,46 @@
+# Floorwalker: `make demo` runs a simulated store end to end, `make test` runs every check.
+# Both set up everything they need on a fresh machine (system packages, venv, services).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup system-deps demo test lint bench lock services-up services-down clean
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@scripts/ensure-system-deps.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	@scripts/make-venv.sh "$(PYTHON)" "$(VENV)"
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/floorwalker demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/floorwalker bench
+
+# Re-pin every dependency to what a fresh install resolves today.
+lock:
+	rm -rf /tmp/floorwalker-lock && $(PYTHON) -m venv /tmp/floorwalker-lock
+	/tmp/floorwalker-lock/bin/pip install -q -e '.[dev]'
+	/tmp/floorwalker-lock/bin/pip freeze --exclude-editable > constraints.txt
+
+services-up: setup
+	$(BIN)/floorwalker services up
+
+services-down:
+	$(BIN)/floorwalker services down
+
+clean:
+	-$(BIN)/floorwalker services down
+	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache bench/out

@@ -1,0 +1,137 @@
+"""``floorwalker demo``: a simulated store end to end on this machine.
+
+Starts our own Mosquitto and Redis, then the recommender, the handheld API and the
+simulated store's gateways and tills as separate processes, prints the handheld URLs and
+a live line of counts, and on Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+
+from floorwalker.config import load_store_config
+from floorwalker.errors import ServiceStartError
+from floorwalker.services import Services, free_port, port_is_free
+from recommender.keys import Keys
+
+HEALTH_TIMEOUT_S = 20.0
+
+
+def _spawn(name: str, args: list[str], run_dir: Path) -> subprocess.Popen[bytes]:
+    log = run_dir / f"{name}.log"
+    argv = [sys.executable, "-m", "floorwalker", "--log-file", str(log), *args]
+    with (run_dir / f"{name}.stderr.log").open("ab") as err:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True
+        )
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def _wait_http(url: str, child: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def _counts_line(stats: dict[bytes, bytes], started: float) -> str:
+    n = {k.decode(): int(v) for k, v in stats.items()}
+    rejected = sum(v for k, v in n.items() if k.startswith("rejected:"))
+    elapsed = int(time.monotonic() - started)
+    return (
+        f"[{elapsed // 60:02d}:{elapsed % 60:02d}] events {n.get('events', 0)}"
+        f" | prompts {n.get('prompts', 0)}"
+        f" (greet {n.get('prompt:greet_vip', 0)}, replenish {n.get('prompt:replenishment_due', 0)},"
+        f" invite {n.get('prompt:join_invite', 0)})"
+        f" | duplicates {n.get('outcome:duplicate', 0)} | rejected {rejected}"
+    )
+
+
+def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float = 1.0) -> None:
+    config = load_store_config(store_path)
+    run_dir = run_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if port == 0 or not port_is_free(port):
+        chosen = free_port()
+        if port:
+            print(f"port {port} is busy; serving the handheld pages on {chosen} instead")
+        port = chosen
+
+    services = Services(run_dir)
+    endpoints = services.up()
+    client = redis.Redis.from_url(endpoints.redis_url)
+    client.flushdb()  # the demo's own Redis: every run starts a fresh day
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    common = ["--store-config", str(store_path), "--mqtt-url", endpoints.mqtt_url]
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        children["recommender"] = _spawn(
+            "recommender", ["recommender", *common, "--redis-url", endpoints.redis_url], run_dir
+        )
+        children["api"] = _spawn(
+            "api", ["api", *common, "--redis-url", endpoints.redis_url, "--port", str(port)], run_dir
+        )
+        base = f"http://127.0.0.1:{port}"
+        if not _wait_http(f"{base}/api/health", children["api"], HEALTH_TIMEOUT_S):
+            raise ServiceStartError(
+                f"the handheld API did not come up on {base}: {_tail(run_dir / 'api.stderr.log')}"
+                f" — see {run_dir / 'api.log'}"
+            )
+        children["simulator"] = _spawn("simulator", ["simulate", *common, "--speed", str(speed)], run_dir)
+
+        print(f"Floorwalker demo: {config.name} ({config.store})")
+        print(f"  handheld pages   {base}/")
+        for a in config.associates:
+            print(f"    {a.display_name:<8} {base}/handheld/{a.id}  (zones: {', '.join(a.zones) or '-'})")
+        print(f"  broker {endpoints.mqtt_url}   redis {endpoints.redis_url}   logs {run_dir}")
+        print("  Ctrl-C stops everything.\n")
+
+        started = time.monotonic()
+        keys = Keys(config.store)
+        while not stop.wait(1.0):
+            for name, child in children.items():
+                if child.poll() is not None:
+                    raise ServiceStartError(
+                        f"{name} stopped (exit {child.returncode}): {_tail(run_dir / f'{name}.stderr.log')}"
+                        f" — see {run_dir / f'{name}.log'}"
+                    )
+            stats: dict[bytes, bytes] = client.hgetall(keys.stats)  # type: ignore[assignment]
+            line = _counts_line(stats, started)
+            print(f"\r{line}", end="", flush=True)
+    finally:
+        print("\nstopping ...")
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children.values():
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        client.close()
+        services.down()
+        print("stopped: simulator, handheld API, recommender, Mosquitto and Redis")

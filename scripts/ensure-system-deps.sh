@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install the system packages Floorwalker needs (Debian/Ubuntu) if any are missing:
+# Mosquitto and Redis (started by the project itself, never the system services), and
+# Python's venv module. Without root or sudo it prints the exact command to run instead.
+set -euo pipefail
+
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/sbin/redis-server ] || missing+=(redis-server)
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || missing+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+cmd="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  runner=(bash -c)
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  runner=(sudo bash -c)
+else
+  echo "error: missing system packages: ${missing[*]}. Install them with: sudo $cmd" >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "error: missing ${missing[*]} and this is not a Debian-like system: install them with your package manager" >&2
+  exit 1
+fi
+echo "installing system packages: ${missing[*]}"
+DEBIAN_FRONTEND=noninteractive "${runner[@]}" "$cmd" >/dev/null
