@@ -1,0 +1,60 @@
+"""A short smoke run of the bench on the real broker, recommender process and Redis.
+
+No assertion on speed: the figures depend on the machine. What must hold anywhere is that
+every event sent earns exactly one prompt and that the JSON has what bench/README.md says.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import redis
+from rich.console import Console
+
+from floorwalker.bench import run_on
+from floorwalker.services import Endpoints
+
+pytestmark = pytest.mark.integration
+
+
+def test_short_bench_run(services: Endpoints, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "e2e.json"
+    printed = io.StringIO()
+    console = Console(file=printed, width=140)
+
+    returned = run_on(services, [200.0], 2.0, out, tmp_path, floor_samples=200, console=console)
+
+    doc = json.loads(out.read_text())
+    assert doc == json.loads(json.dumps(returned))
+    for key in ("floor_p50_ms", "mqtt_hop_p50_ms", "mqtt_hop_p99_ms", "evalsha_p50_ms", "evalsha_p99_ms"):
+        assert doc[key] > 0, key
+    assert doc["floor_p50_ms"] == pytest.approx(doc["mqtt_hop_p50_ms"] + doc["evalsha_p50_ms"])
+    assert len(doc["floor_runs"]) == 2
+    assert doc["floor_p50_ms"] == min(f["floor_p50_ms"] for f in doc["floor_runs"])
+    assert doc["machine"]["cpu_count"] >= 1 and doc["machine"]["python"] and doc["timestamp"]
+
+    [rate] = doc["rates"]
+    assert rate["rate_eps"] == 200.0
+    assert rate["sent"] == 400
+    assert rate["prompts_expected"] == rate["sent"]
+    assert rate["prompts_received"] == rate["prompts_expected"]
+    assert rate["lost"] == 0
+    assert rate["duplicates"] == 0
+    assert rate["achieved_eps"] > 0 and rate["duration_s"] > 0
+    for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):
+        assert rate[key] > 0, key
+    assert rate["p50_ms"] <= rate["p90_ms"] <= rate["p99_ms"] <= rate["max_ms"]
+    assert rate["p50_over_floor"] == pytest.approx(rate["p50_ms"] / doc["floor_p50_ms"])
+    assert isinstance(rate["target_met"], bool)
+
+    # The recommender ran as its own process and logged there; the bench cleaned up its keys.
+    assert next(tmp_path.glob("recommender-*.log")).read_text().strip()
+    client = redis.Redis.from_url(services.redis_url)
+    try:
+        assert list(client.scan_iter(match="bench*", count=1000)) == []
+    finally:
+        client.close()
+    assert "event -> prompt latency" in printed.getvalue()
