@@ -72,6 +72,8 @@ class RejectReason(StrEnum):
     UNKNOWN_PRODUCER = "unknown_producer"
     UNKNOWN_ZONE = "unknown_zone"
     UNKNOWN_LANE = "unknown_lane"
+    #: Valid, but the recommender's state script failed on it (e.g. a corrupted key).
+    PROCESSING_ERROR = "processing_error"
 
 
 class ContractError(PermanentError):

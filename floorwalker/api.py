@@ -50,7 +50,7 @@ from broker_config.contract import (
 )
 from floorwalker.config import AssociateConfig, StoreConfig
 from floorwalker.errors import ServiceStartError, ServiceUnavailable
-from floorwalker.mqtt import MqttLink
+from floorwalker.mqtt import MqttLink, Received
 from recommender.keys import Keys
 from recommender.service import connect_redis
 
@@ -322,9 +322,10 @@ class HandheldHub:
 
     # -- paho's network thread -------------------------------------------------------
 
-    def _on_message(self, topic: str, payload: bytes) -> bool:
+    def _on_message(self, received: Received) -> bool:
+        topic = received.topic
         try:
-            msg = decode(self.topics, topic, payload)
+            msg = decode(self.topics, topic, received.payload)
         except ContractError as exc:
             log.warning("ignoring an invalid prompt on %s: %s", topic, exc)
             return True

@@ -57,7 +57,7 @@ from broker_config.contract import (
 )
 from floorwalker.config import StoreConfig, load_store_config
 from floorwalker.errors import FloorwalkerError
-from floorwalker.mqtt import MqttLink
+from floorwalker.mqtt import MqttLink, Received
 from floorwalker.services import Endpoints, Services
 from recommender.keys import Keys
 
@@ -375,8 +375,9 @@ def measure_mqtt_hop(ep: Endpoints, prefix: str, samples: int, rate_eps: float) 
     received: list[float] = []
     probes: list[bytes] = []
 
-    def on_message(_topic: str, payload: bytes) -> bool:
+    def on_message(msg: Received) -> bool:
         now = time.perf_counter()
+        payload = msg.payload
         if payload.startswith(b"probe"):
             probes.append(payload)
         else:
@@ -478,10 +479,10 @@ class PromptSink:
             on_message=self._on_message,
         )
 
-    def _on_message(self, topic: str, payload: bytes) -> bool:
+    def _on_message(self, msg: Received) -> bool:
         now = time.time()
         try:
-            body = decode(self.topics, topic, payload).payload
+            body = decode(self.topics, msg.topic, msg.payload).payload
         except ContractError:
             self.undecodable += 1
             return True

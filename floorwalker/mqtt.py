@@ -9,6 +9,7 @@ with :meth:`MqttLink.set_will` before connecting.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,9 +28,19 @@ log = logging.getLogger(__name__)
 #: How long the broker keeps a persistent session (and queues QoS 1 messages for it).
 SESSION_EXPIRY_S = 24 * 3600
 
-#: Called with (topic, payload); returns True to acknowledge. A message left unacknowledged
-#: (False) is redelivered by the broker when the session reconnects.
-MessageHandler = Callable[[str, bytes], bool]
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+#: Called on paho's network thread; returns True to acknowledge at once. On False the
+#: owner acknowledges later with :meth:`MqttLink.ack`, or never: an unacknowledged message
+#: is redelivered by the broker when the (persistent) session reconnects.
+MessageHandler = Callable[[Received], bool]
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_socket_open = self._on_socket_open
         self.client = client
 
     @property
@@ -113,6 +125,10 @@ class MqttLink:
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=qos, retain=retain)
 
+    def ack(self, message: Received) -> None:
+        """Acknowledge a message whose handler returned False (thread-safe, like publish)."""
+        self.client.ack(message.mid, message.qos)
+
     def close(self, timeout: float = 5.0) -> None:
         """Disconnect cleanly (no last will) after queued publishes are sent."""
         if self._connected.is_set():
@@ -141,6 +157,13 @@ class MqttLink:
         if reason.is_failure:
             log.warning("lost the MQTT broker at %s (%s); reconnecting", self.url, reason)
 
+    @staticmethod
+    def _on_socket_open(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+        # paho leaves Nagle's algorithm on: a small publish would then wait for the peer's
+        # delayed ACK (~40 ms). Prompts are small and latency is the product.
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: list[ReasonCode], _props: Any
     ) -> None:
@@ -152,5 +175,6 @@ class MqttLink:
         self._subscribed.set()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if self._handler is None or self._handler(msg.topic, bytes(msg.payload)):
+        received = Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos)
+        if self._handler is None or self._handler(received):
             self.client.ack(msg.mid, msg.qos)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
@@ -30,7 +31,7 @@ from broker_config.contract import (
     excerpt,
 )
 from floorwalker.config import StoreConfig
-from recommender.decide import Decider, Decision, Outcome
+from recommender.decide import Decider, Decision, Outcome, ScriptCall
 from recommender.keys import DEADLETTER_MAXLEN, Keys
 from recommender.prompts import Cause, build_prompt
 from recommender.routing import Router
@@ -39,6 +40,15 @@ log = logging.getLogger(__name__)
 
 #: Topics the recommender consumes (in every store, so a wrong store id is noticed).
 CONSUMES = (TopicKind.PRESENCE, TopicKind.CHECKOUT)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A valid event waiting for its decision."""
+
+    call: ScriptCall
+    cause: Cause
+    associate: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,28 +87,49 @@ class Recommender:
     # -- the hot path ------------------------------------------------------------------
 
     def handle(self, topic: str, payload: bytes, now: float) -> list[Outbound]:
-        try:
-            message = decode(self.topics, topic, payload)
-            self._check_source(message)
-        except ContractError as exc:
-            return [self.reject(topic, payload, exc, now)]
+        return self.handle_batch([(topic, payload)], now)[0]
+
+    def handle_batch(self, messages: Sequence[tuple[str, bytes]], now: float) -> list[list[Outbound]]:
+        """Handle messages in order; one Redis round trip for all of them.
+
+        Returns, per message, what to publish (prompts, or a dead letter). Redis
+        connection errors propagate: the caller retries the batch (scripts deduplicate).
+        """
+        results: list[list[Outbound]] = [[] for _ in messages]
+        pending: list[tuple[int, _Pending]] = []
+        for i, (topic, payload) in enumerate(messages):
+            try:
+                pending.append((i, self._prepare(topic, payload, now)))
+            except ContractError as exc:
+                results[i] = [self.reject(topic, payload, exc, now)]
+        if not pending:
+            return results
+        decisions = self._decider.run([p.call for _, p in pending])
+        for (i, p), decision in zip(pending, decisions, strict=True):
+            if isinstance(decision, redis.ResponseError):
+                error = ContractError(RejectReason.PROCESSING_ERROR, f"state script failed: {decision}")
+                results[i] = [self.reject(messages[i][0], messages[i][1], error, now)]
+            else:
+                results[i] = self._act(decision, p.cause, p.associate, now)
+        return results
+
+    def _prepare(self, topic: str, payload: bytes, now: float) -> _Pending:
+        message = decode(self.topics, topic, payload)
+        self._check_source(message)
         self.counters["events"] += 1
-        body = message.payload
+        body, subject = message.payload, message.address.subject
+        assert subject is not None  # presence and checkout topics always name a zone or lane
         if isinstance(body, PresenceEvent):
-            zone = message.address.subject
-            assert zone is not None  # presence topics always name a zone
-            decision = self._decider.presence(body, zone, self._categories[zone], now)
-            cause = Cause(body.event_id, body.ts, body.member, zone=zone)
-            associate = self._router.for_zone(zone)
-        elif isinstance(body, CheckoutEvent):
-            lane = message.address.subject
-            assert lane is not None
-            decision = self._decider.checkout(body, lane, now)
-            cause = Cause(body.event_id, body.ts, body.member, lane=lane)
-            associate = self._router.for_lane(lane)
-        else:  # pragma: no cover - CONSUMES limits what arrives here
-            raise TypeError(f"recommender does not consume {type(body).__name__}")
-        return self._act(decision, cause, associate, now)
+            call = self._decider.presence_call(body, subject, self._categories[subject], now)
+            return _Pending(
+                call, Cause(body.event_id, body.ts, body.member, zone=subject), self._router.for_zone(subject)
+            )
+        if isinstance(body, CheckoutEvent):
+            call = self._decider.checkout_call(body, subject, now)
+            return _Pending(
+                call, Cause(body.event_id, body.ts, body.member, lane=subject), self._router.for_lane(subject)
+            )
+        raise TypeError(f"recommender does not consume {type(body).__name__}")  # CONSUMES prevents this
 
     def _act(self, decision: Decision, cause: Cause, associate: str, now: float) -> list[Outbound]:
         self.counters[f"outcome:{decision.outcome.value}"] += 1

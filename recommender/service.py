@@ -1,13 +1,15 @@
 """The recommender process: the MQTT and Redis shell around :class:`Recommender`.
 
 Consumes with QoS 1 on a persistent session, so the broker keeps events while the
-recommender restarts. A message is acknowledged only after it was handled: while Redis is
-unreachable the handler retries with back-off and holds the message rather than drop it.
+recommender restarts. A message is acknowledged only after it was handled and its prompt
+handed to the client for publishing: while Redis is unreachable the worker retries with
+back-off and holds the messages rather than drop them.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 
@@ -16,7 +18,7 @@ import redis
 from broker_config.contract import Topics
 from floorwalker.config import StoreConfig
 from floorwalker.errors import ServiceUnavailable
-from floorwalker.mqtt import MqttLink
+from floorwalker.mqtt import MqttLink, Received
 from recommender.crm import load_into_redis, read_fixture
 from recommender.engine import Recommender
 from recommender.keys import Keys
@@ -24,6 +26,10 @@ from recommender.keys import Keys
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 1.0
+#: Most messages decided in one Redis round trip.
+MAX_BATCH = 64
+#: Messages received but not yet handled; beyond this paho stops reading (back-pressure).
+MAX_PENDING = 2_000
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -40,6 +46,15 @@ def connect_redis(url: str) -> redis.Redis:
 
 
 class RecommenderService:
+    """Receives on paho's thread, decides and publishes on one worker thread.
+
+    The network thread only queues what arrives (bounded: when the worker falls behind,
+    paho stops reading and the broker holds the rest). The worker takes everything
+    waiting, up to :data:`MAX_BATCH`, decides it in one Redis round trip, publishes the
+    prompts and only then acknowledges each message. One worker keeps every customer's
+    events in arrival order.
+    """
+
     def __init__(
         self,
         config: StoreConfig,
@@ -59,13 +74,14 @@ class RecommenderService:
             count = load_into_redis(self.redis, self.keys, read_fixture(config.crm), time.time())
             log.info("loaded %d CRM members from %s", count, config.crm)
         self.engine = Recommender(config, self.redis, Topics(topic_prefix), self.keys, producer=client_id)
+        self._inbox: queue.Queue[Received] = queue.Queue(maxsize=MAX_PENDING)
         self._stop = threading.Event()
         self.link = MqttLink(
             mqtt_host,
             mqtt_port,
             client_id=f"{topic_prefix.replace('/', '-')}{client_id}",
             subscriptions=self.engine.subscriptions(),
-            on_message=self._on_message,
+            on_message=self._receive,
             persistent_session=True,
         )
 
@@ -79,10 +95,16 @@ class RecommenderService:
         self.serve()
 
     def serve(self) -> None:
-        """Serve (already connected) until :meth:`stop`; flushes counters once a second."""
+        """Work the inbox (already connected) until :meth:`stop`; flush counters each second."""
+        next_flush = time.monotonic() + STATS_INTERVAL_S
         try:
-            while not self._stop.wait(STATS_INTERVAL_S):
-                self._flush_stats()
+            while not self._stop.is_set():
+                batch = self._take(timeout=STATS_INTERVAL_S)
+                if batch:
+                    self._work(batch)
+                if time.monotonic() >= next_flush:
+                    self._flush_stats()
+                    next_flush = time.monotonic() + STATS_INTERVAL_S
         finally:
             self.close()
 
@@ -90,29 +112,53 @@ class RecommenderService:
         self._stop.set()
 
     def close(self) -> None:
+        # Whatever is still in the inbox was not acknowledged: the broker redelivers it.
         self.link.close()
         self._flush_stats()
         self.redis.close()
+
+    def _receive(self, message: Received) -> bool:
+        """paho's network thread: queue it; acknowledged by the worker once handled."""
+        while not self._stop.is_set():
+            try:
+                self._inbox.put(message, timeout=0.5)
+                return False
+            except queue.Full:
+                continue
+        return False
+
+    def _take(self, timeout: float) -> list[Received]:
+        try:
+            batch = [self._inbox.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(batch) < MAX_BATCH:
+            try:
+                batch.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _work(self, batch: list[Received]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                results = self.engine.handle_batch([(m.topic, m.payload) for m in batch], time.time())
+                break
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if self._stop.is_set():
+                    return  # unacknowledged: the broker redelivers them to the next run
+                log.warning("Redis at %s unreachable (%s); holding %d message(s), retry in %.1f s",
+                            self.redis_url, exc, len(batch), delay)  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        for message, outbound in zip(batch, results, strict=True):
+            for out in outbound:
+                self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+            self.link.ack(message)
 
     def _flush_stats(self) -> None:
         try:
             self.engine.flush_stats()
         except redis.RedisError as exc:
             log.warning("could not write stats to Redis at %s (%s)", self.redis_url, exc)
-
-    def _on_message(self, topic: str, payload: bytes) -> bool:
-        delay = 0.05
-        while True:
-            try:
-                outbound = self.engine.handle(topic, payload, time.time())
-                break
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if self._stop.is_set():
-                    return False  # unacknowledged: the broker redelivers it to the next run
-                log.warning("Redis at %s unreachable (%s); holding the message, retry in %.1f s",
-                            self.redis_url, exc, delay)  # fmt: skip
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        for out in outbound:
-            self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
-        return True

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from floorwalker.config import StoreConfig, load_store_config
+from floorwalker.mqtt import Received
 from floorwalker.services import Endpoints, Services
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,9 +75,9 @@ class Collector:
         with self._cond:
             self.messages = [m for m in self.messages if m[0] != probe]
 
-    def _add(self, topic: str, payload: bytes) -> bool:
+    def _add(self, msg: Received) -> bool:
         with self._cond:
-            self.messages.append((topic, payload))
+            self.messages.append((msg.topic, msg.payload))
             self._cond.notify_all()
         return True
 

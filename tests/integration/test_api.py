@@ -27,7 +27,7 @@ from broker_config.contract import (
 )
 from floorwalker.api import create_app
 from floorwalker.config import StoreConfig
-from floorwalker.mqtt import MqttLink
+from floorwalker.mqtt import MqttLink, Received
 from floorwalker.services import Endpoints
 from recommender.keys import Keys
 
@@ -182,8 +182,8 @@ def test_feedback_is_published_on_the_contract_topic(
     topics = Topics(prefix)
     received: queue.Queue[tuple[str, bytes]] = queue.Queue()
 
-    def on_message(topic: str, payload: bytes) -> bool:
-        received.put((topic, payload))
+    def on_message(msg: Received) -> bool:
+        received.put((msg.topic, msg.payload))
         return True
 
     listener = MqttLink(
