@@ -60,7 +60,7 @@ def find_binary(name: str) -> str:
     )
     if found is None:
         raise ServiceStartError(
-            f"{name} is not installed: run `sudo apt-get install -y {PACKAGES[name]}` "
+            f"{name} is not installed: run `sudo apt-get install -y {PACKAGES.get(name, name)}` "
             "(or `make setup`, which does it for you)"
         )
     return found

@@ -184,3 +184,11 @@ def test_non_member_checkout_is_invited_once(decider: Decider) -> None:
     first = decider.checkout(paid, "lane-1", now=T0)
     again = decider.checkout(paid, "lane-1", now=T0)
     assert (first.kind, again.outcome) == (PromptKind.JOIN_INVITE, Outcome.DUPLICATE)
+
+
+def test_scripts_reload_after_redis_lost_its_script_cache(
+    redis_client: redis.Redis, keys: Keys, decider: Decider
+) -> None:
+    ref = member(redis_client, keys, "m_vip000009", tier="gold")
+    redis_client.script_flush()  # as after a Redis restart
+    assert decider.presence(enter(ref, T0), "a", [], now=T0).kind is PromptKind.GREET_VIP

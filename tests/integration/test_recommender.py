@@ -292,3 +292,16 @@ def test_bad_input_is_dead_lettered_with_its_reason_and_serving_goes_on(
     # MQTT: the same record on the store's dead-letter topic.
     running.deadletters.wait_for(lambda msgs: len(msgs) == 1)
     assert DeadLetter.model_validate_json(running.deadletters.on("/deadletter")[0]).reason.value == reason
+
+
+def test_state_script_failure_is_dead_lettered_and_serving_goes_on(running: Slice) -> None:
+    running.redis.set(running.keys.visit("m_novak004"), "not a hash")  # a corrupted key
+    event = running.enter("entrance", "m_novak004")
+    running.sentinel()
+
+    entries = running.redis.xrange(running.keys.deadletter)
+    assert len(entries) == 1
+    record = DeadLetter.model_validate_json(entries[0][1][b"record"])
+    assert record.reason.value == "processing_error"
+    assert "WRONGTYPE" in record.detail
+    assert event.event_id in record.payload_excerpt
