@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -124,6 +125,22 @@ class MqttLink:
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def publish_waiting(self) -> bool:
+        """True if the next packet already waiting on the socket is a PUBLISH.
+
+        Called from a message handler: paho will read that packet and call the handler
+        again straight away, so the handler may hold this message back and handle both
+        together. (A plain TCP socket only; with TLS the answer is always False.)
+        """
+        sock = self.client.socket()
+        if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
+            return False
+        try:
+            head = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except OSError:
+            return False
+        return bool(head) and head[0] & 0xF0 == 0x30  # MQTT control packet type 3: PUBLISH
 
     def ack(self, message: Received) -> None:
         """Acknowledge a message whose handler returned False (thread-safe, like publish)."""

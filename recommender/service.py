@@ -2,14 +2,13 @@
 
 Consumes with QoS 1 on a persistent session, so the broker keeps events while the
 recommender restarts. A message is acknowledged only after it was handled and its prompt
-handed to the client for publishing: while Redis is unreachable the worker retries with
+handed to the client for publishing: while Redis is unreachable the service retries with
 back-off and holds the messages rather than drop them.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 
@@ -28,8 +27,6 @@ log = logging.getLogger(__name__)
 STATS_INTERVAL_S = 1.0
 #: Most messages decided in one Redis round trip.
 MAX_BATCH = 64
-#: Messages received but not yet handled; beyond this paho stops reading (back-pressure).
-MAX_PENDING = 2_000
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -46,13 +43,16 @@ def connect_redis(url: str) -> redis.Redis:
 
 
 class RecommenderService:
-    """Receives on paho's thread, decides and publishes on one worker thread.
+    """Decides on paho's network thread, in batches that form by themselves.
 
-    The network thread only queues what arrives (bounded: when the worker falls behind,
-    paho stops reading and the broker holds the rest). The worker takes everything
-    waiting, up to :data:`MAX_BATCH`, decides it in one Redis round trip, publishes the
-    prompts and only then acknowledges each message. One worker keeps every customer's
-    events in arrival order.
+    A message is held back while the next packet already waiting on the socket is
+    another PUBLISH (paho hands it over at once); the batch is decided when nothing more
+    is waiting, or at :data:`MAX_BATCH`. Under light load every batch is one message
+    and nothing waits; under heavy load one Redis round trip serves many events. Each
+    message is acknowledged after its prompts were handed to the client for publishing.
+    Working on the network thread also means back-pressure: while Redis is slow, paho
+    reads no more and the broker holds the rest. One thread keeps every customer's events
+    in arrival order.
     """
 
     def __init__(
@@ -74,7 +74,9 @@ class RecommenderService:
             count = load_into_redis(self.redis, self.keys, read_fixture(config.crm), time.time())
             log.info("loaded %d CRM members from %s", count, config.crm)
         self.engine = Recommender(config, self.redis, Topics(topic_prefix), self.keys, producer=client_id)
-        self._inbox: queue.Queue[Received] = queue.Queue(maxsize=MAX_PENDING)
+        self._batch: list[Received] = []
+        #: Held while the engine runs (network thread) and while its counters are flushed.
+        self._engine_lock = threading.Lock()
         self._stop = threading.Event()
         self.link = MqttLink(
             mqtt_host,
@@ -95,16 +97,10 @@ class RecommenderService:
         self.serve()
 
     def serve(self) -> None:
-        """Work the inbox (already connected) until :meth:`stop`; flush counters each second."""
-        next_flush = time.monotonic() + STATS_INTERVAL_S
+        """Serve (already connected, on paho's thread) until :meth:`stop`; flush counters."""
         try:
-            while not self._stop.is_set():
-                batch = self._take(timeout=STATS_INTERVAL_S)
-                if batch:
-                    self._work(batch)
-                if time.monotonic() >= next_flush:
-                    self._flush_stats()
-                    next_flush = time.monotonic() + STATS_INTERVAL_S
+            while not self._stop.wait(STATS_INTERVAL_S):
+                self._flush_stats()
         finally:
             self.close()
 
@@ -112,38 +108,26 @@ class RecommenderService:
         self._stop.set()
 
     def close(self) -> None:
-        # Whatever is still in the inbox was not acknowledged: the broker redelivers it.
+        # A batch still held back was not acknowledged: the broker redelivers it.
         self.link.close()
         self._flush_stats()
         self.redis.close()
 
     def _receive(self, message: Received) -> bool:
-        """paho's network thread: queue it; acknowledged by the worker once handled."""
-        while not self._stop.is_set():
-            try:
-                self._inbox.put(message, timeout=0.5)
-                return False
-            except queue.Full:
-                continue
+        """paho's network thread: collect, and decide once nothing more is waiting."""
+        self._batch.append(message)
+        if len(self._batch) < MAX_BATCH and self.link.publish_waiting():
+            return False  # acknowledged with its batch
+        batch, self._batch = self._batch, []
+        self._work(batch)
         return False
-
-    def _take(self, timeout: float) -> list[Received]:
-        try:
-            batch = [self._inbox.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while len(batch) < MAX_BATCH:
-            try:
-                batch.append(self._inbox.get_nowait())
-            except queue.Empty:
-                break
-        return batch
 
     def _work(self, batch: list[Received]) -> None:
         delay = 0.05
         while True:
             try:
-                results = self.engine.handle_batch([(m.topic, m.payload) for m in batch], time.time())
+                with self._engine_lock:
+                    results = self.engine.handle_batch([(m.topic, m.payload) for m in batch], time.time())
                 break
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if self._stop.is_set():
@@ -159,6 +143,7 @@ class RecommenderService:
 
     def _flush_stats(self) -> None:
         try:
-            self.engine.flush_stats()
+            with self._engine_lock:
+                self.engine.flush_stats()
         except redis.RedisError as exc:
             log.warning("could not write stats to Redis at %s (%s)", self.redis_url, exc)
