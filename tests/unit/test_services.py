@@ -36,3 +36,11 @@ def test_configs_render_completely_into_the_run_dir(tmp_path: Path, template: Pa
 def test_endpoints_without_services_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="floorwalker services up"):
         Services(tmp_path).endpoints()
+
+
+def test_redis_falls_back_to_tcp_when_the_socket_path_is_too_long(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    text = Services(deep)._render(REDIS_TEMPLATE, "redis", 12345).read_text()
+    assert "unixsocket" not in text and "port 12345" in text
+    assert "unixsocket " in Services(tmp_path)._render(REDIS_TEMPLATE, "redis", 12345).read_text()
