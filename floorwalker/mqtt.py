@@ -61,6 +61,7 @@ class MqttLink:
         *,
         subscriptions: Sequence[tuple[str, int]] = (),
         on_message: MessageHandler | None = None,
+        on_disconnect: Callable[[], None] | None = None,
         persistent_session: bool = False,
         keepalive: int = 30,
     ) -> None:
@@ -68,6 +69,7 @@ class MqttLink:
         self._host, self._port, self._keepalive = host, port, keepalive
         self._subscriptions = list(subscriptions)
         self._handler = on_message
+        self._disconnect_hook = on_disconnect
         self._persistent = persistent_session
         self._connected = threading.Event()
         self._subscribed = threading.Event()
@@ -171,6 +173,8 @@ class MqttLink:
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         self._connected.clear()
+        if self._disconnect_hook is not None:
+            self._disconnect_hook()
         if reason.is_failure:
             log.warning("lost the MQTT broker at %s (%s); reconnecting", self.url, reason)
 

@@ -84,6 +84,7 @@ class RecommenderService:
             client_id=f"{topic_prefix.replace('/', '-')}{client_id}",
             subscriptions=self.engine.subscriptions(),
             on_message=self._receive,
+            on_disconnect=self._batch.clear,  # held messages come again with the session
             persistent_session=True,
         )
 
