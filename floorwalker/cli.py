@@ -288,7 +288,7 @@ def simulate(
     topic_prefix: TopicPrefix = "",
     seed: Annotated[int, typer.Option("--seed", help="Scenario seed.")] = 1,
     speed: Annotated[float, typer.Option("--speed", help="1 = real time, 10 = ten times faster.")] = 1.0,
-    non_members: Annotated[int, typer.Option("--non-members", help="Non-member shoppers per round.")] = 3,
+    non_members: Annotated[int, typer.Option("--non-members", help="Non-member shoppers per round.")] = 4,
     rounds: Annotated[int, typer.Option("--rounds", help="Rounds to play; 0 = until stopped.")] = 0,
 ) -> None:
     """Play simulated shoppers onto the broker as the store's gateways and POS lanes."""

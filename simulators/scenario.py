@@ -80,7 +80,7 @@ def visit(config: StoreConfig, shopper: Shopper, start: float, rng: random.Rando
     return steps
 
 
-def build(config: StoreConfig, shoppers: list[Shopper], seed: int, spacing_s: float = 8.0) -> list[Step]:
+def build(config: StoreConfig, shoppers: list[Shopper], seed: int, spacing_s: float = 3.0) -> list[Step]:
     """All shoppers' steps, arrivals ``spacing_s`` apart on average, in time order."""
     rng = random.Random(seed)
     steps: list[Step] = []
