@@ -48,7 +48,7 @@ from broker_config.contract import (
     decode,
     encode,
 )
-from floorwalker.config import AssociateConfig, StoreConfig
+from floorwalker.config import AssociateConfig, Endpoints, StoreConfig
 from floorwalker.errors import ServiceStartError, ServiceUnavailable
 from floorwalker.mqtt import MqttLink, Received
 from recommender.keys import Keys
@@ -245,9 +245,7 @@ class HandheldHub:
     def __init__(
         self,
         config: StoreConfig,
-        mqtt_host: str,
-        mqtt_port: int,
-        redis_url: str,
+        endpoints: Endpoints,
         *,
         topic_prefix: str = "",
         key_prefix: str = "",
@@ -257,14 +255,14 @@ class HandheldHub:
         self.keys = Keys(config.store, key_prefix)
         self.associates: dict[str, AssociateConfig] = {a.id: a for a in config.associates}
         self.board = PromptBoard(self.associates)
-        self._redis_url = redis_url
+        self._redis_url = endpoints.redis_url
         self._redis: redis.Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sources = {a: EnvelopeSource(feedback_producer(a)) for a in self.associates}
         # A persistent session: prompts published while the API restarts are delivered after.
         self.link = MqttLink(
-            mqtt_host,
-            mqtt_port,
+            endpoints.mqtt_host,
+            endpoints.mqtt_port,
             client_id=f"{topic_prefix.replace('/', '-')}handheld-api-{config.store}",
             subscriptions=[(self.topics.subscription(TopicKind.PROMPT, config.store), 1)],
             on_message=self._on_message,
@@ -480,17 +478,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(
     config: StoreConfig,
-    mqtt_host: str,
-    mqtt_port: int,
-    redis_url: str,
+    endpoints: Endpoints,
     *,
     topic_prefix: str = "",
     key_prefix: str = "",
 ) -> FastAPI:
     """The handheld app; it connects to MQTT and Redis when its lifespan starts."""
-    hub = HandheldHub(
-        config, mqtt_host, mqtt_port, redis_url, topic_prefix=topic_prefix, key_prefix=key_prefix
-    )
+    hub = HandheldHub(config, endpoints, topic_prefix=topic_prefix, key_prefix=key_prefix)
     app = FastAPI(title=f"Floorwalker handhelds — {config.name}", lifespan=_lifespan)
     app.state.hub = hub
     app.include_router(router)
@@ -532,9 +526,7 @@ class _Server(uvicorn.Server):
 
 def run_api(
     config: StoreConfig,
-    mqtt_host: str,
-    mqtt_port: int,
-    redis_url: str,
+    endpoints: Endpoints,
     host: str = "127.0.0.1",
     port: int = 8080,
     topic_prefix: str = "",
@@ -546,9 +538,7 @@ def run_api(
     if MQTT or Redis cannot be reached; both before anything is served.
     """
     sock = bind_port(host, port)  # handed to uvicorn: no window for another process to take it
-    app = create_app(
-        config, mqtt_host, mqtt_port, redis_url, topic_prefix=topic_prefix, key_prefix=key_prefix
-    )
+    app = create_app(config, endpoints, topic_prefix=topic_prefix, key_prefix=key_prefix)
     hub: HandheldHub = app.state.hub
     server = _Server(
         hub, uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

@@ -55,10 +55,10 @@ from broker_config.contract import (
     decode,
     encode,
 )
-from floorwalker.config import StoreConfig, load_store_config
+from floorwalker.config import Endpoints, StoreConfig, load_store_config
 from floorwalker.errors import FloorwalkerError
 from floorwalker.mqtt import MqttLink, Received
-from floorwalker.services import Endpoints, Services
+from floorwalker.services import Services
 from recommender.keys import Keys
 
 #: The issue's targets: p50 within 3x the floor, p99 within 10 ms, nothing lost.

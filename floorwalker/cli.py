@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import typer
 
 from floorwalker import __version__
-from floorwalker.config import StoreConfig, load_store_config
+from floorwalker.config import Endpoints, StoreConfig, load_store_config
 from floorwalker.errors import ConfigError, FloorwalkerError
-from floorwalker.services import Endpoints, Services
+from floorwalker.services import Services
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -210,9 +210,7 @@ def recommender(
     ep = _endpoints(run_dir, mqtt_url, redis_url)
     service = RecommenderService(
         config,
-        ep.mqtt_host,
-        ep.mqtt_port,
-        ep.redis_url,
+        ep,
         topic_prefix=topic_prefix,
         key_prefix=key_prefix,
         client_id=client_id,
@@ -269,9 +267,7 @@ def api(
     ep = _endpoints(run_dir, mqtt_url, redis_url)
     run_api(
         config,
-        ep.mqtt_host,
-        ep.mqtt_port,
-        ep.redis_url,
+        ep,
         host=host,
         port=port,
         topic_prefix=topic_prefix,

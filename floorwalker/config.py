@@ -8,6 +8,7 @@ file, the key and the problem.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,19 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from broker_config.contract import Ident
 from floorwalker.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the broker and Redis answer."""
+
+    mqtt_host: str
+    mqtt_port: int
+    redis_url: str
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://{self.mqtt_host}:{self.mqtt_port}"
 
 
 class _Strict(BaseModel):

@@ -24,6 +24,7 @@ from string import Template
 import redis
 
 from broker_config import MOSQUITTO_TEMPLATE, REDIS_TEMPLATE
+from floorwalker.config import Endpoints
 from floorwalker.errors import ConfigError, ServiceStartError
 
 STATE_FILE = "services.json"
@@ -32,19 +33,6 @@ MAX_UNIX_SOCKET_PATH = 100
 HOST = "127.0.0.1"
 #: Debian package that provides each binary, for the "how to install" message.
 PACKAGES = {"mosquitto": "mosquitto", "redis-server": "redis-server"}
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """Where the broker and Redis answer."""
-
-    mqtt_host: str
-    mqtt_port: int
-    redis_url: str
-
-    @property
-    def mqtt_url(self) -> str:
-        return f"mqtt://{self.mqtt_host}:{self.mqtt_port}"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 import redis
 
 from broker_config.contract import Topics
-from floorwalker.config import StoreConfig
+from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ServiceUnavailable
 from floorwalker.mqtt import MqttLink, Received
 from recommender.crm import load_into_redis, read_fixture
@@ -58,17 +58,15 @@ class RecommenderService:
     def __init__(
         self,
         config: StoreConfig,
-        mqtt_host: str,
-        mqtt_port: int,
-        redis_url: str,
+        endpoints: Endpoints,
         *,
         topic_prefix: str = "",
         key_prefix: str = "",
         client_id: str = "recommender",
         load_crm: bool = True,
     ) -> None:
-        self.redis_url = redis_url
-        self.redis = connect_redis(redis_url)
+        self.redis_url = endpoints.redis_url
+        self.redis = connect_redis(endpoints.redis_url)
         self.keys = Keys(config.store, key_prefix)
         if load_crm and config.crm is not None:
             count = load_into_redis(self.redis, self.keys, read_fixture(config.crm), time.time())
@@ -79,8 +77,8 @@ class RecommenderService:
         self._engine_lock = threading.Lock()
         self._stop = threading.Event()
         self.link = MqttLink(
-            mqtt_host,
-            mqtt_port,
+            endpoints.mqtt_host,
+            endpoints.mqtt_port,
             client_id=f"{topic_prefix.replace('/', '-')}{client_id}",
             subscriptions=self.engine.subscriptions(),
             on_message=self._receive,

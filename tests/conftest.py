@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from floorwalker.config import StoreConfig, load_store_config
+from floorwalker.config import Endpoints, StoreConfig, load_store_config
 from floorwalker.mqtt import Received
-from floorwalker.services import Endpoints, Services
+from floorwalker.services import Services
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_STORE = REPO / "simulators" / "data" / "demo_store.yaml"

@@ -26,9 +26,8 @@ from broker_config.contract import (
     new_event_id,
 )
 from floorwalker.api import create_app
-from floorwalker.config import StoreConfig
+from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.mqtt import MqttLink, Received
-from floorwalker.services import Endpoints
 from recommender.keys import Keys
 
 pytestmark = pytest.mark.integration
@@ -46,9 +45,7 @@ def api(
     )
     app = create_app(
         store_config,
-        services.mqtt_host,
-        services.mqtt_port,
-        services.redis_url,
+        services,
         topic_prefix=prefix,
         key_prefix=prefix,
     )

@@ -15,7 +15,7 @@ import redis
 from rich.console import Console
 
 from floorwalker.bench import run_on
-from floorwalker.services import Endpoints
+from floorwalker.config import Endpoints
 
 pytestmark = pytest.mark.integration
 

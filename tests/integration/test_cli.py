@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from floorwalker.services import Endpoints, mqtt_answers, redis_answers
+from floorwalker.config import Endpoints
+from floorwalker.services import mqtt_answers, redis_answers
 
 pytestmark = pytest.mark.integration
 

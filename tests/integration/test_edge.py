@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from broker_config.contract import GatewayStatus, Topics
-from floorwalker.services import Endpoints
+from floorwalker.config import Endpoints
 from tests.conftest import DEMO_STORE, Collector
 
 pytestmark = pytest.mark.integration

@@ -28,9 +28,8 @@ from broker_config.contract import (
     Topics,
     encode,
 )
-from floorwalker.config import StoreConfig
+from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.mqtt import MqttLink
-from floorwalker.services import Endpoints
 from recommender.keys import Keys
 from recommender.service import RecommenderService
 from tests.conftest import Collector
@@ -103,9 +102,7 @@ def running(
     deadletters = collect([topics.subscription(TopicKind.DEADLETTER)])
     service = RecommenderService(
         store_config,
-        services.mqtt_host,
-        services.mqtt_port,
-        services.redis_url,
+        services,
         topic_prefix=prefix,
         key_prefix=prefix,
         client_id="rec-test",

@@ -17,7 +17,7 @@ from floorwalker.api import (
     feedback_producer,
     run_api,
 )
-from floorwalker.config import StoreConfig
+from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ServiceStartError, ServiceUnavailable
 
 
@@ -113,13 +113,13 @@ def test_run_api_checks_the_port_before_the_services(store_config: StoreConfig, 
     # Nothing listens on these: had run_api connected first, it would raise ServiceUnavailable.
     dead = closed_port()
     with pytest.raises(ServiceStartError, match=f"port {busy_port}"):
-        run_api(store_config, "127.0.0.1", dead, f"redis://127.0.0.1:{dead}/0", port=busy_port)
+        run_api(store_config, Endpoints("127.0.0.1", dead, f"redis://127.0.0.1:{dead}/0"), port=busy_port)
 
 
 def test_run_api_reports_unreachable_redis_and_frees_its_port(store_config: StoreConfig) -> None:
     dead, port = closed_port(), closed_port()
     with pytest.raises(ServiceUnavailable, match="Redis"):
-        run_api(store_config, "127.0.0.1", dead, f"redis://127.0.0.1:{dead}/0", port=port)
+        run_api(store_config, Endpoints("127.0.0.1", dead, f"redis://127.0.0.1:{dead}/0"), port=port)
     bind_port("127.0.0.1", port).close()  # released again
 
 
