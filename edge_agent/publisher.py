@@ -26,8 +26,6 @@ from broker_config.contract import (
 from floorwalker import __version__
 from floorwalker.mqtt import MqttLink, Will
 
-ZoneEvent = type[PresenceEvent] | type[FootfallEvent]
-
 
 class EdgePublisher:
     """One producer's connection. ``status=True`` for gateways (retained status + last will)."""
@@ -75,8 +73,26 @@ class EdgePublisher:
         self.link.publish(self.topics.presence(self.store, zone), encode(event))
         return event.event_id
 
-    def footfall(self, zone: str, ts: float, **counts: int | float | None) -> str:
-        event = self._source.make(FootfallEvent, ts, **counts)
+    def footfall(
+        self,
+        zone: str,
+        ts: float,
+        *,
+        window_s: float,
+        entered: int,
+        exited: int,
+        occupancy: int,
+        queue_length: int | None = None,
+    ) -> str:
+        event = self._source.make(
+            FootfallEvent,
+            ts,
+            window_s=window_s,
+            entered=entered,
+            exited=exited,
+            occupancy=occupancy,
+            queue_length=queue_length,
+        )
         self.link.publish(self.topics.footfall(self.store, zone), encode(event))
         return event.event_id
 

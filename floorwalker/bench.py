@@ -58,7 +58,7 @@ from broker_config.contract import (
 from floorwalker.config import Endpoints, StoreConfig, load_store_config
 from floorwalker.errors import FloorwalkerError
 from floorwalker.mqtt import MqttLink, Received
-from floorwalker.services import Services
+from floorwalker.services import Services, log_tail
 from recommender.keys import Keys
 
 #: The issue's targets: p50 within 3x the floor, p99 within 10 ms, nothing lost.
@@ -445,13 +445,6 @@ def measure_floor(
 # -- one rate ------------------------------------------------------------------------------
 
 
-def _tail(path: Path, lines: int = 5) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def member_id(rate_eps: float, i: int, kind: str = "x") -> str:
     """Synthetic member ``i`` of a rate (``kind`` "x" measured, "w" warm-up), e.g. ``m_b500x0000007``."""
     member = f"m_b{round(rate_eps)}{kind}{i:07d}"
@@ -576,7 +569,9 @@ class RateDriver:
 
     def _check_alive(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:
-            why = _tail(self.log_file) or _tail(self.work_dir / f"recommender-{self.tag}eps.stderr")
+            why = log_tail(self.log_file, 5) or log_tail(
+                self.work_dir / f"recommender-{self.tag}eps.stderr", 5
+            )
             raise BenchError(f"the recommender exited (code {self._proc.returncode}): {why}")
 
     def cleanup_keys(self) -> None:

@@ -19,7 +19,7 @@ import redis
 
 from floorwalker.config import load_store_config
 from floorwalker.errors import ServiceStartError
-from floorwalker.services import Services, free_port, port_is_free
+from floorwalker.services import Services, free_port, log_tail, port_is_free
 from recommender.keys import Keys
 
 HEALTH_TIMEOUT_S = 20.0
@@ -32,14 +32,6 @@ def _spawn(name: str, args: list[str], run_dir: Path) -> subprocess.Popen[bytes]
         return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True
         )
-
-
-def _tail(path: Path) -> str:
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
 
 
 def _wait_http(url: str, child: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -97,7 +89,7 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
         base = f"http://127.0.0.1:{port}"
         if not _wait_http(f"{base}/api/health", children["api"], HEALTH_TIMEOUT_S):
             raise ServiceStartError(
-                f"the handheld API did not come up on {base}: {_tail(run_dir / 'api.stderr.log')}"
+                f"the handheld API did not come up on {base}: {log_tail(run_dir / 'api.stderr.log')}"
                 f" — see {run_dir / 'api.log'}"
             )
         children["simulator"] = _spawn("simulator", ["simulate", *common, "--speed", str(speed)], run_dir)
@@ -114,9 +106,9 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
         while not stop.wait(1.0):
             for name, child in children.items():
                 if child.poll() is not None:
+                    why = log_tail(run_dir / f"{name}.stderr.log")
                     raise ServiceStartError(
-                        f"{name} stopped (exit {child.returncode}): {_tail(run_dir / f'{name}.stderr.log')}"
-                        f" — see {run_dir / f'{name}.log'}"
+                        f"{name} stopped (exit {child.returncode}): {why} — see {run_dir / f'{name}.log'}"
                     )
             stats: dict[bytes, bytes] = client.hgetall(keys.stats)  # type: ignore[assignment]
             line = _counts_line(stats, started)

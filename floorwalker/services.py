@@ -262,7 +262,7 @@ class Services:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if child.poll() is not None:
-                tail = _tail(log) or _tail(self.run_dir / name / f"{name}.log")
+                tail = log_tail(log) or log_tail(self.run_dir / name / f"{name}.log")
                 raise ServiceStartError(
                     f"{name} exited at start (code {child.returncode}): {tail} — see {log}"
                 )
@@ -286,7 +286,8 @@ class Services:
         )
 
 
-def _tail(path: Path, lines: int = 1) -> str:
+def log_tail(path: Path, lines: int = 1) -> str:
+    """The last lines of a log file joined on one line ("" if it cannot be read)."""
     try:
         text = path.read_text(errors="replace").strip().splitlines()
     except OSError:

@@ -13,7 +13,7 @@ from broker_config.contract import Topics
 from edge_agent.publisher import EdgePublisher
 from floorwalker.config import StoreConfig
 from recommender.crm import CrmFixture
-from simulators.scenario import Checkout, Presence, Shopper, Step, build
+from simulators.scenario import Checkout, Presence, Shopper, Step
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,3 @@ class LiveStore:
             self.emit(step, time.time())
             if on_step is not None:
                 on_step(step)
-
-
-def run_forever(
-    live: LiveStore, shoppers: list[Shopper], stop: threading.Event, *, seed: int = 1, speed: float = 1.0
-) -> None:
-    """Replay the scenario round after round (a new seed each round) until ``stop``."""
-    round_ = 0
-    while not stop.is_set():
-        live.play(build(live.config, shoppers, seed + round_), stop, speed=speed)
-        round_ += 1
