@@ -13,6 +13,7 @@ Topics are versioned and scoped by store::
     {prefix}fw/v1/{store}/pos/{lane}/checkout          CheckoutEvent
     {prefix}fw/v1/{store}/handheld/{associate}/prompt  Prompt
     {prefix}fw/v1/{store}/handheld/{associate}/feedback Feedback
+    {prefix}fw/v1/{store}/handheld/{associate}/status   AssociateStatus retained
     {prefix}fw/v1/{store}/deadletter                   DeadLetter
 
 ``prefix`` is empty in production; tests and benchmarks set a unique one so that runs
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from floorwalker.errors import PermanentError
 
@@ -147,9 +148,19 @@ class CheckoutEvent(Envelope):
 
 
 class PromptKind(StrEnum):
+    """What the associate is asked to do; one per action of the catalog."""
+
     GREET_VIP = "greet_vip"
     REPLENISHMENT_DUE = "replenishment_due"
+    CROSS_SELL = "cross_sell"
+    BIRTHDAY = "birthday"
+    EXPIRING_POINTS = "expiring_points"
+    COMPLAINT_FOLLOW_UP = "complaint_follow_up"
+    WIN_BACK = "win_back"
+    LONG_DWELL_HELP = "long_dwell_help"
     JOIN_INVITE = "join_invite"
+    #: Store-level (no customer): the checkout queue is long; goes to the manager role.
+    OPEN_TILL = "open_till"
 
 
 class CustomerCard(BaseModel):
@@ -160,6 +171,19 @@ class CustomerCard(BaseModel):
     member: MemberRef | None = None
     tier: Annotated[str, StringConstraints(max_length=20)] | None = None
     points: int | None = Field(default=None, ge=0)
+
+
+FactValue = str | int | float | bool
+
+
+class PromptReason(BaseModel):
+    """Why a prompt was chosen, machine-readable: the rule, the facts it used, the scores."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: Ident = Field(description="Id of the catalog action that fired.")
+    facts: dict[Ident, FactValue] = Field(default_factory=dict, max_length=24)
+    scores: dict[Ident, float] = Field(default_factory=dict, max_length=12)
 
 
 class Prompt(Envelope):
@@ -175,6 +199,18 @@ class Prompt(Envelope):
     cause_event_id: EventId
     cause_ts: EventTime
     expires_at: EventTime
+    reason: PromptReason | None = Field(
+        default=None, description="Machine-readable reason: rule, facts and scores."
+    )
+
+
+class DismissReason(StrEnum):
+    """Why an associate dismissed a prompt (optional, one tap after Dismiss)."""
+
+    NOT_RELEVANT = "not_relevant"
+    CUSTOMER_BUSY = "customer_busy"
+    ALREADY_HELPED = "already_helped"
+    WRONG_PERSON = "wrong_person"
 
 
 class Feedback(Envelope):
@@ -182,6 +218,21 @@ class Feedback(Envelope):
 
     prompt_id: EventId
     outcome: Literal["accepted", "dismissed", "done"]
+    reason: DismissReason | None = Field(default=None, description="Only with outcome 'dismissed'.")
+
+    @model_validator(mode="after")
+    def _reason_only_when_dismissed(self) -> Feedback:
+        if self.reason is not None and self.outcome != "dismissed":
+            raise ValueError("reason is only allowed with outcome 'dismissed'")
+        return self
+
+
+class AssociateStatus(Envelope):
+    """An associate's availability, which routing uses; retained per associate."""
+
+    state: Literal["available", "busy", "on_break", "signed_out"]
+    #: The zone the associate is in or nearest to, when known.
+    zone: Ident | None = None
 
 
 class DeadLetter(Envelope):
@@ -206,6 +257,7 @@ class TopicKind(StrEnum):
     CHECKOUT = "checkout"
     PROMPT = "prompt"
     FEEDBACK = "feedback"
+    ASSOCIATE_STATUS = "associate_status"
     DEADLETTER = "deadletter"
 
 
@@ -228,6 +280,7 @@ SPECS: Final[dict[TopicKind, TopicSpec]] = {
         TopicSpec(TopicKind.CHECKOUT, ("pos", None, "checkout"), CheckoutEvent, 1, False),
         TopicSpec(TopicKind.PROMPT, ("handheld", None, "prompt"), Prompt, 1, False),
         TopicSpec(TopicKind.FEEDBACK, ("handheld", None, "feedback"), Feedback, 1, False),
+        TopicSpec(TopicKind.ASSOCIATE_STATUS, ("handheld", None, "status"), AssociateStatus, 1, True),
         TopicSpec(TopicKind.DEADLETTER, ("deadletter",), DeadLetter, 1, False),
     )
 }
@@ -283,6 +336,9 @@ class Topics:
 
     def feedback(self, store: str, associate: str) -> str:
         return self.build(TopicKind.FEEDBACK, store, associate)
+
+    def associate_status(self, store: str, associate: str) -> str:
+        return self.build(TopicKind.ASSOCIATE_STATUS, store, associate)
 
     def deadletter(self, store: str) -> str:
         return self.build(TopicKind.DEADLETTER, store)

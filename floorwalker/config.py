@@ -1,9 +1,11 @@
 """Typed store configuration, validated at start-up.
 
-One YAML file describes a store: its zones (with the product categories shelved there),
-gateways and the zones they cover, checkout lanes and their POS adapters, associates and
-the zones they look after, and the parameters of the first rules. Every error names the
-file, the key and the problem.
+One YAML file describes a store: its floor and zones (polygons in metres, with the
+product categories shelved there), entrances, gateways (their position on the floor, BLE
+calibration and the zones they cover), checkout lanes with their POS adapters and queue
+areas, associates and their home zones, and the parameters of the rules. The same file
+is the simulators' layout and the dashboard's floor map. Every error names the file, the
+key and the problem.
 """
 
 from __future__ import annotations
@@ -13,9 +15,18 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from broker_config.contract import Ident
+from floorwalker import geometry
 from floorwalker.errors import ConfigError
 
 
@@ -36,17 +47,60 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: A point on the store floor, metres from the floor's origin (x to the right, y up).
+FloorPoint = tuple[Annotated[float, Field(ge=0, le=10_000)], Annotated[float, Field(ge=0, le=10_000)]]
+FloorPolygon = Annotated[list[FloorPoint], Field(min_length=3, max_length=64)]
+
+
+def _check_polygon(poly: list[FloorPoint] | None) -> list[FloorPoint] | None:
+    if poly is not None and (problem := geometry.polygon_problem(poly)):
+        raise ValueError(problem)
+    return poly
+
+
+class FloorConfig(_Strict):
+    """The store floor: a rectangle from (0, 0) to (width_m, depth_m)."""
+
+    width_m: float = Field(gt=0, le=10_000)
+    depth_m: float = Field(gt=0, le=10_000)
+
+    def contains(self, p: FloorPoint) -> bool:
+        return 0 <= p[0] <= self.width_m and 0 <= p[1] <= self.depth_m
+
+
 class ZoneConfig(_Strict):
     id: Ident
     name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
     #: Product categories shelved in this zone (the replenishment rule looks here).
     categories: list[Ident] = []
+    #: The zone's outline on the floor, metres (closed implicitly; must not self-cross).
+    polygon: FloorPolygon | None = None
+
+    _valid_polygon = field_validator("polygon")(_check_polygon)
+
+
+class EntranceConfig(_Strict):
+    id: Ident
+    #: The zone a shopper steps into through this entrance.
+    zone: Ident
+    position: FloorPoint
+
+
+class BleCalibration(_Strict):
+    """Log-distance path-loss model of one gateway's receiver: rssi = power - 10·n·log10(d)."""
+
+    #: RSSI at 1 m from a phone, dBm (``floorwalker calibrate ble`` measures it).
+    measured_power_dbm: float = Field(default=-59.0, ge=-100, le=0)
+    path_loss_exponent: float = Field(default=2.2, ge=1.0, le=6.0)
 
 
 class GatewayConfig(_Strict):
     id: Ident
     #: Zones this gateway reports presence and footfall for.
     zones: list[Ident] = Field(min_length=1)
+    #: Where the gateway's BLE antenna is on the floor, metres.
+    position: FloorPoint | None = None
+    ble: BleCalibration = BleCalibration()
 
 
 class LaneConfig(_Strict):
@@ -54,11 +108,18 @@ class LaneConfig(_Strict):
     #: Producer id of the POS adapter that publishes this lane's checkouts.
     pos: Ident
     associate: Ident
+    #: The zone the lane stands in (usually the checkout zone).
+    zone: Ident | None = None
+    #: Where shoppers queue for this lane, metres.
+    queue_area: FloorPolygon | None = None
+
+    _valid_queue = field_validator("queue_area")(_check_polygon)
 
 
 class AssociateConfig(_Strict):
     id: Ident
     display_name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    #: Home zones: the associate looks after these and is routed their prompts first.
     zones: list[Ident] = []
 
 
@@ -87,7 +148,10 @@ class RulesConfig(_Strict):
 class StoreConfig(_Strict):
     store: Ident
     name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    #: The floor plan; when given, every zone needs a polygon inside it.
+    floor: FloorConfig | None = None
     zones: list[ZoneConfig] = Field(min_length=1)
+    entrances: list[EntranceConfig] = []
     gateways: list[GatewayConfig] = Field(min_length=1)
     lanes: list[LaneConfig] = []
     associates: list[AssociateConfig] = Field(min_length=1)
@@ -121,9 +185,45 @@ class StoreConfig(_Strict):
         for lane in self.lanes:
             if lane.associate not in associates:
                 raise ValueError(f"lane {lane.id!r} names unknown associate {lane.associate!r}")
+            if lane.zone is not None and lane.zone not in zones:
+                raise ValueError(f"lane {lane.id!r} stands in unknown zone {lane.zone!r}")
+        for entrance in self.entrances:
+            if entrance.zone not in zones:
+                raise ValueError(f"entrance {entrance.id!r} opens into unknown zone {entrance.zone!r}")
         if self.floor_lead not in associates:
             raise ValueError(f"floor_lead {self.floor_lead!r} is not one of the associates")
+        if self.floor is not None:
+            self._check_layout(self.floor)
         return self
+
+    def _check_layout(self, floor: FloorConfig) -> None:
+        """Zones are polygons inside the floor that do not overlap; devices stand on the floor."""
+        for i, zone in enumerate(self.zones):
+            if zone.polygon is None:
+                raise ValueError(f"zones[{i}] ({zone.id!r}): a store with a floor needs a polygon per zone")
+            for p in zone.polygon:
+                if not floor.contains(p):
+                    raise ValueError(f"zone {zone.id!r}: point {p} lies outside the floor")
+        for i, a in enumerate(self.zones):
+            for b in self.zones[i + 1 :]:
+                if a.polygon and b.polygon and geometry.overlap(a.polygon, b.polygon):
+                    raise ValueError(f"zones {a.id!r} and {b.id!r} overlap")
+        for gw in self.gateways:
+            if gw.position is not None and not floor.contains(gw.position):
+                raise ValueError(f"gateway {gw.id!r}: position {gw.position} lies outside the floor")
+        for entrance in self.entrances:
+            if not floor.contains(entrance.position):
+                raise ValueError(
+                    f"entrance {entrance.id!r}: position {entrance.position} lies outside the floor"
+                )
+        for lane in self.lanes:
+            for p in lane.queue_area or []:
+                if not floor.contains(p):
+                    raise ValueError(f"lane {lane.id!r}: queue_area point {p} lies outside the floor")
+
+    def zone_at(self, p: FloorPoint) -> ZoneConfig | None:
+        """The zone whose polygon holds ``p`` (None outside every zone)."""
+        return next((z for z in self.zones if z.polygon and geometry.contains(z.polygon, p)), None)
 
     def zone(self, zone_id: str) -> ZoneConfig | None:
         return next((z for z in self.zones if z.id == zone_id), None)

@@ -50,6 +50,37 @@ def test_demo_store_loads_and_resolves_its_crm_path() -> None:
         ({"rules": {"replenish_from": 2.0, "replenish_until": 1.5}}, "rules", "replenish_until"),
         ({"rules": {"vip_tier": ["gold"]}}, "rules.vip_tier", "Extra inputs"),
         ({"colour": "red"}, "colour", "Extra inputs"),
+        # The layout: polygons, a floor they lie on, no overlaps, devices on the floor.
+        (
+            {"zones": [{"id": "a", "name": "A", "polygon": [[0, 0], [4, 4], [4, 0], [0, 4]]}]},
+            "zones.0.polygon",
+            "cross each other",
+        ),
+        ({"floor": {"width_m": 10, "depth_m": 10}}, "", "needs a polygon per zone"),
+        (
+            {
+                "floor": {"width_m": 10, "depth_m": 10},
+                "zones": [
+                    {"id": "a", "name": "A", "polygon": [[0, 0], [6, 0], [6, 6], [0, 6]]},
+                    {"id": "b", "name": "B", "polygon": [[5, 5], [9, 5], [9, 9], [5, 9]]},
+                ],
+            },
+            "",
+            "zones 'a' and 'b' overlap",
+        ),
+        (
+            {
+                "floor": {"width_m": 10, "depth_m": 10},
+                "zones": [
+                    {"id": "a", "name": "A", "polygon": [[0, 0], [5, 0], [5, 10], [0, 10]]},
+                    {"id": "b", "name": "B", "polygon": [[5, 0], [10, 0], [10, 10], [5, 10]]},
+                ],
+                "gateways": [{"id": "gw-1", "zones": ["a"], "position": [12, 3]}],
+            },
+            "",
+            "gateway 'gw-1': position (12.0, 3.0) lies outside the floor",
+        ),
+        ({"entrances": [{"id": "door", "zone": "cellar", "position": [0, 0]}]}, "", "unknown zone 'cellar'"),
     ],
 )
 def test_invalid_config_names_key_and_problem(

@@ -8,14 +8,17 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from broker_config.contract import (
     MAX_PAYLOAD_BYTES,
     SPECS,
+    AssociateStatus,
     CheckoutEvent,
     ContractError,
     CustomerCard,
     DeadLetter,
+    DismissReason,
     EnvelopeSource,
     Feedback,
     FootfallEvent,
@@ -23,6 +26,7 @@ from broker_config.contract import (
     PresenceEvent,
     Prompt,
     PromptKind,
+    PromptReason,
     RejectReason,
     TopicKind,
     Topics,
@@ -68,9 +72,18 @@ SAMPLES: dict[TopicKind, tuple[str | None, object]] = {
             cause_event_id=ID,
             cause_ts=T,
             expires_at=T + 300,
+            reason=PromptReason(
+                rule="replenishment_due",
+                facts={"category": "sauces", "days_since": 32, "interval_days": 31.0},
+                scores={"propensity": 0.4, "value": 2.5},
+            ),
         ),
     ),
-    TopicKind.FEEDBACK: ("a-ben", SRC.make(Feedback, T, prompt_id=ID, outcome="accepted")),
+    TopicKind.FEEDBACK: (
+        "a-ben",
+        SRC.make(Feedback, T, prompt_id=ID, outcome="dismissed", reason=DismissReason.CUSTOMER_BUSY),
+    ),
+    TopicKind.ASSOCIATE_STATUS: ("a-ben", SRC.make(AssociateStatus, T, state="busy", zone="pantry")),
     TopicKind.DEADLETTER: (
         None,
         SRC.make(
@@ -114,6 +127,7 @@ def test_topics_follow_the_documented_shape() -> None:
     assert t.checkout("s1", "lane-1") == "fw/v1/s1/pos/lane-1/checkout"
     assert t.prompt("s1", "a-ben") == "fw/v1/s1/handheld/a-ben/prompt"
     assert t.feedback("s1", "a-ben") == "fw/v1/s1/handheld/a-ben/feedback"
+    assert t.associate_status("s1", "a-ben") == "fw/v1/s1/handheld/a-ben/status"
     assert t.deadletter("s1") == "fw/v1/s1/deadletter"
     assert t.subscription(TopicKind.PRESENCE) == "fw/v1/+/zone/+/presence"
     assert Topics("p").subscription(TopicKind.PROMPT, "s1") == "p/fw/v1/s1/handheld/+/prompt"
@@ -212,3 +226,8 @@ def test_valid_presence_round_trips(member: str, confidence: float, seq: int) ->
         PresenceEvent, T, member=member, action="leave", confidence=confidence
     )
     assert decode(Topics(), "fw/v1/s1/zone/a/presence", encode(event)).payload == event
+
+
+def test_a_dismiss_reason_needs_a_dismissal() -> None:
+    with pytest.raises(ValidationError, match="only allowed with outcome 'dismissed'"):
+        SRC.make(Feedback, T, prompt_id=ID, outcome="accepted", reason=DismissReason.NOT_RELEVANT)
