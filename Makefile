@@ -27,7 +27,7 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/floorwalker bench
+	$(BIN)/floorwalker bench e2e
 
 # Re-pin every dependency to what a fresh install resolves today.
 lock:

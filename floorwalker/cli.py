@@ -34,6 +34,10 @@ app = typer.Typer(
 )
 services_app = typer.Typer(help="Our own Mosquitto and Redis (up / down / status).", no_args_is_help=True)
 app.add_typer(services_app, name="services")
+bench_app = typer.Typer(help="Benchmarks of the hot paths; each prints a table and writes bench/out/*.json.")
+app.add_typer(bench_app, name="bench")
+eval_app = typer.Typer(help="Run a pipeline on recorded input and compare with ground truth.")
+app.add_typer(eval_app, name="eval")
 
 DEFAULT_RUN_DIR = Path(os.environ.get("FLOORWALKER_RUN_DIR", ".run"))
 
@@ -353,9 +357,9 @@ def demo(
     run_demo(store_config or demo_store_path(), run_dir, port=port, speed=speed)
 
 
-@app.command()
+@bench_app.command("e2e")
 @friendly
-def bench(
+def bench_e2e(
     rates: Annotated[
         str, typer.Option("--rates", help="Comma-separated event rates (events/s).")
     ] = "500,2000",
