@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-log = logging.getLogger(__name__)
+from edge_agent.detector import Frame
 
-Frame = npt.NDArray[np.uint8]
+log = logging.getLogger(__name__)
 
 
 class _Strict(BaseModel):
@@ -114,7 +112,9 @@ class FrameSource:
         self._skipped = 0
         self._taken = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"camera {describe_source(config)}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"camera {describe_source(config)}", daemon=True
+        )
         # Files played as fast as possible hand over every frame (no skipping).
         self._every_frame = isinstance(config, FileSource) and not config.realtime
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Final, Literal, Protocol
+from typing import Annotated, Any, Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +30,8 @@ PERSON_SSDLITE_SHA256: Final = "967d54625daf3b67adedef692af3d6076002909ba8adc267
 SSD_SIZE: Final = 300
 SSD_ANCHORS: Final = 1917
 
-Frame = npt.NDArray[np.uint8]
+#: A BGR image as OpenCV delivers it (uint8, height x width x 3).
+Frame = npt.NDArray[Any]
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -262,10 +263,8 @@ def decode_yolo(
 ) -> tuple[FloatArray, FloatArray]:
     """Person boxes (x0, y0, x1, y1 in model pixels) and scores from a YOLO output tensor."""
     rows = raw[0].T if layout == "v8" else raw[0]  # -> [anchors, fields]
-    if layout == "v8":
-        scores = rows[:, 4 + person_class]
-    else:
-        scores = rows[:, 4] * rows[:, 5 + person_class]  # objectness x class probability
+    # v5 multiplies objectness by the class probability; v8 has no objectness.
+    scores = rows[:, 4 + person_class] if layout == "v8" else rows[:, 4] * rows[:, 5 + person_class]
     cx, cy, bw, bh = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
     boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
     return boxes.astype(np.float32), scores.astype(np.float32)

@@ -45,7 +45,10 @@ class CameraCounter:
         self.config = config
         self.tracker = Tracker(config.tracker)
         self.lines = [
-            (ln.enters, LineCounter(CountLine(ln.id, ln.points[0], ln.points[1], ln.inside), band_px=ln.band_px))
+            (
+                ln.enters,
+                LineCounter(CountLine(ln.id, ln.points[0], ln.points[1], ln.inside), band_px=ln.band_px),
+            )
             for ln in config.lines
         ]
         self.zones = [(z.zone, PolygonZone(z.zone, list(z.polygon))) for z in config.zones]
@@ -55,7 +58,11 @@ class CameraCounter:
 
     def update(self, detections: Detections, t: float) -> FrameCounts:
         tracks = self.tracker.update(detections, t)
-        pick = (lambda tr: tr.feet) if self.config.anchor == "feet" else (lambda tr: tr.centre)
+        feet = self.config.anchor == "feet"
+
+        def pick(tr: Track) -> Point:
+            return tr.feet if feet else tr.centre
+
         # Lines see only people actually detected in this frame: a predicted position of a
         # hidden person must not carry them over a line.
         seen: dict[int, Point] = {tr.id: pick(tr) for tr in tracks if tr.seen}
@@ -116,7 +123,9 @@ class _Tally:
 class FootfallAggregator:
     """Per-zone counts over publish windows; :meth:`due` says which zones to publish now."""
 
-    def __init__(self, zones: list[str], publish: PublishConfig, start_t: float, lane_zones: dict[str, str]) -> None:
+    def __init__(
+        self, zones: list[str], publish: PublishConfig, start_t: float, lane_zones: dict[str, str]
+    ) -> None:
         self.publish = publish
         self.lane_zones = lane_zones
         self._tallies = {z: _Tally(window_start=start_t) for z in zones}
@@ -179,7 +188,9 @@ class FootfallAggregator:
 class FootfallPipeline:
     """Detector + :class:`CameraCounter`: one call per frame."""
 
-    def __init__(self, config: CameraConfig, detector: Detector, lane_zones: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: CameraConfig, detector: Detector, lane_zones: dict[str, str] | None = None
+    ) -> None:
         self.detector = detector
         self.counter = CameraCounter(config, lane_zones)
 
@@ -190,9 +201,11 @@ class FootfallPipeline:
 def zones_of(config: CameraConfig, lane_zones: dict[str, str]) -> list[str]:
     """The store zones a camera reports on, in config order."""
     zones: list[str] = []
-    for z in [ln.enters for ln in config.lines] + [z.zone for z in config.zones] + [
-        lane_zones[q.lane] for q in config.queues
-    ]:
+    for z in (
+        [ln.enters for ln in config.lines]
+        + [z.zone for z in config.zones]
+        + [lane_zones[q.lane] for q in config.queues]
+    ):
         if z not in zones:
             zones.append(z)
     return zones

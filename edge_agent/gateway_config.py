@@ -186,7 +186,9 @@ def check_against_store(config: GatewayFileConfig, store: StoreConfig, path: Pat
     gw = next((g for g in store.gateways if g.id == config.gateway), None)
     if gw is None:
         known = ", ".join(g.id for g in store.gateways)
-        raise ConfigError(f"{path}: gateway: {config.gateway!r} is not in store {store.store!r} (known: {known})")
+        raise ConfigError(
+            f"{path}: gateway: {config.gateway!r} is not in store {store.store!r} (known: {known})"
+        )
     covered = set(gw.zones)
     for ci, cam in enumerate(config.cameras):
         for key, zone in [(f"lines[{i}].enters", ln.enters) for i, ln in enumerate(cam.lines)] + [

@@ -38,8 +38,8 @@ class CountLine:
     def signed_distance(self, p: Point) -> float:
         """Distance of ``p`` from the (infinite) line, positive on the ``inside`` side."""
         dx, dy = self.b[0] - self.a[0], self.b[1] - self.a[1]
-        length = (dx * dx + dy * dy) ** 0.5
-        d = (dx * (p[1] - self.a[1]) - dy * (p[0] - self.a[0])) / length
+        length = float((dx * dx + dy * dy) ** 0.5)
+        d = float(dx * (p[1] - self.a[1]) - dy * (p[0] - self.a[0])) / length
         return d if self._inside_sign > 0 else -d
 
     @property

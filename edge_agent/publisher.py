@@ -10,6 +10,7 @@ devices publish.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import paho.mqtt.client as mqtt
@@ -20,6 +21,7 @@ from broker_config.contract import (
     FootfallEvent,
     GatewayStatus,
     PresenceEvent,
+    SensorHealth,
     Topics,
     encode,
 )
@@ -58,8 +60,8 @@ class EdgePublisher:
         self.link.connect()
         self.heartbeat(now)
 
-    def heartbeat(self, now: float, detail: str = "") -> None:
-        self._publish_status("online", now, detail)
+    def heartbeat(self, now: float, detail: str = "", sensors: Sequence[SensorHealth] = ()) -> None:
+        self._publish_status("online", now, detail, sensors)
 
     def stop(self, now: float, timeout: float = 5.0) -> None:
         """Say ``offline`` (retained), wait for it to leave, then disconnect cleanly."""
@@ -83,6 +85,8 @@ class EdgePublisher:
         exited: int,
         occupancy: int,
         queue_length: int | None = None,
+        dwell_avg_s: float | None = None,
+        lane_queues: dict[str, int] | None = None,
     ) -> str:
         event = self._source.make(
             FootfallEvent,
@@ -92,6 +96,8 @@ class EdgePublisher:
             exited=exited,
             occupancy=occupancy,
             queue_length=queue_length,
+            dwell_avg_s=dwell_avg_s,
+            lane_queues=lane_queues,
         )
         self.link.publish(self.topics.footfall(self.store, zone), encode(event))
         return event.event_id
@@ -103,19 +109,30 @@ class EdgePublisher:
         return event.event_id
 
     def _publish_status(
-        self, state: Literal["online", "offline"], now: float, detail: str
+        self,
+        state: Literal["online", "offline"],
+        now: float,
+        detail: str,
+        sensors: Sequence[SensorHealth] = (),
     ) -> mqtt.MQTTMessageInfo | None:
         if self._status_topic is None:
             return None
-        status = self._status(state, now, detail)
+        status = self._status(state, now, detail, sensors)
         return self.link.publish(self._status_topic, encode(status), qos=1, retain=True)
 
-    def _status(self, state: Literal["online", "offline"], now: float, detail: str) -> GatewayStatus:
+    def _status(
+        self,
+        state: Literal["online", "offline"],
+        now: float,
+        detail: str,
+        sensors: Sequence[SensorHealth] = (),
+    ) -> GatewayStatus:
         return self._source.make(
             GatewayStatus,
             now,
             state=state,
             software=__version__,
             uptime_s=max(0.0, now - self._started_at),
-            detail=detail,
+            detail=detail[:300],
+            sensors=list(sensors),
         )

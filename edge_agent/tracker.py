@@ -153,9 +153,14 @@ class Tracker:
                 tr.seen = False
                 kept.append(tr)
         # New tentative tracks from confident detections nobody claimed.
-        for i in high_idx:
-            if int(i) not in matched_dets and len(kept) < cfg.max_tracks:
-                kept.append(_State(boxes[i].astype(np.float32), np.zeros(4, np.float32), float(detections.scores[i]), t))
+        for j in high_idx:
+            i = int(j)
+            if i not in matched_dets and len(kept) < cfg.max_tracks:
+                kept.append(
+                    _State(
+                        boxes[i].astype(np.float32), np.zeros(4, np.float32), float(detections.scores[i]), t
+                    )
+                )
                 self._promote(kept[-1])
         self._tracks = kept
         return [
