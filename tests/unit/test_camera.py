@@ -4,6 +4,7 @@ with back-off, frame skipping when the consumer is slow, and the health it repor
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -63,8 +64,11 @@ def test_a_missing_file_fails_with_its_name(tmp_path: Path) -> None:
 
 def test_a_stream_that_drops_is_reopened_with_backoff() -> None:
     opened: list[float] = []
-    script = [ScriptedCapture(False, 0), ScriptedCapture(False, 0), ScriptedCapture(True, 5, 0.01)] + [
-        ScriptedCapture(True, 10_000, 0.01)
+    script = [
+        ScriptedCapture(False, 0),
+        ScriptedCapture(False, 0),
+        ScriptedCapture(True, 5, 0.01),
+        ScriptedCapture(True, 10_000, 0.01),
     ]
 
     def open_capture(_cfg: object) -> object:
@@ -103,7 +107,7 @@ def test_a_slow_consumer_gets_the_newest_frame_and_older_ones_are_skipped() -> N
             tf = source.latest(timeout=1)
             assert tf is not None
             seen.append(tf.index)
-        assert all(b - a > 1 for a, b in zip(seen, seen[1:], strict=False))
+        assert all(b - a > 1 for a, b in itertools.pairwise(seen))
         assert source.health().frames_skipped > 0
     finally:
         source.stop()

@@ -80,9 +80,7 @@ def test_reports_and_sensor_health_fit_the_contract() -> None:
     )  # fmt: skip
     back = decode(topics, topics.footfall("demo-store", "checkout"), encode(event)).payload
     assert back == event
-    status = src.make(
-        GatewayStatus, T0, state="online",
-        sensors=[SensorHealth(id="door", kind="camera", state="reconnecting", detail="cannot open", rate_hz=0)],
-    )  # fmt: skip
+    sensor = SensorHealth(id="door", kind="camera", state="reconnecting", detail="cannot open", rate_hz=0)
+    status = src.make(GatewayStatus, T0, state="online", sensors=[sensor])
     back = decode(topics, topics.status("demo-store", "gw-entrance"), encode(status)).payload
     assert isinstance(back, GatewayStatus) and back.sensors[0].state == "reconnecting"

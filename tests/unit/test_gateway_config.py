@@ -53,7 +53,8 @@ def base(**camera: object) -> dict[str, object]:
     [
         ({"colour": "red"}, r"cameras\.0\.colour: Extra inputs are not permitted"),
         ({"source": {"kind": "ftp", "url": "x"}}, r"cameras\.0\.source: Input tag 'ftp' found using 'kind'"),
-        ({"source": {"kind": "rtsp", "url": "http://x"}}, r"cameras\.0\.source\.rtsp\.url: String should match"),
+        ({"source": {"kind": "rtsp", "url": "http://x"}},
+         r"cameras\.0\.source\.rtsp\.url: String should match"),
         ({"model": {"kind": "yolo"}}, r"cameras\.0\.model\.yolo\.path: Field required"),
         ({"lines": [], "zones": [], "queues": []}, r"a camera needs at least one of lines, zones or queues"),
         ({"zones": [{"zone": "entrance", "polygon": [[0, 0], [100, 100], [100, 0], [0, 100]]}]},

@@ -38,8 +38,8 @@ def ramp(a: float, b: float, n: int) -> list[float]:
         ("stands on the line", [300.0] * 50, []),
         ("stands beside the line", ramp(500, 320, 10) + [320.0] * 40, []),
         ("jitters across the line while standing", [300 + (5 if i % 2 else -5) for i in range(60)], []),
-        ("crosses, then jitters on the line", ramp(500, 300, 20) + [300 + (6 if i % 2 else -6) for i in range(30)]
-         + ramp(300, 100, 10), ["in"]),
+        ("crosses, then jitters on the line",
+         ramp(500, 300, 20) + [300 + (6 if i % 2 else -6) for i in range(30)] + ramp(300, 100, 10), ["in"]),
         ("crosses and comes back", ramp(500, 100, 20) + ramp(100, 500, 20), ["in", "out"]),
         ("steps over and back within the band", ramp(500, 295, 15) + ramp(295, 500, 15), []),
         ("comes up to the line and turns back", ramp(500, 305, 15) + ramp(305, 500, 15), []),
