@@ -55,6 +55,7 @@ def test_gateway_counts_real_video_and_reports_a_broken_camera(
     want_in = sum(1 for c in in_clip if c["direction"] == "in")
     want_out = len(in_clip) - want_in
     line = truth["line"]
+    clip = write_clip(tmp_path / "clip.avi", CLIP_FRAMES)
     gw_file = tmp_path / "gw.yaml"
     gw_file.write_text(
         yaml.safe_dump(
@@ -66,15 +67,14 @@ def test_gateway_counts_real_video_and_reports_a_broken_camera(
                 "cameras": [
                     {
                         "id": "door",
-                        "source": {"kind": "file", "path": str(write_clip(tmp_path / "clip.avi", CLIP_FRAMES)),
-                                   "realtime": False},
+                        "source": {"kind": "file", "path": str(clip), "realtime": False},
                         "lines": [{"id": "walkway", "points": line["points"], "inside": line["inside"],
                                    "enters": "entrance"}],
                         "publish": {"interval_s": 5, "min_interval_s": 1},
                     },
                     {
                         "id": "side",
-                        "source": {"kind": "file", "path": str(tmp_path / "clip.avi")},
+                        "source": {"kind": "file", "path": str(clip)},
                         "model": {"kind": "ssdlite", "path": str(tmp_path / "missing.onnx")},
                         "zones": [{"zone": "entrance", "polygon": [[0, 0], [100, 0], [100, 100]]}],
                     },
