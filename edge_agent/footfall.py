@@ -170,7 +170,7 @@ class FootfallAggregator:
         report = ZoneReport(
             zone=zone,
             t=t,
-            window_s=max(t - start, 1e-3),
+            window_s=round(max(t - start, 1e-3), 3),
             entered=tally.entered,
             exited=tally.exited,
             occupancy=occupancy,
