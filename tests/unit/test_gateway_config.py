@@ -128,3 +128,20 @@ def test_missing_and_broken_files(tmp_path: Path) -> None:
     bad.write_text("store: [unclosed\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: line \d+ not valid YAML"):
         load_gateway_config(bad)
+
+
+def test_edge_command_reports_a_bad_gateway_config_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from floorwalker.cli import app
+
+    doc = base(zones=[{"zone": "entrance", "polygon": [[0, 0], [1, 1], [2, 2]]}])
+    doc["store_config"] = str(REPO / "simulators" / "data" / "demo_store.yaml")
+    path = write(tmp_path, doc)
+    res = CliRunner().invoke(app, ["edge", "--gateway-config", str(path), "--mqtt-url", "mqtt://127.0.0.1:9"])
+    assert res.exit_code == 2
+    assert res.output.strip() == (
+        f"error: {path}: cameras.0.zones.0.polygon: the polygon has no area (its points are in a line)"
+    )
+    res = CliRunner().invoke(app, ["edge", "--mqtt-url", "mqtt://127.0.0.1:9"])
+    assert res.exit_code == 2 and "give --gateway ID or --gateway-config FILE" in res.output
