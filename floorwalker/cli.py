@@ -421,17 +421,27 @@ def eval_footfall(
         int, typer.Option("--tolerance", help="Frames a counted crossing may be off and still match.")
     ] = 15,
     threads: Annotated[int, typer.Option("--threads", help="onnxruntime threads.")] = 1,
+    mot: Annotated[
+        Path | None, typer.Option("--mot", help="Boxed people in some frames (MOT format): detector P/R.")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the result as JSON here.")] = None,
 ) -> None:
-    """Run the camera pipeline on a video; compare line counts with ground truth."""
+    """Run the camera pipeline on a video; compare line counts (and boxes) with ground truth."""
     from rich.console import Console
     from rich.table import Table
 
-    from edge_agent.footfall_eval import evaluate, load_truth
+    from edge_agent.footfall_eval import evaluate, load_mot, load_truth
 
     truth = load_truth(gt)
+    boxes = load_mot(mot) if mot is not None else None
     result = evaluate(
-        video, truth, threads=threads, first_frame=first, last_frame=last, tolerance_frames=tolerance
+        video,
+        truth,
+        threads=threads,
+        first_frame=first,
+        last_frame=last,
+        tolerance_frames=tolerance,
+        mot=boxes,
     )
     table = Table(
         title=f"line {truth.line.id!r}: frames {first}..{first + result.frames - 1} of {video.name}"
@@ -448,6 +458,12 @@ def eval_footfall(
         f"pipeline {result.ms_per_frame:.1f} ms/frame ({1000 / max(result.ms_per_frame, 1e-9):.1f} fps, "
         f"{threads} thread(s), decoding not included)"
     )
+    det = result.detection
+    if det is not None:
+        console.print(
+            f"detector: precision {det.precision:.1%}  recall {det.recall:.1%}  (IoU >= 0.5; "
+            f"{det.matched} of {det.truth} boxed people found, {det.detected} boxes, {det.frames} frames)"
+        )
     for g in result.missed:
         console.print(f"  missed  frame {g.frame:>4} {g.direction:<3} {g.who}")
     for c in result.extra:
@@ -472,6 +488,16 @@ def eval_footfall(
                     "precision": result.precision,
                     "recall": result.recall,
                     "ms_per_frame": result.ms_per_frame,
+                    "detection": None
+                    if det is None
+                    else {
+                        "frames": det.frames,
+                        "truth": det.truth,
+                        "detected": det.detected,
+                        "matched": det.matched,
+                        "precision": det.precision,
+                        "recall": det.recall,
+                    },
                 },
                 indent=2,
             )

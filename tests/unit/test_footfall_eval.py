@@ -68,3 +68,34 @@ def test_bench_footfall_writes_its_figures(tmp_path: Path) -> None:
     assert data["frames"] == 8 and data["threads"] == 1 and data["frame_size"] == [768, 576]
     assert data["fps"] > 0 and data["peak_rss_mb"] > 0
     assert set(data["targets"]) == {"fps", "peak_rss_mb"}
+
+
+def test_detector_precision_and_recall_on_hand_boxed_people(tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    mot = REPO / "tests" / "data" / "vtest_people_mot.txt"
+    args = ["eval", "footfall", VTEST, "--gt", str(GT), "--first-frame", "98", "--last-frame", "102"]
+    res = CliRunner().invoke(app, [*args, "--mot", str(mot), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    det = json.loads(out.read_text())["detection"]
+    # Frame 100 has seven people boxed by hand; the far one and a pair walking close together
+    # are the hard ones.
+    assert (det["frames"], det["truth"]) == (1, 7)
+    assert 5 <= det["matched"] <= det["detected"] and det["recall"] == det["matched"] / 7
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1,1,10,10,5\n", r"line 1: expected frame,id,x,y,w,h"),
+        ("0,1,10,10,5,5\n", r"line 1: frame must be >= 1"),
+        ("3,1,10,10,5,5\n\n4,1,a,b,c,d\n", r"line 3: expected frame,id,x,y,w,h"),
+    ],
+)
+def test_broken_mot_files(tmp_path: Path, text: str, message: str) -> None:
+    from edge_agent.footfall_eval import load_mot
+    from floorwalker.errors import ConfigError
+
+    path = tmp_path / "gt.txt"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_mot(path)
