@@ -10,6 +10,7 @@ devices publish.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Literal
 
@@ -47,6 +48,9 @@ class EdgePublisher:
         self.producer = producer
         self.topics = topics
         self._source = EnvelopeSource(producer, start_seq=start_seq)
+        #: Cameras publish from their own threads: one event id/seq and publish at a time,
+        #: so seq numbers are unique and leave in order.
+        self._lock = threading.RLock()
         self._status_topic = topics.status(store, producer) if status else None
         self._started_at = 0.0
         self.link = MqttLink(mqtt_host, mqtt_port, client_id=f"{topics.prefix.replace('/', '-')}{producer}")
@@ -71,8 +75,9 @@ class EdgePublisher:
         self.link.close()
 
     def presence(self, zone: str, member: str, action: Literal["enter", "leave"], ts: float) -> str:
-        event = self._source.make(PresenceEvent, ts, member=member, action=action)
-        self.link.publish(self.topics.presence(self.store, zone), encode(event))
+        with self._lock:
+            event = self._source.make(PresenceEvent, ts, member=member, action=action)
+            self.link.publish(self.topics.presence(self.store, zone), encode(event))
         return event.event_id
 
     def footfall(
@@ -88,24 +93,26 @@ class EdgePublisher:
         dwell_avg_s: float | None = None,
         lane_queues: dict[str, int] | None = None,
     ) -> str:
-        event = self._source.make(
-            FootfallEvent,
-            ts,
-            window_s=window_s,
-            entered=entered,
-            exited=exited,
-            occupancy=occupancy,
-            queue_length=queue_length,
-            dwell_avg_s=dwell_avg_s,
-            lane_queues=lane_queues,
-        )
-        self.link.publish(self.topics.footfall(self.store, zone), encode(event))
+        with self._lock:
+            event = self._source.make(
+                FootfallEvent,
+                ts,
+                window_s=window_s,
+                entered=entered,
+                exited=exited,
+                occupancy=occupancy,
+                queue_length=queue_length,
+                dwell_avg_s=dwell_avg_s,
+                lane_queues=lane_queues,
+            )
+            self.link.publish(self.topics.footfall(self.store, zone), encode(event))
         return event.event_id
 
     def checkout(self, lane: str, ts: float, *, member: str | None, items: list[dict[str, object]]) -> str:
         total = sum(int(str(item["amount_cents"])) for item in items)
-        event = self._source.make(CheckoutEvent, ts, member=member, items=items, total_cents=total)
-        self.link.publish(self.topics.checkout(self.store, lane), encode(event))
+        with self._lock:
+            event = self._source.make(CheckoutEvent, ts, member=member, items=items, total_cents=total)
+            self.link.publish(self.topics.checkout(self.store, lane), encode(event))
         return event.event_id
 
     def _publish_status(
@@ -117,8 +124,9 @@ class EdgePublisher:
     ) -> mqtt.MQTTMessageInfo | None:
         if self._status_topic is None:
             return None
-        status = self._status(state, now, detail, sensors)
-        return self.link.publish(self._status_topic, encode(status), qos=1, retain=True)
+        with self._lock:
+            status = self._status(state, now, detail, sensors)
+            return self.link.publish(self._status_topic, encode(status), qos=1, retain=True)
 
     def _status(
         self,

