@@ -61,10 +61,11 @@ class CameraWorker:
         with self._lock:
             state, detail, rate = self._state, self._detail, self._rate
         src = self._source.health() if self._source is not None else None
-        if src is not None and state == "streaming" and src.state != "streaming":
+        if src is not None and state not in ("failed", "ended"):
+            # While running, the source knows best (streaming, or reconnecting and why).
             state, detail = src.state, src.detail
-        if src is not None and state == "streaming":
-            detail = f"{rate:.1f} fps processed, {src.frames_skipped} frames skipped"
+            if state == "streaming":
+                detail = f"{rate:.1f} fps processed, {src.frames_skipped} frames skipped"
         return SensorHealth(
             id=self.config.id, kind="camera", state=state, detail=detail[:300], rate_hz=round(rate, 2)
         )

@@ -134,3 +134,60 @@ def test_gateway_counts_real_video_and_reports_a_broken_camera(
     assert "camera side: failed" in ended.detail
     assert all_status[-1].state == "offline"
     assert b"Traceback" not in err, err.decode()[-2000:]
+
+
+def test_an_unreachable_stream_is_reported_as_reconnecting(
+    services: Endpoints, prefix: str, tmp_path: Path, collect: Callable[[list[str]], Collector]
+) -> None:
+    from floorwalker.services import free_port
+
+    port = free_port()  # nothing listens there
+    gw_file = tmp_path / "gw.yaml"
+    gw_file.write_text(
+        yaml.safe_dump(
+            {
+                "store": "demo-store",
+                "store_config": str(DEMO_STORE),
+                "gateway": "gw-entrance",
+                "heartbeat_s": 1,
+                "cameras": [
+                    {
+                        "id": "door",
+                        "source": {"kind": "rtsp", "url": f"rtsp://admin:secret@127.0.0.1:{port}/cam"},
+                        "lines": [{"id": "l", "points": [[10, 10], [10, 90]], "inside": [50, 50],
+                                   "enters": "entrance"}],
+                    }
+                ],
+            }
+        )
+    )  # fmt: skip
+    topics = Topics(prefix)
+    status_topic = topics.status("demo-store", "gw-entrance")
+    watcher = collect([status_topic])
+
+    def reconnecting(msgs: list[tuple[str, bytes]]) -> bool:
+        for _, p in msgs:
+            body = decode(topics, status_topic, p).payload
+            assert isinstance(body, GatewayStatus)
+            if body.state == "online" and any(s.state == "reconnecting" for s in body.sensors):
+                return True
+        return False
+
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "floorwalker", "edge", "--gateway-config", str(gw_file),
+         "--mqtt-url", services.mqtt_url, "--topic-prefix", prefix],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        watcher.wait_for(reconnecting, timeout=60)
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(20)
+        gateway.kill()
+        gateway.communicate()
+    last = [decode(topics, status_topic, p).payload for _, p in watcher.messages]
+    sensor = next(
+        s for st in last if isinstance(st, GatewayStatus) for s in st.sensors if s.state == "reconnecting"
+    )
+    assert f"cannot open rtsp://127.0.0.1:{port}/cam" in sensor.detail
+    assert "secret" not in sensor.detail and "admin" not in sensor.detail
