@@ -32,6 +32,7 @@ fuzz: setup
 
 bench: setup
 	$(BIN)/floorwalker bench e2e
+	$(BIN)/floorwalker bench footfall
 
 # Re-pin every dependency to what a fresh install resolves today.
 lock:

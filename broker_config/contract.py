@@ -103,6 +103,20 @@ class Envelope(BaseModel):
     ts: EventTime = Field(description="When the event happened, Unix seconds.")
 
 
+class SensorHealth(BaseModel):
+    """One sensing source of a gateway (a camera, a BLE scanner) and how it is doing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Ident
+    kind: Literal["camera", "ble"]
+    #: e.g. ``starting``, ``streaming``, ``reconnecting``, ``ended``, ``failed``.
+    state: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,20}$")]
+    detail: ShortText = ""
+    #: Frames (or scans) processed per second, recently.
+    rate_hz: float | None = Field(default=None, ge=0)
+
+
 class GatewayStatus(Envelope):
     """Health of a gateway; retained, and the gateway's MQTT last will says ``offline``."""
 
@@ -110,6 +124,8 @@ class GatewayStatus(Envelope):
     software: Annotated[str, StringConstraints(max_length=40)] = ""
     uptime_s: float = Field(default=0.0, ge=0)
     detail: ShortText = ""
+    #: Per-source health (additive in schema 1; absent from older gateways).
+    sensors: list[SensorHealth] = Field(default_factory=list, max_length=32)
 
 
 class PresenceEvent(Envelope):
@@ -128,6 +144,12 @@ class FootfallEvent(Envelope):
     exited: int = Field(ge=0, le=100_000)
     occupancy: int = Field(ge=0, le=100_000)
     queue_length: int | None = Field(default=None, ge=0, le=10_000)
+    #: Mean time spent in the zone by people who left it during the window (additive).
+    dwell_avg_s: float | None = Field(default=None, ge=0, le=86_400)
+    #: Queue length per checkout lane in the zone; ``queue_length`` is their sum (additive).
+    lane_queues: dict[Ident, Annotated[int, Field(ge=0, le=10_000)]] | None = Field(
+        default=None, max_length=32
+    )
 
 
 class BasketLine(BaseModel):

@@ -10,6 +10,8 @@ devices publish.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from typing import Literal
 
 import paho.mqtt.client as mqtt
@@ -20,6 +22,7 @@ from broker_config.contract import (
     FootfallEvent,
     GatewayStatus,
     PresenceEvent,
+    SensorHealth,
     Topics,
     encode,
 )
@@ -45,6 +48,9 @@ class EdgePublisher:
         self.producer = producer
         self.topics = topics
         self._source = EnvelopeSource(producer, start_seq=start_seq)
+        #: Cameras publish from their own threads: one event id/seq and publish at a time,
+        #: so seq numbers are unique and leave in order.
+        self._lock = threading.RLock()
         self._status_topic = topics.status(store, producer) if status else None
         self._started_at = 0.0
         self.link = MqttLink(mqtt_host, mqtt_port, client_id=f"{topics.prefix.replace('/', '-')}{producer}")
@@ -58,8 +64,8 @@ class EdgePublisher:
         self.link.connect()
         self.heartbeat(now)
 
-    def heartbeat(self, now: float, detail: str = "") -> None:
-        self._publish_status("online", now, detail)
+    def heartbeat(self, now: float, detail: str = "", sensors: Sequence[SensorHealth] = ()) -> None:
+        self._publish_status("online", now, detail, sensors)
 
     def stop(self, now: float, timeout: float = 5.0) -> None:
         """Say ``offline`` (retained), wait for it to leave, then disconnect cleanly."""
@@ -69,8 +75,9 @@ class EdgePublisher:
         self.link.close()
 
     def presence(self, zone: str, member: str, action: Literal["enter", "leave"], ts: float) -> str:
-        event = self._source.make(PresenceEvent, ts, member=member, action=action)
-        self.link.publish(self.topics.presence(self.store, zone), encode(event))
+        with self._lock:
+            event = self._source.make(PresenceEvent, ts, member=member, action=action)
+            self.link.publish(self.topics.presence(self.store, zone), encode(event))
         return event.event_id
 
     def footfall(
@@ -83,39 +90,57 @@ class EdgePublisher:
         exited: int,
         occupancy: int,
         queue_length: int | None = None,
+        dwell_avg_s: float | None = None,
+        lane_queues: dict[str, int] | None = None,
     ) -> str:
-        event = self._source.make(
-            FootfallEvent,
-            ts,
-            window_s=window_s,
-            entered=entered,
-            exited=exited,
-            occupancy=occupancy,
-            queue_length=queue_length,
-        )
-        self.link.publish(self.topics.footfall(self.store, zone), encode(event))
+        with self._lock:
+            event = self._source.make(
+                FootfallEvent,
+                ts,
+                window_s=window_s,
+                entered=entered,
+                exited=exited,
+                occupancy=occupancy,
+                queue_length=queue_length,
+                dwell_avg_s=dwell_avg_s,
+                lane_queues=lane_queues,
+            )
+            self.link.publish(self.topics.footfall(self.store, zone), encode(event))
         return event.event_id
 
     def checkout(self, lane: str, ts: float, *, member: str | None, items: list[dict[str, object]]) -> str:
         total = sum(int(str(item["amount_cents"])) for item in items)
-        event = self._source.make(CheckoutEvent, ts, member=member, items=items, total_cents=total)
-        self.link.publish(self.topics.checkout(self.store, lane), encode(event))
+        with self._lock:
+            event = self._source.make(CheckoutEvent, ts, member=member, items=items, total_cents=total)
+            self.link.publish(self.topics.checkout(self.store, lane), encode(event))
         return event.event_id
 
     def _publish_status(
-        self, state: Literal["online", "offline"], now: float, detail: str
+        self,
+        state: Literal["online", "offline"],
+        now: float,
+        detail: str,
+        sensors: Sequence[SensorHealth] = (),
     ) -> mqtt.MQTTMessageInfo | None:
         if self._status_topic is None:
             return None
-        status = self._status(state, now, detail)
-        return self.link.publish(self._status_topic, encode(status), qos=1, retain=True)
+        with self._lock:
+            status = self._status(state, now, detail, sensors)
+            return self.link.publish(self._status_topic, encode(status), qos=1, retain=True)
 
-    def _status(self, state: Literal["online", "offline"], now: float, detail: str) -> GatewayStatus:
+    def _status(
+        self,
+        state: Literal["online", "offline"],
+        now: float,
+        detail: str,
+        sensors: Sequence[SensorHealth] = (),
+    ) -> GatewayStatus:
         return self._source.make(
             GatewayStatus,
             now,
             state=state,
             software=__version__,
             uptime_s=max(0.0, now - self._started_at),
-            detail=detail,
+            detail=detail[:300],
+            sensors=list(sensors),
         )

@@ -262,22 +262,51 @@ def recommender(
 @app.command()
 @friendly
 def edge(
-    gateway: Annotated[str, typer.Option("--gateway", "-g", help="This gateway's id in the store config.")],
+    gateway: Annotated[
+        str | None, typer.Option("--gateway", "-g", help="This gateway's id in the store config.")
+    ] = None,
+    gateway_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--gateway-config", help="Gateway YAML: store, gateway id, cameras (README: Camera footfall)."
+        ),
+    ] = None,
     store_config: StoreOpt = None,
     run_dir: RunDir = DEFAULT_RUN_DIR,
     mqtt_url: MqttUrl = None,
     topic_prefix: TopicPrefix = "",
     heartbeat_s: Annotated[
-        float, typer.Option("--heartbeat", help="Seconds between status heartbeats.")
-    ] = 30.0,
+        float | None, typer.Option("--heartbeat", help="Seconds between status heartbeats (default 30).")
+    ] = None,
 ) -> None:
-    """Run a gateway: retained online status, last will offline, heartbeats."""
+    """Run a gateway: retained online status, last will offline, heartbeats, and its cameras."""
     from edge_agent.agent import run_gateway
 
-    config = _store(store_config)
+    cameras = []
+    if gateway_config is not None:
+        from edge_agent.gateway_config import check_against_store, load_gateway_config
+
+        gw = load_gateway_config(gateway_config)
+        config = _store(store_config or gw.store_config)
+        check_against_store(gw, config, gateway_config)
+        if gateway is not None and gateway != gw.gateway:
+            raise ConfigError(f"--gateway {gateway!r} but {gateway_config} is for gateway {gw.gateway!r}")
+        gateway, cameras = gw.gateway, list(gw.cameras)
+        heartbeat_s = heartbeat_s if heartbeat_s is not None else gw.heartbeat_s
+    elif gateway is None:
+        raise ConfigError("give --gateway ID or --gateway-config FILE")
+    else:
+        config = _store(store_config)
     host, port = _mqtt(run_dir, mqtt_url)
     run_gateway(
-        config, gateway, host, port, _stop_on_signals(), topic_prefix=topic_prefix, heartbeat_s=heartbeat_s
+        config,
+        gateway,
+        host,
+        port,
+        _stop_on_signals(),
+        topic_prefix=topic_prefix,
+        heartbeat_s=heartbeat_s if heartbeat_s is not None else 30.0,
+        cameras=cameras,
     )
 
 
@@ -525,6 +554,144 @@ def provision_bridge(
     out.write_text(text)
     out.chmod(0o600)
     typer.echo(f"bridge config: {out} (include it in the store broker's config with include_dir)")
+
+
+# -- camera footfall (issue 5) ----------------------------------------------------------
+
+
+@eval_app.command("footfall")
+@friendly
+def eval_footfall(
+    video: Annotated[Path, typer.Argument(help="The video file, e.g. vtest.avi from Debian's opencv-doc.")],
+    gt: Annotated[Path, typer.Option("--gt", help="Hand-counted line crossings (YAML).")],
+    first: Annotated[int, typer.Option("--first-frame", help="Start at this frame.")] = 0,
+    last: Annotated[int | None, typer.Option("--last-frame", help="Stop after this frame.")] = None,
+    tolerance: Annotated[
+        int, typer.Option("--tolerance", help="Frames a counted crossing may be off and still match.")
+    ] = 15,
+    threads: Annotated[int, typer.Option("--threads", help="onnxruntime threads.")] = 1,
+    mot: Annotated[
+        Path | None, typer.Option("--mot", help="Boxed people in some frames (MOT format): detector P/R.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the result as JSON here.")] = None,
+) -> None:
+    """Run the camera pipeline on a video; compare line counts (and boxes) with ground truth."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edge_agent.footfall_eval import evaluate, load_mot, load_truth
+
+    truth = load_truth(gt)
+    boxes = load_mot(mot) if mot is not None else None
+    result = evaluate(
+        video,
+        truth,
+        threads=threads,
+        first_frame=first,
+        last_frame=last,
+        tolerance_frames=tolerance,
+        mot=boxes,
+    )
+    table = Table(
+        title=f"line {truth.line.id!r}: frames {first}..{first + result.frames - 1} of {video.name}"
+    )
+    for col in ("direction", "truth", "counted", "count error", "matched"):
+        table.add_column(col, justify="right")
+    for d in result.directions:
+        table.add_row(d.direction, str(d.truth), str(d.counted), f"{d.count_error:+d}", str(d.matched))
+    console = Console()
+    console.print(table)
+    console.print(
+        f"count accuracy {result.count_accuracy:.1%}  crossing precision {result.precision:.1%}  "
+        f"recall {result.recall:.1%}  (matched within {tolerance} frames)\n"
+        f"pipeline {result.ms_per_frame:.1f} ms/frame ({1000 / max(result.ms_per_frame, 1e-9):.1f} fps, "
+        f"{threads} thread(s), decoding not included)"
+    )
+    det = result.detection
+    if det is not None:
+        console.print(
+            f"detector: precision {det.precision:.1%}  recall {det.recall:.1%}  (IoU >= 0.5; "
+            f"{det.matched} of {det.truth} boxed people found, {det.detected} boxes, {det.frames} frames)"
+        )
+    for g in result.missed:
+        console.print(f"  missed  frame {g.frame:>4} {g.direction:<3} {g.who}")
+    for c in result.extra:
+        console.print(f"  extra   frame {c.frame:>4} {c.direction:<3} track {c.track}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(
+            json.dumps(
+                {
+                    "video": result.video,
+                    "frames": result.frames,
+                    "directions": [
+                        {
+                            "direction": d.direction,
+                            "truth": d.truth,
+                            "counted": d.counted,
+                            "matched": d.matched,
+                        }
+                        for d in result.directions
+                    ],
+                    "count_accuracy": result.count_accuracy,
+                    "precision": result.precision,
+                    "recall": result.recall,
+                    "ms_per_frame": result.ms_per_frame,
+                    "detection": None
+                    if det is None
+                    else {
+                        "frames": det.frames,
+                        "truth": det.truth,
+                        "detected": det.detected,
+                        "matched": det.matched,
+                        "precision": det.precision,
+                        "recall": det.recall,
+                    },
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+
+
+@bench_app.command("footfall")
+@friendly
+def bench_footfall(
+    video: Annotated[Path, typer.Option("--video", help="Video to run on.")] = Path(
+        "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+    ),
+    frames: Annotated[int, typer.Option("--frames", help="Frames to time.")] = 300,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON results.")] = Path(
+        "bench/out/footfall.json"
+    ),
+) -> None:
+    """Frames per second of detector + tracker + counting on one core, and peak RSS."""
+    from floorwalker.bench_footfall import run_footfall_bench
+
+    if frames < 1:
+        raise ConfigError(f"--frames {frames}: must be at least 1")
+    run_footfall_bench(video, frames, out)
+
+
+@app.command("camera-snapshot")
+@friendly
+def camera_snapshot(
+    gateway_config: Annotated[Path, typer.Option("--gateway-config", help="The gateway YAML.")],
+    out: Annotated[Path, typer.Option("--out", help="PNG to write (debug: the frame is stored here).")],
+    camera: Annotated[str | None, typer.Option("--camera", help="Camera id (default: the first).")] = None,
+) -> None:
+    """Debug aid: grab one frame, draw the configured lines, zones and queues, write a PNG."""
+    from edge_agent.gateway_config import load_gateway_config
+    from edge_agent.overlay import snapshot
+
+    gw = load_gateway_config(gateway_config)
+    cams = [c for c in gw.cameras if camera is None or c.id == camera]
+    if not cams:
+        raise ConfigError(
+            f"{gateway_config}: no camera {camera!r} (have: {', '.join(c.id for c in gw.cameras)})"
+        )
+    snapshot(cams[0], out)
+    typer.echo(f"wrote {out} (a camera frame: keep it on the gateway, delete it when done)")
 
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper for `python -m floorwalker`

@@ -1,0 +1,140 @@
+"""Line counting on synthetic tracks and detections: crossings, standing on the line,
+jitter, two together, occlusion gap, reversal, walking round the end."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge_agent.detector import Detections
+from edge_agent.footfall import CameraCounter
+from edge_agent.gateway_config import CameraConfig
+from edge_agent.line_counter import CountLine, LineCounter
+
+#: A vertical line at x = 300 from y = 100 to 500; "inside" is the left.
+LINE = CountLine("door", (300, 100), (300, 500), inside=(100, 300))
+
+
+def xs_run(xs: list[float], y: float = 300, track: int = 1) -> list[str]:
+    counter = LineCounter(LINE, band_px=8)
+    out: list[str] = []
+    for i, x in enumerate(xs):
+        out += [c.direction for c in counter.update({track: (x, y)}, i * 0.1)]
+    return out
+
+
+def ramp(a: float, b: float, n: int) -> list[float]:
+    return [a + (b - a) * i / (n - 1) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("name", "xs", "expected"),
+    [
+        ("walks in from the right", ramp(500, 100, 30), ["in"]),
+        ("walks out to the right", ramp(100, 500, 30), ["out"]),
+        ("stands on the line", [300.0] * 50, []),
+        ("stands beside the line", ramp(500, 320, 10) + [320.0] * 40, []),
+        ("jitters across the line while standing", [300 + (5 if i % 2 else -5) for i in range(60)], []),
+        ("crosses, then jitters on the line",
+         ramp(500, 300, 20) + [300 + (6 if i % 2 else -6) for i in range(30)] + ramp(300, 100, 10), ["in"]),
+        ("crosses and comes back", ramp(500, 100, 20) + ramp(100, 500, 20), ["in", "out"]),
+        ("steps over and back within the band", ramp(500, 295, 15) + ramp(295, 500, 15), []),
+        ("comes up to the line and turns back", ramp(500, 305, 15) + ramp(305, 500, 15), []),
+    ],
+)  # fmt: skip
+def test_line_crossings(name: str, xs: list[float], expected: list[str]) -> None:
+    assert xs_run(xs) == expected, name
+
+
+def test_walking_round_the_end_of_the_line_is_not_a_crossing() -> None:
+    counter = LineCounter(LINE, band_px=8)
+    # Right side -> below the line's lower end -> left side.
+    path = [(500.0, 300.0), (450.0, 560.0), (300.0, 600.0), (150.0, 560.0), (100.0, 300.0)]
+    out = [c for i, p in enumerate(path) for c in counter.update({1: p}, i * 0.1)]
+    assert out == []
+
+
+def test_slanted_line_and_inside_on_the_other_side() -> None:
+    line = CountLine("ramp", (0, 0), (400, 400), inside=(400, 0))  # inside: above-right
+    counter = LineCounter(line, band_px=5)
+    path = [(100.0 + 10 * i, 300.0 - 10 * i) for i in range(20)]  # from below-left to above-right
+    out = [c.direction for i, p in enumerate(path) for c in counter.update({1: p}, i * 0.1)]
+    assert out == ["in"]
+
+
+def test_per_track_state_is_forgotten_after_the_track_is_gone() -> None:
+    counter = LineCounter(LINE, band_px=8, forget_s=1.0)
+    counter.update({1: (400, 300), 2: (200, 300)}, 0.0)
+    counter.update({3: (400, 300)}, 5.0)
+    assert counter.tracked == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=-7.9, max_value=7.9), min_size=1, max_size=80))
+def test_any_jitter_inside_the_band_never_counts(offsets: list[float]) -> None:
+    assert xs_run([300 + o for o in offsets]) == []
+
+
+# -- the whole counter (tracker + line) on synthetic detections --------------------------------
+
+
+def camera(band: float = 8) -> CameraConfig:
+    return CameraConfig.model_validate(
+        {
+            "id": "cam",
+            "source": {"kind": "usb"},
+            "lines": [
+                {"id": "door", "points": [[300, 100], [300, 500]], "inside": [100, 300], "enters": "entrance",
+                 "band_px": band}
+            ],
+        }
+    )  # fmt: skip
+
+
+def person(cx: float, feet: float) -> tuple[float, float, float, float]:
+    return (cx - 20, feet - 100, cx + 20, feet)
+
+
+def feed(frames: list[list[tuple[float, float, float, float]]], jitter: float = 0.0) -> list[str]:
+    counter = CameraCounter(camera())
+    rng = random.Random(7)
+    out: list[str] = []
+    for i, boxes in enumerate(frames):
+        noisy = [tuple(v + rng.uniform(-jitter, jitter) for v in b) for b in boxes]
+        counts = counter.update(Detections.of(noisy, [0.9] * len(noisy)), i * 0.1)  # type: ignore[arg-type]
+        out += [f"{zone}:{c.direction}" for zone, c in counts.crossings]
+    return out
+
+
+def test_two_people_crossing_together_count_twice() -> None:
+    frames = [[person(500 - 10 * i, 300), person(500 - 10 * i, 420)] for i in range(40)]
+    assert feed(frames) == ["entrance:in", "entrance:in"]
+
+
+def test_two_people_side_by_side_overlapping_boxes_count_twice() -> None:
+    frames = [[person(500 - 10 * i, 300), person(530 - 10 * i, 310)] for i in range(45)]
+    assert feed(frames) == ["entrance:in", "entrance:in"]
+
+
+def test_jittery_boxes_count_each_walker_once() -> None:
+    frames = [[person(100 + 12 * i, 300)] for i in range(35)]
+    assert feed(frames, jitter=4.0) == ["entrance:out"]
+
+
+def test_hidden_while_crossing_counts_once_when_seen_again() -> None:
+    # Occluded from x = 340 to x = 260 (the whole band): the crossing is noticed afterwards.
+    frames = [[person(500 - 10 * i, 300)] if not 16 <= i < 24 else [] for i in range(40)]
+    assert feed(frames) == ["entrance:in"]
+
+
+def test_standing_on_the_line_then_going_back_counts_nothing() -> None:
+    frames = [[person(x, 300)] for x in ramp(500, 302, 20) + [302.0] * 30 + ramp(302, 500, 20)]
+    assert feed(frames, jitter=3.0) == []
+
+
+def test_reversal_counts_in_then_out() -> None:
+    frames = [[person(x, 300)] for x in ramp(500, 150, 30) + ramp(150, 500, 30)]
+    assert feed(frames) == ["entrance:in", "entrance:out"]

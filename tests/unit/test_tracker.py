@@ -1,0 +1,99 @@
+"""The tracker on synthetic detections: stable real ids, occlusion gaps, people passing."""
+
+from __future__ import annotations
+
+from edge_agent.detector import Detections
+from edge_agent.tracker import Tracker, TrackerConfig, greedy_match, iou_matrix
+
+FPS = 10.0
+
+
+def box_at(cx: float, feet_y: float, w: float = 40, h: float = 100) -> tuple[float, float, float, float]:
+    return (cx - w / 2, feet_y - h, cx + w / 2, feet_y)
+
+
+def walk(x0: float, vx: float, y: float, n: int) -> list[tuple[float, float, float, float]]:
+    return [box_at(x0 + vx * i, y) for i in range(n)]
+
+
+def run(tracker: Tracker, frames: list[list[tuple[float, float, float, float]]], score: float = 0.9):
+    out = []
+    for i, boxes in enumerate(frames):
+        out.append(tracker.update(Detections.of(boxes, [score] * len(boxes)), i / FPS))
+    return out
+
+
+def test_one_walker_keeps_one_real_id() -> None:
+    frames = [[b] for b in walk(100, 6, 300, 40)]
+    history = run(Tracker(), frames)
+    assert history[0] == []  # tentative until confirmed: no placeholder id is ever shown
+    ids = {t.id for tracks in history[1:] for t in tracks}
+    assert ids == {1}
+    last = history[-1][0]
+    assert abs(last.feet[0] - (100 + 6 * 39)) < 1 and last.seen
+
+
+def test_a_single_false_positive_never_gets_an_id() -> None:
+    frames = [[box_at(200, 300)]] + [[] for _ in range(5)]
+    history = run(Tracker(), frames)
+    assert all(tracks == [] for tracks in history)
+
+
+def test_occlusion_gap_keeps_the_id_and_prediction_follows_the_walker() -> None:
+    path = walk(100, 8, 300, 30)
+    # Hidden behind a pillar for 8 frames (0.8 s) in the middle.
+    frames = [[b] if not 12 <= i < 20 else [] for i, b in enumerate(path)]
+    history = run(Tracker(TrackerConfig(lost_s=1.5)), frames)
+    hidden = history[15]
+    assert len(hidden) == 1 and not hidden[0].seen
+    assert abs(hidden[0].feet[0] - path[15][0] - 20) < 12  # predicted near where they really were
+    assert {t.id for tracks in history[1:] for t in tracks} == {1}
+    assert history[-1][0].seen
+
+
+def test_a_gap_longer_than_lost_s_starts_a_new_id() -> None:
+    path = walk(100, 8, 300, 40)
+    frames = [[b] if not 10 <= i < 30 else [] for i, b in enumerate(path)]
+    history = run(Tracker(TrackerConfig(lost_s=1.0)), frames)
+    assert history[25] == []
+    assert {t.id for t in history[-1]} == {2}
+
+
+def test_two_people_walking_past_each_other_keep_their_ids() -> None:
+    # Opposite directions on nearby rows: their boxes overlap for a few frames.
+    a = walk(100, 10, 300, 40)
+    b = walk(490, -10, 320, 40)
+    history = run(Tracker(), [[x, y] for x, y in zip(a, b, strict=True)])
+    first = {t.id: t.feet[0] for t in history[2]}
+    last = {t.id: t.feet[0] for t in history[-1]}
+    assert set(first) == set(last) and len(first) == 2
+    left_start = min(first, key=lambda k: first[k])
+    assert last[left_start] > 400  # the one who started on the left ended on the right
+
+
+def test_weak_detections_keep_a_track_but_never_start_one() -> None:
+    path = walk(100, 5, 300, 20)
+    tracker = Tracker(TrackerConfig(high_score=0.5, low_score=0.2, lost_s=0.2))
+    for i, b in enumerate(path[:5]):
+        tracker.update(Detections.of([b], [0.9]), i / FPS)
+    # Half hidden: only weak detections for a second, longer than lost_s.
+    for i, b in enumerate(path[5:15], start=5):
+        tracks = tracker.update(Detections.of([b], [0.3]), i / FPS)
+        assert [t.id for t in tracks] == [1] and tracks[0].seen
+    weak_only = Tracker()
+    assert all(weak_only.update(Detections.of([b], [0.3]), i / FPS) == [] for i, b in enumerate(path))
+
+
+def test_the_number_of_tracks_is_bounded() -> None:
+    tracker = Tracker(TrackerConfig(max_tracks=5))
+    crowd = [box_at(50 + 60 * i, 300) for i in range(12)]
+    for i in range(3):
+        tracker.update(Detections.of(crowd, [0.9] * 12), i / FPS)
+    assert tracker.live <= 5
+
+
+def test_greedy_match_takes_the_best_pairs_once() -> None:
+    a = Detections.of([(0, 0, 10, 10), (20, 0, 30, 10)], [1, 1]).boxes
+    b = Detections.of([(21, 0, 31, 10), (1, 0, 11, 10), (100, 100, 110, 110)], [1, 1, 1]).boxes
+    pairs = greedy_match(iou_matrix(a, b), 0.3)
+    assert sorted(pairs) == [(0, 1), (1, 0)]
