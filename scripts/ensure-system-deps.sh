@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages Floorwalker needs (Debian/Ubuntu) if any are missing:
-# Mosquitto and Redis (started by the project itself, never the system services), and
-# Python's venv module. Without root or sudo it prints the exact command to run instead.
+# Mosquitto and Redis (started by the project itself, never the system services),
+# Python's venv module, and Chromium (the real-browser tests of the handheld and dashboard).
+# Without root or sudo it prints the exact command to run instead.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/sbin/redis-server ] || missing+=(redis-server)
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || missing+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# The browser tests drive Debian's Chromium through Playwright (no browser download).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 
