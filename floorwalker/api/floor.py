@@ -105,6 +105,8 @@ class AssociateView(BaseModel):
 class GatewayView(BaseModel):
     id: str
     state: Literal["online", "offline", "unknown"]
+    #: Where it hangs on the floor (from the store config), metres.
+    position: FloorPoint | None = None
     last_seen: float | None = None
     detail: str = ""
     software: str = ""
@@ -139,11 +141,18 @@ def funnel_from_stats(stats: Mapping[str, int]) -> Funnel:
     )
 
 
-def gateway_view(gateway: str, status: GatewayStatus | None) -> GatewayView:
+def gateway_view(
+    gateway: str, status: GatewayStatus | None, position: FloorPoint | None = None
+) -> GatewayView:
     if status is None:
-        return GatewayView(id=gateway, state="unknown")
+        return GatewayView(id=gateway, state="unknown", position=position)
     return GatewayView(
-        id=gateway, state=status.state, last_seen=status.ts, detail=status.detail, software=status.software
+        id=gateway,
+        state=status.state,
+        position=position,
+        last_seen=status.ts,
+        detail=status.detail,
+        software=status.software,
     )
 
 
