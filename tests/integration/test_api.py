@@ -474,3 +474,56 @@ def test_stream_resumes_after_last_event_id_without_loss_or_repeat(
         got = [reader.next(), reader.next()]
         assert [json.loads(e["data"])["prompt_id"] for e in got] == [b.event_id, c.event_id]
         assert reader.next()["event"] == "ready"
+
+
+def test_fuzzed_requests_get_a_4xx_never_a_500(
+    api: TestClient, recommender: Recommender, token: Callable[..., dict[str, str]]
+) -> None:
+    """Random bodies, headers and path pieces against every route: a reason, never a crash."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    ben = token("a-ben")
+    sent = recommender.prompt("a-ben")
+    poll(api, "/api/prompts", ben, lambda b: sent.event_id in ids(b))
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+        max_leaves=12,
+    )
+    bodies = st.one_of(
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.binary(max_size=300),
+        st.fixed_dictionaries(
+            {"prompt_id": st.sampled_from([sent.event_id, "x", "0" * 32]) | st.text(max_size=40)},
+            optional={
+                "outcome": st.sampled_from(["accepted", "dismissed", "done", "no"]),
+                "reason": st.sampled_from(["not_relevant", "wrong_person", "", "?"]),
+                "state": st.sampled_from(["available", "busy", "on_break", "gone"]),
+                "zone": st.text(max_size=60),
+            },
+        ).map(lambda d: json.dumps(d).encode()),
+    )
+    auth = st.sampled_from([ben, {}, {"Authorization": "Bearer fwt_"}, {"Authorization": "Basic abc"}])
+    piece = st.text(
+        alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="/?#%\\"), max_size=40
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(
+        route=st.sampled_from(["/api/feedback", "/api/status"]),
+        body=bodies,
+        headers=auth,
+        pid=piece,
+    )
+    def check(route: str, body: bytes, headers: dict[str, str], pid: str) -> None:
+        resp = api.post(route, content=body, headers={**headers, "Content-Type": "application/json"})
+        assert resp.status_code < 500, (route, body, resp.text)
+        if resp.status_code >= 400:
+            assert resp.json()["detail"], resp.text  # a reason comes with every refusal
+        card = api.get(f"/api/prompts/{pid}/customer", headers=headers)
+        assert card.status_code < 500, (pid, card.text)
+        resp = api.get("/signin", params={"token": pid}, follow_redirects=False)
+        assert resp.status_code < 500, (pid, resp.text)
+
+    check()
