@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint bench lock services-up services-down clean
+.PHONY: setup system-deps demo test lint bench lock services-up services-down clean screenshots
 
 setup: system-deps $(STAMP)
 
@@ -25,6 +25,10 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# Remake docs/screenshots/*.png from the real stack in Chromium (the browser test does it).
+screenshots: setup
+	FLOORWALKER_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/integration/test_browser.py -k screenshots
 
 bench: setup
 	$(BIN)/floorwalker bench e2e
