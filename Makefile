@@ -32,6 +32,7 @@ screenshots: setup
 
 bench: setup
 	$(BIN)/floorwalker bench e2e
+	$(BIN)/floorwalker bench handheld
 
 # Re-pin every dependency to what a fresh install resolves today.
 lock:

@@ -448,6 +448,22 @@ def token_revoke(
     typer.echo(f"revoked {n} token(s) of {associate}")
 
 
+@bench_app.command("handheld")
+@friendly
+def bench_handheld(
+    prompts: Annotated[int, typer.Option("--prompts", help="Prompts to send.")] = 2000,
+    rate: Annotated[float, typer.Option("--rate", help="Prompts per second.")] = 200.0,
+    pages: Annotated[int, typer.Option("--pages", help="Open handheld streams of the associate.")] = 3,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON result.")] = Path(
+        "bench/out/handheld.json"
+    ),
+) -> None:
+    """Prompt on the broker -> SSE event on every open handheld page, next to a raw MQTT hop."""
+    from floorwalker.handheld_bench import run_bench
+
+    run_bench(prompts, rate, pages, out)
+
+
 def entrypoint() -> None:  # pragma: no cover - thin wrapper for `python -m floorwalker`
     app(prog_name="floorwalker")
 
