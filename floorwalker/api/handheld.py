@@ -129,7 +129,13 @@ def signin(
 
 
 @router.post("/signout", include_in_schema=False)
-def signout() -> Response:
+def signout(request: Request, hub: HubDep) -> Response:
+    """Forget the cookie; a signed-in associate is published as ``signed_out`` for routing."""
+    try:
+        who = authenticate(hub, token_of(request))
+        hub.send_status(who.associate, "signed_out", None)
+    except (HTTPException, ServiceUnavailable):
+        pass  # not signed in, or the broker is away: signing out still works
     resp = RedirectResponse("/", status.HTTP_303_SEE_OTHER)
     resp.delete_cookie(COOKIE, path="/")
     return resp
@@ -193,6 +199,7 @@ async def prompt_stream(
     who: SignedIn,
     hub: HubDep,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+    after: Annotated[str | None, Query(alias="last_event_id", max_length=64)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: recent prompts (oldest first), a ``ready`` event, then live prompts.
 
@@ -203,11 +210,11 @@ async def prompt_stream(
     sub = hub.feed.subscribe(who.associate)  # first: nothing stored from now on is missed
     hub.metrics.streams.inc()
     try:
-        after = parse_sid(last_event_id)
-        backlog = await asyncio.to_thread(hub.prompts.backlog, who.associate, after)
+        resume = parse_sid(last_event_id) or parse_sid(after)
+        backlog = await asyncio.to_thread(hub.prompts.backlog, who.associate, resume)
         for p in backlog:
             yield ServerSentEvent(data=p, event="prompt", id=p.sid)
-        last = parse_sid(backlog[-1].sid) if backlog else after
+        last = parse_sid(backlog[-1].sid) if backlog else resume
         # Lets the page tell history (no buzz) from news (buzz).
         yield ServerSentEvent(data={"backlog": len(backlog)}, event="ready", retry=1000)
         while (live := await sub.queue.get()) is not None:

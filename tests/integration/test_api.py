@@ -527,3 +527,38 @@ def test_fuzzed_requests_get_a_4xx_never_a_500(
         assert resp.status_code < 500, (pid, resp.text)
 
     check()
+
+
+def test_stream_resumes_from_the_query_parameter_too(
+    api: TestClient, recommender: Recommender, token: Callable[..., dict[str, str]]
+) -> None:
+    ben = token("a-ben")
+    a = recommender.prompt("a-ben")
+    b = recommender.prompt("a-ben")
+    body = poll(api, "/api/prompts", ben, lambda body: b.event_id in ids(body))
+    sid_of_a = next(p["sid"] for p in body if p["prompt_id"] == a.event_id)
+    with api.stream("GET", f"/api/stream?last_event_id={sid_of_a}", headers=ben) as resp:
+        reader = SseReader(resp)
+        assert json.loads(reader.next()["data"])["prompt_id"] == b.event_id
+        assert reader.next()["event"] == "ready"
+
+
+def test_signout_publishes_signed_out_and_forgets_the_cookie(
+    api: TestClient,
+    redis_client: redis.Redis,
+    prefix: str,
+    store_config: StoreConfig,
+    collect: Callable[[list[str]], Any],
+) -> None:
+    topic = Topics(prefix).associate_status(store_config.store, "a-cara")
+    statuses = collect([topic])
+    cara = issue_token(redis_client, Keys(store_config.store, prefix), store_config, "a-cara").token
+    api.get(f"/signin?token={cara}")
+    assert api.post("/api/status", json={"state": "busy"}).status_code == 200
+    out = api.post("/signout", follow_redirects=False)
+    assert out.status_code == 303 and 'fw_session=""' in out.headers["set-cookie"]
+    statuses.wait_for(lambda msgs: len(msgs) == 2)
+    states = [decode(Topics(prefix), t, p).payload for t, p in statuses.messages]
+    assert [s.state for s in states if isinstance(s, AssociateStatus)] == ["busy", "signed_out"]
+    api.cookies.clear()
+    assert api.get("/api/me").status_code == 401
