@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint bench lock services-up services-down clean screenshots
+.PHONY: setup system-deps demo test fuzz lint bench lock services-up services-down clean screenshots
 
 setup: system-deps $(STAMP)
 
@@ -29,6 +29,10 @@ test: setup
 # Remake docs/screenshots/*.png from the real stack in Chromium (the browser test does it).
 screenshots: setup
 	FLOORWALKER_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/integration/test_browser.py -k screenshots
+
+# Every parser of outside input, fuzzed well past the sample in `make test` (>100 000 cases).
+fuzz: setup
+	FLOORWALKER_FUZZ_EXAMPLES=40000 $(BIN)/pytest -q tests/fuzz -p no:cacheprovider
 
 bench: setup
 	$(BIN)/floorwalker bench e2e

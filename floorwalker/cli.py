@@ -38,6 +38,11 @@ bench_app = typer.Typer(help="Benchmarks of the hot paths; each prints a table a
 app.add_typer(bench_app, name="bench")
 eval_app = typer.Typer(help="Run a pipeline on recorded input and compare with ground truth.")
 app.add_typer(eval_app, name="eval")
+provision_app = typer.Typer(
+    help="Broker accounts per device (gateway, pos, handheld, service), the store CA and TLS, bridges.",
+    no_args_is_help=True,
+)
+app.add_typer(provision_app, name="provision")
 
 DEFAULT_RUN_DIR = Path(os.environ.get("FLOORWALKER_RUN_DIR", ".run"))
 
@@ -73,6 +78,10 @@ RedisUrl = Annotated[
 ]
 TopicPrefix = Annotated[
     str, typer.Option("--topic-prefix", help="Prefix for every topic (tests, benchmarks).")
+]
+SecretsOpt = Annotated[
+    Path | None,
+    typer.Option("--secrets", help="Secrets directory: broker passwords, ACL, certificates."),
 ]
 KeyPrefix = Annotated[
     str, typer.Option("--key-prefix", help="Prefix for every Redis key (tests, benchmarks).")
@@ -166,10 +175,30 @@ def services_up(
     run_dir: RunDir = DEFAULT_RUN_DIR,
     mqtt_port: Annotated[int | None, typer.Option("--mqtt-port", help="Default: a free port.")] = None,
     redis_port: Annotated[int | None, typer.Option("--redis-port", help="Default: a free port.")] = None,
+    secrets: SecretsOpt = None,
+    tls_port: Annotated[
+        int | None, typer.Option("--tls-port", help="TLS listener port (with certificates in --secrets).")
+    ] = None,
+    tls_bind: Annotated[str, typer.Option("--tls-bind", help="Address of the TLS listener.")] = "0.0.0.0",
 ) -> None:
-    """Start Mosquitto and Redis from broker_config/ on loopback; print their URLs."""
-    ep = Services(run_dir, mqtt_port=mqtt_port, redis_port=redis_port).up()
+    """Start Mosquitto and Redis from broker_config/ on loopback; print their URLs.
+
+    With --secrets the broker requires a login per device and applies the ACL made by
+    `floorwalker provision`; with certificates there (`provision tls`) it adds a TLS listener.
+    """
+    svc = Services(
+        run_dir,
+        mqtt_port=mqtt_port,
+        redis_port=redis_port,
+        secrets_dir=secrets,
+        tls_port=tls_port,
+        tls_bind=tls_bind,
+    )
+    ep = svc.up()
     typer.echo(f"mqtt   {ep.mqtt_url}\nredis  {ep.redis_url}\n(recorded in {run_dir / 'services.json'})")
+    tls = svc.recorded()["mosquitto"].tls_port
+    if tls is not None:
+        typer.echo(f"mqtts  {tls_bind}:{tls} (store CA: {secrets / 'ca.crt' if secrets else ''})")
 
 
 @services_app.command("down")
@@ -376,6 +405,126 @@ def bench_e2e(
     except ValueError:
         raise ConfigError(f"--rates {rates!r}: expected numbers like 500,2000") from None
     run_bench(parsed, duration_s, out)
+
+
+# -- provisioning (broker accounts, TLS, bridge) -----------------------------------------
+
+SecretsDir = Annotated[
+    Path, typer.Option("--secrets", help="Secrets directory: broker passwords, ACL, certificates.")
+]
+DeviceId = Annotated[str, typer.Argument(help="The device's id in the store config (or the service name).")]
+
+
+def _provision(
+    kind: str, ident: str, secrets: Path, store_config: Path | None, run_dir: Path, prefix: str
+) -> None:
+    from broker_config.acl import DeviceKind
+    from floorwalker.provision import CredentialStore
+    from floorwalker.tls import CA_CERT
+
+    ca = secrets / CA_CERT
+    creds = CredentialStore(secrets, _store(store_config), topic_prefix=prefix).provision(
+        DeviceKind(kind), ident, ca_file=ca.resolve() if ca.exists() else None
+    )
+    reloaded = Services(run_dir).reload_broker()
+    typer.echo(
+        f"{kind} {ident}: login {creds.username!r}; credentials in "
+        f"{secrets / 'devices' / (creds.username + '.json')} (copy it to the device, mode 0600)"
+        + ("; the running broker reloaded its accounts" if reloaded else "")
+    )
+
+
+def _provision_command(kind: str, doc: str) -> None:
+    @provision_app.command(kind, help=doc)
+    @friendly
+    def command(
+        ident: DeviceId,
+        secrets: SecretsDir = Path(".run/secrets"),
+        store_config: StoreOpt = None,
+        run_dir: RunDir = DEFAULT_RUN_DIR,
+        topic_prefix: TopicPrefix = "",
+    ) -> None:
+        _provision(kind, ident, secrets, store_config, run_dir, topic_prefix)
+
+
+_provision_command("gateway", "A gateway's login: publishes only its own status/BLE and its zones' topics.")
+_provision_command("pos", "A POS adapter's login: publishes only its lanes' checkouts.")
+_provision_command(
+    "handheld", "An associate's handheld: reads only its own prompts; writes its feedback/status."
+)
+_provision_command("service", "A store-server process: recommender, api, fuser, recorder or replay.")
+
+
+@provision_app.command("revoke")
+@friendly
+def provision_revoke(
+    kind: Annotated[str, typer.Argument(help="gateway, pos, handheld or service")],
+    ident: DeviceId,
+    secrets: SecretsDir = Path(".run/secrets"),
+    store_config: StoreOpt = None,
+    run_dir: RunDir = DEFAULT_RUN_DIR,
+    topic_prefix: TopicPrefix = "",
+) -> None:
+    """Remove a device's login and its ACL rules (the running broker reloads at once)."""
+    from broker_config.acl import DeviceKind
+    from floorwalker.provision import CredentialStore
+
+    try:
+        device_kind = DeviceKind(kind)
+    except ValueError:
+        raise ConfigError(
+            f"kind {kind!r}: expected one of {', '.join(k.value for k in DeviceKind)}"
+        ) from None
+    store = CredentialStore(secrets, _store(store_config), topic_prefix=topic_prefix)
+    if not store.revoke(device_kind, ident):
+        raise ConfigError(f"no {kind} {ident!r} in {secrets}: nothing to revoke")
+    reloaded = Services(run_dir).reload_broker()
+    typer.echo(f"revoked {kind} {ident}" + ("; the running broker reloaded its accounts" if reloaded else ""))
+
+
+@provision_app.command("tls")
+@friendly
+def provision_tls(
+    hostname: Annotated[list[str], typer.Option("--hostname", help="Broker host name (repeatable).")],
+    secrets: SecretsDir = Path(".run/secrets"),
+    store_config: StoreOpt = None,
+    days: Annotated[int, typer.Option("--days", help="Validity of the broker certificate.")] = 825,
+) -> None:
+    """Make the store CA (once) and a broker certificate signed by it for --hostname."""
+    import datetime as dt
+
+    from floorwalker.tls import CA_CERT, issue_server_cert, make_store_ca
+
+    now = dt.datetime.now(dt.UTC)
+    if not (secrets / CA_CERT).exists():
+        make_store_ca(secrets, _store(store_config).store, now=now)
+        typer.echo(f"store CA: {secrets / CA_CERT} (give this file to every device)")
+    cert = issue_server_cert(secrets, hostname, now=now, days=days)
+    typer.echo(f"broker certificate: {cert} for {', '.join(hostname)} and 127.0.0.1, {days} days")
+
+
+@provision_app.command("bridge")
+@friendly
+def provision_bridge(
+    central: Annotated[str, typer.Option("--central", help="host:port of the chain's central broker.")],
+    credentials: Annotated[
+        Path, typer.Option("--credentials", help="This store's login on the central broker (JSON).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the bridge config.")],
+    store_config: StoreOpt = None,
+    topic_prefix: TopicPrefix = "",
+) -> None:
+    """Write the Mosquitto bridge config that forwards this store's events to the central broker."""
+    from floorwalker.bridge import render_bridge
+    from floorwalker.provision import load_credentials
+
+    host, _, port = central.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--central {central!r}: expected host:port")
+    text = render_bridge(_store(store_config), load_credentials(credentials), host, int(port), topic_prefix)
+    out.write_text(text)
+    out.chmod(0o600)
+    typer.echo(f"bridge config: {out} (include it in the store broker's config with include_dir)")
 
 
 # -- handheld sign-in tokens (issue 8) ---------------------------------------------------

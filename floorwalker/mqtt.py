@@ -8,12 +8,14 @@ with :meth:`MqttLink.set_will` before connecting.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -22,9 +24,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from floorwalker.errors import ServiceUnavailable
+from floorwalker.errors import ConfigError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
+
+#: CONNACK reasons that mean the login itself was refused (MQTT v5 reason strings).
+_LOGIN_REFUSED = frozenset({"Not authorized", "Bad user name or password"})
 
 #: How long the broker keeps a persistent session (and queues QoS 1 messages for it).
 SESSION_EXPIRY_S = 24 * 3600
@@ -42,6 +47,15 @@ class Received:
 #: owner acknowledges later with :meth:`MqttLink.ack`, or never: an unacknowledged message
 #: is redelivered by the broker when the (persistent) session reconnects.
 MessageHandler = Callable[[Received], bool]
+
+
+@dataclass(frozen=True)
+class MqttAuth:
+    """A device's broker login, and the store CA when the broker speaks TLS."""
+
+    username: str
+    password: str
+    ca_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -64,8 +78,11 @@ class MqttLink:
         on_disconnect: Callable[[], None] | None = None,
         persistent_session: bool = False,
         keepalive: int = 30,
+        auth: MqttAuth | None = None,
     ) -> None:
-        self.url = f"mqtt://{host}:{port}"
+        tls = auth is not None and auth.ca_file is not None
+        self._username = auth.username if auth is not None else None
+        self.url = f"{'mqtts' if tls else 'mqtt'}://{host}:{port}"
         self._host, self._port, self._keepalive = host, port, keepalive
         self._subscriptions = list(subscriptions)
         self._handler = on_message
@@ -88,6 +105,14 @@ class MqttLink:
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         client.on_socket_open = self._on_socket_open
+        if auth is not None:
+            client.username_pw_set(auth.username, auth.password)
+            if auth.ca_file is not None:
+                from floorwalker.tls import check_certificate
+
+                # An expired CA is one clear line here, not a failed handshake later.
+                check_certificate(auth.ca_file, dt.datetime.now(dt.UTC))
+                client.tls_set(ca_certs=str(auth.ca_file))
         self.client = client
 
     @property
@@ -118,6 +143,13 @@ class MqttLink:
         if not self._connected.wait(timeout) or self._refused:
             self.client.loop_stop()
             why = self._refused or f"no CONNACK within {timeout:.0f} s"
+            if self._refused in _LOGIN_REFUSED:
+                # Retrying will not help: the credentials are wrong or revoked.
+                who = f"as {self._username!r}" if self._username else "without credentials"
+                raise ConfigError(
+                    f"MQTT broker at {self.url} refused our login {who} ({why}): "
+                    "check --mqtt-credentials, or provision this device again with `floorwalker provision`"
+                )
             raise ServiceUnavailable(f"MQTT broker at {self.url} refused the connection: {why}")
         # Return only once the broker confirmed our subscriptions: from here on nothing
         # published to them is missed.

@@ -23,7 +23,7 @@ from string import Template
 
 import redis
 
-from broker_config import MOSQUITTO_TEMPLATE, REDIS_TEMPLATE
+from broker_config import MOSQUITTO_SECURE_TEMPLATE, MOSQUITTO_TEMPLATE, REDIS_TEMPLATE
 from floorwalker.config import Endpoints
 from floorwalker.errors import ConfigError, ServiceStartError
 
@@ -41,6 +41,8 @@ class ServiceProcess:
     pid: int
     port: int
     started: int  # kernel start time of the process, see _start_ticks
+    #: The broker's TLS listener, when it has one (``services up --secrets`` with certificates).
+    tls_port: int | None = None
 
 
 def find_binary(name: str) -> str:
@@ -72,7 +74,10 @@ def port_is_free(port: int) -> bool:
 
 
 def mqtt_answers(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when an MQTT CONNECT on ``host:port`` gets an accepting CONNACK."""
+    """True when an MQTT CONNECT on ``host:port`` gets a CONNACK.
+
+    A hardened broker refuses the anonymous login (return code 5), which still proves it
+    is up and speaking MQTT."""
     # MQTT 3.1.1 CONNECT, clean session, keepalive 60 s, empty client id.
     connect = b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"
     try:
@@ -82,7 +87,7 @@ def mqtt_answers(host: str, port: int, timeout: float = 1.0) -> bool:
             s.sendall(b"\xe0\x00")  # DISCONNECT
     except OSError:
         return False
-    return reply == b"\x20\x02\x00\x00"
+    return reply[:2] == b"\x20\x02" and len(reply) == 4
 
 
 def redis_answers(url: str, timeout: float = 1.0) -> bool:
@@ -121,10 +126,27 @@ def _pid_alive(proc: ServiceProcess) -> bool:
 class Services:
     """Start, stop and describe the Mosquitto and Redis that belong to one run directory."""
 
-    def __init__(self, run_dir: Path, *, mqtt_port: int | None = None, redis_port: int | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        mqtt_port: int | None = None,
+        redis_port: int | None = None,
+        secrets_dir: Path | None = None,
+        tls_port: int | None = None,
+        tls_bind: str = "0.0.0.0",
+        broker_include: Path | None = None,
+    ) -> None:
         self.run_dir = run_dir.resolve()
         self.mqtt_port = mqtt_port
         self.redis_port = redis_port
+        #: With a secrets directory (see :mod:`floorwalker.provision`) the broker requires a
+        #: login per device, applies the ACL and, with certificates there, adds TLS.
+        self.secrets_dir = secrets_dir.resolve() if secrets_dir is not None else None
+        self.tls_port = tls_port
+        self.tls_bind = tls_bind
+        #: A directory of extra Mosquitto config files (e.g. a bridge) the broker includes.
+        self.broker_include = broker_include.resolve() if broker_include is not None else None
         self._children: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -192,6 +214,14 @@ class Services:
             self._record({**self.recorded(), "redis": red})
         return self.endpoints()
 
+    def reload_broker(self) -> bool:
+        """Make our Mosquitto re-read its password and ACL files (SIGHUP); False if not running."""
+        mosq = self.recorded().get("mosquitto")
+        if mosq is None or not _pid_alive(mosq):
+            return False
+        os.kill(mosq.pid, signal.SIGHUP)
+        return True
+
     def down(self, timeout: float = 10.0) -> list[str]:
         """Stop exactly the processes recorded in the state file; return what was stopped."""
         stopped = []
@@ -230,15 +260,17 @@ class Services:
             )
         return wanted
 
-    def _render(self, template: Path, name: str, port: int) -> Path:
+    def _render(self, template: Path, name: str, port: int, **extra: str) -> Path:
         data_dir = self.run_dir / name
         data_dir.mkdir(exist_ok=True)
         text = Template(template.read_text()).substitute(
-            port=port, run_dir=str(data_dir), user=pwd.getpwuid(os.getuid()).pw_name
+            port=port, run_dir=str(data_dir), user=pwd.getpwuid(os.getuid()).pw_name, **extra
         )
         if len(str(data_dir / "redis.sock")) >= MAX_UNIX_SOCKET_PATH:
             # Too long for a Unix socket address: serve over loopback TCP only.
             text = "\n".join(line for line in text.splitlines() if not line.startswith("unixsocket"))
+        if name == "mosquitto" and self.broker_include is not None:
+            text += f"\ninclude_dir {self.broker_include}\n"
         conf = self.run_dir / f"{name}.conf"
         conf.write_text(text)
         return conf
@@ -252,10 +284,17 @@ class Services:
         return child
 
     def _start(
-        self, name: str, binary: str, template: Path, wanted: int | None, flag: str, timeout: float
+        self,
+        name: str,
+        binary: str,
+        template: Path,
+        wanted: int | None,
+        flag: str,
+        timeout: float,
+        **extra: str,
     ) -> ServiceProcess:
         port = self._pick_port(wanted, flag)
-        conf = self._render(template, name, port)
+        conf = self._render(template, name, port, **extra)
         log = self.run_dir / f"{name}.stderr.log"
         argv = [binary, "-c", str(conf)] if name == "mosquitto" else [binary, str(conf)]
         child = self._spawn(name, argv, log)
@@ -276,9 +315,42 @@ class Services:
         raise ServiceStartError(f"{name} did not answer on {HOST}:{port} within {timeout:.0f} s — see {log}")
 
     def _start_mosquitto(self, timeout: float) -> ServiceProcess:
-        return self._start(
-            "mosquitto", find_binary("mosquitto"), MOSQUITTO_TEMPLATE, self.mqtt_port, "--mqtt-port", timeout
+        binary = find_binary("mosquitto")
+        if self.secrets_dir is None:
+            return self._start(
+                "mosquitto", binary, MOSQUITTO_TEMPLATE, self.mqtt_port, "--mqtt-port", timeout
+            )
+        secrets = self.secrets_dir
+        for needed in ("passwd", "acl"):
+            if not (secrets / needed).exists():
+                raise ConfigError(
+                    f"{secrets / needed}: missing; provision the store's devices first "
+                    "(`floorwalker provision service recommender --secrets ...`)"
+                )
+        tls_listener, tls_port = "", None
+        if (secrets / "server.crt").exists():
+            tls_port = self._pick_port(self.tls_port, "--tls-port")
+            tls_listener = "\n".join(
+                [
+                    "# ... devices on the store network over TLS, verified with the store CA.",
+                    f"listener {tls_port} {self.tls_bind}",
+                    f"cafile {secrets / 'ca.crt'}",
+                    f"certfile {secrets / 'server.crt'}",
+                    f"keyfile {secrets / 'server.key'}",
+                    "tls_version tlsv1.2",
+                ]
+            )
+        proc = self._start(
+            "mosquitto",
+            binary,
+            MOSQUITTO_SECURE_TEMPLATE,
+            self.mqtt_port,
+            "--mqtt-port",
+            timeout,
+            secrets_dir=str(secrets),
+            tls_listener=tls_listener,
         )
+        return ServiceProcess(proc.name, proc.pid, proc.port, proc.started, tls_port)
 
     def _start_redis(self, timeout: float) -> ServiceProcess:
         return self._start(
