@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test fuzz lint bench lock services-up services-down clean
+.PHONY: setup system-deps demo test fuzz lint bench lock services-up services-down clean screenshots
 
 setup: system-deps $(STAMP)
 
@@ -26,6 +26,10 @@ test: setup
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+# Remake docs/screenshots/*.png from the real stack in Chromium (the browser test does it).
+screenshots: setup
+	FLOORWALKER_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/integration/test_browser.py -k screenshots
+
 # Every parser of outside input, fuzzed well past the sample in `make test` (>100 000 cases).
 fuzz: setup
 	FLOORWALKER_FUZZ_EXAMPLES=40000 $(BIN)/pytest -q tests/fuzz -p no:cacheprovider
@@ -33,6 +37,7 @@ fuzz: setup
 bench: setup
 	$(BIN)/floorwalker bench e2e
 	$(BIN)/floorwalker bench footfall
+	$(BIN)/floorwalker bench handheld
 
 # Re-pin every dependency to what a fresh install resolves today.
 lock:

@@ -322,7 +322,7 @@ def api(
     topic_prefix: TopicPrefix = "",
     key_prefix: KeyPrefix = "",
 ) -> None:
-    """Serve the associates' handheld pages (live prompts over Server-Sent Events)."""
+    """Serve the handheld pages (live prompts over SSE), the manager's dashboard and /metrics."""
     from floorwalker.api import run_api
 
     config = _store(store_config)
@@ -692,6 +692,92 @@ def camera_snapshot(
         )
     snapshot(cams[0], out)
     typer.echo(f"wrote {out} (a camera frame: keep it on the gateway, delete it when done)")
+
+
+# -- handheld sign-in tokens (issue 8) ---------------------------------------------------
+
+token_app = typer.Typer(help="Sign-in tokens for handhelds and the dashboard.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("issue")
+@friendly
+def token_issue(
+    associate: Annotated[str, typer.Option("--associate", "-a", help="Associate id in the store config.")],
+    store_config: StoreOpt = None,
+    run_dir: RunDir = DEFAULT_RUN_DIR,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = "",
+    role: Annotated[
+        str | None, typer.Option("--role", help="associate or manager (default: the associate's role).")
+    ] = None,
+    ttl_hours: Annotated[float, typer.Option("--ttl-hours", help="Hours until the token expires.")] = 12.0,
+    base_url: Annotated[
+        str, typer.Option("--base-url", help="Where `floorwalker api` serves, for the sign-in link.")
+    ] = "http://127.0.0.1:8080",
+) -> None:
+    """Issue a sign-in token (shown once; Redis keeps only its hash) and print the sign-in link."""
+    from floorwalker.api.auth import issue_token
+    from recommender.keys import Keys
+    from recommender.service import connect_redis
+
+    if role not in (None, "associate", "manager"):
+        raise ConfigError(f"--role {role!r}: expected associate or manager")
+    config = _store(store_config)
+    client = connect_redis(_redis(run_dir, redis_url))
+    try:
+        issued = issue_token(
+            client,
+            Keys(config.store, key_prefix),
+            config,
+            associate,
+            role="manager" if role == "manager" else "associate" if role else None,
+            ttl_s=ttl_hours * 3600,
+        )
+    finally:
+        client.close()
+    typer.echo(f"token   {issued.token}")
+    typer.echo(f"role    {issued.role} of store {issued.store}, for {issued.associate}")
+    typer.echo(f"signin  {base_url.rstrip('/')}/signin?token={issued.token}")
+
+
+@token_app.command("revoke")
+@friendly
+def token_revoke(
+    associate: Annotated[str, typer.Option("--associate", "-a", help="Associate id in the store config.")],
+    store_config: StoreOpt = None,
+    run_dir: RunDir = DEFAULT_RUN_DIR,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = "",
+) -> None:
+    """Revoke every token of an associate at once (their open pages get 401 on the next call)."""
+    from floorwalker.api.auth import revoke_tokens
+    from recommender.keys import Keys
+    from recommender.service import connect_redis
+
+    config = _store(store_config)
+    client = connect_redis(_redis(run_dir, redis_url))
+    try:
+        n = revoke_tokens(client, Keys(config.store, key_prefix), associate)
+    finally:
+        client.close()
+    typer.echo(f"revoked {n} token(s) of {associate}")
+
+
+@bench_app.command("handheld")
+@friendly
+def bench_handheld(
+    prompts: Annotated[int, typer.Option("--prompts", help="Prompts to send.")] = 2000,
+    rate: Annotated[float, typer.Option("--rate", help="Prompts per second.")] = 200.0,
+    pages: Annotated[int, typer.Option("--pages", help="Open handheld streams of the associate.")] = 3,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON result.")] = Path(
+        "bench/out/handheld.json"
+    ),
+) -> None:
+    """Prompt on the broker -> SSE event on every open handheld page, next to a raw MQTT hop."""
+    from floorwalker.handheld_bench import run_bench
+
+    run_bench(prompts, rate, pages, out)
 
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper for `python -m floorwalker`

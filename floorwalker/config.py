@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -121,6 +121,8 @@ class AssociateConfig(_Strict):
     display_name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
     #: Home zones: the associate looks after these and is routed their prompts first.
     zones: list[Ident] = []
+    #: A manager also sees the store's dashboard (and gets store-level prompts).
+    role: Literal["associate", "manager"] = "associate"
 
 
 class RulesConfig(_Strict):

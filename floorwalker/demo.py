@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from floorwalker.config import load_store_config
+from floorwalker.config import StoreConfig, load_store_config
 from floorwalker.errors import ServiceStartError
 from floorwalker.services import Services, free_port, log_tail, port_is_free
 from recommender.keys import Keys
@@ -59,6 +59,30 @@ def _counts_line(stats: dict[bytes, bytes], started: float) -> str:
     )
 
 
+# -- handheld and dashboard sign-in links (issue 8) ----------------------------------------
+
+
+def _signin_lines(client: redis.Redis, config: StoreConfig, base: str) -> list[str]:
+    """A fresh sign-in link per demo associate (a manager's opens the dashboard)."""
+    from floorwalker.api.auth import issue_token
+
+    keys = Keys(config.store)
+    lines = ["  handheld pages (phone-sized; open each link in its own browser profile or window):"]
+    dashboards = []
+    for a in config.associates:
+        issued = issue_token(client, keys, config, a.id, role="associate")
+        zones = ", ".join(a.zones) or "-"
+        lines.append(
+            f"    {a.display_name:<6} {base}/signin?token={issued.token}&to=handheld  (zones: {zones})"
+        )
+        if a.role == "manager":
+            manager = issue_token(client, keys, config, a.id)
+            dashboards.append(f"  dashboard ({a.display_name}, manager): {base}/signin?token={manager.token}")
+    lines += dashboards or ["  dashboard: no associate has role: manager in the store config"]
+    lines.append(f"  API docs {base}/docs   metrics {base}/metrics")
+    return lines
+
+
 def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float = 1.0) -> None:
     config = load_store_config(store_path)
     run_dir = run_dir.resolve()
@@ -87,7 +111,7 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
             "api", ["api", *common, "--redis-url", endpoints.redis_url, "--port", str(port)], run_dir
         )
         base = f"http://127.0.0.1:{port}"
-        if not _wait_http(f"{base}/api/health", children["api"], HEALTH_TIMEOUT_S):
+        if not _wait_http(f"{base}/readyz", children["api"], HEALTH_TIMEOUT_S):
             raise ServiceStartError(
                 f"the handheld API did not come up on {base}: {log_tail(run_dir / 'api.stderr.log')}"
                 f" — see {run_dir / 'api.log'}"
@@ -95,9 +119,8 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
         children["simulator"] = _spawn("simulator", ["simulate", *common, "--speed", str(speed)], run_dir)
 
         print(f"Floorwalker demo: {config.name} ({config.store})")
-        print(f"  handheld pages   {base}/")
-        for a in config.associates:
-            print(f"    {a.display_name:<8} {base}/handheld/{a.id}  (zones: {', '.join(a.zones) or '-'})")
+        for line in _signin_lines(client, config, base):
+            print(line)
         print(f"  broker {endpoints.mqtt_url}   redis {endpoints.redis_url}   logs {run_dir}")
         print("  Ctrl-C stops everything.\n")
 

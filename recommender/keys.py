@@ -13,6 +13,11 @@ pattern                                type     TTL               written by
 {p}fw:{store}:lane:{lane}:seen         zset     dedupe_ttl_s      checkout script (non-members)
 {p}fw:{store}:deadletter               stream   capped (MAXLEN)   recommender
 {p}fw:{store}:stats                    hash     none (counters)   recommender
+{p}fw:{store}:hh:{a}:prompts           stream   capped (MAXLEN)   handheld API (prompts per associate)
+{p}fw:{store}:prompt:{id}              hash     PROMPT_TTL_S      handheld API (owner, outcome)
+{p}fw:{store}:token:{sha256}           hash     expiry + grace    ``floorwalker token issue``
+{p}fw:{store}:floor                    hash     none (latest)     handheld API (zone occupancy)
+{p}fw:{store}:footfall:{yyyy-mm-dd}    hash     FOOTFALL_TTL_S    handheld API (entries by hour)
 =====================================  =======  ================  ==============================
 """
 
@@ -22,6 +27,12 @@ from dataclasses import dataclass
 
 #: Dead-letter stream cap (approximate, ``XADD MAXLEN ~``).
 DEADLETTER_MAXLEN = 10_000
+#: Prompts kept per associate for pages that reconnect (approximate, ``XADD MAXLEN ~``).
+PROMPT_STREAM_MAXLEN = 200
+#: How long a prompt's owner and outcome are kept (feedback after that is a 404).
+PROMPT_TTL_S = 24 * 3600
+#: Hourly footfall is kept this long: a "typical day" is the mean of the last week.
+FOOTFALL_TTL_S = 15 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +63,23 @@ class Keys:
     @property
     def stats(self) -> str:
         return f"{self._base}:stats"
+
+    def handheld_prompts(self, associate: str) -> str:
+        return f"{self._base}:hh:{{{associate}}}:prompts"
+
+    def prompt(self, prompt_id: str) -> str:
+        return f"{self._base}:prompt:{prompt_id}"
+
+    def token(self, digest: str) -> str:
+        return f"{self._base}:token:{digest}"
+
+    @property
+    def floor(self) -> str:
+        return f"{self._base}:floor"
+
+    def footfall(self, day: str) -> str:
+        """Entries by hour (fields ``0`` .. ``23``) on ``day`` (``YYYY-MM-DD``, store local time)."""
+        return f"{self._base}:footfall:{day}"
 
     def pattern(self) -> str:
         """Glob matching every key of this store and prefix (tests clean up with it)."""

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages Floorwalker needs (Debian/Ubuntu) if any are missing:
-# Mosquitto and Redis (started by the project itself, never the system services), and
-# Python's venv module. Without root or sudo it prints the exact command to run instead.
+# Mosquitto and Redis (started by the project itself, never the system services),
+# Python's venv module, and Chromium (the real-browser tests of the handheld and dashboard).
+# Without root or sudo it prints the exact command to run instead.
 set -euo pipefail
 
 missing=()
@@ -11,6 +12,8 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || mis
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 # OpenCV's sample pedestrian video (vtest.avi): camera footfall tests, eval and bench.
 [ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || missing+=(opencv-doc)
+# The browser tests drive Debian's Chromium through Playwright (no browser download).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -13,6 +13,7 @@ from broker_config.contract import Topics
 from edge_agent.publisher import EdgePublisher
 from floorwalker.config import StoreConfig
 from recommender.crm import CrmFixture
+from simulators.footfall_tally import FootfallTally
 from simulators.scenario import Checkout, Presence, Shopper, Step
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class LiveStore:
             for lane in config.lanes
         }
         self.sent: Counter[str] = Counter()
+        #: Camera-style counts per zone, so the dashboard's floor map has something to show.
+        self.footfall = FootfallTally(time.time())
 
     def start(self) -> None:
         now = time.time()
@@ -54,7 +57,13 @@ class LiveStore:
         device = self.devices[step.gateway if isinstance(step, Presence) else step.pos]
         if isinstance(step, Presence):
             self.sent[f"presence:{step.action}"] += 1
-            return device.presence(step.zone, step.member, step.action, ts)
+            event_id = device.presence(step.zone, step.member, step.action, ts)
+            r = self.footfall.step(step.zone, step.action, ts)
+            device.footfall(
+                r.zone, ts, window_s=r.window_s, entered=r.entered, exited=r.exited, occupancy=r.occupancy
+            )
+            self.sent["footfall"] += 1
+            return event_id
         assert isinstance(step, Checkout)
         self.sent["checkout"] += 1
         return device.checkout(step.lane, ts, member=step.member, items=step.items)

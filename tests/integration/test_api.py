@@ -1,5 +1,6 @@
-"""The handheld API against a real Mosquitto and Redis: prompts in over MQTT, names added
-from Redis, out over JSON and SSE; feedback back out over MQTT."""
+"""The store server's API against a real Mosquitto and Redis: tokens, prompts in over MQTT
+with names added from Redis, out over JSON and SSE (resumable), feedback and status back
+out over MQTT, the dashboard's view, health and metrics, and bad input."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ import redis
 from fastapi.testclient import TestClient
 
 from broker_config.contract import (
+    AssociateStatus,
     EnvelopeSource,
     Feedback,
+    FootfallEvent,
+    GatewayStatus,
     Prompt,
     PromptKind,
     Topics,
@@ -26,8 +30,9 @@ from broker_config.contract import (
     new_event_id,
 )
 from floorwalker.api import create_app
+from floorwalker.api.auth import COOKIE, issue_token
 from floorwalker.config import Endpoints, StoreConfig
-from floorwalker.mqtt import MqttLink, Received
+from floorwalker.mqtt import MqttLink
 from recommender.keys import Keys
 
 pytestmark = pytest.mark.integration
@@ -41,16 +46,32 @@ def api(
     services: Endpoints, prefix: str, store_config: StoreConfig, redis_client: redis.Redis
 ) -> Iterator[TestClient]:
     redis_client.hset(
-        Keys(store_config.store, prefix).profile(MEMBER), mapping={"name": "Mrs Chen", "tier": "gold"}
+        Keys(store_config.store, prefix).profile(MEMBER),
+        mapping={
+            "name": "Mrs Chen",
+            "tier": "gold",
+            "points": "1840",
+            "last:sauces": f"{time.time() - 32 * 86400:.0f}",
+            "label:sauces": "Kikkoman soy sauce 500 ml",
+            "last:tea": f"{time.time() - 3 * 86400:.0f}",
+            "label:tea": "Jasmine tea",
+            "complaint": "Late delivery last week",
+        },
     )
-    app = create_app(
-        store_config,
-        services,
-        topic_prefix=prefix,
-        key_prefix=prefix,
-    )
+    app = create_app(store_config, services, topic_prefix=prefix, key_prefix=prefix)
     with TestClient(app) as client:  # runs the lifespan: connects MQTT and Redis
         yield client
+
+
+@pytest.fixture
+def token(redis_client: redis.Redis, prefix: str, store_config: StoreConfig) -> Callable[..., dict[str, str]]:
+    """Authorization headers for an associate of the demo store (a fresh token each call)."""
+
+    def make(associate: str, **kw: Any) -> dict[str, str]:
+        issued = issue_token(redis_client, Keys(store_config.store, prefix), store_config, associate, **kw)
+        return {"Authorization": f"Bearer {issued.token}"}
+
+    return make
 
 
 @pytest.fixture
@@ -98,15 +119,13 @@ def recommender(publisher: MqttLink, prefix: str, store_config: StoreConfig) -> 
     return Recommender(publisher, prefix, store_config.store)
 
 
-def poll(
-    client: TestClient, path: str, until: Callable[[list[dict[str, Any]]], bool]
-) -> list[dict[str, Any]]:
+def poll(client: TestClient, path: str, headers: dict[str, str], until: Callable[[Any], bool]) -> Any:
     """GET ``path`` until ``until(body)`` holds; fail with the last body after the deadline."""
     deadline = time.monotonic() + DEADLINE_S
     while True:
-        resp = client.get(path)
+        resp = client.get(path, headers=headers)
         assert resp.status_code == 200, resp.text
-        body: list[dict[str, Any]] = resp.json()
+        body = resp.json()
         if until(body):
             return body
         if time.monotonic() > deadline:
@@ -119,147 +138,265 @@ def ids(body: list[dict[str, Any]]) -> list[str]:
 
 
 def test_prompt_reaches_only_its_associate_with_the_name_added(
-    api: TestClient, recommender: Recommender
+    api: TestClient, recommender: Recommender, token: Callable[..., dict[str, str]]
 ) -> None:
+    ben, amy = token("a-ben"), token("a-amy")
     sent = recommender.prompt("a-ben")
-
-    body = poll(api, "/api/handheld/a-ben/prompts", lambda b: sent.event_id in ids(b))
-    assert len(body) == 1
-    got = body[0]
-    assert got["customer_name"] == "Mrs Chen"  # from Redis: names never travel on MQTT
-    assert got["member"] == MEMBER
-    assert got["tier"] == "gold"
-    assert got["headline"] == sent.headline
-    assert got["suggestion"] == sent.suggestion
-    assert got["why"] == sent.why
-    assert got["expires_at"] == pytest.approx(sent.expires_at)
-    assert got["outcome"] is None
-
-    # A later prompt for Amy arrives after Ben's was handled; Amy never sees Ben's.
-    for_amy = recommender.prompt("a-amy", zone="produce")
-    amy = poll(api, "/api/handheld/a-amy/prompts", lambda b: for_amy.event_id in ids(b))
-    assert ids(amy) == [for_amy.event_id]
+    body = poll(api, "/api/prompts", ben, lambda b: sent.event_id in ids(b))
+    p = body[0]
+    assert p["customer_name"] == "Mrs Chen" and p["tier"] == "gold" and p["zone"] == "pantry"
+    assert p["since"] == pytest.approx(sent.cause_ts) and p["sid"]
+    assert api.get("/api/prompts", headers=amy).json() == []
 
 
-def test_non_member_is_a_guest_and_a_nameless_member_still_gets_the_prompt(
-    api: TestClient, recommender: Recommender
+def test_a_redelivered_prompt_is_stored_once(
+    api: TestClient, recommender: Recommender, token: Callable[..., dict[str, str]]
 ) -> None:
-    guest = recommender.prompt("a-dan", member=None, zone=None, lane="lane-1")
-    nameless = recommender.prompt("a-dan", member="m_nobody0001")
-
-    body = poll(api, "/api/handheld/a-dan/prompts", lambda b: nameless.event_id in ids(b))
-    assert ids(body) == [nameless.event_id, guest.event_id]  # newest first
-    assert body[1]["customer_name"] == "Guest"
-    assert body[1]["member"] is None
-    assert body[0]["customer_name"] == "Member"
-
-
-def test_invalid_and_duplicate_prompts_are_ignored(api: TestClient, recommender: Recommender) -> None:
-    recommender.send_raw("a-ben", b"{not json")
-    recommender.send_raw("a-ben", b'{"schema_version": 1, "kind": "greet_vip"}')
-    first = recommender.prompt("a-ben")
-    recommender.send_raw("a-ben", encode(first))  # a QoS 1 redelivery
-    second = recommender.prompt("a-ben")
-
-    body = poll(api, "/api/handheld/a-ben/prompts", lambda b: second.event_id in ids(b))
-    assert ids(body) == [second.event_id, first.event_id]
-    assert api.get("/api/health").json() == {"mqtt": True, "redis": True}
-
-
-def test_history_keeps_the_last_twenty(api: TestClient, recommender: Recommender) -> None:
-    sent = [recommender.prompt("a-cara", zone="dairy", headline=f"prompt {i}") for i in range(25)]
-
-    body = poll(api, "/api/handheld/a-cara/prompts", lambda b: sent[-1].event_id in ids(b))
-    assert ids(body) == [p.event_id for p in reversed(sent[-20:])]
-
-
-def test_feedback_is_published_on_the_contract_topic(
-    api: TestClient, recommender: Recommender, services: Endpoints, prefix: str, store_config: StoreConfig
-) -> None:
-    topics = Topics(prefix)
-    received: queue.Queue[tuple[str, bytes]] = queue.Queue()
-
-    def on_message(msg: Received) -> bool:
-        received.put((msg.topic, msg.payload))
-        return True
-
-    listener = MqttLink(
-        services.mqtt_host,
-        services.mqtt_port,
-        client_id=f"{prefix.rstrip('/')}-test-fb",
-        subscriptions=[(topics.feedback(store_config.store, "+"), 1)],
-        on_message=on_message,
-    )
-    listener.connect()
-    try:
-        sent = recommender.prompt("a-ben")
-        poll(api, "/api/handheld/a-ben/prompts", lambda b: sent.event_id in ids(b))
-
-        resp = api.post(
-            "/api/handheld/a-ben/feedback", json={"prompt_id": sent.event_id, "outcome": "accepted"}
-        )
-        assert resp.status_code == 202, resp.text
-
-        topic, payload = received.get(timeout=DEADLINE_S)
-    finally:
-        listener.close()
-    assert topic == topics.feedback(store_config.store, "a-ben")
-    msg = decode(topics, topic, payload)
-    fb = msg.payload
-    assert isinstance(fb, Feedback)
-    assert fb.prompt_id == sent.event_id
-    assert fb.outcome == "accepted"
-    assert fb.producer == "handheld-a-ben"
-    assert resp.json() == {"feedback_id": fb.event_id, "prompt_id": sent.event_id, "outcome": "accepted"}
-    # A page opened later shows the answer.
-    assert api.get("/api/handheld/a-ben/prompts").json()[0]["outcome"] == "accepted"
-
-
-def test_feedback_errors(api: TestClient, recommender: Recommender) -> None:
+    ben = token("a-ben")
     sent = recommender.prompt("a-ben")
-    poll(api, "/api/handheld/a-ben/prompts", lambda b: sent.event_id in ids(b))
-
-    bad_outcome = api.post(
-        "/api/handheld/a-ben/feedback", json={"prompt_id": sent.event_id, "outcome": "maybe"}
-    )
-    assert bad_outcome.status_code == 422
-    bad_id = api.post("/api/handheld/a-ben/feedback", json={"prompt_id": "xyz", "outcome": "done"})
-    assert bad_id.status_code == 422
-
-    unknown = api.post("/api/handheld/a-ben/feedback", json={"prompt_id": new_event_id(), "outcome": "done"})
-    assert unknown.status_code == 404
-    assert "no recent prompt" in unknown.json()["detail"]
-    # Ben's prompt is not Amy's to answer.
-    not_hers = api.post("/api/handheld/a-amy/feedback", json={"prompt_id": sent.event_id, "outcome": "done"})
-    assert not_hers.status_code == 404
+    recommender.send_raw("a-ben", encode(sent))  # the same event id again
+    recommender.send_raw("a-ben", b"{not json")  # ignored, the API keeps serving
+    marker = recommender.prompt("a-ben")
+    body = poll(api, "/api/prompts", ben, lambda b: marker.event_id in ids(b))
+    assert ids(body) == [marker.event_id, sent.event_id]
 
 
 @pytest.mark.parametrize(
-    ("method", "path"),
+    ("headers", "says"),
     [
-        ("GET", "/handheld/a-zed"),
-        ("GET", "/api/handheld/a-zed/prompts"),
-        ("GET", "/api/handheld/a-zed/stream"),
-        ("POST", "/api/handheld/a-zed/feedback"),
+        ({}, "not signed in"),
+        ({"Authorization": "Bearer nonsense"}, "not a Floorwalker sign-in token"),
+        ({"Authorization": "Bearer fwt_" + "x" * 43}, "unknown or revoked token"),
+        ({"Cookie": f"{COOKIE}=fwt_{'y' * 43}"}, "unknown or revoked token"),
     ],
 )
-def test_unknown_associate_is_404(api: TestClient, method: str, path: str) -> None:
-    resp = api.request(method, path, json={"prompt_id": new_event_id(), "outcome": "done"})
-    assert resp.status_code == 404
-    detail = resp.json()["detail"]
-    assert "a-zed" in detail and "a-ben" in detail  # says what is wrong and what exists
+def test_missing_or_wrong_token_is_401_with_a_reason(
+    api: TestClient, headers: dict[str, str], says: str
+) -> None:
+    for path in ("/api/me", "/api/prompts", "/api/stream", "/api/dashboard"):
+        resp = api.get(path, headers=headers)
+        assert resp.status_code == 401, (path, resp.text)
+        assert says in resp.json()["detail"]
 
 
-def test_pages(api: TestClient) -> None:
-    index = api.get("/")
-    assert index.status_code == 200
-    assert 'href="/handheld/a-ben"' in index.text and "Floorwalker Demo Market" in index.text
+def test_expired_token_is_401_saying_expired(api: TestClient, token: Callable[..., dict[str, str]]) -> None:
+    old = token("a-ben", ttl_s=60, now=time.time() - 3600)
+    resp = api.get("/api/me", headers=old)
+    assert resp.status_code == 401 and "expired at" in resp.json()["detail"]
 
-    page = api.get("/handheld/a-ben")
-    assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
-    assert 'data-associate="a-ben"' in page.text
-    assert "new EventSource" in page.text and "__ASSOCIATE" not in page.text
+
+def test_a_token_of_another_store_is_unknown_here(
+    api: TestClient, redis_client: redis.Redis, prefix: str, store_config: StoreConfig
+) -> None:
+    other = store_config.model_copy(update={"store": "other-store"})
+    issued = issue_token(redis_client, Keys("other-store", prefix), other, "a-ben")
+    resp = api.get("/api/me", headers={"Authorization": f"Bearer {issued.token}"})
+    assert resp.status_code == 401 and "unknown or revoked token for store demo-store" in resp.text
+
+
+def test_signin_link_sets_a_cookie_and_opens_the_page_for_the_role(
+    api: TestClient, redis_client: redis.Redis, prefix: str, store_config: StoreConfig
+) -> None:
+    keys = Keys(store_config.store, prefix)
+    ben = issue_token(redis_client, keys, store_config, "a-ben").token
+    resp = api.get(f"/signin?token={ben}", follow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["location"] == "/handheld"
+    assert "httponly" in resp.headers["set-cookie"].lower()
+    page = api.get("/handheld")
+    assert page.status_code == 200 and "new EventSource" in page.text
+    assert api.get("/api/me").json()["associate"] == "a-ben"
+    denied = api.get("/dashboard")
+    assert denied.status_code == 403 and "dashboard is for managers" in denied.text
+    assert api.get("/api/dashboard").status_code == 403
+
+    amy = issue_token(redis_client, keys, store_config, "a-amy").token  # the demo store's manager
+    resp = api.get(f"/signin?token={amy}", follow_redirects=False)
+    assert resp.headers["location"] == "/dashboard"
+    assert "live floor" in api.get("/dashboard").text
+
+    bad = api.get("/signin?token=fwt_nope", follow_redirects=False)
+    assert bad.status_code == 401 and "unknown or revoked token" in bad.text
+
+
+def test_feedback_is_published_and_recorded(
+    api: TestClient,
+    recommender: Recommender,
+    token: Callable[..., dict[str, str]],
+    collect: Callable[[list[str]], Any],
+    prefix: str,
+    store_config: StoreConfig,
+) -> None:
+    ben = token("a-ben")
+    topics = Topics(prefix)
+    inbox = collect([topics.feedback(store_config.store, "a-ben")])
+    sent = recommender.prompt("a-ben")
+    poll(api, "/api/prompts", ben, lambda b: sent.event_id in ids(b))
+
+    ok = api.post("/api/feedback", headers=ben, json={"prompt_id": sent.event_id, "outcome": "accepted"})
+    assert ok.status_code == 202, ok.text
+    dismissed = api.post(
+        "/api/feedback",
+        headers=ben,
+        json={"prompt_id": sent.event_id, "outcome": "dismissed", "reason": "customer_busy"},
+    )
+    assert dismissed.status_code == 202, dismissed.text
+    inbox.wait_for(lambda msgs: len(msgs) == 2)
+    got = [decode(topics, t, p).payload for t, p in inbox.messages]
+    assert all(isinstance(f, Feedback) and f.prompt_id == sent.event_id for f in got)
+    assert [(f.outcome, f.reason) for f in got if isinstance(f, Feedback)] == [
+        ("accepted", None),
+        ("dismissed", "customer_busy"),
+    ]
+    view = api.get("/api/prompts", headers=ben).json()[0]
+    assert view["outcome"] == "dismissed" and view["dismiss_reason"] == "customer_busy"
+    again = api.post("/api/feedback", headers=ben, json={"prompt_id": sent.event_id, "outcome": "done"})
+    assert again.status_code == 409 and "already dismissed" in again.json()["detail"]
+    metrics = api.get("/metrics").text
+    assert 'floorwalker_prompt_outcomes_total{kind="greet_vip",outcome="accepted"} 1.0' in metrics
+    assert 'floorwalker_prompts_total{kind="greet_vip"} 1.0' in metrics
+    assert "floorwalker_prompt_latency_seconds_count 1.0" in metrics
+
+
+def test_feedback_errors_say_why(
+    api: TestClient, recommender: Recommender, token: Callable[..., dict[str, str]]
+) -> None:
+    ben, amy = token("a-ben"), token("a-amy")
+    sent = recommender.prompt("a-ben")
+    poll(api, "/api/prompts", ben, lambda b: sent.event_id in ids(b))
+
+    not_hers = api.post("/api/feedback", headers=amy, json={"prompt_id": sent.event_id, "outcome": "done"})
+    assert not_hers.status_code == 403 and "another associate" in not_hers.json()["detail"]
+    unknown = api.post("/api/feedback", headers=ben, json={"prompt_id": new_event_id(), "outcome": "done"})
+    assert unknown.status_code == 404 and "no prompt" in unknown.json()["detail"]
+    bad_reason = api.post(
+        "/api/feedback",
+        headers=ben,
+        json={"prompt_id": sent.event_id, "outcome": "done", "reason": "wrong_person"},
+    )
+    assert bad_reason.status_code == 422 and "only allowed with outcome 'dismissed'" in bad_reason.text
+    for body in ({"prompt_id": "x", "outcome": "done"}, {"prompt_id": sent.event_id, "outcome": "maybe"}, []):
+        assert api.post("/api/feedback", headers=ben, json=body).status_code == 422
+    malformed = api.post(
+        "/api/feedback", headers={**ben, "Content-Type": "application/json"}, content=b"{oops"
+    )
+    assert malformed.status_code == 422
+    huge = api.post(
+        "/api/feedback", headers={**ben, "Content-Type": "application/json"}, content=b" " * 100_000
+    )
+    assert huge.status_code == 413 and "too large" in huge.json()["detail"]
+
+
+def test_customer_card_only_for_your_own_member_prompt(
+    api: TestClient, recommender: Recommender, token: Callable[..., dict[str, str]]
+) -> None:
+    ben, amy = token("a-ben"), token("a-amy")
+    sent = recommender.prompt("a-ben")
+    guest = recommender.prompt("a-ben", member=None)
+    poll(api, "/api/prompts", ben, lambda b: guest.event_id in ids(b))
+
+    card = api.get(f"/api/prompts/{sent.event_id}/customer", headers=ben)
+    assert card.status_code == 200, card.text
+    c = card.json()
+    assert (c["name"], c["tier"], c["points"]) == ("Mrs Chen", "gold", 1840)
+    assert [r["category"] for r in c["recent"]] == ["tea", "sauces"]  # newest first
+    assert c["recent"][1]["days_ago"] == 32 and c["open_complaint"] == "Late delivery last week"
+    assert api.get(f"/api/prompts/{sent.event_id}/customer", headers=amy).status_code == 403
+    assert api.get(f"/api/prompts/{guest.event_id}/customer", headers=ben).status_code == 404
+
+
+def test_status_is_published_retained_on_the_contract_topic(
+    api: TestClient,
+    token: Callable[..., dict[str, str]],
+    collect: Callable[[list[str]], Any],
+    prefix: str,
+    store_config: StoreConfig,
+) -> None:
+    ben = token("a-ben")
+    topic = Topics(prefix).associate_status(store_config.store, "a-ben")
+    assert api.get("/api/me", headers=ben).json()["status"] == "signed_out"
+    resp = api.post("/api/status", headers=ben, json={"state": "on_break"})
+    assert resp.status_code == 200 and resp.json()["status"] == "on_break"
+    assert api.post("/api/status", headers=ben, json={"state": "asleep"}).status_code == 422
+    late = collect([topic])  # subscribes after the publish: gets the retained message
+    late.wait_for(lambda msgs: len(msgs) == 1)
+    status = decode(Topics(prefix), topic, late.messages[0][1]).payload
+    assert isinstance(status, AssociateStatus) and status.state == "on_break"
+
+
+def test_dashboard_shows_floor_funnel_associates_and_gateways(
+    api: TestClient,
+    recommender: Recommender,
+    token: Callable[..., dict[str, str]],
+    publisher: MqttLink,
+    prefix: str,
+    store_config: StoreConfig,
+    redis_client: redis.Redis,
+) -> None:
+    amy, ben = token("a-amy"), token("a-ben")
+    topics, store, now = Topics(prefix), store_config.store, time.time()
+    keys = Keys(store, prefix)
+    redis_client.hset(keys.stats, mapping={"prompts": 7, "prompt:greet_vip": 5, "feedback:accepted": 3})
+    redis_client.hset(keys.footfall("2001-01-01"), "9", 4)  # far in the past: not "typical"
+    cam = EnvelopeSource("gw-entrance")
+    gw = EnvelopeSource("gw-checkout")
+    publisher.publish(
+        topics.status(store, "gw-checkout"),
+        encode(gw.make(GatewayStatus, now, state="online", detail="camera ok; ble ok")),
+        qos=1,
+        retain=True,
+    )
+    publisher.publish(
+        topics.footfall(store, "entrance"),
+        encode(cam.make(FootfallEvent, now, window_s=10, entered=3, exited=1, occupancy=6)),
+        qos=1,
+    )
+    publisher.publish(
+        topics.footfall(store, "checkout"),
+        encode(cam.make(FootfallEvent, now, window_s=10, entered=2, exited=0, occupancy=4, queue_length=3)),
+        qos=1,
+    )
+    sent = recommender.prompt("a-ben")
+    poll(api, "/api/prompts", ben, lambda b: sent.event_id in ids(b))
+    d = poll(
+        api,
+        "/api/dashboard",
+        amy,
+        lambda d: (
+            d["queue_length"] == 3
+            and d["occupancy"] == 10
+            and any(g["state"] == "online" for g in d["gateways"])
+        ),
+    )
+    assert d["funnel"] | {"by_kind": None} == {
+        "sent": 7,
+        "accepted": 3,
+        "dismissed": 0,
+        "done": 0,
+        "converted": 0,
+        "by_kind": None,
+    }
+    assert d["funnel"]["by_kind"] == {"greet_vip": 5}
+    zones = {z["id"]: z for z in d["zones"]}
+    assert zones["entrance"]["occupancy"] == 6 and zones["pantry"]["occupancy"] is None
+    assert len(zones["pantry"]["polygon"]) == 4
+    hour = time.localtime(now).tm_hour
+    assert d["hourly"]["today"][hour] == 3  # entries through the entrance zone only
+    assert d["hourly"]["typical_days"] == 0
+    loads = {a["id"]: a["open_prompts"] for a in d["associates"]}
+    assert loads["a-ben"] == 1 and loads["a-cara"] == 0
+    gws = {g["id"]: g for g in d["gateways"]}
+    assert gws["gw-checkout"]["detail"] == "camera ok; ble ok" and gws["gw-fresh"]["state"] == "unknown"
+    assert 'floorwalker_gateway_up{gateway="gw-checkout"} 1.0' in api.get("/metrics").text
+
+
+def test_health_ready_metrics_and_openapi(api: TestClient) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").json() == {"ready": True, "mqtt": True, "redis": True}
+    metrics = api.get("/metrics")
+    assert metrics.status_code == 200 and "floorwalker_deadletters" in metrics.text
+    spec = api.get("/openapi.json").json()
+    for path in ("/api/stream", "/api/feedback", "/api/dashboard", "/readyz", "/metrics"):
+        assert path in spec["paths"]
 
 
 class SseReader:
@@ -293,18 +430,20 @@ class SseReader:
             pytest.fail(f"no SSE event within {DEADLINE_S} s (reader stopped by: {self.error!r})")
 
 
-def test_stream_sends_recent_prompts_then_live_ones(api: TestClient, recommender: Recommender) -> None:
+def test_stream_sends_recent_prompts_then_live_ones(
+    api: TestClient, recommender: Recommender, token: Callable[..., dict[str, str]]
+) -> None:
+    ben = token("a-ben")
     earlier = recommender.prompt("a-ben")
-    poll(api, "/api/handheld/a-ben/prompts", lambda b: earlier.event_id in ids(b))
+    poll(api, "/api/prompts", ben, lambda b: earlier.event_id in ids(b))
 
-    with api.stream("GET", "/api/handheld/a-ben/stream") as resp:
+    with api.stream("GET", "/api/stream", headers=ben) as resp:
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
         reader = SseReader(resp)
-
         first = reader.next()
         assert first["event"] == "prompt"
-        assert first["id"] == earlier.event_id
+        assert json.loads(first["data"])["prompt_id"] == earlier.event_id
         assert json.loads(first["data"])["customer_name"] == "Mrs Chen"
         assert reader.next()["event"] == "ready"
 
@@ -312,16 +451,114 @@ def test_stream_sends_recent_prompts_then_live_ones(api: TestClient, recommender
         recommender.prompt("a-amy")  # not Ben's: must not show up on his stream
         mine = recommender.prompt("a-ben", headline="And again")
         got = [reader.next(), reader.next()]
-        assert [e["id"] for e in got] == [live.event_id, mine.event_id]
-        assert json.loads(got[0]["data"])["headline"] == "Back again"
+        assert [json.loads(e["data"])["prompt_id"] for e in got] == [live.event_id, mine.event_id]
+        assert got[0]["id"] < got[1]["id"] or len(got[0]["id"]) < len(got[1]["id"])
 
 
-def test_stream_resumes_after_last_event_id(api: TestClient, recommender: Recommender) -> None:
+def test_stream_resumes_after_last_event_id_without_loss_or_repeat(
+    api: TestClient, recommender: Recommender, token: Callable[..., dict[str, str]]
+) -> None:
+    ben = token("a-ben")
+    a = recommender.prompt("a-ben")
+    poll(api, "/api/prompts", ben, lambda body: a.event_id in ids(body))
+    with api.stream("GET", "/api/stream", headers=ben) as resp:
+        reader = SseReader(resp)
+        seen = reader.next()
+        assert json.loads(seen["data"])["prompt_id"] == a.event_id
+    # The connection is gone; two prompts arrive meanwhile.
+    b = recommender.prompt("a-ben")
+    c = recommender.prompt("a-ben")
+    poll(api, "/api/prompts", ben, lambda body: c.event_id in ids(body))
+    with api.stream("GET", "/api/stream", headers={**ben, "Last-Event-ID": seen["id"]}) as resp:
+        reader = SseReader(resp)
+        got = [reader.next(), reader.next()]
+        assert [json.loads(e["data"])["prompt_id"] for e in got] == [b.event_id, c.event_id]
+        assert reader.next()["event"] == "ready"
+
+
+def test_fuzzed_requests_get_a_4xx_never_a_500(
+    api: TestClient, recommender: Recommender, token: Callable[..., dict[str, str]]
+) -> None:
+    """Random bodies, headers and path pieces against every route: a reason, never a crash."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    ben = token("a-ben")
+    sent = recommender.prompt("a-ben")
+    poll(api, "/api/prompts", ben, lambda b: sent.event_id in ids(b))
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+        max_leaves=12,
+    )
+    bodies = st.one_of(
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.binary(max_size=300),
+        st.fixed_dictionaries(
+            {"prompt_id": st.sampled_from([sent.event_id, "x", "0" * 32]) | st.text(max_size=40)},
+            optional={
+                "outcome": st.sampled_from(["accepted", "dismissed", "done", "no"]),
+                "reason": st.sampled_from(["not_relevant", "wrong_person", "", "?"]),
+                "state": st.sampled_from(["available", "busy", "on_break", "gone"]),
+                "zone": st.text(max_size=60),
+            },
+        ).map(lambda d: json.dumps(d).encode()),
+    )
+    auth = st.sampled_from([ben, {}, {"Authorization": "Bearer fwt_"}, {"Authorization": "Basic abc"}])
+    piece = st.text(
+        alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="/?#%\\"), max_size=40
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(
+        route=st.sampled_from(["/api/feedback", "/api/status"]),
+        body=bodies,
+        headers=auth,
+        pid=piece,
+    )
+    def check(route: str, body: bytes, headers: dict[str, str], pid: str) -> None:
+        resp = api.post(route, content=body, headers={**headers, "Content-Type": "application/json"})
+        assert resp.status_code < 500, (route, body, resp.text)
+        if resp.status_code >= 400:
+            assert resp.json()["detail"], resp.text  # a reason comes with every refusal
+        card = api.get(f"/api/prompts/{pid}/customer", headers=headers)
+        assert card.status_code < 500, (pid, card.text)
+        resp = api.get("/signin", params={"token": pid}, follow_redirects=False)
+        assert resp.status_code < 500, (pid, resp.text)
+
+    check()
+
+
+def test_stream_resumes_from_the_query_parameter_too(
+    api: TestClient, recommender: Recommender, token: Callable[..., dict[str, str]]
+) -> None:
+    ben = token("a-ben")
     a = recommender.prompt("a-ben")
     b = recommender.prompt("a-ben")
-    poll(api, "/api/handheld/a-ben/prompts", lambda body: b.event_id in ids(body))
-
-    with api.stream("GET", "/api/handheld/a-ben/stream", headers={"Last-Event-ID": a.event_id}) as resp:
+    body = poll(api, "/api/prompts", ben, lambda body: b.event_id in ids(body))
+    sid_of_a = next(p["sid"] for p in body if p["prompt_id"] == a.event_id)
+    with api.stream("GET", f"/api/stream?last_event_id={sid_of_a}", headers=ben) as resp:
         reader = SseReader(resp)
-        assert reader.next()["id"] == b.event_id
+        assert json.loads(reader.next()["data"])["prompt_id"] == b.event_id
         assert reader.next()["event"] == "ready"
+
+
+def test_signout_publishes_signed_out_and_forgets_the_cookie(
+    api: TestClient,
+    redis_client: redis.Redis,
+    prefix: str,
+    store_config: StoreConfig,
+    collect: Callable[[list[str]], Any],
+) -> None:
+    topic = Topics(prefix).associate_status(store_config.store, "a-cara")
+    statuses = collect([topic])
+    cara = issue_token(redis_client, Keys(store_config.store, prefix), store_config, "a-cara").token
+    api.get(f"/signin?token={cara}")
+    assert api.post("/api/status", json={"state": "busy"}).status_code == 200
+    out = api.post("/signout", follow_redirects=False)
+    assert out.status_code == 303 and 'fw_session=""' in out.headers["set-cookie"]
+    statuses.wait_for(lambda msgs: len(msgs) == 2)
+    states = [decode(Topics(prefix), t, p).payload for t, p in statuses.messages]
+    assert [s.state for s in states if isinstance(s, AssociateStatus)] == ["busy", "signed_out"]
+    api.cookies.clear()
+    assert api.get("/api/me").status_code == 401

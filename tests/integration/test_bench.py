@@ -58,3 +58,15 @@ def test_short_bench_run(services: Endpoints, tmp_path: Path) -> None:
     finally:
         client.close()
     assert "event -> prompt latency" in printed.getvalue()
+
+
+def test_short_handheld_bench_run(services: Endpoints, tmp_path: Path) -> None:
+    from floorwalker.handheld_bench import run_on as run_handheld
+
+    out = tmp_path / "handheld.json"
+    console = Console(file=io.StringIO(), width=140)
+    r = run_handheld(services, tmp_path, prompts=60, rate=100.0, pages=2, out=out, console=console)
+    assert (r.deliveries, r.lost, r.repeated) == (120, 0, 0)  # every prompt once on every page
+    doc = json.loads(out.read_text())
+    assert doc["deliveries"] == 120 and doc["p50_ms"] > 0 and doc["floor_mqtt_hop_p50_ms"] > 0
+    assert doc["machine"]["cpu_count"] >= 1

@@ -123,3 +123,41 @@ def test_missing_services_state_says_what_to_do(tmp_path: Path) -> None:
 def test_every_command_has_help(command: str) -> None:
     result = floorwalker(command, "--help")
     assert result.returncode == 0 and "Usage" in result.stdout, result.stderr
+
+
+def test_token_issue_prints_a_link_and_stores_only_a_hash(services: Endpoints, prefix: str) -> None:
+    import hashlib
+
+    import redis
+
+    args = ["--redis-url", services.redis_url, "--key-prefix", prefix]
+    issued = floorwalker("token", "issue", "--associate", "a-amy", *args, "--base-url", "http://shop:9000/")
+    assert issued.returncode == 0, issued.stderr
+    lines = dict(line.split(None, 1) for line in issued.stdout.splitlines())
+    token = lines["token"]
+    assert lines["signin"] == f"http://shop:9000/signin?token={token}"
+    assert lines["role"].startswith("manager of store demo-store")  # the config's role for a-amy
+    client = redis.Redis.from_url(services.redis_url)
+    try:
+        stored = client.hgetall(f"{prefix}fw:demo-store:token:{hashlib.sha256(token.encode()).hexdigest()}")
+        assert stored[b"associate"] == b"a-amy" and stored[b"role"] == b"manager"
+        assert not any(token.encode() in k or token.encode() in v for k, v in stored.items())
+        revoked = floorwalker("token", "revoke", "--associate", "a-amy", *args)
+        assert revoked.stdout.strip() == "revoked 1 token(s) of a-amy"
+    finally:
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--associate", "a-zed"], "--associate 'a-zed': not an associate of store demo-store"),
+        (["--associate", "a-ben", "--role", "boss"], "--role 'boss': expected associate or manager"),
+        (["--associate", "a-ben", "--ttl-hours", "0"], "--ttl-hours: must be greater than 0"),
+    ],
+)
+def test_token_issue_mistakes_are_one_line(services: Endpoints, extra: list[str], says: str) -> None:
+    line = _one_error_line(floorwalker("token", "issue", "--redis-url", services.redis_url, *extra))
+    assert says in line

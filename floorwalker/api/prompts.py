@@ -1,0 +1,266 @@
+"""Each associate's prompts: a capped Redis stream (for pages that reconnect) and a live
+fan-out to the pages open now.
+
+A prompt arrives once per associate however often MQTT redelivers it: its owner record
+(``HSETNX``) is written first and only the first writer appends it to the stream. The
+stream id orders the prompts; the SSE stream uses it as the event id, so a reconnecting
+page names the last prompt it saw and gets exactly the ones after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+import redis
+from pydantic import BaseModel, ConfigDict
+
+from broker_config.contract import DismissReason, Prompt, PromptKind
+from recommender.keys import PROMPT_STREAM_MAXLEN, PROMPT_TTL_S, Keys
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["accepted", "dismissed", "done"]
+#: Outcomes after which a prompt is closed (accepted still needs a "done").
+CLOSED: Final = frozenset({"dismissed", "done"})
+#: Prompts a freshly opened page gets.
+RECENT: Final = 20
+#: Per-page queue bound: a page that falls this far behind is made to reconnect and resume.
+QUEUE_SIZE: Final = 100
+GUEST: Final = "Guest"
+#: Shown when a member's profile has no name: the prompt is still useful.
+UNNAMED_MEMBER: Final = "Member"
+_SID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+
+
+def parse_sid(value: str | None) -> tuple[int, int] | None:
+    """A Redis stream id as a comparable pair, or None if ``value`` is not one."""
+    m = _SID.match(value or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+class HandheldPrompt(BaseModel):
+    """A prompt as the handheld shows it: the wire prompt plus the locally added name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt_id: str
+    associate: str
+    kind: PromptKind
+    #: Display name for members, "Guest" for non-members; never sent over MQTT.
+    customer_name: str
+    member: str | None
+    tier: str | None
+    points: int | None
+    zone: str | None
+    lane: str | None
+    headline: str
+    suggestion: str
+    why: str
+    ts: float
+    #: When the sensed event happened (the customer arrived): "how long they've been there".
+    since: float
+    expires_at: float
+    #: Position in the associate's stream (the SSE event id); empty until stored.
+    sid: str = ""
+    #: The associate's latest answer, if any.
+    outcome: Outcome | None = None
+    dismiss_reason: DismissReason | None = None
+
+    @classmethod
+    def from_prompt(cls, associate: str, prompt: Prompt, name: str | None) -> HandheldPrompt:
+        c = prompt.customer
+        return cls(
+            prompt_id=prompt.event_id,
+            associate=associate,
+            kind=prompt.kind,
+            customer_name=GUEST if c.member is None else (name or UNNAMED_MEMBER),
+            member=c.member,
+            tier=c.tier,
+            points=c.points,
+            zone=prompt.zone,
+            lane=prompt.lane,
+            headline=prompt.headline,
+            suggestion=prompt.suggestion,
+            why=prompt.why,
+            ts=prompt.ts,
+            since=prompt.cause_ts,
+            expires_at=prompt.expires_at,
+        )
+
+    def is_open(self, now: float) -> bool:
+        return self.outcome not in CLOSED and now <= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRecord:
+    """Whose a prompt is and what became of it (the owner hash)."""
+
+    associate: str
+    kind: str
+    outcome: Outcome | None
+    member: str | None
+
+
+class PromptStore:
+    """The Redis side: owner records and per-associate streams. Blocking: call off the loop."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+
+    def add(self, view: HandheldPrompt) -> HandheldPrompt | None:
+        """Store a new prompt and return it with its stream id; None for a redelivery."""
+        key = self._keys.prompt(view.prompt_id)
+        if not self._redis.hsetnx(key, "associate", view.associate):
+            return None
+        try:
+            sid_raw = self._redis.xadd(
+                self._keys.handheld_prompts(view.associate),
+                {"p": view.model_dump_json()},
+                maxlen=PROMPT_STREAM_MAXLEN,
+                approximate=True,
+            )
+        except redis.RedisError:
+            # Let the redelivery store it: forget that we claimed it (best effort).
+            with contextlib.suppress(redis.RedisError):
+                self._redis.delete(key)
+            raise
+        sid = sid_raw.decode() if isinstance(sid_raw, bytes) else str(sid_raw)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(key, mapping={"kind": view.kind.value, "member": view.member or "", "sid": sid})
+        pipe.expire(key, PROMPT_TTL_S)
+        pipe.execute()
+        return view.model_copy(update={"sid": sid})
+
+    def record(self, prompt_id: str) -> PromptRecord | None:
+        raw: dict[bytes, bytes] = self._redis.hgetall(self._keys.prompt(prompt_id))  # type: ignore[assignment]
+        if not raw:
+            return None
+        r = {k.decode(): v.decode() for k, v in raw.items()}
+        outcome = r.get("outcome")
+        return PromptRecord(
+            associate=r.get("associate", ""),
+            kind=r.get("kind", ""),
+            outcome=outcome if outcome in ("accepted", "dismissed", "done") else None,  # type: ignore[arg-type]
+            member=r.get("member") or None,
+        )
+
+    def set_outcome(self, prompt_id: str, outcome: Outcome, reason: DismissReason | None) -> None:
+        self._redis.hset(
+            self._keys.prompt(prompt_id),
+            mapping={"outcome": outcome, "reason": reason.value if reason else ""},
+        )
+
+    def backlog(self, associate: str, after: tuple[int, int] | None) -> list[HandheldPrompt]:
+        """Prompts after stream id ``after`` (all kept ones), or the most recent few; oldest first."""
+        stream = self._keys.handheld_prompts(associate)
+        entries: list[tuple[bytes, dict[bytes, bytes]]]
+        if after is None:
+            entries = list(reversed(self._redis.xrevrange(stream, count=RECENT)))  # type: ignore[arg-type]
+        else:
+            entries = self._redis.xrange(stream, min=f"({after[0]}-{after[1]}")  # type: ignore[assignment]
+        return self._with_outcomes(entries)
+
+    def recent(self, associate: str, count: int = RECENT) -> list[HandheldPrompt]:
+        """The newest ``count`` prompts, newest first."""
+        entries: list[tuple[bytes, dict[bytes, bytes]]]
+        entries = self._redis.xrevrange(self._keys.handheld_prompts(associate), count=count)  # type: ignore[assignment]
+        return self._with_outcomes(entries)
+
+    def _with_outcomes(self, entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> list[HandheldPrompt]:
+        views: list[HandheldPrompt] = []
+        for sid, fields in entries:
+            try:
+                view = HandheldPrompt.model_validate_json(fields[b"p"])
+            except (KeyError, ValueError):
+                log.warning("skipping an unreadable entry %s in a handheld stream", sid)
+                continue
+            views.append(view.model_copy(update={"sid": sid.decode()}))
+        if not views:
+            return views
+        pipe = self._redis.pipeline(transaction=False)
+        for v in views:
+            pipe.hmget(self._keys.prompt(v.prompt_id), ["outcome", "reason"])
+        out: list[HandheldPrompt] = []
+        for v, (outcome, reason) in zip(views, pipe.execute(), strict=True):
+            o = outcome.decode() if outcome else None
+            r = reason.decode() if reason else None
+            out.append(
+                v.model_copy(
+                    update={
+                        "outcome": o if o in ("accepted", "dismissed", "done") else None,
+                        "dismiss_reason": DismissReason(r)
+                        if r and r in DismissReason._value2member_map_
+                        else None,
+                    }
+                )
+            )
+        return out
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One open page: its bounded queue; ``None`` in the queue ends the stream."""
+
+    associate: str
+    #: One slot more than QUEUE_SIZE prompts, for the end marker.
+    queue: asyncio.Queue[HandheldPrompt | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE + 1))
+    ended: bool = False
+
+
+class LiveFeed:
+    """Open pages per associate. Touched only on the event loop, so it needs no locks."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, set[Subscription]] = {}
+        #: Streams ended because their page did not keep up.
+        self.overflows = 0
+
+    @property
+    def open_streams(self) -> int:
+        return sum(len(s) for s in self._subs.values())
+
+    def subscribe(self, associate: str) -> Subscription:
+        sub = Subscription(associate)
+        self._subs.setdefault(associate, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.associate)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.associate]
+
+    def publish(self, prompt: HandheldPrompt) -> None:
+        for sub in self._subs.get(prompt.associate, ()):
+            self._offer(sub, prompt)
+
+    def end_streams(self) -> None:
+        """Ask every open stream to finish, so a shutdown need not wait for or cancel them."""
+        for subs in self._subs.values():
+            for sub in subs:
+                self._offer(sub, None)
+
+    def _offer(self, sub: Subscription, item: HandheldPrompt | None) -> None:
+        if sub.ended:
+            return
+        if item is not None and sub.queue.qsize() >= QUEUE_SIZE:
+            # End this stream instead of dropping a prompt: the browser reconnects with
+            # Last-Event-ID and gets everything it missed from the Redis stream.
+            while not sub.queue.empty():
+                sub.queue.get_nowait()
+            self.overflows += 1
+            log.warning(
+                "handheld stream of %s is not keeping up; ending it so that it resumes", sub.associate
+            )
+            item = None
+        if item is None:
+            sub.ended = True
+        sub.queue.put_nowait(item)
