@@ -1,8 +1,10 @@
-"""The per-event Redis step: one Lua script call that deduplicates, updates the customer's
-visit and decides which prompt (if any) the event earns.
+"""The Redis side of a decision: one pipelined read of what the core needs, and one Lua
+call per event that deduplicates, updates the customer's state and claims the chosen
+prompt — atomically, so a redelivered event or two replicas racing on one customer cannot
+both claim it.
 
-Doing all three in one script makes them atomic: two deliveries of the same event, or two
-recommender replicas racing on one customer, cannot both claim the same prompt.
+A batch costs two round trips: the reads of every member event (profile, visit, contact
+history), then the scripts of every event, each pipelined.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
-from broker_config.contract import CheckoutEvent, PresenceEvent, PromptKind
-from floorwalker.config import RulesConfig
 from recommender.keys import Keys
 
 
@@ -29,18 +29,19 @@ class Outcome(StrEnum):
     NO_CONSENT = "no_consent"
     OUT_OF_ORDER = "out_of_order"
     STALE = "stale"
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Reply:
+    """A script's answer: the outcome and what follows it (claim result, conversions...)."""
+
     outcome: Outcome
-    kind: PromptKind | None = None
-    category: str = ""
-    tier: str = ""
-    points: int | None = None
-    last_purchase_ts: float | None = None
-    interval_s: float | None = None
-    label: str = ""
+    rest: tuple[str, ...] = ()
+
+    @property
+    def claimed(self) -> bool:
+        return self.outcome is Outcome.OK and bool(self.rest) and self.rest[0] == "claimed"
 
 
 def _load(name: str) -> str:
@@ -48,34 +49,20 @@ def _load(name: str) -> str:
     return (lua / "dedupe.lua").read_text() + "\n" + (lua / name).read_text()
 
 
-PRESENCE_LUA = _load("presence.lua")
-CHECKOUT_LUA = _load("checkout.lua")
+SCRIPTS = {name: _load(f"{name}.lua") for name in ("presence", "checkout", "footfall", "feedback")}
+SHAS = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in SCRIPTS.items()}
 
 
 def _text(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
-def parse_reply(reply: list[bytes | str]) -> Decision:
-    """Turn the script's reply (see the header of ``presence.lua``) into a :class:`Decision`."""
+def parse_reply(reply: list[bytes | str]) -> Reply:
     fields = [_text(v) for v in reply]
-    outcome = Outcome(fields[0])
-    if len(fields) < 2:
-        return Decision(outcome)
-    pad = [*fields, "", "", "", "", "", ""]
-    return Decision(
-        outcome,
-        kind=PromptKind(fields[1]),
-        category=pad[2],
-        tier=pad[3],
-        points=int(pad[4]) if pad[4] else None,
-        last_purchase_ts=float(pad[5]) if pad[5] else None,
-        interval_s=float(pad[6]) if pad[6] else None,
-        label=pad[7],
-    )
+    return Reply(Outcome(fields[0]), tuple(fields[1:]))
 
 
-def _args(*values: str | int | float) -> list[str]:
+def args(*values: str | int | float) -> list[str]:
     # repr keeps every digit of a float timestamp; Lua reads them back with tonumber.
     return [v if isinstance(v, str) else repr(v) for v in values]
 
@@ -84,67 +71,67 @@ def _args(*values: str | int | float) -> list[str]:
 class ScriptCall:
     """One EVALSHA to run: which script, on which keys, with which arguments."""
 
-    sha: str
+    script: str
     keys: list[str]
     args: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    """What the core reads about one member, raw from Redis."""
+
+    profile: dict[bytes, bytes]
+    visit: dict[bytes, bytes]
+    contacts: list[tuple[bytes, float]]
+
+
 class Decider:
-    """Runs the decision scripts, many events per round trip.
+    """Runs the reads and the scripts, many events per round trip.
 
     :meth:`run` sends a batch of calls as one non-transactional pipeline: Redis still runs
     each script atomically and in order (so one customer's events keep their order), but
     the client pays one round trip per batch instead of one per event.
     """
 
-    def __init__(self, client: redis.Redis, keys: Keys, rules: RulesConfig) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._client = client
         self._keys = keys
-        self._rules = rules
-        self._vip = " ".join(rules.vip_tiers)
-        self._presence = hashlib.sha1(PRESENCE_LUA.encode()).hexdigest()
-        self._checkout = hashlib.sha1(CHECKOUT_LUA.encode()).hexdigest()
         self.load()
 
     def load(self) -> None:
         """(Re)load the scripts into Redis's script cache."""
-        for source in (PRESENCE_LUA, CHECKOUT_LUA):
+        for source in SCRIPTS.values():
             self._client.script_load(source)
 
-    def presence_call(self, event: PresenceEvent, zone: str, categories: list[str], now: float) -> ScriptCall:
-        k, r = self._keys, self._rules
-        return ScriptCall(
-            self._presence,
-            [k.member_seen(event.member), k.visit(event.member), k.profile(event.member)],
-            _args(
-                event.event_id, event.ts, now, zone, event.action,
-                r.dedupe_window, r.dedupe_ttl_s, r.visit_ttl_s, r.max_event_age_s,
-                self._vip, r.replenish_from, r.replenish_until, *categories,
-            ),
-        )  # fmt: skip
+    def read(self, members: Sequence[str], since: float) -> list[MemberState | redis.ResponseError]:
+        """Profile, visit and contact history (since ``since``) of each member: one round trip.
 
-    def checkout_call(self, event: CheckoutEvent, lane: str, now: float) -> ScriptCall:
-        k, r = self._keys, self._rules
-        if event.member is None:
-            keys = [k.lane_seen(lane)]
-        else:
-            keys = [k.member_seen(event.member), k.visit(event.member), k.profile(event.member)]
-        categories = sorted({line.category for line in event.items})
-        return ScriptCall(
-            self._checkout,
-            keys,
-            _args(
-                event.event_id, event.ts, now, event.member or "",
-                r.dedupe_window, r.dedupe_ttl_s, r.max_event_age_s, *categories,
-            ),
-        )  # fmt: skip
+        A member whose keys cannot be read (a corrupted key) gets the error, not a crash.
+        """
+        if not members:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        k = self._keys
+        for m in members:
+            pipe.hgetall(k.profile(m))
+            pipe.hgetall(k.visit(m))
+            pipe.zrangebyscore(k.contacts(m), since, "+inf", withscores=True)
+        replies = pipe.execute(raise_on_error=False)
+        out: list[MemberState | redis.ResponseError] = []
+        for i in range(0, len(replies), 3):
+            part = replies[i : i + 3]
+            error = next((r for r in part if isinstance(r, redis.ResponseError)), None)
+            out.append(error if error is not None else MemberState(*part))
+        return out
 
-    def run(self, calls: Sequence[ScriptCall]) -> list[Decision | redis.ResponseError]:
+    def run(self, calls: Sequence[ScriptCall]) -> list[Reply | redis.ResponseError]:
         """Run ``calls`` in order, one round trip; a script error is returned, not raised.
 
         Connection errors are raised: nothing in the batch is acknowledged, and a retry is
         safe because the scripts deduplicate on event id.
         """
+        if not calls:
+            return []
         replies = self._execute(calls)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:  # Redis restarted or its script cache was flushed: load and rerun those
@@ -153,13 +140,7 @@ class Decider:
                 replies[i] = reply
         return [reply if isinstance(reply, redis.ResponseError) else parse_reply(reply) for reply in replies]
 
-    def presence(self, event: PresenceEvent, zone: str, categories: list[str], now: float) -> Decision:
-        return self._one(self.presence_call(event, zone, categories, now))
-
-    def checkout(self, event: CheckoutEvent, lane: str, now: float) -> Decision:
-        return self._one(self.checkout_call(event, lane, now))
-
-    def _one(self, call: ScriptCall) -> Decision:
+    def one(self, call: ScriptCall) -> Reply:
         result = self.run([call])[0]
         if isinstance(result, redis.ResponseError):
             raise result
@@ -168,5 +149,5 @@ class Decider:
     def _execute(self, calls: Sequence[ScriptCall]) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
         for call in calls:
-            pipe.evalsha(call.sha, len(call.keys), *call.keys, *call.args)
+            pipe.evalsha(SHAS[call.script], len(call.keys), *call.keys, *call.args)
         return pipe.execute(raise_on_error=False)

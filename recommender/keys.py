@@ -11,6 +11,12 @@ pattern                                type     TTL               written by
 {p}fw:{store}:cust:{m}:visit           hash     visit_ttl_s       presence/checkout scripts
 {p}fw:{store}:cust:{m}:seen            zset     dedupe_ttl_s      presence/checkout scripts
 {p}fw:{store}:lane:{lane}:seen         zset     dedupe_ttl_s      checkout script (non-members)
+{p}fw:{store}:cust:{m}:contacts        zset     history (8 d)     presence script; feedback
+{p}fw:{store}:cust:{m}:suggested       hash     conversion win.   presence script; checkout script
+{p}fw:{store}:zone:{zone}:seen         zset     dedupe_ttl_s      footfall script
+{p}fw:{store}:cooldown:{action}        string   action cool-down  footfall script (store actions)
+{p}fw:{store}:prompt:{id}              hash     history (8 d)     recommender; feedback script
+{p}fw:{store}:crm:model                string   none              CRM import (CLV, RFM, cross-sell)
 {p}fw:{store}:deadletter               stream   capped (MAXLEN)   recommender
 {p}fw:{store}:stats                    hash     none (counters)   recommender
 =====================================  =======  ================  ==============================
@@ -20,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: How long contact history and prompt records are kept (the weekly caps need 7 days).
+HISTORY_TTL_S = 8 * 86_400
 #: Dead-letter stream cap (approximate, ``XADD MAXLEN ~``).
 DEADLETTER_MAXLEN = 10_000
 
@@ -44,6 +52,25 @@ class Keys:
 
     def lane_seen(self, lane: str) -> str:
         return f"{self._base}:lane:{{{lane}}}:seen"
+
+    def contacts(self, member: str) -> str:
+        return f"{self._base}:cust:{{{member}}}:contacts"
+
+    def suggested(self, member: str) -> str:
+        return f"{self._base}:cust:{{{member}}}:suggested"
+
+    def zone_seen(self, zone: str) -> str:
+        return f"{self._base}:zone:{{{zone}}}:seen"
+
+    def store_cooldown(self, action: str) -> str:
+        return f"{self._base}:cooldown:{action}"
+
+    def prompt(self, prompt_id: str) -> str:
+        return f"{self._base}:prompt:{prompt_id}"
+
+    @property
+    def crm_model(self) -> str:
+        return f"{self._base}:crm:model"
 
     @property
     def deadletter(self) -> str:
