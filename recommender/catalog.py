@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import string
 from dataclasses import dataclass
 from enum import StrEnum
@@ -139,7 +140,11 @@ class Action(_Strict):
     def _consistent(self) -> Action:
         allowed = KIND_FACTS[self.kind]
         for field in ("headline", "suggestion", "why"):
-            for name in template_fields(getattr(self.text, field)):
+            try:
+                names = template_fields(getattr(self.text, field))
+            except ValueError as exc:
+                raise ValueError(f"text.{field}: {exc}") from None
+            for name in names:
                 if name not in allowed:
                     raise ValueError(
                         f"text.{field}: unknown template variable {{{name}}} for kind {self.kind.value}"
@@ -220,9 +225,13 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        # A whole-action check names its key first ("text.why: ..."): point at that key.
+        if match := re.match(r"^([a-z_]+(?:\.[a-z_]+)*): ", msg):
+            loc = (*loc, *match.group(1).split("."))
+            msg = msg[match.end() :]
         line = _line_of(node, loc)
         key = ".".join(str(p) for p in loc) or "catalog"
-        msg = err["msg"].removeprefix("Value error, ")
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         where = f":{line}" if line else ""
         raise ConfigError(f"{source}{where}: {key}: {msg}{more}") from None

@@ -78,8 +78,13 @@ def _fit(loglik: object, start: list[float], *args: Arr) -> Arr | None:
         value = loglik(np.exp(log_params), *args)  # type: ignore[operator]
         return -value if np.isfinite(value) else 1e12
 
+    # Bounded (e^-7 .. e^7): keeps a degenerate optimum (p -> inf, v -> 0) out of reach.
     res = optimize.minimize(
-        neg, np.log(start), method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-6}
+        neg,
+        np.log(start),
+        method="Nelder-Mead",
+        bounds=[(-7.0, 7.0)] * len(start),
+        options={"maxiter": 4000, "xatol": 1e-6},
     )
     return np.exp(res.x) if res.success else None
 
@@ -102,8 +107,8 @@ def fit(x: Arr, t_x: Arr, big_t: Arr, mean_value: Arr) -> ClvParams:
 def expected_purchases(params: ClvParams, t: float, x: float, t_x: float, big_t: float) -> float:
     """BG/NBD conditional expectation of purchases in the next ``t`` weeks."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    if a <= 1:  # the closed form needs a > 1; fall back to the alive-rate approximation
-        a = 1.0001
+    if a == 1.0:  # the closed form divides by a - 1
+        a = 1.0 + 1e-9
     z = t / (alpha + big_t + t)
     hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)
     numer = (a + b + x - 1) / (a - 1) * (1 - ((alpha + big_t) / (alpha + big_t + t)) ** (r + x) * hyp)

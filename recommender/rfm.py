@@ -45,12 +45,12 @@ def segment(r: int, f: int) -> str:
     """The classic RxF grid, coarsened to six segments."""
     if r >= 4 and f >= 4:
         return "champions"
+    if r <= 2 and f >= 3:
+        return "at_risk"  # used to buy often, not lately
     if f >= 4:
         return "loyal"
     if r >= 4 and f <= 2:
         return "promising"
-    if r <= 2 and f >= 3:
-        return "at_risk"
     if r <= 2:
         return "hibernating"
     return "regular"
