@@ -113,9 +113,9 @@ class Router:
         break, signed out or over the cap; else the best one near the lane."""
         own = self._by_lane.get(lane)
         state = self._status.get(own or "", ("available", None))[0]
-        if own is not None and state in ("available", "busy"):
-            if cap_per_hour is None or self._hourly(own, now) < cap_per_hour:
-                return own
+        capped = own is not None and cap_per_hour is not None and self._hourly(own, now) >= cap_per_hour
+        if own is not None and state in ("available", "busy") and not capped:
+            return own
         return self.choose(self._lane_zone.get(lane), now, usual=own, cap_per_hour=cap_per_hour)
 
     # -- open prompts ------------------------------------------------------------------

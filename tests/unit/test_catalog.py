@@ -34,18 +34,37 @@ def test_shipped_catalog_has_all_ten_actions() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "line", "problem"),
     [
-        ("    value: 5\n", "    value: 5\n    colour: red\n", 6, "actions.0.colour: Extra inputs are not permitted"),
-        ('why: "In {zone}."', 'why: "In {aisle}."', 9, "actions.0.text.why: unknown template variable {aisle}"),
+        (
+            "    value: 5\n",
+            "    value: 5\n    colour: red\n",
+            6,
+            "actions.0.colour: Extra inputs are not permitted",
+        ),
+        (
+            'why: "In {zone}."',
+            'why: "In {aisle}."',
+            9,
+            "actions.0.text.why: unknown template variable {aisle}",
+        ),
         ('why: "In {zone}."', 'why: "In {zone!r}."', 9, "must be a plain name"),
-        ("    value: 5\n", "    value: 5\n    caps: {per_visit: 3, per_day: 2}\n", 6,
-         "actions.0.caps: impossible caps: per_visit=3 is more than per_day=2"),
-        ("    value: 5\n", "    value: 5\n    caps: {per_week: 0}\n", 6, "caps.per_week: Input should be greater"),
+        (
+            "    value: 5\n",
+            "    value: 5\n    caps: {per_visit: 3, per_day: 2}\n",
+            6,
+            "actions.0.caps: impossible caps: per_visit=3 is more than per_day=2",
+        ),
+        (
+            "    value: 5\n",
+            "    value: 5\n    caps: {per_week: 0}\n",
+            6,
+            "caps.per_week: Input should be greater",
+        ),
         ("kind: greet_vip", "kind: greet_everyone", 4, "actions.0.kind: Input should be"),
         ("    value: 5\n", "    value: -1\n", 5, "actions.0.value: Input should be greater than 0"),
         ("kind: greet_vip", "kind: long_dwell_help", 3, "long_dwell_help needs eligible.min_dwell_s"),
         ("actions:", "actions: [\n", 4, "not valid YAML"),
     ],
-)  # fmt: skip
+)
 def test_broken_catalog_names_file_line_and_key(
     tmp_path: Path, old: str, new: str, line: int, problem: str
 ) -> None:

@@ -53,10 +53,18 @@ def test_usual_interval(days: list[float], expected_days: float | None) -> None:
 
 def _member(member: str, days: list[float], category: str = "sauces", **more: object) -> Member:
     return Member.model_validate(
-        {"member": member, "display_name": "X", "tier": "gold", "points": 10, "consent": {"recognition": True},
-         "purchases": [{"days_ago": d, "category": category, "sku": "s", "amount_cents": 1000} for d in days],
-         **more}
-    )  # fmt: skip
+        {
+            "member": member,
+            "display_name": "X",
+            "tier": "gold",
+            "points": 10,
+            "consent": {"recognition": True},
+            "purchases": [
+                {"days_ago": d, "category": category, "sku": "s", "amount_cents": 1000} for d in days
+            ],
+            **more,
+        }
+    )
 
 
 def test_profile_has_what_the_engine_reads() -> None:
@@ -72,13 +80,18 @@ def test_profile_has_what_the_engine_reads() -> None:
             "expiring": [{"label": "400 points", "in_days": 5}, {"label": "old coupon", "in_days": 0}],
             "complaints": [{"summary": "leaky bottle"}, {"summary": "closed one", "open": False}],
             "purchases": [
-                {"days_ago": d, "category": "sauces", "sku": "kikkoman-500", "label": "Kikkoman soy sauce",
-                 "amount_cents": 399}
+                {
+                    "days_ago": d,
+                    "category": "sauces",
+                    "sku": "kikkoman-500",
+                    "label": "Kikkoman soy sauce",
+                    "amount_cents": 399,
+                }
                 for d in (93, 62, 32)
             ]
             + [{"days_ago": 2, "category": "milk", "sku": "oat-1l", "amount_cents": 199}],
         }
-    )  # fmt: skip
+    )
     profile = derive_profile(member, NOW)
     assert profile["consent"] == "1" and profile["mkt"] == "1"
     assert profile["tier"] == "gold" and profile["points"] == "1840"
@@ -161,10 +174,17 @@ def test_cross_sell_table_and_offers() -> None:
     assert table["noodles"] == [("sauces", 1.0)]
     assert table["sauces"] == [("noodles", pytest.approx(0.667, abs=0.001))]
     buyers = [
-        Member.model_validate({"member": f"m_xsell00{i}", "display_name": "X", "tier": "b", "points": 0,
-                               "purchases": [{"days_ago": 3, "category": c, "sku": c} for c in cats]})
+        Member.model_validate(
+            {
+                "member": f"m_xsell00{i}",
+                "display_name": "X",
+                "tier": "b",
+                "points": 0,
+                "purchases": [{"days_ago": 3, "category": c, "sku": c} for c in cats],
+            }
+        )
         for i, cats in enumerate([["sauces", "noodles"], ["sauces", "noodles"], ["sauces"]])
-    ]  # fmt: skip
+    ]
     profiles, _ = derive_profiles(buyers, NOW)
     assert profiles["m_xsell002"]["xsell"] == "noodles<sauces"  # buys sauces, never noodles
     assert "xsell" not in profiles["m_xsell000"]

@@ -42,8 +42,17 @@ def moment(trigger: str = "enter", zone: str = "pantry", **more: object) -> Mome
 
 def profile(**fields: object) -> dict[str, str]:
     """A consenting silver member, active: bought every 10 days, last 5 days ago."""
-    base = {"tier": "silver", "points": "120", "consent": "1", "mkt": "0", "orders": "6", "spend": "12000",
-            "first": f"{NOW - 55 * DAY:.0f}", "last": f"{NOW - 5 * DAY:.0f}", "clv": "80"}  # fmt: skip
+    base = {
+        "tier": "silver",
+        "points": "120",
+        "consent": "1",
+        "mkt": "0",
+        "orders": "6",
+        "spend": "12000",
+        "first": f"{NOW - 55 * DAY:.0f}",
+        "last": f"{NOW - 5 * DAY:.0f}",
+        "clv": "80",
+    }
     base.update({k: str(v) for k, v in fields.items()})
     return {k: v for k, v in base.items() if v != "DROP"}
 
@@ -73,53 +82,135 @@ CASES = [
     Case("silver not greeted", profile(), moment(zone="entrance"), None),
     Case("replenishment due here", profile(**SOY_DUE), moment(), PromptKind.REPLENISHMENT_DUE),
     Case("replenishment not shelved here", profile(**SOY_DUE), moment(zone="produce"), None),
-    Case("replenishment too early", profile(**(SOY_DUE | {"last:sauces": f"{NOW - 5 * DAY:.0f}"})), moment(), None),
-    Case("replenishment too late (switched)", profile(**(SOY_DUE | {"last:sauces": f"{NOW - 200 * DAY:.0f}"})),
-         moment(), None),
+    Case(
+        "replenishment too early",
+        profile(**(SOY_DUE | {"last:sauces": f"{NOW - 5 * DAY:.0f}"})),
+        moment(),
+        None,
+    ),
+    Case(
+        "replenishment too late (switched)",
+        profile(**(SOY_DUE | {"last:sauces": f"{NOW - 200 * DAY:.0f}"})),
+        moment(),
+        None,
+    ),
     Case("cross-sell shelved here", profile(xsell="noodles<sauces"), moment(), PromptKind.CROSS_SELL),
     Case("cross-sell not shelved here", profile(xsell="noodles<sauces"), moment(zone="produce"), None),
-    Case("cross-sell not to a lapsing member", profile(xsell="noodles<sauces", winback="DROP", **LAPSING),
-         moment(zone="produce"), PromptKind.WIN_BACK),
+    Case(
+        "cross-sell not to a lapsing member",
+        profile(xsell="noodles<sauces", winback="DROP", **LAPSING),
+        moment(zone="produce"),
+        PromptKind.WIN_BACK,
+    ),
     Case("birthday today", profile(bday=TODAY, mkt=1), moment(zone="entrance"), PromptKind.BIRTHDAY),
     Case("birthday without marketing consent", profile(bday=TODAY), moment(zone="entrance"), None),
     Case("birthday far off", profile(bday=IN_40_DAYS, mkt=1), moment(zone="entrance"), None),
-    Case("points expiring soon", profile(exp_at=f"{NOW + 5 * DAY:.0f}", exp_label="400 points", mkt=1),
-         moment(zone="entrance"), PromptKind.EXPIRING_POINTS),
-    Case("points expiring later", profile(exp_at=f"{NOW + 40 * DAY:.0f}", exp_label="400 points", mkt=1),
-         moment(zone="entrance"), None),
-    Case("open complaint", profile(complaint="leaky bottle"), moment(zone="entrance"), PromptKind.COMPLAINT_FOLLOW_UP),
-    Case("complaint first, before the VIP greeting", profile(complaint="late delivery", tier="gold"),
-         moment(zone="entrance"), PromptKind.COMPLAINT_FOLLOW_UP),
+    Case(
+        "points expiring soon",
+        profile(exp_at=f"{NOW + 5 * DAY:.0f}", exp_label="400 points", mkt=1),
+        moment(zone="entrance"),
+        PromptKind.EXPIRING_POINTS,
+    ),
+    Case(
+        "points expiring later",
+        profile(exp_at=f"{NOW + 40 * DAY:.0f}", exp_label="400 points", mkt=1),
+        moment(zone="entrance"),
+        None,
+    ),
+    Case(
+        "open complaint",
+        profile(complaint="leaky bottle"),
+        moment(zone="entrance"),
+        PromptKind.COMPLAINT_FOLLOW_UP,
+    ),
+    Case(
+        "complaint first, before the VIP greeting",
+        profile(complaint="late delivery", tier="gold"),
+        moment(zone="entrance"),
+        PromptKind.COMPLAINT_FOLLOW_UP,
+    ),
     Case("lapsing member won back", profile(**LAPSING), moment(zone="entrance"), PromptKind.WIN_BACK),
     Case("active member is not a win-back", profile(), moment(zone="entrance"), None),
     Case("long dwell", profile(), moment("dwell", dwell_s=150.0), PromptKind.LONG_DWELL_HELP),
     Case("short dwell", profile(), moment("dwell", dwell_s=60.0), None),
     Case("dwell check does not greet", profile(tier="gold"), moment("dwell", dwell_s=30.0), None),
-    Case("replenishment beats cross-sell (priority)", profile(xsell="noodles<sauces", **SOY_DUE), moment(),
-         PromptKind.REPLENISHMENT_DUE),
+    Case(
+        "replenishment beats cross-sell (priority)",
+        profile(xsell="noodles<sauces", **SOY_DUE),
+        moment(),
+        PromptKind.REPLENISHMENT_DUE,
+    ),
     Case("no consent", profile(tier="gold", consent=0), moment(zone="entrance"), None),
     Case("unknown member", {}, moment(zone="entrance"), None),
     # caps, cool-down and the contact policy
-    Case("never the same thing twice in a visit", profile(tier="gold"), moment(zone="entrance"), None,
-         visit={"done:greet_vip": "p1", "n": "1", "n:greet_vip": "1", "lastp": f"{NOW - 600:.0f}"},
-         blocked=Blocked.SAME_THING),
-    Case("next best when the first was done", profile(tier="gold", **SOY_DUE), moment(), PromptKind.GREET_VIP,
-         visit={"done:replenishment_due:sauces": "p1", "n:replenishment_due": "1", "n": "1",
-                "lastp": f"{NOW - 600:.0f}"}),
-    Case("visit policy: two prompts is enough", profile(tier="gold"), moment(zone="entrance"), None,
-         visit={"n": "2", "lastp": f"{NOW - 600:.0f}"}, blocked=Blocked.VISIT_POLICY),
-    Case("min gap between prompts", profile(tier="gold"), moment(zone="entrance"), None,
-         visit={"n": "1", "lastp": f"{NOW - 10:.0f}"}, blocked=Blocked.MIN_GAP),
-    Case("per-day cap", profile(tier="gold"), moment(zone="entrance"), None,
-         contacts=[("p|greet_vip|a", NOW - 3600), ("p|greet_vip|b", NOW - 7200)], blocked=Blocked.PER_DAY),
-    Case("per-week cap", profile(complaint="x"), moment(zone="entrance"), None,
-         contacts=[("p|complaint_follow_up|a", NOW - 2 * DAY), ("p|complaint_follow_up|b", NOW - 3 * DAY)],
-         blocked=Blocked.PER_WEEK),
-    Case("cool-down after a dismissal", profile(tier="gold"), moment(zone="entrance"), None,
-         contacts=[("x|greet_vip|a", NOW - 600)], blocked=Blocked.COOLDOWN),
-    Case("cool-down over", profile(tier="gold"), moment(zone="entrance"), PromptKind.GREET_VIP,
-         contacts=[("x|greet_vip|a", NOW - 2 * 3600)]),
-]  # fmt: skip
+    Case(
+        "never the same thing twice in a visit",
+        profile(tier="gold"),
+        moment(zone="entrance"),
+        None,
+        visit={"done:greet_vip": "p1", "n": "1", "n:greet_vip": "1", "lastp": f"{NOW - 600:.0f}"},
+        blocked=Blocked.SAME_THING,
+    ),
+    Case(
+        "next best when the first was done",
+        profile(tier="gold", **SOY_DUE),
+        moment(),
+        PromptKind.GREET_VIP,
+        visit={
+            "done:replenishment_due:sauces": "p1",
+            "n:replenishment_due": "1",
+            "n": "1",
+            "lastp": f"{NOW - 600:.0f}",
+        },
+    ),
+    Case(
+        "visit policy: two prompts is enough",
+        profile(tier="gold"),
+        moment(zone="entrance"),
+        None,
+        visit={"n": "2", "lastp": f"{NOW - 600:.0f}"},
+        blocked=Blocked.VISIT_POLICY,
+    ),
+    Case(
+        "min gap between prompts",
+        profile(tier="gold"),
+        moment(zone="entrance"),
+        None,
+        visit={"n": "1", "lastp": f"{NOW - 10:.0f}"},
+        blocked=Blocked.MIN_GAP,
+    ),
+    Case(
+        "per-day cap",
+        profile(tier="gold"),
+        moment(zone="entrance"),
+        None,
+        contacts=[("p|greet_vip|a", NOW - 3600), ("p|greet_vip|b", NOW - 7200)],
+        blocked=Blocked.PER_DAY,
+    ),
+    Case(
+        "per-week cap",
+        profile(complaint="x"),
+        moment(zone="entrance"),
+        None,
+        contacts=[("p|complaint_follow_up|a", NOW - 2 * DAY), ("p|complaint_follow_up|b", NOW - 3 * DAY)],
+        blocked=Blocked.PER_WEEK,
+    ),
+    Case(
+        "cool-down after a dismissal",
+        profile(tier="gold"),
+        moment(zone="entrance"),
+        None,
+        contacts=[("x|greet_vip|a", NOW - 600)],
+        blocked=Blocked.COOLDOWN,
+    ),
+    Case(
+        "cool-down over",
+        profile(tier="gold"),
+        moment(zone="entrance"),
+        PromptKind.GREET_VIP,
+        contacts=[("x|greet_vip|a", NOW - 2 * 3600)],
+    ),
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -163,7 +254,7 @@ def test_join_invite_only_at_a_till(trigger: str, expected: PromptKind | None) -
     result = CORE.decide_guest(moment(trigger, zone="lane-1", basket_cents=1250))
     assert (result.choice.action.kind if result.choice else None) is expected
     if result.choice:
-        assert "Paid at Lane-1 without a member card." == word(result.choice).why
+        assert word(result.choice).why == "Paid at Lane-1 without a member card."
 
 
 def test_long_queue_weighs_member_prompts_down() -> None:
