@@ -209,14 +209,15 @@ class Recommender:
         return out
 
     def _moment(self, trigger: str, ts: float, zone: str, **more: float | int) -> Moment:
+        """The moment of an event in ``zone``, with the store's latest checkout queue."""
         z = self._zones.get(zone)
+        more.setdefault("queue", max(self._queue.values()) if self._queue else None)  # type: ignore[arg-type]
         return Moment(
             trigger,  # type: ignore[arg-type]
             ts,
             zone,
             z.name if z else zone,
             self._categories.get(zone, ()),
-            queue=max(self._queue.values(), default=None) if self._queue else None,
             **more,  # type: ignore[arg-type]
         )
 
@@ -404,9 +405,6 @@ class Recommender:
                 return None
             self._queue[subject] = body.queue_length
             moment = self._moment("footfall", body.ts, subject, queue=body.queue_length)
-            moment = Moment(
-                "footfall", body.ts, subject, moment.zone_name, moment.categories, queue=body.queue_length
-            )
             arbitration = self.core.decide_store(moment)
             if arbitration.choice is None:
                 return None  # nothing to claim: no Redis work for an ordinary count

@@ -37,8 +37,9 @@ def score(value: float, bounds: tuple[float, ...], *, lower_is_better: bool = Fa
     """1..5 by which quintile ``value`` falls in (5 best)."""
     if not bounds:
         return 3
-    q = bisect.bisect_right(bounds, value) if not lower_is_better else bisect.bisect_left(bounds, value)
-    return 5 - q if lower_is_better else q + 1
+    # Cut points strictly below the value: ties (many one-order customers) stay low.
+    below = bisect.bisect_left(bounds, value)
+    return 5 - below if lower_is_better else below + 1
 
 
 def segment(r: int, f: int) -> str:
