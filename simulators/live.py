@@ -13,7 +13,7 @@ from broker_config.contract import Topics
 from edge_agent.publisher import EdgePublisher
 from floorwalker.config import StoreConfig
 from recommender.crm import CrmFixture
-from simulators.scenario import Checkout, Presence, Shopper, Step
+from simulators.scenario import Checkout, Footfall, Presence, Shopper, Step
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,17 @@ class LiveStore:
             device.stop(now)
 
     def emit(self, step: Step, ts: float) -> str:
+        if isinstance(step, Footfall):
+            self.sent["footfall"] += 1
+            return self.devices[step.gateway].footfall(
+                step.zone,
+                ts,
+                window_s=step.window_s,
+                entered=0,
+                exited=0,
+                occupancy=step.queue,
+                queue_length=step.queue,
+            )
         device = self.devices[step.gateway if isinstance(step, Presence) else step.pos]
         if isinstance(step, Presence):
             self.sent[f"presence:{step.action}"] += 1
