@@ -10,13 +10,14 @@ history), then the scripts of every event, each pipelined.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 from redis.exceptions import NoScriptError
 
 from recommender.keys import Keys
@@ -76,6 +77,10 @@ class ScriptCall:
     args: list[str]
 
 
+#: Adds deferred writes to a pipeline that is about to run; returns how many commands.
+Prelude = Callable[[Pipeline], int]
+
+
 @dataclass(frozen=True, slots=True)
 class MemberState:
     """What the core reads about one member, raw from Redis."""
@@ -124,7 +129,9 @@ class Decider:
             out.append(error if error is not None else MemberState(*part))
         return out
 
-    def run(self, calls: Sequence[ScriptCall]) -> list[Reply | redis.ResponseError]:
+    def run(
+        self, calls: Sequence[ScriptCall], prelude: Prelude | None = None
+    ) -> list[Reply | redis.ResponseError]:
         """Run ``calls`` in order, one round trip; a script error is returned, not raised.
 
         Connection errors are raised: nothing in the batch is acknowledged, and a retry is
@@ -132,7 +139,7 @@ class Decider:
         """
         if not calls:
             return []
-        replies = self._execute(calls)
+        replies = self._execute(calls, prelude)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:  # Redis restarted or its script cache was flushed: load and rerun those
             self.load()
@@ -146,8 +153,9 @@ class Decider:
             raise result
         return result
 
-    def _execute(self, calls: Sequence[ScriptCall]) -> list[Any]:
+    def _execute(self, calls: Sequence[ScriptCall], prelude: Prelude | None = None) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
+        skip = prelude(pipe) if prelude is not None else 0
         for call in calls:
             pipe.evalsha(SHAS[call.script], len(call.keys), *call.keys, *call.args)
-        return pipe.execute(raise_on_error=False)
+        return pipe.execute(raise_on_error=False)[skip:]

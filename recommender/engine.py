@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
+from redis.client import Pipeline
 
 from broker_config.contract import (
     AssociateStatus,
@@ -253,7 +254,9 @@ class Recommender:
         for p in pending:
             if p.call is None:
                 p.call = self._script_call(p, now, policy.conversion_window_days * DAY)
-        replies = self._decider.run([p.call for p in pending if p.call is not None])
+        # Deferred writes (prompt records, dismissals, CLVs) ride along, ahead of the scripts:
+        # a feedback in this batch finds the record of a prompt sent in the last one.
+        replies = self._decider.run([p.call for p in pending if p.call is not None], self._write_after)
         it = iter(replies)
         for p in pending:
             if p.call is None:
@@ -517,11 +520,18 @@ class Recommender:
         return []
 
     def after_publish(self) -> None:
-        """Writes that need not delay a prompt: prompt records, dismissals, new CLVs."""
+        """Flush the deferred writes now (the service does it once a second, when no
+        batch with a read took them along)."""
         if not self._after:
             return
-        pending, self._after = self._after, []
         pipe = self._redis.pipeline(transaction=False)
+        self._write_after(pipe)
+        pipe.execute()
+
+    def _write_after(self, pipe: Pipeline) -> int:
+        """Writes that need not delay a prompt: prompt records, dismissals, new CLVs."""
+        pending, self._after = self._after, []
+        n = len(pipe.command_stack)
         for what, key, data in pending:
             if what == "prompt":
                 pipe.hset(self.keys.prompt(key), mapping=data)
@@ -531,7 +541,7 @@ class Recommender:
                 pipe.expire(self.keys.contacts(key), HISTORY_TTL_S)
             else:
                 pipe.hset(self.keys.profile(key), mapping=data)
-        pipe.execute()
+        return len(pipe.command_stack) - n
 
     def _check_source(self, message: Message) -> None:
         addr, body = message.address, message.payload

@@ -152,7 +152,6 @@ class RecommenderService:
             for out in outbound:
                 self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
             self.link.ack(message)
-        self._after_publish()
 
     def _after_publish(self) -> None:
         try:

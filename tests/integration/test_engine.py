@@ -135,6 +135,15 @@ def test_conversion_at_checkout_counts_once_and_updates_the_profile(
     assert redis_client.exists(engine.keys.visit("m_chen0001")) == 0
 
 
+def test_feedback_right_after_the_prompt_finds_its_record(
+    engine: Recommender, redis_client: redis.Redis
+) -> None:
+    [prompt] = send(engine, "pantry", "m_chen0001", T0)  # its record is written with the next batch
+    fb = EnvelopeSource("handheld-a-ben").make(Feedback, T0 + 1, prompt_id=prompt.event_id, outcome="done")
+    engine.handle(engine.topics.feedback(engine.config.store, "a-ben"), encode(fb), T0 + 1)
+    assert stats(engine, redis_client)["feedback:done:replenishment_due"] == 1
+
+
 def test_dismissal_starts_the_cool_down(engine: Recommender, redis_client: redis.Redis) -> None:
     [greet] = send(engine, "entrance", "m_haddad008", T0)
     engine.after_publish()
