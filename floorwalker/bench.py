@@ -797,8 +797,9 @@ def run_on(
 
 
 def bench_store_config(config_path: Path, work_dir: Path) -> Path:
-    """A copy of the store config whose catalog (the full one) has no holdout, so every
-    synthetic member's greeting is sent and can be timed."""
+    """A copy of the store config whose catalog (the full one) has no holdout and no
+    per-associate hourly caps, so every synthetic event's prompt is sent and can be timed
+    (the bench sends hundreds of join invites a second to one lane)."""
     import yaml
 
     from recommender.catalog import DEFAULT_CATALOG
@@ -806,6 +807,8 @@ def bench_store_config(config_path: Path, work_dir: Path) -> Path:
     config = load_store_config(config_path)
     catalog = yaml.safe_load((config.catalog or DEFAULT_CATALOG).read_text())
     catalog.setdefault("policy", {})["holdout_pct"] = 0
+    for action in catalog["actions"]:
+        action.get("caps", {}).pop("per_associate_per_hour", None)
     work_dir.mkdir(parents=True, exist_ok=True)
     catalog_path = work_dir / "bench-catalog.yaml"
     catalog_path.write_text(yaml.safe_dump(catalog, sort_keys=False))

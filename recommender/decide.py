@@ -50,7 +50,7 @@ def _load(name: str) -> str:
     return (lua / "dedupe.lua").read_text() + "\n" + (lua / name).read_text()
 
 
-SCRIPTS = {name: _load(f"{name}.lua") for name in ("presence", "checkout", "footfall", "feedback")}
+SCRIPTS = {name: _load(f"{name}.lua") for name in ("presence", "checkout", "footfall", "feedback", "read")}
 SHAS = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in SCRIPTS.items()}
 
 
@@ -115,18 +115,28 @@ class Decider:
         """
         if not members:
             return []
-        pipe = self._client.pipeline(transaction=False)
         k = self._keys
-        for m in members:
-            pipe.hgetall(k.profile(m))
-            pipe.hgetall(k.visit(m))
-            pipe.zrangebyscore(k.contacts(m), since, "+inf", withscores=True)
-        replies = pipe.execute(raise_on_error=False)
+        calls = [
+            ScriptCall("read", [k.profile(m), k.visit(m), k.contacts(m)], [repr(since)]) for m in members
+        ]
+        replies = self._execute(calls)
+        if any(isinstance(r, NoScriptError) for r in replies):
+            self.load()
+            replies = self._execute(calls)
         out: list[MemberState | redis.ResponseError] = []
-        for i in range(0, len(replies), 3):
-            part = replies[i : i + 3]
-            error = next((r for r in part if isinstance(r, redis.ResponseError)), None)
-            out.append(error if error is not None else MemberState(*part))
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError):
+                out.append(reply)
+                continue
+            profile, visit, contacts = reply
+            it_p, it_v, it_c = iter(profile), iter(visit), iter(contacts)
+            out.append(
+                MemberState(
+                    dict(zip(it_p, it_p, strict=True)),
+                    dict(zip(it_v, it_v, strict=True)),
+                    [(m, float(s)) for m, s in zip(it_c, it_c, strict=True)],
+                )
+            )
         return out
 
     def run(

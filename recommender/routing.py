@@ -104,8 +104,9 @@ class Router:
             )
         if ranked:
             return min(ranked)[-1]
-        if not manager and self._lead not in exclude:
-            return self._lead
+        lead_capped = cap_per_hour is not None and self._hourly(self._lead, now) >= cap_per_hour
+        if not manager and self._lead not in exclude and not lead_capped:
+            return self._lead  # everyone is away: the floor lead, unless over the cap too
         return None
 
     def for_lane(self, lane: str, now: float, cap_per_hour: int | None = None) -> str | None:

@@ -76,6 +76,10 @@ def test_hourly_cap_per_associate(store_config: StoreConfig) -> None:
         _open(router, f"p{i}", "a-ben", at=T + i, ttl=1)  # answered quickly
     assert router.choose("pantry", T + 10, cap_per_hour=3) != "a-ben"
     assert router.choose("pantry", T + 10, cap_per_hour=4) == "a-ben"
+    for other in ("a-amy", "a-cara", "a-dan"):
+        for i in range(3):
+            _open(router, f"{other}{i}", other, at=T + i, ttl=1)
+    assert router.choose("pantry", T + 10, cap_per_hour=3) is None  # nobody may be flooded, lead included
     assert router.choose("pantry", T + 3700, cap_per_hour=3) == "a-ben"  # an hour later
 
 
