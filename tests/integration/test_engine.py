@@ -246,3 +246,41 @@ def test_scripts_reload_after_redis_lost_its_script_cache(
 ) -> None:
     redis_client.script_flush()
     assert [p.kind for p in send(engine, "entrance", "m_haddad008", T0)] == [PromptKind.GREET_VIP]
+
+
+def test_late_older_event_does_not_move_the_customer_back(
+    engine: Recommender, redis_client: redis.Redis
+) -> None:
+    send(engine, "produce", "m_kowalsk09", T0 + 10)
+    send(engine, "pantry", "m_kowalsk09", T0 + 5, now=T0 + 11)  # older, arrives late
+    assert redis_client.hget(engine.keys.visit("m_kowalsk09"), "zone") == b"produce"
+    assert stats(engine, redis_client)["outcome:out_of_order"] == 1
+
+
+def test_leave_clears_only_the_zone_left(engine: Recommender, redis_client: redis.Redis) -> None:
+    send(engine, "pantry", "m_kowalsk09", T0)
+    topic = engine.topics.presence(engine.config.store, "produce")
+    engine.handle(topic, enter(engine, "produce", "m_kowalsk09", T0 + 1, "leave")[1], T0 + 1)
+    assert redis_client.hget(engine.keys.visit("m_kowalsk09"), "zone") == b"pantry"
+    topic = engine.topics.presence(engine.config.store, "pantry")
+    engine.handle(topic, enter(engine, "pantry", "m_kowalsk09", T0 + 2, "leave")[1], T0 + 2)
+    assert redis_client.hget(engine.keys.visit("m_kowalsk09"), "zone") is None
+
+
+def test_stale_event_updates_state_but_prompts_nobody(engine: Recommender, redis_client: redis.Redis) -> None:
+    assert send(engine, "pantry", "m_chen0001", T0, now=T0 + 600) == []  # 10 minutes late
+    assert redis_client.hget(engine.keys.visit("m_chen0001"), "zone") == b"pantry"
+    assert stats(engine, redis_client)["outcome:stale"] == 1
+
+
+def test_per_customer_state_expires_and_stays_bounded(engine: Recommender, redis_client: redis.Redis) -> None:
+    for i in range(200):
+        send(engine, "pantry" if i % 2 else "produce", "m_kowalsk09", T0 + i)
+    k = engine.keys
+    assert redis_client.zcard(k.member_seen("m_kowalsk09")) == engine.config.rules.dedupe_window
+    for key in (k.member_seen("m_kowalsk09"), k.visit("m_kowalsk09")):
+        assert 0 < redis_client.ttl(key) <= engine.config.rules.dedupe_ttl_s
+    [prompt] = send(engine, "pantry", "m_chen0001", T0 + 300)
+    engine.after_publish()
+    for key in (k.contacts("m_chen0001"), k.suggested("m_chen0001"), k.prompt(prompt.event_id)):
+        assert redis_client.ttl(key) > 0
