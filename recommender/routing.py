@@ -52,6 +52,8 @@ class Router:
         self._centroid = {z.id: _centroid(z.polygon) for z in config.zones if z.polygon}
         self._status: dict[str, tuple[str, str | None]] = {}
         self._open: dict[str, OpenPrompt] = {}
+        #: Per associate: their open prompts' expiry, oldest first (busy() in O(1) amortized).
+        self._held: dict[str, dict[str, float]] = {a: {} for a in self._associates}
         self._sent: dict[str, deque[float]] = {a: deque() for a in self._associates}
 
     # -- inputs ------------------------------------------------------------------------
@@ -61,7 +63,13 @@ class Router:
             self._status[associate] = (state, zone)
 
     def busy(self, associate: str, now: float) -> bool:
-        return any(p.associate == associate and p.expires_at > now for p in self._open.values())
+        held = self._held.get(associate)
+        while held:
+            pid, expires_at = next(iter(held.items()))
+            if expires_at > now:
+                return True
+            del held[pid]  # expired: no longer holds them
+        return False
 
     def _distance(self, associate: str, zone: str | None) -> float:
         if zone is None or zone not in self._centroid:
@@ -125,8 +133,14 @@ class Router:
         prompt.tried.add(prompt.associate)
         self._sent[prompt.associate].append(prompt.sent_at)
         self._open[prompt.prompt_id] = prompt
+        self._held[prompt.associate][prompt.prompt_id] = prompt.expires_at
         while len(self._open) > MAX_OPEN:
-            self._open.pop(next(iter(self._open)))
+            self._forget(next(iter(self._open)))
+
+    def _forget(self, prompt_id: str) -> None:
+        prompt = self._open.pop(prompt_id, None)
+        if prompt is not None:
+            self._held[prompt.associate].pop(prompt_id, None)
 
     def answered(self, prompt_id: str, outcome: str) -> OpenPrompt | None:
         """Feedback: accepted stops re-routing; dismissed or done frees the associate."""
@@ -136,7 +150,7 @@ class Router:
         if outcome == "accepted":
             prompt.accepted = True
         else:
-            del self._open[prompt_id]
+            self._forget(prompt_id)
         return prompt
 
     def due(self, now: float) -> list[tuple[OpenPrompt, str]]:
@@ -144,7 +158,7 @@ class Router:
         out = []
         for pid, prompt in list(self._open.items()):
             if prompt.expires_at <= now:
-                del self._open[pid]
+                self._forget(pid)
                 continue
             if prompt.accepted or now - prompt.sent_at < self.reroute_after_s:
                 continue
@@ -159,6 +173,7 @@ class Router:
             if nxt is None:
                 prompt.sent_at = now  # nobody else: leave it where it is, look again later
                 continue
+            self._held[prompt.associate].pop(pid, None)
             prompt.associate, prompt.sent_at = nxt, now
             self.sent(prompt)
             out.append((prompt, nxt))
