@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
-from redis.client import Pipeline
 
 from broker_config.contract import (
     AssociateStatus,
@@ -42,7 +41,7 @@ from recommender import clv as clv_model
 from recommender.arbitration import Arbitration
 from recommender.catalog import DEFAULT_CATALOG, CatalogWatcher
 from recommender.crm import DAY, CrmModel, clv_inputs, model_from_json
-from recommender.decide import Decider, Outcome, Reply, ScriptCall, args
+from recommender.decide import Command, Decider, Outcome, Reply, ScriptCall, args
 from recommender.decision import Core
 from recommender.eligibility import Moment, Settings
 from recommender.keys import DEADLETTER_MAXLEN, HISTORY_TTL_S, Keys
@@ -524,24 +523,24 @@ class Recommender:
         batch with a read took them along)."""
         if not self._after:
             return
-        pipe = self._redis.pipeline(transaction=False)
-        self._write_after(pipe)
-        pipe.execute()
+        for reply in self._decider.raw(self._write_after()):
+            if isinstance(reply, redis.ResponseError):
+                log.error("a deferred write failed: %s", reply)
 
-    def _write_after(self, pipe: Pipeline) -> int:
+    def _write_after(self) -> list[Command]:
         """Writes that need not delay a prompt: prompt records, dismissals, new CLVs."""
         pending, self._after = self._after, []
-        n = len(pipe.command_stack)
+        commands: list[Command] = []
         for what, key, data in pending:
             if what == "prompt":
-                pipe.hset(self.keys.prompt(key), mapping=data)
-                pipe.expire(self.keys.prompt(key), HISTORY_TTL_S)
+                commands.append(("HSET", self.keys.prompt(key), *(x for kv in data.items() for x in kv)))
+                commands.append(("EXPIRE", self.keys.prompt(key), HISTORY_TTL_S))
             elif what == "dismissed":
-                pipe.zadd(self.keys.contacts(key), {data["member"]: float(data["ts"])})
-                pipe.expire(self.keys.contacts(key), HISTORY_TTL_S)
+                commands.append(("ZADD", self.keys.contacts(key), data["ts"], data["member"]))
+                commands.append(("EXPIRE", self.keys.contacts(key), HISTORY_TTL_S))
             else:
-                pipe.hset(self.keys.profile(key), mapping=data)
-        return len(pipe.command_stack) - n
+                commands.append(("HSET", self.keys.profile(key), *(x for kv in data.items() for x in kv)))
+        return commands
 
     def _check_source(self, message: Message) -> None:
         addr, body = message.address, message.payload
