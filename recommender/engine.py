@@ -278,7 +278,7 @@ class Recommender:
             p.prompt_id = new_event_id() if choice else ""
             return ScriptCall(
                 "footfall",
-                [k.zone_seen(m.zone), k.store_cooldown(choice.action.id if choice else "none")],
+                [k.zone_seen(m.zone), k.store_cooldown(m.zone, choice.action.id if choice else "none")],
                 args(
                     p.cause.event_id,
                     p.cause.ts,

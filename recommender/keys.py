@@ -14,7 +14,7 @@ pattern                                type     TTL               written by
 {p}fw:{store}:cust:{m}:contacts        zset     history (8 d)     presence script; feedback
 {p}fw:{store}:cust:{m}:suggested       hash     conversion win.   presence script; checkout script
 {p}fw:{store}:zone:{zone}:seen         zset     dedupe_ttl_s      footfall script
-{p}fw:{store}:cooldown:{action}        string   action cool-down  footfall script (store actions)
+{p}fw:{store}:zone:{zone}:cooldown:{a} string   action cool-down  footfall script (store actions)
 {p}fw:{store}:prompt:{id}              hash     history (8 d)     recommender; feedback script
 {p}fw:{store}:crm:model                string   none              CRM import (CLV, RFM, cross-sell)
 {p}fw:{store}:deadletter               stream   capped (MAXLEN)   recommender
@@ -62,8 +62,9 @@ class Keys:
     def zone_seen(self, zone: str) -> str:
         return f"{self._base}:zone:{{{zone}}}:seen"
 
-    def store_cooldown(self, action: str) -> str:
-        return f"{self._base}:cooldown:{action}"
+    def store_cooldown(self, zone: str, action: str) -> str:
+        """Tagged by the zone, like the zone's dedupe set: one script touches both."""
+        return f"{self._base}:zone:{{{zone}}}:cooldown:{action}"
 
     def prompt(self, prompt_id: str) -> str:
         return f"{self._base}:prompt:{prompt_id}"

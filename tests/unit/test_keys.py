@@ -29,7 +29,7 @@ def test_prefix_and_store_scope_every_key() -> None:
         k.visit("m_a1b2c3d4"),
         k.lane_seen("lane-1"),
         k.zone_seen("checkout"),
-        k.store_cooldown("open_till"),
+        k.store_cooldown("checkout", "open_till"),
         k.prompt("0" * 32),
         k.crm_model,
         k.deadletter,
@@ -37,3 +37,10 @@ def test_prefix_and_store_scope_every_key() -> None:
     ):
         assert key.startswith("t123/fw:s1:")
     assert k.pattern() == "t123/fw:s1:*"
+
+
+def test_a_zones_store_prompt_keys_share_a_slot() -> None:
+    k = Keys("s1")
+    assert key_slot(k.zone_seen("checkout").encode()) == key_slot(
+        k.store_cooldown("checkout", "open_till").encode()
+    )
