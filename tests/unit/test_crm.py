@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from floorwalker.errors import ConfigError
 from recommender import clv, rfm
@@ -269,3 +271,35 @@ def test_csv_with_a_wrong_header_is_refused(tmp_path: Path) -> None:
     (tmp_path / "purchases.csv").write_text("member,at,category,sku,label,amount_cents\n")
     with pytest.raises(ConfigError, match=r"members.csv: row 1: header .*unknown name"):
         read_crm(tmp_path)
+
+
+_cells = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
+)
+
+
+@given(
+    rows=st.lists(
+        st.tuples(_cells, _cells, st.sampled_from(["true", "no", "maybe", ""]), _cells), max_size=12
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_csv_import_never_crashes_and_accounts_for_every_row(rows: list[tuple[str, str, str, str]]) -> None:
+    """Whatever the cells hold: every row is either imported or reported with its number."""
+    import csv
+    import io
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        members = io.StringIO()
+        w = csv.writer(members)
+        w.writerow(["member", "display_name", "tier", "points", "consent_recognition"])
+        for i, (name, tier, consent, points) in enumerate(rows):
+            w.writerow([f"m_prop{i:04d}", name, tier, points, consent])
+        (path / "members.csv").write_text(members.getvalue())
+        (path / "purchases.csv").write_text("member,at,category,sku,label,amount_cents\n")
+        imported = read_crm(path)
+    assert len(imported.members) + len(imported.errors) == len(rows)
+    reported = {int(e.split(": row ")[1].split(":")[0]) for e in imported.errors}
+    assert reported <= set(range(2, len(rows) + 2))
