@@ -121,7 +121,8 @@ class Recommender:
             frozenset(r.vip_tiers),
         )
         self.router = Router(config, self.catalog.current.policy.reroute_after_s)
-        self._source = EnvelopeSource(producer)
+        self._staged_id: str | None = None
+        self._source = EnvelopeSource(producer, new_id=self._take_id)
         self._zones = {z.id: z for z in config.zones}
         self._categories = {z.id: tuple(z.categories) for z in config.zones}
         self._gateway_zones = {g.id: set(g.zones) for g in config.gateways}
@@ -269,10 +270,10 @@ class Recommender:
 
     def _script_call(self, p: _Pending, now: float, window_s: float) -> ScriptCall:
         k, r = self.keys, self.config.rules
-        m, choice = p.moment, p.arbitration.choice if p.arbitration else None
-        assert m is not None
         if p.feedback is not None:
             return ScriptCall("feedback", [k.prompt(p.feedback.prompt_id)], args(p.feedback.outcome, now))
+        m, choice = p.moment, p.arbitration.choice if p.arbitration else None
+        assert m is not None
         if m.trigger == "footfall":
             cooldown = choice.action.cooldown_s if choice else 0.0
             p.prompt_id = new_event_id() if choice else ""
@@ -386,14 +387,16 @@ class Recommender:
         if isinstance(body, CheckoutEvent):
             lane = self._lanes[subject]
             cause = Cause(body.event_id, body.ts, body.member, lane=subject)
-            moment = self._moment("checkout", body.ts, lane.zone or subject, basket_cents=body.total_cents)
+            # At a till the "zone" is the lane (named in the wording), the categories the basket's.
+            categories = tuple(sorted({i.category for i in body.items}))
+            queue = max(self._queue.values()) if self._queue else None
             moment = Moment(
-                moment.trigger,
-                moment.ts,
-                moment.zone,
+                "checkout",
+                body.ts,
+                lane.zone or subject,
                 subject,
-                tuple(sorted({i.category for i in body.items})),
-                queue=moment.queue,
+                categories,
+                queue=queue,
                 basket_cents=body.total_cents,
             )
             p = _Pending(index, cause, moment, body.member, lane=subject)
@@ -413,11 +416,8 @@ class Recommender:
             return _Pending(
                 index, Cause(body.event_id, body.ts, None, zone=subject), moment, arbitration=arbitration
             )
-        if isinstance(body, Feedback):
-            self.counters[f"feedback:{body.outcome}"] += 0  # counted once the record confirms it
-            return _Pending(
-                index, Cause(body.event_id, body.ts, None), self._moment("enter", body.ts, ""), feedback=body
-            )
+        if isinstance(body, Feedback):  # counted once its prompt's record confirms it
+            return _Pending(index, Cause(body.event_id, body.ts, None), feedback=body)
         if isinstance(body, AssociateStatus):
             self.router.set_status(subject, body.state, body.zone)
             return None
@@ -459,11 +459,11 @@ class Recommender:
         if associate is None:
             self.counters["outcome:no_associate"] += 1
             return []
-        source = EnvelopeSource(self._source.producer, start_seq=self._source_seq(), new_id=lambda: prompt_id)
         cause = p.cause
         if manager:
             cause = Cause(p.cause.event_id, p.cause.ts, None, zone=m.zone)
-        prompt = build_prompt(choice, cause, source, now, tier=p.tier or None, points=p.points)
+        self._staged_id = prompt_id  # the id the claim recorded becomes the prompt's event id
+        prompt = build_prompt(choice, cause, self._source, now, tier=p.tier or None, points=p.points)
         data = encode(prompt)
         self.router.sent(
             OpenPrompt(prompt_id, associate, m.zone, p.usual, manager, now, prompt.expires_at, cap, data)
@@ -481,10 +481,9 @@ class Recommender:
         self._after.append(("prompt", prompt_id, record))
         return [Outbound(self.topics.prompt(self.config.store, associate), data)]
 
-    def _source_seq(self) -> int:
-        # One sequence for all prompts of this producer, whichever id each gets.
-        self._seq = getattr(self, "_seq", 0) + 1
-        return self._seq
+    def _take_id(self) -> str:
+        staged, self._staged_id = self._staged_id, None
+        return staged or new_event_id()
 
     def _checked_out(self, member: str, reply: Reply, now: float) -> None:
         """Conversions of earlier suggestions; the member's CLV after the new purchase."""
