@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/floorwalker bench e2e
 	$(BIN)/floorwalker bench footfall
 	$(BIN)/floorwalker bench handheld
+	$(BIN)/floorwalker bench decide
 
 # Re-pin every dependency to what a fresh install resolves today.
 lock:

@@ -755,6 +755,7 @@ def run_on(
         from floorwalker.cli import demo_store_path
 
         config_path = demo_store_path()
+    config_path = bench_store_config(config_path, work_dir)
 
     def floor_now(when: str) -> Floor:
         console.print(
@@ -793,6 +794,31 @@ def run_on(
     out.write_text(json.dumps(doc, indent=2) + "\n")
     console.print(f"wrote {out}")
     return doc
+
+
+def bench_store_config(config_path: Path, work_dir: Path) -> Path:
+    """A copy of the store config whose catalog (the full one) has no holdout and no
+    per-associate hourly caps, so every synthetic event's prompt is sent and can be timed
+    (the bench sends hundreds of join invites a second to one lane)."""
+    import yaml
+
+    from recommender.catalog import DEFAULT_CATALOG
+
+    config = load_store_config(config_path)
+    catalog = yaml.safe_load((config.catalog or DEFAULT_CATALOG).read_text())
+    catalog.setdefault("policy", {})["holdout_pct"] = 0
+    for action in catalog["actions"]:
+        action.get("caps", {}).pop("per_associate_per_hour", None)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    catalog_path = work_dir / "bench-catalog.yaml"
+    catalog_path.write_text(yaml.safe_dump(catalog, sort_keys=False))
+    raw = yaml.safe_load(config_path.read_text())
+    raw["catalog"] = str(catalog_path)
+    if config.crm is not None:
+        raw["crm"] = str(config.crm)
+    out = work_dir / "bench-store.yaml"
+    out.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return out
 
 
 @contextlib.contextmanager

@@ -780,6 +780,146 @@ def bench_handheld(
     run_bench(prompts, rate, pages, out)
 
 
+# -- next-best-action engine: outcome report, CRM check, decision benchmark --------------
+
+report_app = typer.Typer(help="Reports from the store's Redis (outcomes of prompts).", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+crm_app = typer.Typer(help="CRM data: check an import and see the derived segments.", no_args_is_help=True)
+app.add_typer(crm_app, name="crm")
+
+
+def _pct(v: tuple[float, float, float] | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v[0] * 100:5.1f}% [{v[1] * 100:.1f}, {v[2] * 100:.1f}]"
+
+
+@report_app.command("outcomes")
+@friendly
+def report_outcomes(
+    store_config: StoreOpt = None,
+    run_dir: RunDir = DEFAULT_RUN_DIR,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Acceptance, conversion and uplift against the holdout, per prompt kind (95% CIs)."""
+    import redis as redis_lib
+    from rich.console import Console
+    from rich.table import Table
+
+    from recommender.keys import Keys
+    from recommender.outcomes import decode_stats, outcome_rows
+    from recommender.service import connect_redis
+
+    config = _store(store_config)
+    client = connect_redis(_redis(run_dir, redis_url))
+    try:
+        raw: dict[bytes, bytes] = client.hgetall(Keys(config.store, key_prefix).stats)  # type: ignore[assignment]
+    except redis_lib.RedisError as exc:
+        raise ConfigError(f"cannot read the stats from Redis ({exc})") from None
+    finally:
+        client.close()
+    rows = outcome_rows(decode_stats(raw))
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+        return
+    table = Table(title=f"Prompt outcomes, {config.name} (95% confidence intervals)")
+    for col in (
+        "kind",
+        "prompted",
+        "accepted",
+        "dismissed",
+        "acceptance",
+        "converted",
+        "conversion",
+        "holdout",
+        "holdout conv.",
+        "uplift",
+    ):
+        table.add_column(col, justify="left" if col == "kind" else "right")
+    for r in rows:
+        table.add_row(
+            r.kind,
+            str(r.prompted),
+            str(r.accepted),
+            str(r.dismissed),
+            _pct(r.acceptance),
+            str(r.converted),
+            _pct(r.conversion),
+            str(r.holdout),
+            _pct(r.holdout_conversion),
+            _pct(r.uplift),
+        )
+    Console(width=160).print(table)
+
+
+@crm_app.command("check")
+@friendly
+def crm_check(
+    path: Annotated[
+        Path, typer.Argument(help="A CRM JSON file or a directory with members.csv, purchases.csv.")
+    ],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Analyse as of this date (YYYY-MM-DD); default: now.")
+    ] = None,
+) -> None:
+    """Import CRM data without loading it: rows skipped, CLV model, segments and lifecycle."""
+    import time
+    from collections import Counter
+    from datetime import UTC, datetime
+
+    from recommender.crm import derive_profiles, read_crm
+    from recommender.profile import parse_profile
+    from recommender.rfm import segment
+
+    try:
+        now = datetime.fromisoformat(as_of).replace(tzinfo=UTC).timestamp() if as_of else time.time()
+    except ValueError:
+        raise ConfigError(f"--as-of {as_of!r}: expected a date like 2026-01-31") from None
+    imported = read_crm(path)
+    for problem in imported.errors:
+        typer.echo(f"skipped: {problem}")
+    profiles, model = derive_profiles(imported.members, now)
+    c = model.clv
+    typer.echo(f"{len(imported.members)} members imported, {len(imported.errors)} rows skipped")
+    typer.echo(
+        f"BG/NBD r={c.r:.3f} alpha={c.alpha:.3f} a={c.a:.3f} b={c.b:.3f}; "
+        f"Gamma-Gamma p={c.p:.2f} q={c.q:.2f} v={c.v:.2f} "
+        f"({'fitted on this data' if c.fitted else 'the published CDNOW prior: too few repeat buyers'})"
+    )
+    stages: Counter[str] = Counter()
+    segments: Counter[str] = Counter()
+    clvs = []
+    for member, raw in profiles.items():
+        p = parse_profile(member, raw)
+        if p is None:
+            continue
+        stages[p.lifecycle(now).value] += 1
+        r, f, _ = p.rfm(model.rfm, now)
+        segments[segment(r, f)] += 1
+        clvs.append(p.clv)
+    typer.echo("lifecycle: " + ", ".join(f"{k} {v}" for k, v in stages.most_common()))
+    typer.echo("segments:  " + ", ".join(f"{k} {v}" for k, v in segments.most_common()))
+    if clvs:
+        clvs.sort()
+        typer.echo(f"CLV (52 weeks): median {clvs[len(clvs) // 2]:.2f}, top {clvs[-1]:.2f}")
+
+
+@bench_app.command("decide")
+@friendly
+def bench_decide(
+    seconds: Annotated[float, typer.Option("--seconds", help="How long to measure.")] = 3.0,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON results.")] = Path(
+        "bench/out/decide.json"
+    ),
+) -> None:
+    """Decisions/s of the pure decision core (eligibility, scoring, arbitration, wording) on one core."""
+    from floorwalker.bench_decide import run_decide_bench
+
+    run_decide_bench(seconds, out)
+
+
 def entrypoint() -> None:  # pragma: no cover - thin wrapper for `python -m floorwalker`
     app(prog_name="floorwalker")
 

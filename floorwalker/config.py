@@ -121,7 +121,7 @@ class AssociateConfig(_Strict):
     display_name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
     #: Home zones: the associate looks after these and is routed their prompts first.
     zones: list[Ident] = []
-    #: A manager also sees the store's dashboard (and gets store-level prompts).
+    #: A manager sees the store's dashboard and gets store-wide prompts (open another till).
     role: Literal["associate", "manager"] = "associate"
 
 
@@ -160,8 +160,14 @@ class StoreConfig(_Strict):
     #: Associate who gets prompts for zones nobody else covers.
     floor_lead: Ident
     rules: RulesConfig = RulesConfig()
-    #: CRM fixture loaded into Redis at start (relative paths are relative to this file).
+    #: CRM fixture loaded into Redis at start (relative paths are relative to this file):
+    #: a JSON file or a directory with members.csv and purchases.csv.
     crm: Path | None = None
+    #: The action catalog (relative to this file); default: the catalog shipped with the
+    #: recommender. Hot-reloaded when it changes.
+    catalog: Path | None = None
+    #: The propensity model (ONNX); default: models/propensity.onnx, else the prior.
+    propensity_model: Path | None = None
 
     @model_validator(mode="after")
     def _references(self) -> StoreConfig:
@@ -254,8 +260,10 @@ def load_store_config(path: Path) -> StoreConfig:
         config = StoreConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {describe(exc)}") from None
-    if config.crm is not None and not config.crm.is_absolute():
-        config = config.model_copy(update={"crm": (path.parent / config.crm).resolve()})
+    for key in ("crm", "catalog", "propensity_model"):
+        value = getattr(config, key)
+        if value is not None and not value.is_absolute():
+            config = config.model_copy(update={key: (path.parent / value).resolve()})
     return config
 
 

@@ -46,15 +46,27 @@ def _wait_http(url: str, child: subprocess.Popen[bytes], timeout: float) -> bool
     return False
 
 
+#: Short names of the prompt kinds for the demo's counts line.
+SHORT_KINDS = {
+    "greet_vip": "greet", "replenishment_due": "replenish", "cross_sell": "cross-sell",
+    "birthday": "birthday", "expiring_points": "expiring", "complaint_follow_up": "complaint",
+    "win_back": "win-back", "long_dwell_help": "help", "join_invite": "invite", "open_till": "till",
+}  # fmt: skip
+
+
 def _counts_line(stats: dict[bytes, bytes], started: float) -> str:
     n = {k.decode(): int(v) for k, v in stats.items()}
     rejected = sum(v for k, v in n.items() if k.startswith("rejected:"))
     elapsed = int(time.monotonic() - started)
+    kinds = ", ".join(
+        f"{short} {n[f'prompt:{k}']}" for k, short in SHORT_KINDS.items() if n.get(f"prompt:{k}")
+    )
     return (
         f"[{elapsed // 60:02d}:{elapsed % 60:02d}] events {n.get('events', 0)}"
         f" | prompts {n.get('prompts', 0)}"
-        f" (greet {n.get('prompt:greet_vip', 0)}, replenish {n.get('prompt:replenishment_due', 0)},"
-        f" invite {n.get('prompt:join_invite', 0)})"
+        + (f" ({kinds})" if kinds else "")
+        + f" | accepted {n.get('feedback:accepted', 0)} converted {n.get('converted', 0)}"
+        f" held out {n.get('holdout', 0)}"
         f" | duplicates {n.get('outcome:duplicate', 0)} | rejected {rejected}"
     )
 

@@ -9,6 +9,7 @@ moves bytes; time is passed in.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -17,38 +18,70 @@ from dataclasses import dataclass
 import redis
 
 from broker_config.contract import (
+    AssociateStatus,
     CheckoutEvent,
     ContractError,
     DeadLetter,
     EnvelopeSource,
+    Feedback,
+    FootfallEvent,
     Message,
     PresenceEvent,
+    PromptKind,
     RejectReason,
     TopicKind,
     Topics,
     decode,
     encode,
     excerpt,
+    new_event_id,
 )
 from floorwalker.config import StoreConfig
-from recommender.decide import Decider, Decision, Outcome, ScriptCall
-from recommender.keys import DEADLETTER_MAXLEN, Keys
+from recommender import clv as clv_model
+from recommender.arbitration import Arbitration
+from recommender.catalog import DEFAULT_CATALOG, CatalogWatcher
+from recommender.crm import DAY, CrmModel, clv_inputs, model_from_json
+from recommender.decide import Command, Decider, Outcome, Reply, ScriptCall, args
+from recommender.decision import Core
+from recommender.eligibility import Moment, Settings
+from recommender.keys import DEADLETTER_MAXLEN, HISTORY_TTL_S, Keys
 from recommender.prompts import Cause, build_prompt
-from recommender.routing import Router
+from recommender.propensity import DEFAULT_MODEL, Propensity
+from recommender.routing import OpenPrompt, Router
 
 log = logging.getLogger(__name__)
 
 #: Topics the recommender consumes (in every store, so a wrong store id is noticed).
-CONSUMES = (TopicKind.PRESENCE, TopicKind.CHECKOUT)
+CONSUMES = (
+    TopicKind.PRESENCE,
+    TopicKind.CHECKOUT,
+    TopicKind.FOOTFALL,
+    TopicKind.FEEDBACK,
+    TopicKind.ASSOCIATE_STATUS,
+)
+#: Dwell checks remembered at most (member -> zone and since when).
+MAX_DWELLERS = 10_000
+#: A member who has not bought for this long and comes back counts as won back.
+LAPSE_S = 60 * DAY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Pending:
-    """A valid event waiting for its decision."""
+    """A valid event waiting for its state script (and, for members, its read)."""
 
-    call: ScriptCall
+    index: int
     cause: Cause
-    associate: str
+    moment: Moment | None = None
+    member: str | None = None
+    lane: str | None = None
+    call: ScriptCall | None = None
+    arbitration: Arbitration | None = None
+    prompt_id: str = ""
+    feedback: Feedback | None = None
+    tier: str = ""
+    points: int | None = None
+    usual: str | None = None
+    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,22 +100,52 @@ class Recommender:
         topics: Topics,
         keys: Keys,
         producer: str = "recommender",
+        *,
+        model: CrmModel | None = None,
     ) -> None:
         self.config = config
         self.topics = topics
         self.keys = keys
         self._redis = client
-        self._decider = Decider(client, keys, config.rules)
-        self._router = Router(config)
-        self._source = EnvelopeSource(producer)
-        self._categories = {z.id: list(z.categories) for z in config.zones}
+        self._decider = Decider(client, keys)
+        self.catalog = CatalogWatcher.open(config.catalog or DEFAULT_CATALOG)
+        self.propensity = Propensity.load(config.propensity_model or DEFAULT_MODEL)
+        if model is None:
+            model = model_from_json(client.get(keys.crm_model))  # type: ignore[arg-type]
+        r = config.rules
+        self.core = Core(
+            self.catalog.current,
+            self.propensity,
+            model,
+            Settings(r.replenish_from, r.replenish_until, r.member_discount_pct),
+            frozenset(r.vip_tiers),
+        )
+        self.router = Router(config, self.catalog.current.policy.reroute_after_s)
+        self._staged_id: str | None = None
+        self._source = EnvelopeSource(producer, new_id=self._take_id)
+        self._zones = {z.id: z for z in config.zones}
+        self._categories = {z.id: tuple(z.categories) for z in config.zones}
         self._gateway_zones = {g.id: set(g.zones) for g in config.gateways}
-        self._lanes = {lane.id: lane.pos for lane in config.lanes}
+        self._lanes = {lane.id: lane for lane in config.lanes}
+        self._associates = {a.id for a in config.associates}
+        self._queue: dict[str, int] = {}
+        #: member -> (zone, since): who might earn a long-dwell check on :meth:`tick`.
+        self._dwellers: dict[str, tuple[str, float]] = {}
+        #: Redis writes that may wait until the batch's prompts are published.
+        self._after: list[tuple[str, str, dict[str, str]]] = []
         #: In-process counters, flushed to the stats hash by :meth:`flush_stats`.
         self.counters: Counter[str] = Counter()
 
     def subscriptions(self) -> list[tuple[str, int]]:
         return [(self.topics.subscription(kind), 1) for kind in CONSUMES]
+
+    def reload_catalog(self) -> bool:
+        """Hot reload (the service polls once a second); a broken file keeps the old one."""
+        if self.catalog.poll():
+            self.core.catalog = self.catalog.current
+            self.router.reroute_after_s = self.catalog.current.policy.reroute_after_s
+            return True
+        return False
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -90,55 +153,393 @@ class Recommender:
         return self.handle_batch([(topic, payload)], now)[0]
 
     def handle_batch(self, messages: Sequence[tuple[str, bytes]], now: float) -> list[list[Outbound]]:
-        """Handle messages in order; one Redis round trip for all of them.
+        """Handle messages in order; two Redis round trips for all of them.
 
         Returns, per message, what to publish (prompts, or a dead letter). Redis
         connection errors propagate: the caller retries the batch (scripts deduplicate).
         """
         results: list[list[Outbound]] = [[] for _ in messages]
-        pending: list[tuple[int, _Pending]] = []
+        pending: list[_Pending] = []
         for i, (topic, payload) in enumerate(messages):
             try:
-                pending.append((i, self._prepare(topic, payload, now)))
+                p = self._prepare(i, topic, payload, now)
             except ContractError as exc:
                 results[i] = [self.reject(topic, payload, exc, now)]
-        if not pending:
-            return results
-        decisions = self._decider.run([p.call for _, p in pending])
-        for (i, p), decision in zip(pending, decisions, strict=True):
-            if isinstance(decision, redis.ResponseError):
-                error = ContractError(RejectReason.PROCESSING_ERROR, f"state script failed: {decision}")
-                results[i] = [self.reject(messages[i][0], messages[i][1], error, now)]
-            else:
-                results[i] = self._act(decision, p.cause, p.associate, now)
+                continue
+            if p is not None:
+                pending.append(p)
+        # A member seen twice in a batch: the second event must read what the first wrote.
+        while pending:
+            seen: set[str] = set()
+            cut = len(pending)
+            for j, p in enumerate(pending):
+                if p.member is not None and p.moment is not None and p.moment.trigger != "checkout":
+                    if p.member in seen:
+                        cut = j
+                        break
+                    seen.add(p.member)
+            self._round(pending[:cut], messages, results, now)
+            pending = pending[cut:]
         return results
 
-    def _prepare(self, topic: str, payload: bytes, now: float) -> _Pending:
+    def tick(self, now: float) -> list[Outbound]:
+        """Once a second: long-dwell checks and re-routing of prompts not accepted in time."""
+        out: list[Outbound] = []
+        for prompt, associate in self.router.due(now):
+            self.counters["rerouted"] += 1
+            self._redis.hset(self.keys.prompt(prompt.prompt_id), "associate", associate)
+            out.append(Outbound(self.topics.prompt(self.config.store, associate), prompt.payload))
+        dwell_actions = [
+            a for a in self.core.catalog.by_kind(PromptKind.LONG_DWELL_HELP) if a.eligible.min_dwell_s
+        ]
+        if not dwell_actions:
+            return out
+        threshold = min(a.eligible.min_dwell_s or 0 for a in dwell_actions)
+        due = [(m, z, s) for m, (z, s) in self._dwellers.items() if now - s >= threshold]
+        pending: list[_Pending] = []
+        for member, zone, since in due:
+            del self._dwellers[member]
+            event_id = hashlib.sha256(f"dwell|{member}|{zone}|{since}".encode()).hexdigest()[:32]
+            cause = Cause(event_id, now, member, zone=zone)
+            moment = self._moment("dwell", now, zone, dwell_s=now - since)
+            pending.append(_Pending(len(pending), cause, moment, member))
+        if pending:
+            results: list[list[Outbound]] = [[] for _ in pending]
+            self._round(pending, [("", b"")] * len(pending), results, now)
+            out.extend(o for r in results for o in r)
+        return out
+
+    def _moment(self, trigger: str, ts: float, zone: str, **more: float | int) -> Moment:
+        """The moment of an event in ``zone``, with the store's latest checkout queue."""
+        z = self._zones.get(zone)
+        more.setdefault("queue", max(self._queue.values()) if self._queue else None)  # type: ignore[arg-type]
+        return Moment(
+            trigger,  # type: ignore[arg-type]
+            ts,
+            zone,
+            z.name if z else zone,
+            self._categories.get(zone, ()),
+            **more,  # type: ignore[arg-type]
+        )
+
+    def _round(
+        self,
+        pending: list[_Pending],
+        messages: Sequence[tuple[str, bytes]],
+        results: list[list[Outbound]],
+        now: float,
+    ) -> None:
+        policy = self.core.catalog.policy
+        readers = [
+            p
+            for p in pending
+            if p.member is not None and p.moment is not None and p.moment.trigger in ("enter", "dwell")
+        ]
+        states = self._decider.read([p.member for p in readers if p.member], now - 7 * DAY)
+        for p, state in zip(readers, states, strict=True):
+            assert p.member is not None and p.moment is not None
+            if isinstance(state, redis.ResponseError):
+                error = ContractError(RejectReason.PROCESSING_ERROR, f"state read failed: {state}")
+                results[p.index] = [self.reject(messages[p.index][0], messages[p.index][1], error, now)]
+                p.failed = True
+                continue
+            p.arbitration = self.core.decide_member(
+                p.member, state.profile, state.visit, state.contacts, p.moment
+            )
+            prof = state.profile
+            p.tier = (prof.get(b"tier") or b"").decode()
+            p.points = int(prof[b"points"]) if prof.get(b"points") else None
+            p.usual = (prof.get(b"assoc") or b"").decode() or None
+        pending = [p for p in pending if not p.failed]
+        for p in pending:
+            if p.call is None:
+                p.call = self._script_call(p, now, policy.conversion_window_days * DAY)
+        # Deferred writes (prompt records, dismissals, CLVs) ride along, ahead of the scripts:
+        # a feedback in this batch finds the record of a prompt sent in the last one.
+        replies = self._decider.run([p.call for p in pending if p.call is not None], self._write_after)
+        it = iter(replies)
+        for p in pending:
+            if p.call is None:
+                continue
+            reply = next(it)
+            if isinstance(reply, redis.ResponseError):
+                error = ContractError(RejectReason.PROCESSING_ERROR, f"state script failed: {reply}")
+                results[p.index] = [self.reject(messages[p.index][0], messages[p.index][1], error, now)]
+                continue
+            results[p.index] = self._act(p, reply, now)
+
+    def _script_call(self, p: _Pending, now: float, window_s: float) -> ScriptCall:
+        k, r = self.keys, self.config.rules
+        if p.feedback is not None:
+            return ScriptCall("feedback", [k.prompt(p.feedback.prompt_id)], args(p.feedback.outcome, now))
+        m, choice = p.moment, p.arbitration.choice if p.arbitration else None
+        assert m is not None
+        if m.trigger == "footfall":
+            cooldown = choice.action.cooldown_s if choice else 0.0
+            p.prompt_id = new_event_id() if choice else ""
+            return ScriptCall(
+                "footfall",
+                [k.zone_seen(m.zone), k.store_cooldown(m.zone, choice.action.id if choice else "none")],
+                args(
+                    p.cause.event_id,
+                    p.cause.ts,
+                    now,
+                    r.dedupe_window,
+                    r.dedupe_ttl_s,
+                    r.max_event_age_s,
+                    cooldown if choice else 1,
+                    p.prompt_id or "-",
+                ),
+            )
+        if m.trigger == "checkout":
+            total = m.basket_cents
+            if p.member is None:
+                assert p.lane is not None
+                return ScriptCall(
+                    "checkout",
+                    [k.lane_seen(p.lane)],
+                    args(
+                        p.cause.event_id,
+                        p.cause.ts,
+                        now,
+                        "",
+                        r.dedupe_window,
+                        r.dedupe_ttl_s,
+                        r.max_event_age_s,
+                        window_s,
+                        LAPSE_S,
+                        total,
+                    ),
+                )
+            mem = p.member
+            return ScriptCall(
+                "checkout",
+                [k.member_seen(mem), k.visit(mem), k.profile(mem), k.suggested(mem)],
+                args(
+                    p.cause.event_id,
+                    p.cause.ts,
+                    now,
+                    mem,
+                    r.dedupe_window,
+                    r.dedupe_ttl_s,
+                    r.max_event_age_s,
+                    window_s,
+                    LAPSE_S,
+                    total,
+                    *m.categories,
+                ),
+            )
+        mem2 = p.member
+        assert mem2 is not None
+        policy = self.core.catalog.policy
+        claim: list[str | int | float] = ["", "", "", 0, 0, 0, "", "", 0, HISTORY_TTL_S, window_s]
+        if choice is not None:
+            p.prompt_id = new_event_id()
+            c = choice.candidate
+            category = str(c.facts.get("category", "")) if c.subject else ""
+            claim = [
+                p.prompt_id,
+                c.action.id,
+                c.claim,
+                c.action.caps.per_visit or 0,
+                policy.max_prompts_per_visit,
+                policy.min_gap_s,
+                category,
+                c.action.kind.value,
+                int(choice.holdout),
+                HISTORY_TTL_S,
+                window_s,
+            ]
+        action = "enter" if m.trigger == "enter" else m.trigger
+        return ScriptCall(
+            "presence",
+            [k.member_seen(mem2), k.visit(mem2), k.profile(mem2), k.contacts(mem2), k.suggested(mem2)],
+            args(
+                p.cause.event_id,
+                p.cause.ts,
+                now,
+                m.zone,
+                action,
+                r.dedupe_window,
+                r.dedupe_ttl_s,
+                r.visit_ttl_s,
+                r.max_event_age_s,
+                *claim,
+            ),
+        )
+
+    def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> _Pending | None:
         message = decode(self.topics, topic, payload)
         self._check_source(message)
         self.counters["events"] += 1
         body, subject = message.payload, message.address.subject
-        assert subject is not None  # presence and checkout topics always name a zone or lane
+        assert subject is not None  # every consumed topic names a zone, lane or associate
         if isinstance(body, PresenceEvent):
-            call = self._decider.presence_call(body, subject, self._categories[subject], now)
-            return _Pending(
-                call, Cause(body.event_id, body.ts, body.member, zone=subject), self._router.for_zone(subject)
-            )
+            if body.action == "enter":
+                self._dwellers.pop(body.member, None)
+                self._dwellers[body.member] = (subject, body.ts)
+                while len(self._dwellers) > MAX_DWELLERS:
+                    self._dwellers.pop(next(iter(self._dwellers)))
+            elif self._dwellers.get(body.member, ("",))[0] == subject:
+                del self._dwellers[body.member]
+            cause = Cause(body.event_id, body.ts, body.member, zone=subject)
+            return _Pending(index, cause, self._moment(body.action, body.ts, subject), body.member)
         if isinstance(body, CheckoutEvent):
-            call = self._decider.checkout_call(body, subject, now)
-            return _Pending(
-                call, Cause(body.event_id, body.ts, body.member, lane=subject), self._router.for_lane(subject)
+            lane = self._lanes[subject]
+            cause = Cause(body.event_id, body.ts, body.member, lane=subject)
+            # At a till the "zone" is the lane (named in the wording), the categories the basket's.
+            categories = tuple(sorted({i.category for i in body.items}))
+            queue = max(self._queue.values()) if self._queue else None
+            moment = Moment(
+                "checkout",
+                body.ts,
+                lane.zone or subject,
+                subject,
+                categories,
+                queue=queue,
+                basket_cents=body.total_cents,
             )
+            p = _Pending(index, cause, moment, body.member, lane=subject)
+            if body.member is None:
+                p.arbitration = self.core.decide_guest(moment)
+            else:
+                self._dwellers.pop(body.member, None)
+            return p
+        if isinstance(body, FootfallEvent):
+            if body.queue_length is None:
+                return None
+            self._queue[subject] = body.queue_length
+            moment = self._moment("footfall", body.ts, subject, queue=body.queue_length)
+            arbitration = self.core.decide_store(moment)
+            if arbitration.choice is None:
+                return None  # nothing to claim: no Redis work for an ordinary count
+            return _Pending(
+                index, Cause(body.event_id, body.ts, None, zone=subject), moment, arbitration=arbitration
+            )
+        if isinstance(body, Feedback):  # counted once its prompt's record confirms it
+            return _Pending(index, Cause(body.event_id, body.ts, None), feedback=body)
+        if isinstance(body, AssociateStatus):
+            self.router.set_status(subject, body.state, body.zone)
+            return None
         raise TypeError(f"recommender does not consume {type(body).__name__}")  # CONSUMES prevents this
 
-    def _act(self, decision: Decision, cause: Cause, associate: str, now: float) -> list[Outbound]:
-        self.counters[f"outcome:{decision.outcome.value}"] += 1
-        if decision.outcome is not Outcome.OK or decision.kind is None:
+    def _act(self, p: _Pending, reply: Reply, now: float) -> list[Outbound]:
+        if p.feedback is not None:
+            return self._feedback(p.feedback, reply, now)
+        self.counters[f"outcome:{reply.outcome.value}"] += 1
+        if reply.outcome is not Outcome.OK:
             return []
-        prompt = build_prompt(decision, cause, self.config, self._source, now)
-        self.counters[f"prompt:{decision.kind.value}"] += 1
+        m = p.moment
+        assert m is not None
+        if m.trigger == "checkout" and p.member is not None:
+            self._checked_out(p.member, reply, now)
+            return []
+        arbitration = p.arbitration
+        for why in arbitration.blocked if arbitration else ():
+            self.counters[f"blocked:{why.value}"] += 1
+        choice = arbitration.choice if arbitration else None
+        if choice is None:
+            return []
+        guest = m.trigger == "checkout"
+        if not guest and not reply.claimed:
+            self.counters["outcome:capped"] += 1
+            return []
+        kind = choice.action.kind.value
+        if choice.holdout:
+            self.counters["holdout"] += 1
+            self.counters[f"holdout:{kind}"] += 1
+            return []
+        prompt_id = p.prompt_id or new_event_id()
+        cap = choice.action.caps.per_associate_per_hour
+        manager = choice.action.kind is PromptKind.OPEN_TILL
+        if guest and p.lane is not None:
+            associate = self.router.for_lane(p.lane, now, cap)
+        else:
+            associate = self.router.choose(m.zone, now, usual=p.usual, manager=manager, cap_per_hour=cap)
+        if associate is None:
+            self.counters["outcome:no_associate"] += 1
+            return []
+        cause = p.cause
+        if manager:
+            cause = Cause(p.cause.event_id, p.cause.ts, None, zone=m.zone)
+        self._staged_id = prompt_id  # the id the claim recorded becomes the prompt's event id
+        prompt = build_prompt(choice, cause, self._source, now, tier=p.tier or None, points=p.points)
+        data = encode(prompt)
+        self.router.sent(
+            OpenPrompt(prompt_id, associate, m.zone, p.usual, manager, now, prompt.expires_at, cap, data)
+        )
+        self.counters[f"prompt:{kind}"] += 1
         self.counters["prompts"] += 1
-        return [Outbound(self.topics.prompt(self.config.store, associate), encode(prompt))]
+        record = {
+            "kind": kind,
+            "action": choice.action.id,
+            "member": p.member or "",
+            "associate": associate,
+            "ts": f"{now:.3f}",
+            "holdout": "0",
+        }
+        self._after.append(("prompt", prompt_id, record))
+        return [Outbound(self.topics.prompt(self.config.store, associate), data)]
+
+    def _take_id(self) -> str:
+        staged, self._staged_id = self._staged_id, None
+        return staged or new_event_id()
+
+    def _checked_out(self, member: str, reply: Reply, now: float) -> None:
+        """Conversions of earlier suggestions; the member's CLV after the new purchase."""
+        orders, first, last, spend, *conversions = reply.rest
+        for conv in conversions:
+            kind, _pid, _ts, holdout, _cat = conv.split("|")
+            if holdout == "1":
+                self.counters[f"holdout_converted:{kind}"] += 1
+                self.counters["holdout_converted"] += 1
+            else:
+                self.counters[f"converted:{kind}"] += 1
+                self.counters["converted"] += 1
+        if first and last:
+            x = clv_inputs(int(orders), float(first), float(last), int(spend), now)
+            value = clv_model.clv(self.core.model.clv, *x)
+            self._after.append(("profile", member, {"clv": f"{value:.2f}"}))
+
+    def _feedback(self, fb: Feedback, reply: Reply, now: float) -> list[Outbound]:
+        if reply.outcome is not Outcome.OK:
+            self.counters[f"feedback_{reply.outcome.value}"] += 1
+            return []
+        kind, action, member, _holdout, _associate = reply.rest
+        self.counters[f"feedback:{fb.outcome}"] += 1
+        self.counters[f"feedback:{fb.outcome}:{kind}"] += 1
+        if fb.reason is not None:
+            self.counters[f"dismissed:{fb.reason.value}"] += 1
+        self.router.answered(fb.prompt_id, fb.outcome)
+        if fb.outcome == "dismissed" and member:
+            self._after.append(
+                ("dismissed", member, {"member": f"x|{action}|{fb.prompt_id}", "ts": f"{fb.ts}"})
+            )
+        return []
+
+    def after_publish(self) -> None:
+        """Flush the deferred writes now (the service does it once a second, when no
+        batch with a read took them along)."""
+        if not self._after:
+            return
+        for reply in self._decider.raw(self._write_after()):
+            if isinstance(reply, redis.ResponseError):
+                log.error("a deferred write failed: %s", reply)
+
+    def _write_after(self) -> list[Command]:
+        """Writes that need not delay a prompt: prompt records, dismissals, new CLVs."""
+        pending, self._after = self._after, []
+        commands: list[Command] = []
+        for what, key, data in pending:
+            if what == "prompt":
+                commands.append(("HSET", self.keys.prompt(key), *(x for kv in data.items() for x in kv)))
+                commands.append(("EXPIRE", self.keys.prompt(key), HISTORY_TTL_S))
+            elif what == "dismissed":
+                commands.append(("ZADD", self.keys.contacts(key), data["ts"], data["member"]))
+                commands.append(("EXPIRE", self.keys.contacts(key), HISTORY_TTL_S))
+            else:
+                commands.append(("HSET", self.keys.profile(key), *(x for kv in data.items() for x in kv)))
+        return commands
 
     def _check_source(self, message: Message) -> None:
         addr, body = message.address, message.payload
@@ -157,10 +558,20 @@ class Recommender:
                     RejectReason.UNKNOWN_PRODUCER,
                     f"gateway {body.producer!r} does not cover zone {addr.subject!r}",
                 )
+        elif addr.kind in (TopicKind.FEEDBACK, TopicKind.ASSOCIATE_STATUS):
+            if addr.subject not in self._associates:
+                raise ContractError(RejectReason.UNKNOWN_PRODUCER, f"unknown associate {addr.subject!r}")
+        elif addr.kind is TopicKind.FOOTFALL:
+            covered = self._gateway_zones.get(body.producer)
+            if covered is None:
+                raise ContractError(RejectReason.UNKNOWN_PRODUCER, f"unknown gateway {body.producer!r}")
+            if addr.subject not in self._categories:
+                raise ContractError(RejectReason.UNKNOWN_ZONE, f"unknown zone {addr.subject!r}")
         elif addr.kind is TopicKind.CHECKOUT:
-            pos = self._lanes.get(addr.subject or "")
-            if pos is None:
+            lane = self._lanes.get(addr.subject or "")
+            if lane is None:
                 raise ContractError(RejectReason.UNKNOWN_LANE, f"unknown lane {addr.subject!r}")
+            pos = lane.pos
             if body.producer != pos:
                 raise ContractError(
                     RejectReason.UNKNOWN_PRODUCER,

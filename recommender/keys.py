@@ -11,10 +11,16 @@ pattern                                type     TTL               written by
 {p}fw:{store}:cust:{m}:visit           hash     visit_ttl_s       presence/checkout scripts
 {p}fw:{store}:cust:{m}:seen            zset     dedupe_ttl_s      presence/checkout scripts
 {p}fw:{store}:lane:{lane}:seen         zset     dedupe_ttl_s      checkout script (non-members)
+{p}fw:{store}:cust:{m}:contacts        zset     history (8 d)     presence script; feedback
+{p}fw:{store}:cust:{m}:suggested       hash     conversion win.   presence script; checkout script
+{p}fw:{store}:zone:{zone}:seen         zset     dedupe_ttl_s      footfall script
+{p}fw:{store}:zone:{zone}:cooldown:{a} string   action cool-down  footfall script (store actions)
+{p}fw:{store}:prompt:{id}              hash     history (8 d)     recommender; feedback script
+{p}fw:{store}:crm:model                string   none              CRM import (CLV, RFM, cross-sell)
 {p}fw:{store}:deadletter               stream   capped (MAXLEN)   recommender
 {p}fw:{store}:stats                    hash     none (counters)   recommender
 {p}fw:{store}:hh:{a}:prompts           stream   capped (MAXLEN)   handheld API (prompts per associate)
-{p}fw:{store}:prompt:{id}              hash     PROMPT_TTL_S      handheld API (owner, outcome)
+{p}fw:{store}:hh:prompt:{id}           hash     PROMPT_TTL_S      handheld API (owner, outcome)
 {p}fw:{store}:token:{sha256}           hash     expiry + grace    ``floorwalker token issue``
 {p}fw:{store}:floor                    hash     none (latest)     handheld API (zone occupancy)
 {p}fw:{store}:footfall:{yyyy-mm-dd}    hash     FOOTFALL_TTL_S    handheld API (entries by hour)
@@ -25,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: How long contact history and prompt records are kept (the weekly caps need 7 days).
+HISTORY_TTL_S = 8 * 86_400
 #: Dead-letter stream cap (approximate, ``XADD MAXLEN ~``).
 DEADLETTER_MAXLEN = 10_000
 #: Prompts kept per associate for pages that reconnect (approximate, ``XADD MAXLEN ~``).
@@ -56,6 +64,26 @@ class Keys:
     def lane_seen(self, lane: str) -> str:
         return f"{self._base}:lane:{{{lane}}}:seen"
 
+    def contacts(self, member: str) -> str:
+        return f"{self._base}:cust:{{{member}}}:contacts"
+
+    def suggested(self, member: str) -> str:
+        return f"{self._base}:cust:{{{member}}}:suggested"
+
+    def zone_seen(self, zone: str) -> str:
+        return f"{self._base}:zone:{{{zone}}}:seen"
+
+    def store_cooldown(self, zone: str, action: str) -> str:
+        """Tagged by the zone, like the zone's dedupe set: one script touches both."""
+        return f"{self._base}:zone:{{{zone}}}:cooldown:{action}"
+
+    def prompt(self, prompt_id: str) -> str:
+        return f"{self._base}:prompt:{prompt_id}"
+
+    @property
+    def crm_model(self) -> str:
+        return f"{self._base}:crm:model"
+
     @property
     def deadletter(self) -> str:
         return f"{self._base}:deadletter"
@@ -67,8 +95,10 @@ class Keys:
     def handheld_prompts(self, associate: str) -> str:
         return f"{self._base}:hh:{{{associate}}}:prompts"
 
-    def prompt(self, prompt_id: str) -> str:
-        return f"{self._base}:prompt:{prompt_id}"
+    def handheld_prompt(self, prompt_id: str) -> str:
+        """The handheld API's own record of a prompt it showed (owner, outcome): not the
+        recommender's :meth:`prompt` record, which the feedback script keeps."""
+        return f"{self._base}:hh:prompt:{prompt_id}"
 
     def token(self, digest: str) -> str:
         return f"{self._base}:token:{digest}"

@@ -1,21 +1,180 @@
-"""Which associate's handheld gets a prompt: whoever looks after the zone or the lane."""
+"""Which associate's handheld gets a prompt. Pure state machine, time passed in.
+
+Best associate for a zone: not on a break or signed out, not busy (an associate with an
+open prompt is busy), under the action's hourly cap; among those the customer's usual
+associate first, then whoever looks after the zone or stands in it, then the nearest
+(zone centroids on the floor plan), then the least prompted this hour. Nobody free: the
+floor lead. Store-wide prompts go to a manager. A prompt not accepted within
+``reroute_after_s`` is offered to the next best associate (:meth:`Router.due`).
+Associates' state and zone come from the retained ``AssociateStatus`` topic; one never
+heard from counts as available in their home zones.
+"""
 
 from __future__ import annotations
 
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
 from floorwalker.config import StoreConfig
+
+HOUR = 3600.0
+#: Open prompts remembered at most (the oldest is forgotten first).
+MAX_OPEN = 10_000
+
+
+@dataclass
+class OpenPrompt:
+    prompt_id: str
+    associate: str
+    zone: str | None
+    usual: str | None
+    manager: bool
+    sent_at: float
+    expires_at: float
+    cap_per_hour: int | None
+    payload: bytes
+    accepted: bool = False
+    tried: set[str] = field(default_factory=set)
+
+
+def _centroid(poly: list[tuple[float, float]]) -> tuple[float, float]:
+    return (sum(p[0] for p in poly) / len(poly), sum(p[1] for p in poly) / len(poly))
 
 
 class Router:
-    def __init__(self, config: StoreConfig) -> None:
-        self._by_zone: dict[str, str] = {}
-        for associate in config.associates:
-            for zone in associate.zones:
-                self._by_zone.setdefault(zone, associate.id)
-        self._by_lane = {lane.id: lane.associate for lane in config.lanes}
+    def __init__(self, config: StoreConfig, reroute_after_s: float = 45.0) -> None:
+        self.reroute_after_s = reroute_after_s
+        self._associates = {a.id: a for a in config.associates}
         self._lead = config.floor_lead
+        self._by_lane = {lane.id: lane.associate for lane in config.lanes}
+        self._lane_zone = {lane.id: lane.zone for lane in config.lanes}
+        self._centroid = {z.id: _centroid(z.polygon) for z in config.zones if z.polygon}
+        self._status: dict[str, tuple[str, str | None]] = {}
+        self._open: dict[str, OpenPrompt] = {}
+        #: Per associate: their open prompts' expiry, oldest first (busy() in O(1) amortized).
+        self._held: dict[str, dict[str, float]] = {a: {} for a in self._associates}
+        self._sent: dict[str, deque[float]] = {a: deque() for a in self._associates}
 
-    def for_zone(self, zone: str) -> str:
-        return self._by_zone.get(zone, self._lead)
+    # -- inputs ------------------------------------------------------------------------
 
-    def for_lane(self, lane: str) -> str:
-        return self._by_lane.get(lane, self._lead)
+    def set_status(self, associate: str, state: str, zone: str | None) -> None:
+        if associate in self._associates:
+            self._status[associate] = (state, zone)
+
+    def busy(self, associate: str, now: float) -> bool:
+        held = self._held.get(associate)
+        while held:
+            pid, expires_at = next(iter(held.items()))
+            if expires_at > now:
+                return True
+            del held[pid]  # expired: no longer holds them
+        return False
+
+    def _distance(self, associate: str, zone: str | None) -> float:
+        if zone is None or zone not in self._centroid:
+            return 0.0
+        here = self._status.get(associate, ("", None))[1]
+        places = [here] if here else list(self._associates[associate].zones)
+        dists = [math.dist(self._centroid[z], self._centroid[zone]) for z in places if z in self._centroid]
+        return min(dists, default=1e6)
+
+    def _hourly(self, associate: str, now: float) -> int:
+        sent = self._sent[associate]
+        while sent and now - sent[0] > HOUR:
+            sent.popleft()
+        return len(sent)
+
+    def choose(
+        self,
+        zone: str | None,
+        now: float,
+        *,
+        usual: str | None = None,
+        manager: bool = False,
+        exclude: set[str] | frozenset[str] = frozenset(),
+        cap_per_hour: int | None = None,
+    ) -> str | None:
+        """The best associate, or None when every one is excluded or capped."""
+        ranked = []
+        for a in self._associates.values():
+            if a.id in exclude or (manager and a.role != "manager"):
+                continue
+            state, at = self._status.get(a.id, ("available", None))
+            if state in ("on_break", "signed_out"):
+                continue
+            if cap_per_hour is not None and self._hourly(a.id, now) >= cap_per_hour:
+                continue
+            free = state == "available" and not self.busy(a.id, now)
+            home = zone is not None and (zone in a.zones or at == zone)
+            ranked.append(
+                (not free, a.id != usual, not home, self._distance(a.id, zone), self._hourly(a.id, now), a.id)
+            )
+        if ranked:
+            return min(ranked)[-1]
+        lead_capped = cap_per_hour is not None and self._hourly(self._lead, now) >= cap_per_hour
+        if not manager and self._lead not in exclude and not lead_capped:
+            return self._lead  # everyone is away: the floor lead, unless over the cap too
+        return None
+
+    def for_lane(self, lane: str, now: float, cap_per_hour: int | None = None) -> str | None:
+        """A till prompt: the lane's associate (they are serving this customer) unless on a
+        break, signed out or over the cap; else the best one near the lane."""
+        own = self._by_lane.get(lane)
+        state = self._status.get(own or "", ("available", None))[0]
+        capped = own is not None and cap_per_hour is not None and self._hourly(own, now) >= cap_per_hour
+        if own is not None and state in ("available", "busy") and not capped:
+            return own
+        return self.choose(self._lane_zone.get(lane), now, usual=own, cap_per_hour=cap_per_hour)
+
+    # -- open prompts ------------------------------------------------------------------
+
+    def sent(self, prompt: OpenPrompt) -> None:
+        prompt.tried.add(prompt.associate)
+        self._sent[prompt.associate].append(prompt.sent_at)
+        self._open[prompt.prompt_id] = prompt
+        self._held[prompt.associate][prompt.prompt_id] = prompt.expires_at
+        while len(self._open) > MAX_OPEN:
+            self._forget(next(iter(self._open)))
+
+    def _forget(self, prompt_id: str) -> None:
+        prompt = self._open.pop(prompt_id, None)
+        if prompt is not None:
+            self._held[prompt.associate].pop(prompt_id, None)
+
+    def answered(self, prompt_id: str, outcome: str) -> OpenPrompt | None:
+        """Feedback: accepted stops re-routing; dismissed or done frees the associate."""
+        prompt = self._open.get(prompt_id)
+        if prompt is None:
+            return None
+        if outcome == "accepted":
+            prompt.accepted = True
+        else:
+            self._forget(prompt_id)
+        return prompt
+
+    def due(self, now: float) -> list[tuple[OpenPrompt, str]]:
+        """Prompts not accepted in time, each with the associate to offer it to next."""
+        out = []
+        for pid, prompt in list(self._open.items()):
+            if prompt.expires_at <= now:
+                self._forget(pid)
+                continue
+            if prompt.accepted or now - prompt.sent_at < self.reroute_after_s:
+                continue
+            nxt = self.choose(
+                prompt.zone,
+                now,
+                usual=prompt.usual,
+                manager=prompt.manager,
+                exclude=prompt.tried,
+                cap_per_hour=prompt.cap_per_hour,
+            )
+            if nxt is None:
+                prompt.sent_at = now  # nobody else: leave it where it is, look again later
+                continue
+            self._held[prompt.associate].pop(pid, None)
+            prompt.associate, prompt.sent_at = nxt, now
+            self.sent(prompt)
+            out.append((prompt, nxt))
+        return out

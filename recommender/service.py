@@ -18,7 +18,7 @@ from broker_config.contract import Topics
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ServiceUnavailable
 from floorwalker.mqtt import MqttLink, Received
-from recommender.crm import load_into_redis, read_fixture
+from recommender.crm import CrmModel, load_into_redis, read_crm
 from recommender.engine import Recommender
 from recommender.keys import Keys
 
@@ -68,10 +68,22 @@ class RecommenderService:
         self.redis_url = endpoints.redis_url
         self.redis = connect_redis(endpoints.redis_url)
         self.keys = Keys(config.store, key_prefix)
+        model: CrmModel | None = None
         if load_crm and config.crm is not None:
-            count = load_into_redis(self.redis, self.keys, read_fixture(config.crm), time.time())
-            log.info("loaded %d CRM members from %s", count, config.crm)
-        self.engine = Recommender(config, self.redis, Topics(topic_prefix), self.keys, producer=client_id)
+            imported = read_crm(config.crm)
+            for problem in imported.errors:
+                log.error("CRM row skipped: %s", problem)
+            model = load_into_redis(self.redis, self.keys, imported.members, time.time())
+            log.info(
+                "loaded %d CRM members from %s (%d rows skipped; CLV params %s)",
+                len(imported.members),
+                config.crm,
+                len(imported.errors),
+                "fitted" if model.clv.fitted else "CDNOW prior",
+            )
+        self.engine = Recommender(
+            config, self.redis, Topics(topic_prefix), self.keys, producer=client_id, model=model
+        )
         self._batch: list[Received] = []
         #: Held while the engine runs (network thread) and while its counters are flushed.
         self._engine_lock = threading.Lock()
@@ -99,6 +111,7 @@ class RecommenderService:
         """Serve (already connected, on paho's thread) until :meth:`stop`; flush counters."""
         try:
             while not self._stop.wait(STATS_INTERVAL_S):
+                self._tick()
                 self._flush_stats()
         finally:
             self.close()
@@ -139,6 +152,25 @@ class RecommenderService:
             for out in outbound:
                 self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
             self.link.ack(message)
+
+    def _after_publish(self) -> None:
+        try:
+            with self._engine_lock:
+                self.engine.after_publish()
+        except redis.RedisError as exc:
+            log.warning("could not write prompt records to Redis at %s (%s)", self.redis_url, exc)
+
+    def _tick(self) -> None:
+        """Once a second: catalog hot reload, long-dwell checks, re-routing."""
+        try:
+            with self._engine_lock:
+                self.engine.reload_catalog()
+                outbound = self.engine.tick(time.time())
+            for out in outbound:
+                self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+            self._after_publish()
+        except redis.RedisError as exc:
+            log.warning("tick skipped: Redis at %s unreachable (%s)", self.redis_url, exc)
 
     def _flush_stats(self) -> None:
         try:

@@ -44,3 +44,8 @@ class FootfallTally:
         report = ZoneReport(zone, max(ts - z.since, 0.001), z.entered, z.exited, z.occupancy)
         z.since, z.entered, z.exited = ts, 0, 0
         return report
+
+    def occupancy(self, zone: str) -> int:
+        """People in ``zone`` now, by the walks counted so far."""
+        z = self._zones.get(zone)
+        return z.occupancy if z is not None else 0

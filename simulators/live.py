@@ -14,7 +14,7 @@ from edge_agent.publisher import EdgePublisher
 from floorwalker.config import StoreConfig
 from recommender.crm import CrmFixture
 from simulators.footfall_tally import FootfallTally
-from simulators.scenario import Checkout, Presence, Shopper, Step
+from simulators.scenario import Checkout, Footfall, Presence, Shopper, Step
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,18 @@ class LiveStore:
             device.stop(now)
 
     def emit(self, step: Step, ts: float) -> str:
+        if isinstance(step, Footfall):
+            self.sent["footfall"] += 1
+            return self.devices[step.gateway].footfall(
+                step.zone,
+                ts,
+                window_s=step.window_s,
+                entered=0,
+                exited=0,
+                # The queue stands in the zone: at least that many people are there.
+                occupancy=max(step.queue, self.footfall.occupancy(step.zone)),
+                queue_length=step.queue,
+            )
         device = self.devices[step.gateway if isinstance(step, Presence) else step.pos]
         if isinstance(step, Presence):
             self.sent[f"presence:{step.action}"] += 1

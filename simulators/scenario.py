@@ -32,7 +32,25 @@ class Checkout:
     items: list[dict[str, object]] = field(default_factory=list)
 
 
-Step = Presence | Checkout
+@dataclass(frozen=True, slots=True)
+class Footfall:
+    """The checkout gateway's count: how many people queue at the tills right now."""
+
+    at: float
+    gateway: str
+    zone: str
+    queue: int
+    window_s: float
+
+
+Step = Presence | Checkout | Footfall
+
+#: Chance that a recognizable shopper lingers in one zone long enough for an offer of help.
+LINGER_P = 0.25
+LINGER_S = (130.0, 180.0)
+#: The checkout gateway reports the queue this often; a shopper queues this long before paying.
+QUEUE_EVERY_S = 15.0
+QUEUE_WAIT_S = 45.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +79,13 @@ def visit(config: StoreConfig, shopper: Shopper, start: float, rng: random.Rando
     if shopper.member is not None and shopper.recognizable:
         path = ([entrance] if entrance else []) + [z.id for z in route]
         previous: str | None = None
-        for zone in path:
+        linger = rng.randrange(len(path)) if path and rng.random() < LINGER_P else -1
+        for i, zone in enumerate(path):
             if previous is not None:
                 steps.append(Presence(t, gateway_of[previous], previous, shopper.member, "leave"))
             steps.append(Presence(t, gateway_of[zone], zone, shopper.member, "enter"))
             previous = zone
-            t += rng.uniform(6.0, 18.0)
+            t += rng.uniform(*LINGER_S) if i == linger else rng.uniform(6.0, 18.0)
         if previous is not None:
             steps.append(Presence(t, gateway_of[previous], previous, shopper.member, "leave"))
     else:
@@ -88,4 +107,21 @@ def build(config: StoreConfig, shoppers: list[Shopper], seed: int, spacing_s: fl
     for shopper in shoppers:
         steps.extend(visit(config, shopper, t, rng))
         t += rng.uniform(0.5, 1.5) * spacing_s
+    steps.extend(queue_counts(config, steps))
     return sorted(steps, key=lambda s: s.at)
+
+
+def queue_counts(config: StoreConfig, steps: list[Step]) -> list[Footfall]:
+    """The checkout queue over time: shoppers who pay within the next QUEUE_WAIT_S wait now."""
+    gateway_of = {z: g.id for g in config.gateways for z in g.zones}
+    zone = next((lane.zone for lane in config.lanes if lane.zone in gateway_of), None)
+    pays = sorted(s.at for s in steps if isinstance(s, Checkout))
+    if zone is None or not pays:
+        return []
+    out = []
+    t = 0.0
+    while t <= pays[-1]:
+        queue = sum(1 for p in pays if t <= p < t + QUEUE_WAIT_S)
+        out.append(Footfall(t, gateway_of[zone], zone, queue, QUEUE_EVERY_S))
+        t += QUEUE_EVERY_S
+    return out

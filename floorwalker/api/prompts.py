@@ -116,7 +116,7 @@ class PromptStore:
 
     def add(self, view: HandheldPrompt) -> HandheldPrompt | None:
         """Store a new prompt and return it with its stream id; None for a redelivery."""
-        key = self._keys.prompt(view.prompt_id)
+        key = self._keys.handheld_prompt(view.prompt_id)
         if not self._redis.hsetnx(key, "associate", view.associate):
             return None
         try:
@@ -139,7 +139,7 @@ class PromptStore:
         return view.model_copy(update={"sid": sid})
 
     def record(self, prompt_id: str) -> PromptRecord | None:
-        raw: dict[bytes, bytes] = self._redis.hgetall(self._keys.prompt(prompt_id))  # type: ignore[assignment]
+        raw: dict[bytes, bytes] = self._redis.hgetall(self._keys.handheld_prompt(prompt_id))  # type: ignore[assignment]
         if not raw:
             return None
         r = {k.decode(): v.decode() for k, v in raw.items()}
@@ -153,7 +153,7 @@ class PromptStore:
 
     def set_outcome(self, prompt_id: str, outcome: Outcome, reason: DismissReason | None) -> None:
         self._redis.hset(
-            self._keys.prompt(prompt_id),
+            self._keys.handheld_prompt(prompt_id),
             mapping={"outcome": outcome, "reason": reason.value if reason else ""},
         )
 
@@ -186,7 +186,7 @@ class PromptStore:
             return views
         pipe = self._redis.pipeline(transaction=False)
         for v in views:
-            pipe.hmget(self._keys.prompt(v.prompt_id), ["outcome", "reason"])
+            pipe.hmget(self._keys.handheld_prompt(v.prompt_id), ["outcome", "reason"])
         out: list[HandheldPrompt] = []
         for v, (outcome, reason) in zip(views, pipe.execute(), strict=True):
             o = outcome.decode() if outcome else None

@@ -1,9 +1,13 @@
--- One checkout event, atomically: deduplicate, learn purchase intervals, end the visit,
--- decide the prompt (a join invite for a non-member).
--- Member:     KEYS: 1 seen (zset), 2 visit (hash), 3 profile (hash) -- one customer's slot
+-- One checkout event, atomically: deduplicate, update the purchase history incrementally
+-- (orders, spend, last purchase, per-category intervals, won-back), find conversions of
+-- earlier suggestions, end the visit.
+-- Member:     KEYS: 1 seen (zset), 2 visit (hash), 3 profile (hash), 4 suggested (hash)
+--             -- one customer's slot
 -- Non-member: KEYS: 1 the lane's seen (zset)
 -- ARGV: 1 event_id, 2 ts, 3 now, 4 member ('' for none), 5 dedupe_window, 6 dedupe_ttl,
---       7 max_age, 8.. categories in the basket
+--       7 max_age, 8 conversion window s, 9 lapse s (a longer gap marks a win-back),
+--       10 total cents, 11.. categories in the basket
+-- Returns {outcome [, orders, first, last, spend, conversions ('kind|prompt|ts|holdout|category')...]}
 local event_id, ts, now, member = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 
 if seen_before(KEYS[1], event_id, ts, tonumber(ARGV[5]), tonumber(ARGV[6])) then
@@ -13,12 +17,26 @@ if member == '' then
   if now - ts > tonumber(ARGV[7]) then
     return {'stale'}
   end
-  return {'ok', 'join_invite'}
+  return {'ok'}
 end
 if not redis.call('HGET', KEYS[3], 'consent') then
   return {'unknown_member'}
 end
-for i = 8, #ARGV do
+local p = redis.call('HMGET', KEYS[3], 'last', 'orders', 'spend', 'first')
+local last, orders, spend = tonumber(p[1]), tonumber(p[2] or '0'), tonumber(p[3] or '0')
+if last == nil or ts - last > 86400 then
+  orders = orders + 1
+  if last and ts - last > tonumber(ARGV[9]) then
+    redis.call('HSET', KEYS[3], 'winback', ARGV[2])
+  end
+end
+if last == nil or ts > last then last = ts end
+spend = spend + tonumber(ARGV[10])
+redis.call('HSET', KEYS[3], 'last', string.format('%.0f', last), 'orders', orders, 'spend', spend)
+redis.call('HSETNX', KEYS[3], 'first', string.format('%.0f', ts))
+local window = tonumber(ARGV[8])
+local conversions = {}
+for i = 11, #ARGV do
   local cat = ARGV[i]
   local prev = tonumber(redis.call('HGET', KEYS[3], 'last:' .. cat))
   if prev == nil or ts > prev then
@@ -32,7 +50,18 @@ for i = 8, #ARGV do
     end
     redis.call('HSET', KEYS[3], 'last:' .. cat, ARGV[2])
   end
+  local s = redis.call('HGET', KEYS[4], cat)
+  if s then
+    redis.call('HDEL', KEYS[4], cat)
+    local k, pid, sts, h = string.match(s, '([^|]*)|([^|]*)|([^|]*)|([^|]*)')
+    if ts - tonumber(sts) <= window then
+      conversions[#conversions + 1] = s .. '|' .. cat
+    end
+  end
 end
+local first = redis.call('HGET', KEYS[3], 'first')
 -- The visit ends at the till.
 redis.call('DEL', KEYS[2])
-return {'ok'}
+local out = {'ok', tostring(orders), first, string.format('%.0f', last), tostring(spend)}
+for _, c in ipairs(conversions) do out[#out + 1] = c end
+return out

@@ -1,20 +1,25 @@
--- One presence event, atomically: deduplicate, update the visit, decide the prompt.
--- KEYS: 1 seen (zset), 2 visit (hash), 3 profile (hash) -- all one customer's slot
--- ARGV: 1 event_id, 2 ts, 3 now, 4 zone, 5 action (enter|leave), 6 dedupe_window,
---       7 dedupe_ttl, 8 visit_ttl, 9 max_age, 10 vip tiers (space separated),
---       11 replenish_from, 12 replenish_until, 13.. categories shelved in the zone
--- Returns {outcome [, kind, category, tier, points, last_purchase_ts, interval_s, label]}
+-- One presence event, atomically: deduplicate, update the visit, and claim the prompt the
+-- decision core chose (re-checking the visit caps, so a race or redelivery cannot claim twice).
+-- KEYS: 1 seen (zset), 2 visit (hash), 3 profile (hash), 4 contacts (zset), 5 suggested (hash)
+--       -- all one customer's slot
+-- ARGV: 1 event_id, 2 ts, 3 now, 4 zone, 5 action (enter|leave|dwell), 6 dedupe_window,
+--       7 dedupe_ttl, 8 visit_ttl, 9 max_age,
+--       10 prompt_id ('' when the core chose nothing), 11 action id, 12 claim key,
+--       13 per-visit cap of the action (0: none), 14 max prompts per visit, 15 min gap s,
+--       16 category suggested ('' none), 17 kind, 18 holdout (0|1), 19 history ttl,
+--       20 conversion window s
+-- Returns {outcome [, 'claimed' | 'capped' | 'moved']}
 local event_id, ts, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local zone, action = ARGV[4], ARGV[5]
 
 if seen_before(KEYS[1], event_id, ts, tonumber(ARGV[6]), tonumber(ARGV[7])) then
   return {'duplicate'}
 end
-local p = redis.call('HMGET', KEYS[3], 'consent', 'tier', 'points')
-if not p[1] then
+local consent = redis.call('HGET', KEYS[3], 'consent')
+if not consent then
   return {'unknown_member'}
 end
-if p[1] ~= '1' then
+if consent ~= '1' then
   -- Data minimisation: no visit state for a member who did not consent to recognition.
   return {'no_consent'}
 end
@@ -24,48 +29,51 @@ if ts < last_ts then
   -- An older event arriving late must not move the customer back.
   return {'out_of_order'}
 end
+local current = redis.call('HGET', KEYS[2], 'zone')
 if action == 'enter' then
-  redis.call('HSET', KEYS[2], 'zone', zone, 'last_ts', ARGV[2])
+  if current ~= zone then
+    redis.call('HSET', KEYS[2], 'zone', zone, 'zone_since', ARGV[2])
+  end
+  redis.call('HSET', KEYS[2], 'last_ts', ARGV[2])
   redis.call('HSETNX', KEYS[2], 'started', ARGV[2])
-else
-  if redis.call('HGET', KEYS[2], 'zone') == zone then
-    redis.call('HDEL', KEYS[2], 'zone')
+elseif action == 'leave' then
+  if current == zone then
+    redis.call('HDEL', KEYS[2], 'zone', 'zone_since')
   end
   redis.call('HSET', KEYS[2], 'last_ts', ARGV[2])
 end
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
-if action ~= 'enter' then
+if action == 'leave' then
   return {'ok'}
 end
 if now - ts > tonumber(ARGV[9]) then
   return {'stale'}
 end
-
-local tier, points = p[2] or '', p[3] or ''
-local vip = false
-for t in string.gmatch(ARGV[10], '%S+') do
-  if t == tier then vip = true end
+if action == 'dwell' and current ~= zone then
+  return {'ok', 'moved'}
+end
+local prompt_id = ARGV[10]
+if prompt_id == '' then
+  return {'ok'}
 end
 
--- Rule 1, replenishment due: a category shelved here whose usual interval has passed.
-local from, till = tonumber(ARGV[11]), tonumber(ARGV[12])
-for i = 13, #ARGV do
-  local cat = ARGV[i]
-  local f = redis.call('HMGET', KEYS[3], 'last:' .. cat, 'interval:' .. cat, 'label:' .. cat)
-  local bought, interval = tonumber(f[1]), tonumber(f[2])
-  if bought and interval and interval > 0 then
-    local elapsed = ts - bought
-    if elapsed >= interval * from and elapsed <= interval * till
-        and redis.call('HSETNX', KEYS[2], 'p:replenish:' .. cat, ARGV[2]) == 1 then
-      -- The associate is engaging anyway: no separate greeting later in this visit.
-      if vip then redis.call('HSETNX', KEYS[2], 'p:greet', ARGV[2]) end
-      return {'ok', 'replenishment_due', cat, tier, points, f[1], f[2], f[3] or ''}
-    end
-  end
+-- The claim: the contact policy and caps again, atomically with the dedupe above.
+local act, claim = ARGV[11], 'done:' .. ARGV[12]
+local v = redis.call('HMGET', KEYS[2], 'n', 'lastp', 'n:' .. act, claim)
+local n, lastp, n_act = tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0')
+local per_visit = tonumber(ARGV[13])
+if v[4] or n >= tonumber(ARGV[14]) or (lastp > 0 and ts - lastp < tonumber(ARGV[15]))
+    or (per_visit > 0 and n_act >= per_visit) then
+  return {'ok', 'capped'}
 end
-
--- Rule 2, greet a VIP once per visit.
-if vip and redis.call('HSETNX', KEYS[2], 'p:greet', ARGV[2]) == 1 then
-  return {'ok', 'greet_vip', '', tier, points}
+redis.call('HSET', KEYS[2], claim, prompt_id, 'n', n + 1, 'n:' .. act, n_act + 1, 'lastp', ARGV[2])
+local history_ttl = tonumber(ARGV[19])
+redis.call('ZADD', KEYS[4], ts, 'p|' .. act .. '|' .. prompt_id)
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ts - history_ttl)
+redis.call('EXPIRE', KEYS[4], history_ttl)
+if ARGV[16] ~= '' then
+  -- Remember the suggestion: a purchase of this category within the window converts it.
+  redis.call('HSET', KEYS[5], ARGV[16], ARGV[17] .. '|' .. prompt_id .. '|' .. ARGV[2] .. '|' .. ARGV[18])
+  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[20]))
 end
-return {'ok'}
+return {'ok', 'claimed'}

@@ -22,14 +22,18 @@ import redis
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from broker_config.contract import (
+    CustomerCard,
     EnvelopeSource,
     Feedback,
     FootfallEvent,
     GatewayStatus,
     PresenceEvent,
+    Prompt,
+    PromptKind,
     Topics,
     decode,
     encode,
+    new_event_id,
 )
 from floorwalker.api import create_app
 from floorwalker.api.auth import issue_token
@@ -101,6 +105,9 @@ class RunningApi:
         self._server = self._thread = None
 
 
+RECOMMENDER = EnvelopeSource("recommender")
+
+
 @dataclass
 class Store:
     config: StoreConfig
@@ -113,6 +120,33 @@ class Store:
     def signin_url(self, associate: str, **kw: object) -> str:
         issued = issue_token(self.redis, self.keys, self.config, associate, **kw)  # type: ignore[arg-type]
         return f"{self.api.base}/signin?token={issued.token}"
+
+    def prompt(
+        self,
+        associate: str,
+        member: str,
+        zone: str,
+        kind: PromptKind = PromptKind.GREET_VIP,
+        text: tuple[str, str, str] = ("Greet them", "Say hello", "Gold member, just walked in."),
+    ) -> Prompt:
+        """A prompt for ``associate`` exactly as the recommender publishes one."""
+        now = time.time()
+        headline, suggestion, why = text
+        prompt = RECOMMENDER.make(
+            Prompt,
+            now,
+            kind=kind,
+            customer=CustomerCard(member=member, tier="gold"),
+            zone=zone,
+            headline=headline,
+            suggestion=suggestion,
+            why=why,
+            cause_event_id=new_event_id(),
+            cause_ts=now,
+            expires_at=now + 300,
+        )
+        self.link.publish(self.topics.prompt(self.config.store, associate), encode(prompt), qos=1)
+        return prompt
 
     def enter(self, gateway: EnvelopeSource, zone: str, member: str) -> PresenceEvent:
         """A member's phone is seen entering ``zone``, exactly as a gateway publishes it."""
@@ -194,7 +228,7 @@ def test_prompt_appears_is_accepted_and_the_dashboard_moves(
     assert isinstance(fb, Feedback) and fb.outcome == "accepted"
     prompt_id = cards(ben)[0]
     assert fb.prompt_id == prompt_id
-    assert store.redis.hget(store.keys.prompt(prompt_id), "associate") == b"a-ben"
+    assert store.redis.hget(store.keys.handheld_prompt(prompt_id), "associate") == b"a-ben"
     assert event.event_id  # the cause: the prompt came from this presence event
 
     card.get_by_role("button", name="Done").click()
@@ -212,9 +246,11 @@ def test_a_dropped_stream_resumes_without_lost_or_repeated_prompts(browser: Brow
 
     store.api.stop()  # the connection really drops; the page sees it
     expect(ben.get_by_test_id("conn")).to_have_text("reconnecting…", timeout=WAIT_MS)
-    # Two members arrive while the server is away: the broker keeps the prompts for it.
-    store.enter(gw, "pantry", "m_okafor02")
-    store.enter(gw, "pantry", "m_tanaka006")
+    # Two more prompts for Ben while the server is away: the broker keeps them for it. (Sent
+    # as the recommender publishes them: with Chen's prompt still open, routing would now
+    # count Ben as busy and pick someone else.)
+    store.prompt("a-ben", "m_okafor02", "pantry")
+    store.prompt("a-ben", "m_tanaka006", "pantry")
     time.sleep(0.5)
     store.api.start()
 
@@ -296,8 +332,21 @@ def test_pages_fit_a_phone_and_a_desktop_and_make_screenshots(
     ben.goto(store.signin_url("a-ben"))
     expect(ben.get_by_test_id("conn")).to_have_text("live", timeout=WAIT_MS)
     ben.get_by_role("button", name="Available").click()
-    for member in ("m_okafor02", "m_chen0001"):
-        store.enter(gw, "pantry", member)
+    store.enter(gw, "pantry", "m_chen0001")
+    expect(ben.locator("article.card")).to_have_count(1, timeout=WAIT_MS)
+    # With Chen's prompt open the engine would route the next one to someone else (Ben is
+    # busy); for the picture, a second prompt as the recommender would word it.
+    store.prompt(
+        "a-ben",
+        "m_okafor02",
+        "pantry",
+        PromptKind.WIN_BACK,
+        (
+            "Welcome back Mr Okafor",
+            "Mention this week's 10% off rice",
+            "Last shopped 61 days ago; usually every 14 days.",
+        ),
+    )
     expect(ben.locator("article.card")).to_have_count(2, timeout=WAIT_MS)
     ben.locator("article.card").nth(1).get_by_role("button", name="Accept").click()
     expect(ben.locator("article.card").nth(1).locator(".state")).to_contain_text("Accepted", timeout=WAIT_MS)

@@ -118,7 +118,8 @@ def test_missing_services_state_says_what_to_do(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["services", "edge", "recommender", "api", "simulate", "demo", "bench", "contract"]
+    "command",
+    ["services", "edge", "recommender", "api", "simulate", "demo", "bench", "contract", "report", "crm"],
 )
 def test_every_command_has_help(command: str) -> None:
     result = floorwalker(command, "--help")
@@ -161,3 +162,40 @@ def test_token_issue_prints_a_link_and_stores_only_a_hash(services: Endpoints, p
 def test_token_issue_mistakes_are_one_line(services: Endpoints, extra: list[str], says: str) -> None:
     line = _one_error_line(floorwalker("token", "issue", "--redis-url", services.redis_url, *extra))
     assert says in line
+
+
+def test_broken_catalog_stops_the_recommender_with_file_line_and_key(
+    services: Endpoints, tmp_path: Path
+) -> None:
+    from tests.conftest import DEMO_STORE
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("actions:\n  - id: hi\n    kind: greet_vip\n    value: 1\n    caps: {per_visit: 0}\n")
+    store = tmp_path / "store.yaml"
+    text = DEMO_STORE.read_text().replace("crm: demo_crm.json", f"crm: {DEMO_STORE.parent / 'demo_crm.json'}")
+    store.write_text(text + f"catalog: {catalog}\n")
+    line = _one_error_line(
+        floorwalker(
+            "recommender",
+            "--store-config",
+            str(store),
+            "--mqtt-url",
+            services.mqtt_url,
+            "--redis-url",
+            services.redis_url,
+            "--key-prefix",
+            "clitest/",
+            "--no-load-crm",
+        )
+    )
+    assert f"{catalog}:5: actions.0.caps.per_visit" in line
+
+
+def test_crm_check(tmp_path: Path) -> None:
+    from tests.conftest import REPO
+
+    ok = floorwalker("crm", "check", str(REPO / "simulators" / "data" / "cdnow"), "--as-of", "1998-07-01")
+    assert ok.returncode == 0, ok.stderr
+    assert "600 members imported, 0 rows skipped" in ok.stdout and "fitted on this data" in ok.stdout
+    line = _one_error_line(floorwalker("crm", "check", str(tmp_path / "nope.json")))
+    assert "nope.json" in line and "not found" in line

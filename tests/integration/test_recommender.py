@@ -133,17 +133,24 @@ def running(
 
 
 def test_member_entering_a_zone_gets_exactly_one_greeting_with_a_reason(running: Slice) -> None:
-    event = running.enter("entrance", "m_okafor02")
+    event = running.enter("entrance", "m_haddad008")
     running.sentinel()
 
-    prompts = running.member_prompts("m_okafor02")
+    prompts = running.member_prompts("m_haddad008")
     assert len(prompts) == 1
     greeting = prompts[0]
     assert greeting.kind is PromptKind.GREET_VIP
     assert greeting.cause_event_id == event.event_id
     assert greeting.customer.tier == "platinum"
-    assert greeting.customer.points == 5210
+    assert greeting.customer.points == 7400
     assert "Platinum member" in greeting.why and "Entrance" in greeting.why
+    # The machine-readable reason: the catalog rule, the facts and the scores.
+    assert greeting.reason is not None and greeting.reason.rule == "greet_vip"
+    assert greeting.reason.facts["tier"] == "Platinum" and greeting.reason.facts["zone"] == "Entrance"
+    scores = greeting.reason.scores
+    assert scores["score"] == pytest.approx(
+        scores["propensity"] * scores["value"] * scores["context"], rel=1e-3
+    )
     # Routed to the associate who looks after the entrance, on that handheld's topic.
     assert any(
         event.event_id.encode() in p
@@ -152,17 +159,17 @@ def test_member_entering_a_zone_gets_exactly_one_greeting_with_a_reason(running:
 
 
 def test_redelivered_event_and_later_zones_do_not_greet_twice(running: Slice) -> None:
-    event = running.gw_entrance.make(PresenceEvent, time.time(), member="m_okafor02", action="enter")
+    event = running.gw_entrance.make(PresenceEvent, time.time(), member="m_haddad008", action="enter")
     data = encode(event)
     topic = running.topics.presence(running.store, "entrance")
     running.send(topic, data)
     running.send(topic, data)  # same event_id: a QoS 1 redelivery
-    running.enter("produce", "m_okafor02")  # a second zone in the same visit
+    running.enter("produce", "m_haddad008")  # a second zone in the same visit
     running.sentinel()
 
-    prompts = running.member_prompts("m_okafor02")
+    prompts = running.member_prompts("m_haddad008")
     assert [p.kind for p in prompts] == [PromptKind.GREET_VIP]
-    assert running.redis.hget(running.keys.visit("m_okafor02"), "zone") == b"produce"
+    assert running.redis.hget(running.keys.visit("m_haddad008"), "zone") == b"produce"
 
 
 def test_non_member_checkout_gets_exactly_one_join_invite(running: Slice) -> None:

@@ -97,3 +97,16 @@ def test_invalid_config_names_key_and_problem(
 def test_missing_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such store config file"):
         load_store_config(tmp_path / "nope.yaml")
+
+
+def test_roles_and_engine_paths(tmp_path: Path) -> None:
+    demo = load_store_config(DEMO_STORE)
+    assert [a.id for a in demo.associates if a.role == "manager"] == ["a-amy"]
+    assert all(a.role == "associate" for a in demo.associates if a.id != "a-amy")
+    path = write(tmp_path, catalog="my-catalog.yaml", propensity_model="models/p.onnx")
+    config = load_store_config(path)
+    assert config.catalog == (tmp_path / "my-catalog.yaml").resolve()
+    assert config.propensity_model == (tmp_path / "models" / "p.onnx").resolve()
+    bad = write(tmp_path, associates=[{"id": "x", "display_name": "X", "role": "boss"}])
+    with pytest.raises(ConfigError, match=r"associates\.0\.role"):
+        load_store_config(bad)

@@ -1,0 +1,248 @@
+"""Eligibility: which catalog actions could fire at this moment for this customer, with the
+facts each would state. Pure: profile, visit, moment and catalog in; candidates out.
+
+The action's ``kind`` decides what the engine looks for (a category due on a shelf here, an
+open complaint, a birthday, a long queue...); the catalog's ``eligible`` filters narrow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from broker_config.contract import FactValue, PromptKind
+from recommender.catalog import Action, Catalog
+from recommender.crm import DAY, CrmModel, mmdd_to_date
+from recommender.profile import Profile, Visit
+from recommender.rfm import segment
+
+Trigger = Literal["enter", "leave", "dwell", "checkout", "footfall"]
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """Where and when: the event that asks for a decision, with its store context."""
+
+    trigger: Trigger
+    ts: float
+    zone: str
+    zone_name: str
+    categories: tuple[str, ...] = ()
+    dwell_s: float = 0.0
+    #: Latest checkout queue length (from footfall), when known.
+    queue: int | None = None
+    basket_cents: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Store parameters the detectors use (from the store config's ``rules``)."""
+
+    replenish_from: float = 0.9
+    replenish_until: float = 3.0
+    discount_pct: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    action: Action
+    #: What the action is about (a category, or ""): one claim per action+subject per visit.
+    subject: str
+    facts: dict[str, FactValue]
+    #: 0..1, how much this zone is the place for it.
+    relevance: float = 1.0
+
+    @property
+    def claim(self) -> str:
+        return f"{self.action.id}:{self.subject}" if self.subject else self.action.id
+
+
+_MEMBER_TRIGGER: dict[PromptKind, Trigger] = {
+    PromptKind.LONG_DWELL_HELP: "dwell",
+}
+
+
+def _days(seconds: float) -> int:
+    return round(seconds / DAY)
+
+
+def _birthday_offset(mmdd: str, now: float) -> int:
+    """Days from today to the nearest birthday (negative: it was a few days ago)."""
+    today = datetime.fromtimestamp(now, UTC).date()
+    best = 400
+    for year in (today.year - 1, today.year, today.year + 1):
+        d = (mmdd_to_date(mmdd, year) - today).days
+        if abs(d) < abs(best):
+            best = d
+    return best
+
+
+def _when(days: int) -> str:
+    if days == 0:
+        return "today"
+    if days == 1:
+        return "tomorrow"
+    if days > 0:
+        return f"in {days} days"
+    return "yesterday" if days == -1 else f"{-days} days ago"
+
+
+def member_facts(
+    profile: Profile, moment: Moment, settings: Settings, model: CrmModel
+) -> dict[str, FactValue]:
+    r, f, m = profile.rfm(model.rfm, moment.ts)
+    return {
+        "tier": profile.tier.capitalize(),
+        "points": profile.points,
+        "zone": moment.zone_name,
+        "discount_pct": settings.discount_pct,
+        "segment": segment(r, f),
+        "lifecycle": profile.lifecycle(moment.ts).value,
+        "rfm": f"{r}{f}{m}",
+        "clv": round(profile.clv, 2),
+    }
+
+
+def _detect(
+    action: Action, profile: Profile, moment: Moment, settings: Settings, base: dict[str, FactValue]
+) -> list[Candidate]:
+    """Kind-specific: does this customer have what the action is about, here and now?"""
+    kind, el, now = action.kind, action.eligible, moment.ts
+    if kind is PromptKind.GREET_VIP:
+        return [Candidate(action, "", base)]
+    if kind is PromptKind.REPLENISHMENT_DUE:
+        found = []
+        for cat in moment.categories:
+            last, interval, label = profile.category(cat)
+            if last is None or not interval:
+                continue
+            elapsed = now - last
+            if settings.replenish_from * interval <= elapsed <= settings.replenish_until * interval:
+                facts = {
+                    **base,
+                    "category": cat,
+                    "label": label,
+                    "interval_days": _days(interval),
+                    "since_days": _days(elapsed),
+                }
+                found.append(Candidate(action, cat, facts, min(1.0, elapsed / interval)))
+        return found
+    if kind is PromptKind.CROSS_SELL:
+        found = []
+        for pair in profile.fields.get("xsell", "").split():
+            cat, _, because = pair.partition("<")
+            if cat in moment.categories:
+                _, _, because_label = profile.category(because)
+                found.append(Candidate(action, cat, {**base, "category": cat, "because": because_label}))
+        return found
+    if kind is PromptKind.BIRTHDAY:
+        bday = profile.fields.get("bday")
+        within = el.birthday_within_days if el.birthday_within_days is not None else 3
+        if bday:
+            offset = _birthday_offset(bday, now)
+            if abs(offset) <= within:
+                return [
+                    Candidate(
+                        action, "", {**base, "birthday_when": _when(offset), "days_to_birthday": offset}
+                    )
+                ]
+        return []
+    if kind is PromptKind.EXPIRING_POINTS:
+        at = profile.fields.get("exp_at")
+        within = el.points_expiring_within_days if el.points_expiring_within_days is not None else 14
+        if at and 0 <= float(at) - now <= within * DAY:
+            left = max(1, _days(float(at) - now))
+            return [
+                Candidate(
+                    action,
+                    "",
+                    {**base, "expiring": profile.fields.get("exp_label", "points"), "expires_in_days": left},
+                )
+            ]
+        return []
+    if kind is PromptKind.COMPLAINT_FOLLOW_UP:
+        complaint = profile.fields.get("complaint")
+        return [Candidate(action, "", {**base, "complaint": complaint})] if complaint else []
+    if kind is PromptKind.WIN_BACK:
+        if profile.last is None:
+            return []
+        return [
+            Candidate(
+                action,
+                "",
+                {
+                    **base,
+                    "since_last_days": _days(now - profile.last),
+                    "usual_gap_days": _days(profile.usual_gap_s()),
+                },
+            )
+        ]
+    if kind is PromptKind.LONG_DWELL_HELP:
+        if el.min_dwell_s is not None and moment.dwell_s >= el.min_dwell_s:
+            return [Candidate(action, moment.zone, {**base, "dwell_min": int(moment.dwell_s // 60)})]
+        return []
+    return []
+
+
+def _filters_pass(action: Action, profile: Profile, facts: dict[str, FactValue], moment: Moment) -> bool:
+    el = action.eligible
+    if el.consent == "marketing" and not profile.marketing:
+        return False
+    if el.tiers is not None and profile.tier not in el.tiers:
+        return False
+    if el.lifecycle is not None and facts["lifecycle"] not in el.lifecycle:
+        return False
+    if el.segments is not None and facts["segment"] not in el.segments:
+        return False
+    if el.zones is not None and moment.zone not in el.zones:
+        return False
+    return el.min_clv is None or profile.clv >= el.min_clv
+
+
+def member_candidates(
+    catalog: Catalog, profile: Profile, visit: Visit, moment: Moment, settings: Settings, model: CrmModel
+) -> list[Candidate]:
+    """Every member action eligible now (caps and policy are arbitration's job)."""
+    if not profile.consent:
+        return []
+    base = member_facts(profile, moment, settings, model)
+    out: list[Candidate] = []
+    for action in catalog.actions:
+        if not action.eligible.member or action.kind in (PromptKind.OPEN_TILL, PromptKind.JOIN_INVITE):
+            continue
+        if _MEMBER_TRIGGER.get(action.kind, "enter") != moment.trigger:
+            continue
+        if not _filters_pass(action, profile, base, moment):
+            continue
+        out.extend(_detect(action, profile, moment, settings, base))
+    return out
+
+
+def guest_candidates(catalog: Catalog, moment: Moment, settings: Settings) -> list[Candidate]:
+    """A checkout without a member card: the join invite."""
+    if moment.trigger != "checkout":
+        return []
+    facts: dict[str, FactValue] = {
+        "zone": moment.zone_name,
+        "discount_pct": settings.discount_pct,
+        "basket_eur": round(moment.basket_cents / 100, 2),
+    }
+    return [Candidate(a, "", facts) for a in catalog.by_kind(PromptKind.JOIN_INVITE) if not a.eligible.member]
+
+
+def store_candidates(catalog: Catalog, moment: Moment) -> list[Candidate]:
+    """Store-level actions: open another till when the queue is long."""
+    if moment.trigger != "footfall" or moment.queue is None:
+        return []
+    out = []
+    for a in catalog.by_kind(PromptKind.OPEN_TILL):
+        threshold = a.eligible.min_queue or 1
+        if moment.queue >= threshold and (a.eligible.zones is None or moment.zone in a.eligible.zones):
+            facts: dict[str, FactValue] = {
+                "zone": moment.zone_name,
+                "queue": moment.queue,
+                "min_queue": threshold,
+            }
+            out.append(Candidate(a, moment.zone, facts))
+    return out

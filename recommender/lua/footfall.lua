@@ -1,0 +1,20 @@
+-- One footfall event that earns a store-level prompt (open a till): deduplicate on the
+-- zone, and claim the action's store cool-down so only one manager prompt goes out.
+-- KEYS: 1 the zone's seen (zset), 2 the action's cool-down key (string)
+-- ARGV: 1 event_id, 2 ts, 3 now, 4 dedupe_window, 5 dedupe_ttl, 6 max_age, 7 cool-down s,
+--       8 prompt id (unused; kept for the log)
+-- Returns {outcome [, 'claimed' | 'capped']}
+if seen_before(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])) then
+  return {'duplicate'}
+end
+if tonumber(ARGV[3]) - tonumber(ARGV[2]) > tonumber(ARGV[6]) then
+  return {'stale'}
+end
+-- The cool-down runs on event time (the key holds when it last fired; its TTL only bounds memory).
+local cooldown = tonumber(ARGV[7])
+local last = tonumber(redis.call('GET', KEYS[2]) or '')
+if last and tonumber(ARGV[2]) - last < cooldown then
+  return {'ok', 'capped'}
+end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', math.max(1, math.ceil(cooldown)))
+return {'ok', 'claimed'}

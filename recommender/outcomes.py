@@ -1,0 +1,102 @@
+"""The outcome report: acceptance, conversion and uplift against the holdout, per prompt
+kind, with 95 % confidence intervals. Pure: the stats hash's counters in, rows out.
+
+* acceptance = accepted / prompted (Wilson score interval);
+* conversion = suggested category bought (same visit or within the window) / prompted,
+  and the same for the holdout ("would have been prompted", never sent);
+* uplift = conversion(prompted) - conversion(holdout), Newcombe's hybrid score interval
+  (method 10) from the two Wilson intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from broker_config.contract import PromptKind
+
+Z95 = 1.959964
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float, float] | None:
+    """(rate, low, high), or None when n is 0."""
+    if n <= 0:
+        return None
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def newcombe(s1: int, n1: int, s2: int, n2: int) -> tuple[float, float, float] | None:
+    """Difference of two proportions p1 - p2 with Newcombe's hybrid score interval."""
+    a, b = wilson(s1, n1), wilson(s2, n2)
+    if a is None or b is None:
+        return None
+    (p1, l1, u1), (p2, l2, u2) = a, b
+    d = p1 - p2
+    return d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRow:
+    kind: str
+    prompted: int
+    accepted: int
+    dismissed: int
+    done: int
+    converted: int
+    holdout: int
+    holdout_converted: int
+    acceptance: tuple[float, float, float] | None
+    conversion: tuple[float, float, float] | None
+    holdout_conversion: tuple[float, float, float] | None
+    uplift: tuple[float, float, float] | None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _row(kind: str, n: Mapping[str, int], suffix: str) -> OutcomeRow:
+    prompted = n.get(f"prompt:{kind}" if suffix else "prompts", 0)
+    accepted = n.get(f"feedback:accepted{suffix}", 0)
+    converted = n.get(f"converted{suffix}", 0)
+    held = n.get(f"holdout{suffix}", 0)
+    held_conv = n.get(f"holdout_converted{suffix}", 0)
+    return OutcomeRow(
+        kind=kind,
+        prompted=prompted,
+        accepted=accepted,
+        dismissed=n.get(f"feedback:dismissed{suffix}", 0),
+        done=n.get(f"feedback:done{suffix}", 0),
+        converted=converted,
+        holdout=held,
+        holdout_converted=held_conv,
+        acceptance=wilson(accepted, prompted),
+        conversion=wilson(converted, prompted),
+        holdout_conversion=wilson(held_conv, held),
+        uplift=newcombe(converted, prompted, held_conv, held),
+    )
+
+
+def outcome_rows(stats: Mapping[str, int]) -> list[OutcomeRow]:
+    """One row per prompt kind that happened, then the total."""
+    rows = []
+    for kind in PromptKind:
+        k = kind.value
+        if stats.get(f"prompt:{k}", 0) or stats.get(f"holdout:{k}", 0):
+            rows.append(_row(k, stats, f":{k}"))
+    rows.append(_row("all", stats, ""))
+    return rows
+
+
+def decode_stats(raw: Mapping[bytes, bytes]) -> dict[str, int]:
+    out = {}
+    for k, v in raw.items():
+        try:
+            out[k.decode()] = int(v)
+        except ValueError:
+            continue
+    return out

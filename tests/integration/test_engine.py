@@ -1,0 +1,286 @@
+"""The engine on a real Redis with time passed in: dedupe, claims, caps across events,
+conversions at checkout, feedback, holdout, open-till, long dwell, re-routing, hot reload."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from broker_config.contract import (
+    AssociateStatus,
+    CheckoutEvent,
+    EnvelopeSource,
+    Feedback,
+    FootfallEvent,
+    PresenceEvent,
+    Prompt,
+    PromptKind,
+    Topics,
+    encode,
+)
+from floorwalker.config import StoreConfig
+from recommender.crm import DAY, load_into_redis, read_crm
+from recommender.engine import Outbound, Recommender
+from recommender.keys import Keys
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def engine(redis_client: redis.Redis, prefix: str, store_config: StoreConfig) -> Iterator[Recommender]:
+    keys = Keys(store_config.store, prefix)
+    assert store_config.crm is not None
+    model = load_into_redis(redis_client, keys, read_crm(store_config.crm).members, T0)
+    yield Recommender(store_config, redis_client, Topics(prefix), keys, model=model)
+
+
+gw = EnvelopeSource("gw-fresh")
+gw_entrance = EnvelopeSource("gw-entrance")
+gw_checkout = EnvelopeSource("gw-checkout")
+pos = EnvelopeSource("pos-1")
+
+
+def enter(
+    e: Recommender, zone: str, member: str, ts: float, action: str = "enter"
+) -> tuple[PresenceEvent, bytes]:
+    source = gw_entrance if zone == "entrance" else gw
+    event = source.make(PresenceEvent, ts, member=member, action=action)
+    return event, encode(event)
+
+
+def send(e: Recommender, zone: str, member: str, ts: float, now: float | None = None) -> list[Prompt]:
+    _, data = enter(e, zone, member, ts)
+    return prompts(e.handle(e.topics.presence(e.config.store, zone), data, now or ts))
+
+
+def checkout(e: Recommender, member: str | None, ts: float, *categories: str) -> list[Prompt]:
+    items = [{"sku": f"{c}-1", "category": c, "qty": 1, "amount_cents": 500} for c in categories]
+    event = pos.make(CheckoutEvent, ts, member=member, items=items, total_cents=500 * len(items))
+    out = e.handle(e.topics.checkout(e.config.store, "lane-1"), encode(event), ts)
+    e.after_publish()
+    return prompts(out)
+
+
+def prompts(out: list[Outbound]) -> list[Prompt]:
+    return [Prompt.model_validate_json(o.payload) for o in out if o.topic.endswith("/prompt")]
+
+
+def feedback(e: Recommender, prompt: Prompt, associate: str, outcome: str, ts: float, **more: object) -> None:
+    fb = EnvelopeSource(f"handheld-{associate}").make(
+        Feedback, ts, prompt_id=prompt.event_id, outcome=outcome, **more
+    )
+    assert e.handle(e.topics.feedback(e.config.store, associate), encode(fb), ts) == []
+    e.after_publish()
+
+
+def stats(e: Recommender, client: redis.Redis) -> dict[str, int]:
+    e.flush_stats()
+    return {k.decode(): int(v) for k, v in client.hgetall(e.keys.stats).items()}  # type: ignore[union-attr]
+
+
+def test_a_redelivered_event_never_prompts_twice(engine: Recommender) -> None:
+    _, data = enter(engine, "pantry", "m_chen0001", T0)
+    topic = engine.topics.presence(engine.config.store, "pantry")
+    first = prompts(engine.handle(topic, data, T0))
+    again = prompts(engine.handle(topic, data, T0 + 1))
+    assert [p.kind for p in first] == [PromptKind.REPLENISHMENT_DUE] and again == []
+    assert first[0].reason is not None and first[0].reason.rule == "replenishment_due"
+    assert first[0].reason.facts["category"] == "sauces"
+
+
+def test_two_events_of_one_member_in_one_batch_see_each_others_claims(engine: Recommender) -> None:
+    topic = engine.topics.presence(engine.config.store, "entrance")
+    batch = [(topic, enter(engine, "entrance", "m_haddad008", T0 + i)[1]) for i in range(3)]
+    out = engine.handle_batch(batch, T0 + 3)
+    assert [p.kind for r in out for p in prompts(r)] == [PromptKind.GREET_VIP]
+
+
+def test_contact_policy_spans_the_visit_and_checkout_ends_it(engine: Recommender) -> None:
+    # Chen: replenishment in the pantry; the VIP greeting is held back by the minimum gap...
+    assert [p.kind for p in send(engine, "pantry", "m_chen0001", T0)] == [PromptKind.REPLENISHMENT_DUE]
+    assert send(engine, "entrance", "m_chen0001", T0 + 10) == []
+    # ... and comes once the gap has passed; then the visit policy (two prompts) is reached.
+    assert [p.kind for p in send(engine, "produce", "m_chen0001", T0 + 200)] == [PromptKind.GREET_VIP]
+    assert send(engine, "pantry", "m_chen0001", T0 + 400) == []  # cross-sell noodles, but 2 per visit
+    assert checkout(engine, "m_chen0001", T0 + 500, "milk") == []
+    # A new visit (soy sauce still not bought): replenishment may come again, within its per-day cap of 2.
+    again = send(engine, "pantry", "m_chen0001", T0 + 900)
+    assert [p.kind for p in again] == [PromptKind.REPLENISHMENT_DUE]
+
+
+def test_conversion_at_checkout_counts_once_and_updates_the_profile(
+    engine: Recommender, redis_client: redis.Redis
+) -> None:
+    [prompt] = send(engine, "pantry", "m_chen0001", T0)
+    engine.after_publish()
+    feedback(engine, prompt, "a-ben", "accepted", T0 + 20)
+    feedback(engine, prompt, "a-ben", "accepted", T0 + 21)  # a repeated tap counts once
+    orders_before = int(redis_client.hget(engine.keys.profile("m_chen0001"), "orders") or 0)
+    checkout(engine, "m_chen0001", T0 + 300, "sauces", "milk")
+    checkout(engine, "m_chen0001", T0 + 400, "sauces")  # the suggestion converts only once
+    s = stats(engine, redis_client)
+    assert s["feedback:accepted"] == 1 and s["feedback:accepted:replenishment_due"] == 1
+    assert s["converted"] == 1 and s["converted:replenishment_due"] == 1
+    profile = redis_client.hgetall(engine.keys.profile("m_chen0001"))
+    assert int(profile[b"orders"]) == orders_before + 1  # two tills the same day: one occasion
+    assert float(profile[b"last:sauces"]) == pytest.approx(T0 + 400)
+    # The usual interval moved towards the 32-day gap (0.7 x 31 + 0.3 x 32 days).
+    assert float(profile[b"interval:sauces"]) == pytest.approx((0.7 * 31 + 0.3 * 32) * DAY, rel=0.01)
+    assert redis_client.exists(engine.keys.visit("m_chen0001")) == 0
+
+
+def test_feedback_right_after_the_prompt_finds_its_record(
+    engine: Recommender, redis_client: redis.Redis
+) -> None:
+    [prompt] = send(engine, "pantry", "m_chen0001", T0)  # its record is written with the next batch
+    fb = EnvelopeSource("handheld-a-ben").make(Feedback, T0 + 1, prompt_id=prompt.event_id, outcome="done")
+    engine.handle(engine.topics.feedback(engine.config.store, "a-ben"), encode(fb), T0 + 1)
+    assert stats(engine, redis_client)["feedback:done:replenishment_due"] == 1
+
+
+def test_dismissal_starts_the_cool_down(engine: Recommender, redis_client: redis.Redis) -> None:
+    [greet] = send(engine, "entrance", "m_haddad008", T0)
+    engine.after_publish()
+    feedback(engine, greet, "a-amy", "dismissed", T0 + 5, reason="customer_busy")
+    checkout(engine, "m_haddad008", T0 + 100)  # visit over
+    assert send(engine, "entrance", "m_haddad008", T0 + 1000) == []  # within the 1 h cool-down
+    checkout(engine, "m_haddad008", T0 + 1100)
+    assert [p.kind for p in send(engine, "entrance", "m_haddad008", T0 + 4000)] == [PromptKind.GREET_VIP]
+    s = stats(engine, redis_client)
+    assert s["feedback:dismissed:greet_vip"] == 1 and s["dismissed:customer_busy"] == 1
+    assert s["blocked:cooldown"] == 1
+
+
+def test_holdout_member_is_never_prompted_but_counted(engine: Recommender, redis_client: redis.Redis) -> None:
+    # Mr Rossi is in the demo catalog's holdout; he buys vegetables weekly, the last 9 days ago.
+    assert send(engine, "produce", "m_rossi0007", T0) == []
+    checkout(engine, "m_rossi0007", T0 + 300, "vegetables")
+    s = stats(engine, redis_client)
+    assert s["holdout"] == 1 and s.get("prompts", 0) == 0
+    assert s["holdout_converted"] == 1
+
+
+def test_non_member_checkout_is_invited_once(engine: Recommender) -> None:
+    event = pos.make(CheckoutEvent, T0, member=None, items=[], total_cents=0)
+    topic = engine.topics.checkout(engine.config.store, "lane-1")
+    first = engine.handle(topic, encode(event), T0)
+    assert [p.kind for p in prompts(first)] == [PromptKind.JOIN_INVITE]
+    assert first[0].topic.endswith("/handheld/a-dan/prompt")
+    assert engine.handle(topic, encode(event), T0 + 1) == []
+
+
+def test_long_queue_asks_a_manager_to_open_a_till_once_per_cool_down(engine: Recommender) -> None:
+    topic = engine.topics.footfall(engine.config.store, "checkout")
+
+    def count(queue: int, ts: float) -> list[Outbound]:
+        event = gw_checkout.make(
+            FootfallEvent, ts, window_s=10, entered=3, exited=1, occupancy=9, queue_length=queue
+        )
+        return engine.handle(topic, encode(event), ts)
+
+    assert count(2, T0) == []
+    out = count(6, T0 + 10)
+    [prompt] = prompts(out)
+    assert prompt.kind is PromptKind.OPEN_TILL and prompt.customer.member is None
+    assert out[0].topic.endswith("/handheld/a-amy/prompt")  # the demo store's manager
+    assert "6 people queue" in prompt.suggestion
+    assert count(7, T0 + 20) == []  # cool-down (5 minutes)
+    assert prompts(count(7, T0 + 400))
+
+
+def test_long_dwell_is_noticed_on_the_tick(engine: Recommender) -> None:
+    send(engine, "produce", "m_kowalsk09", T0)  # nothing due in produce for him
+    assert engine.tick(T0 + 60) == []
+    [prompt] = prompts(engine.tick(T0 + 130))
+    assert prompt.kind is PromptKind.LONG_DWELL_HELP and "2 minutes" in prompt.why
+    assert engine.tick(T0 + 140) == []  # once per stay in a zone
+
+
+def test_not_accepted_in_time_is_rerouted(engine: Recommender) -> None:
+    [prompt] = send(engine, "pantry", "m_chen0001", T0)
+    assert engine.tick(T0 + 30) == []
+    [moved] = engine.tick(T0 + 50)
+    assert moved.topic.endswith("/handheld/a-amy/prompt")
+    assert Prompt.model_validate_json(moved.payload).event_id == prompt.event_id  # the same prompt
+
+
+def test_associate_status_steers_routing(engine: Recommender) -> None:
+    status = EnvelopeSource("handheld-a-ben").make(AssociateStatus, T0, state="on_break")
+    assert (
+        engine.handle(engine.topics.associate_status(engine.config.store, "a-ben"), encode(status), T0) == []
+    )
+    out = engine.handle(
+        engine.topics.presence(engine.config.store, "pantry"),
+        enter(engine, "pantry", "m_chen0001", T0)[1],
+        T0,
+    )
+    assert len(out) == 1 and not out[0].topic.endswith("/a-ben/prompt")
+
+
+def test_catalog_hot_reload_and_a_broken_file_keeps_the_old(
+    engine: Recommender, tmp_path: Path, store_config: StoreConfig
+) -> None:
+    from recommender.catalog import DEFAULT_CATALOG, CatalogWatcher
+
+    path = tmp_path / "catalog.yaml"
+    path.write_text(DEFAULT_CATALOG.read_text())
+    engine.catalog = CatalogWatcher.open(path)
+    path.write_text(DEFAULT_CATALOG.read_text().replace("tiers: [gold, platinum]", "tiers: [gold]"))
+    os.utime(path, (1, 1))
+    assert engine.reload_catalog()
+    assert send(engine, "entrance", "m_haddad008", T0) == []  # platinum is no longer greeted
+    path.write_text("actions: [")
+    os.utime(path, (2, 2))
+    assert not engine.reload_catalog()
+    assert engine.core.catalog.by_kind(PromptKind.GREET_VIP)[0].eligible.tiers == ["gold"]
+
+
+def test_scripts_reload_after_redis_lost_its_script_cache(
+    engine: Recommender, redis_client: redis.Redis
+) -> None:
+    redis_client.script_flush()
+    assert [p.kind for p in send(engine, "entrance", "m_haddad008", T0)] == [PromptKind.GREET_VIP]
+
+
+def test_late_older_event_does_not_move_the_customer_back(
+    engine: Recommender, redis_client: redis.Redis
+) -> None:
+    send(engine, "produce", "m_kowalsk09", T0 + 10)
+    send(engine, "pantry", "m_kowalsk09", T0 + 5, now=T0 + 11)  # older, arrives late
+    assert redis_client.hget(engine.keys.visit("m_kowalsk09"), "zone") == b"produce"
+    assert stats(engine, redis_client)["outcome:out_of_order"] == 1
+
+
+def test_leave_clears_only_the_zone_left(engine: Recommender, redis_client: redis.Redis) -> None:
+    send(engine, "pantry", "m_kowalsk09", T0)
+    topic = engine.topics.presence(engine.config.store, "produce")
+    engine.handle(topic, enter(engine, "produce", "m_kowalsk09", T0 + 1, "leave")[1], T0 + 1)
+    assert redis_client.hget(engine.keys.visit("m_kowalsk09"), "zone") == b"pantry"
+    topic = engine.topics.presence(engine.config.store, "pantry")
+    engine.handle(topic, enter(engine, "pantry", "m_kowalsk09", T0 + 2, "leave")[1], T0 + 2)
+    assert redis_client.hget(engine.keys.visit("m_kowalsk09"), "zone") is None
+
+
+def test_stale_event_updates_state_but_prompts_nobody(engine: Recommender, redis_client: redis.Redis) -> None:
+    assert send(engine, "pantry", "m_chen0001", T0, now=T0 + 600) == []  # 10 minutes late
+    assert redis_client.hget(engine.keys.visit("m_chen0001"), "zone") == b"pantry"
+    assert stats(engine, redis_client)["outcome:stale"] == 1
+
+
+def test_per_customer_state_expires_and_stays_bounded(engine: Recommender, redis_client: redis.Redis) -> None:
+    for i in range(200):
+        send(engine, "pantry" if i % 2 else "produce", "m_kowalsk09", T0 + i)
+    k = engine.keys
+    assert redis_client.zcard(k.member_seen("m_kowalsk09")) == engine.config.rules.dedupe_window
+    for key in (k.member_seen("m_kowalsk09"), k.visit("m_kowalsk09")):
+        assert 0 < redis_client.ttl(key) <= engine.config.rules.dedupe_ttl_s
+    [prompt] = send(engine, "pantry", "m_chen0001", T0 + 300)
+    engine.after_publish()
+    for key in (k.contacts("m_chen0001"), k.suggested("m_chen0001"), k.prompt(prompt.event_id)):
+        assert redis_client.ttl(key) > 0

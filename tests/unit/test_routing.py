@@ -1,0 +1,112 @@
+"""Routing: the best associate for a prompt, busy and away associates, the usual associate,
+managers for store-wide prompts, hourly caps, and re-routing when not accepted in time."""
+
+from __future__ import annotations
+
+import pytest
+
+from floorwalker.config import StoreConfig
+from recommender.routing import OpenPrompt, Router
+
+T = 1_800_000_000.0
+
+
+def _open(
+    router: Router, pid: str, associate: str, zone: str = "pantry", at: float = T, ttl: float = 300
+) -> OpenPrompt:
+    prompt = OpenPrompt(pid, associate, zone, None, False, at, at + ttl, None, b"{}")
+    router.sent(prompt)
+    return prompt
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        ("entrance", "a-amy"),
+        ("produce", "a-amy"),
+        ("pantry", "a-ben"),
+        ("dairy", "a-cara"),
+        ("checkout", "a-dan"),
+    ],
+)
+def test_zone_goes_to_who_looks_after_it(store_config: StoreConfig, zone: str, expected: str) -> None:
+    assert Router(store_config).choose(zone, T) == expected
+
+
+def test_usual_associate_first(store_config: StoreConfig) -> None:
+    assert Router(store_config).choose("pantry", T, usual="a-cara") == "a-cara"
+
+
+def test_busy_associate_is_passed_over_for_the_nearest_free_one(store_config: StoreConfig) -> None:
+    router = Router(store_config)
+    _open(router, "p1", "a-ben")
+    assert router.busy("a-ben", T + 1)
+    # Pantry (10-20 m) is next to produce (Amy) and dairy/beauty (Cara); Amy's produce is nearer.
+    assert router.choose("pantry", T + 1) == "a-amy"
+    assert not router.busy("a-ben", T + 301)  # the prompt expired
+    assert router.choose("pantry", T + 301) == "a-ben"
+
+
+def test_associates_on_a_break_or_signed_out_get_nothing(store_config: StoreConfig) -> None:
+    router = Router(store_config)
+    router.set_status("a-ben", "on_break", None)
+    router.set_status("a-cara", "signed_out", None)
+    assert router.choose("pantry", T) == "a-amy"
+    router.set_status("a-ben", "available", "pantry")
+    assert router.choose("pantry", T) == "a-ben"
+
+
+def test_an_associate_standing_in_the_zone_counts_as_home(store_config: StoreConfig) -> None:
+    router = Router(store_config)
+    router.set_status("a-ben", "on_break", None)
+    router.set_status("a-dan", "available", "pantry")  # Dan walked over to the pantry
+    assert router.choose("pantry", T) == "a-dan"
+
+
+def test_store_wide_prompts_go_to_a_manager(store_config: StoreConfig) -> None:
+    router = Router(store_config)
+    assert router.choose("checkout", T, manager=True) == "a-amy"  # the demo's manager
+    router.set_status("a-amy", "on_break", None)
+    assert router.choose("checkout", T, manager=True) is None  # no other manager on the floor
+
+
+def test_hourly_cap_per_associate(store_config: StoreConfig) -> None:
+    router = Router(store_config)
+    for i in range(3):
+        _open(router, f"p{i}", "a-ben", at=T + i, ttl=1)  # answered quickly
+    assert router.choose("pantry", T + 10, cap_per_hour=3) != "a-ben"
+    assert router.choose("pantry", T + 10, cap_per_hour=4) == "a-ben"
+    for other in ("a-amy", "a-cara", "a-dan"):
+        for i in range(3):
+            _open(router, f"{other}{i}", other, at=T + i, ttl=1)
+    assert router.choose("pantry", T + 10, cap_per_hour=3) is None  # nobody may be flooded, lead included
+    assert router.choose("pantry", T + 3700, cap_per_hour=3) == "a-ben"  # an hour later
+
+
+def test_till_prompts_stay_with_the_lane_associate_unless_away(store_config: StoreConfig) -> None:
+    router = Router(store_config)
+    _open(router, "p1", "a-dan", zone="checkout")
+    assert router.for_lane("lane-1", T + 1) == "a-dan"  # serving this customer anyway
+    router.set_status("a-dan", "on_break", None)
+    assert router.for_lane("lane-1", T + 1) not in (None, "a-dan")
+
+
+def test_not_accepted_in_time_is_rerouted_once_per_associate(store_config: StoreConfig) -> None:
+    router = Router(store_config, reroute_after_s=45)
+    prompt = _open(router, "p1", "a-ben")
+    assert router.due(T + 30) == []
+    [(moved, to)] = router.due(T + 46)
+    assert moved is prompt and to == "a-amy" and prompt.associate == "a-amy"
+    [(_, to2)] = router.due(T + 92)
+    assert to2 not in ("a-ben", "a-amy")  # never back to someone who let it pass
+    assert prompt.tried == {"a-ben", "a-amy", to2}
+
+
+def test_accepted_prompts_stay_and_answered_ones_free_the_associate(store_config: StoreConfig) -> None:
+    router = Router(store_config, reroute_after_s=45)
+    _open(router, "p1", "a-ben")
+    router.answered("p1", "accepted")
+    assert router.due(T + 100) == [] and router.busy("a-ben", T + 100)
+    router.answered("p1", "done")
+    assert not router.busy("a-ben", T + 100)
+    assert router.answered("p-unknown", "done") is None
