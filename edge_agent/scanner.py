@@ -67,7 +67,7 @@ def read_trace(path: Path, gateway: str | None = None) -> Iterator[tuple[int, st
 
 
 class ReplayScanner:
-    """Plays a trace's lines for one gateway, paced by their timestamps (``speed`` × faster)."""
+    """Plays a trace's lines for one gateway, paced by their timestamps (``speed`` times faster)."""
 
     def __init__(self, config: ReplayScannerConfig, gateway: str) -> None:
         self.config = config
