@@ -104,7 +104,13 @@ SAMPLES: dict[TopicKind, tuple[str | None, object]] = {
             T,
             window_s=1.0,
             sightings=[
-                {"eid": "0f1e2d3c4b5a6978", "rssi_dbm": -67.5, "distance_m": 3.2, "adverts": 4, "last_seen": T}
+                {
+                    "eid": "0f1e2d3c4b5a6978",
+                    "rssi_dbm": -67.5,
+                    "distance_m": 3.2,
+                    "adverts": 4,
+                    "last_seen": T,
+                }
             ],
         ),
     ),
