@@ -28,7 +28,7 @@ import math
 import random
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -92,7 +92,7 @@ def demo_walks(
         targets.append(((door[0], door[1] + 0.3), 0.0))
         speed = rng.uniform(0.8, 1.3)
 
-        def emit(px: float, py: float, ts: float, shopper: str = f"s{n}", ref: str = member) -> None:
+        def emit(px: float, py: float, ts: float, shopper: str = f"s{seed}-{n}", ref: str = member) -> None:
             zone = config.zone_at((px, py))
             samples.append(
                 PositionSample(
@@ -136,7 +136,7 @@ def read_truth(path: Path) -> list[PositionSample]:
     return out
 
 
-def write_trace(path: Path, records: Iterable[dict[str, object]]) -> int:
+def write_trace(path: Path, records: Iterable[Mapping[str, object]]) -> int:
     n = 0
     with path.open("w") as fh:
         for r in records:

@@ -36,6 +36,10 @@ from floorwalker.config import StoreConfig
 from simulators.movement import PositionSample
 
 
+#: Samples further apart than this are separate visits: the phone is not heard in between.
+MAX_GAP_S = 10.0
+
+
 @dataclass(frozen=True, slots=True)
 class RadioParams:
     advert_interval_s: float = 0.2
@@ -140,6 +144,9 @@ class RadioModel:
             if i + 1 >= len(path):
                 return
             a, b = path[i], path[i + 1]
+            if b.ts - a.ts > MAX_GAP_S:  # the shopper was not in the store in between
+                t = b.ts
+                continue
             f = (t - a.ts) / (b.ts - a.ts) if b.ts > a.ts else 0.0
             x, y = a.x + (b.x - a.x) * f, a.y + (b.y - a.y) * f
             if math.hypot(b.x - a.x, b.y - a.y) > 0.05:
