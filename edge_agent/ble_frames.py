@@ -41,6 +41,10 @@ AD_MANUFACTURER: Final = 0xFF
 
 _BT_BASE_SUFFIX: Final = "-0000-1000-8000-00805f9b34fb"
 _URL_SCHEMES: Final = ("http://www.", "https://www.", "http://", "https://")
+_URL_EXPANSIONS: Final = (
+    ".com/", ".org/", ".edu/", ".net/", ".info/", ".biz/", ".gov/",
+    ".com", ".org", ".edu", ".net", ".info", ".biz", ".gov",
+)  # fmt: skip
 
 
 class FrameProblem(StrEnum):
@@ -199,11 +203,15 @@ def _eddystone(value: bytes) -> Frame:
             raise FrameError(FrameProblem.TRUNCATED, "Eddystone-URL without a scheme")
         if value[2] >= len(_URL_SCHEMES):
             raise FrameError(FrameProblem.MALFORMED, f"Eddystone-URL scheme {value[2]}")
-        try:
-            rest = value[3:].decode("ascii")
-        except UnicodeDecodeError:
-            raise FrameError(FrameProblem.MALFORMED, "Eddystone-URL is not ASCII") from None
-        return EddystoneUrl(_URL_SCHEMES[value[2]] + rest, _signed(value[1]))
+        parts = [_URL_SCHEMES[value[2]]]
+        for b in value[3:]:
+            if b < len(_URL_EXPANSIONS):
+                parts.append(_URL_EXPANSIONS[b])
+            elif 0x20 < b < 0x7F:
+                parts.append(chr(b))
+            else:
+                raise FrameError(FrameProblem.MALFORMED, f"Eddystone-URL byte 0x{b:02x} is reserved")
+        return EddystoneUrl("".join(parts), _signed(value[1]))
     if kind == 0x20:
         if len(value) < 2:
             raise FrameError(FrameProblem.TRUNCATED, "Eddystone-TLM without a version")

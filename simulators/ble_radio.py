@@ -35,7 +35,6 @@ from edge_agent.eid import MemberBeacon, member_secret
 from floorwalker.config import StoreConfig
 from simulators.movement import PositionSample
 
-
 #: Samples further apart than this are separate visits: the phone is not heard in between.
 MAX_GAP_S = 10.0
 
