@@ -147,7 +147,7 @@ class BlePresenceConfig(_Strict):
     #: Fuser: a gateway's reading older than this no longer counts.
     stale_s: float = Field(default=4.0, gt=0, le=600)
     #: Switch zones only when the new zone's evidence leads by this margin (log-likelihood) ...
-    hysteresis: float = Field(default=1.0, ge=0, le=100)
+    hysteresis: float = Field(default=2.0, ge=0, le=100)
     #: ... continuously for this long.
     min_dwell_s: float = Field(default=1.0, ge=0, le=600)
     #: Unheard by every online gateway for this long: the member left (zone "away").

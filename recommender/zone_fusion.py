@@ -53,7 +53,7 @@ class ZoneChange:
 @dataclass(frozen=True, slots=True)
 class FusionParams:
     stale_s: float = 4.0
-    hysteresis: float = 1.0
+    hysteresis: float = 2.0
     min_dwell_s: float = 1.0
     away_timeout_s: float = 12.0
     sigma_db: float = 4.0
