@@ -165,10 +165,12 @@ class BleakRadioScanner:
                 return
             except Exception as exc:  # bleak, D-Bus and OS errors all mean: no usable adapter now
                 self.restarts += 1
-                self.status = (
-                    f"ble: adapter {adapter} unavailable ({type(exc).__name__}: {str(exc)[:120]}); "
-                    f"retrying in {delay:.0f} s"
+                why = (
+                    "no D-Bus system bus: is bluetoothd running?"
+                    if isinstance(exc, FileNotFoundError)
+                    else f"{type(exc).__name__}: {str(exc)[:120]}"
                 )
+                self.status = f"ble: adapter {adapter} unavailable ({why}); retrying in {delay:.1f} s"
                 log.warning("%s", self.status)
             end = time.monotonic() + delay
             while not stop.is_set() and time.monotonic() < end:
