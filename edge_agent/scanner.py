@@ -32,6 +32,8 @@ from floorwalker.config import BleakScannerConfig, BleScannerConfig, ReplayScann
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Advert], None]
+#: A replay jumps over silences longer than this (trace time), rather than wait them out.
+MAX_REPLAY_GAP_S = 30.0
 
 
 class Scanner(Protocol):
@@ -97,6 +99,9 @@ class ReplayScanner:
                 if self._origin is None:
                     self._origin = (time.time(), item.ts)
                 wait = (item.ts - self.now()) / self.config.speed
+                if wait * self.config.speed > MAX_REPLAY_GAP_S:
+                    # A long silence in the recording (or a bogus first time): skip it.
+                    self._origin, wait = (time.time(), item.ts), 0.0
                 if wait > 0 and stop.wait(wait):
                     return
                 sink(item)

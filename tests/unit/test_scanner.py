@@ -57,3 +57,13 @@ def test_bleak_with_a_missing_adapter_reports_and_retries() -> None:
     assert scanner.restarts >= 2
     assert scanner.status.startswith("ble: adapter hci9 unavailable (")
     assert "retrying in" in scanner.status
+
+
+def test_replay_jumps_over_a_long_silence(tmp_path: Path) -> None:
+    now = time.time()
+    lines = [json.dumps({"ts": t, "gateway": "gw-a", "rssi": -60, "adv": ADV}) for t in (1.0, now, now + 0.1)]
+    (tmp_path / "t.jsonl").write_text("\n".join(lines) + "\n")
+    got: list[Advert] = []
+    started = time.monotonic()
+    ReplayScanner(ReplayScannerConfig(path=tmp_path / "t.jsonl"), "gw-a").run(got.append, threading.Event())
+    assert len(got) == 3 and time.monotonic() - started < 5
