@@ -248,6 +248,8 @@ class StoreConfig(_Strict):
         for entrance in self.entrances:
             if entrance.zone not in zones:
                 raise ValueError(f"entrance {entrance.id!r} opens into unknown zone {entrance.zone!r}")
+        if self.ble_presence.fuser in {g.id for g in self.gateways}:
+            raise ValueError(f"ble_presence.fuser {self.ble_presence.fuser!r} is also a gateway id")
         if self.floor_lead not in associates:
             raise ValueError(f"floor_lead {self.floor_lead!r} is not one of the associates")
         if self.floor is not None:
