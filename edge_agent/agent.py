@@ -5,6 +5,11 @@ Each camera runs on its own thread (:class:`edge_agent.camera_worker.CameraWorke
 health goes into the status (``sensors``, and a one-line summary in ``detail``), sent with
 every heartbeat and, throttled, whenever a camera's state changes. A camera that fails
 is reported there; the gateway and its other cameras keep running.
+
+With a BLE scanner configured (``scanner:`` on the gateway, or a replay trace given on the
+command line) it also scans: adverts go through :class:`SightingTable` and, every
+``report_interval_s``, what is due goes out as one :class:`BleReport`. Scanner trouble
+(a dead adapter, a bad trace line) and drop counts are in the status ``detail``.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import time
 from collections.abc import Sequence
 
 from broker_config.contract import SensorHealth, Topics
+from edge_agent.ble_sightings import Advert, SightingTable
 from edge_agent.gateway_config import CameraConfig
 from edge_agent.publisher import EdgePublisher
-from floorwalker.config import StoreConfig
+from edge_agent.scanner import Scanner, make_scanner
+from floorwalker.config import BleScannerConfig, StoreConfig
 from floorwalker.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -32,6 +39,10 @@ def summarize(sensors: Sequence[SensorHealth]) -> str:
     return "; ".join(parts)[:300]
 
 
+#: Sightings per BleReport (the contract allows 200).
+MAX_SIGHTINGS = 200
+
+
 def run_gateway(
     config: StoreConfig,
     gateway: str,
@@ -42,25 +53,39 @@ def run_gateway(
     topic_prefix: str = "",
     heartbeat_s: float = 30.0,
     cameras: Sequence[CameraConfig] = (),
+    scanner: BleScannerConfig | None = None,
 ) -> None:
-    """Serve as gateway ``gateway`` of ``config.store`` until ``stop`` is set."""
+    """Serve as gateway ``gateway`` of ``config.store`` until ``stop`` is set.
+
+    ``scanner`` overrides the gateway's configured BLE scanner (e.g. a replay trace).
+    """
     from edge_agent.camera_worker import CameraWorker
 
-    known = [g.id for g in config.gateways]
-    if gateway not in known:
-        raise ConfigError(f"gateway {gateway!r} is not in store {config.store!r} (known: {', '.join(known)})")
+    gw = next((g for g in config.gateways if g.id == gateway), None)
+    if gw is None:
+        known = ", ".join(g.id for g in config.gateways)
+        raise ConfigError(f"gateway {gateway!r} is not in store {config.store!r} (known: {known})")
     publisher = EdgePublisher(config.store, gateway, mqtt_host, mqtt_port, topics=Topics(topic_prefix))
     lane_zones = {lane.id: lane.zone for lane in config.lanes if lane.zone is not None}
     changed = threading.Event()
     workers = [CameraWorker(cam, publisher, lane_zones, on_change=changed.set) for cam in cameras]
+    scanner_config = scanner or gw.scanner
+    ble = _BleSide(config, gateway, scanner_config, stop) if scanner_config is not None else None
     publisher.start(time.time())
     log.info("gateway %s online at %s", gateway, publisher.link.url)
     for w in workers:
         w.start()
     try:
+        if ble is not None:
+            ble.start()
+        # Wake for BLE reports when scanning; otherwise only for camera changes and heartbeats.
+        tick = config.ble_presence.report_interval_s if ble is not None else 0.25
         next_beat = time.monotonic() + heartbeat_s
         while not stop.is_set():
-            if changed.wait(0.25):
+            camera_changed = changed.wait(tick)
+            if ble is not None:
+                ble.publish_due(publisher)
+            if camera_changed:
                 changed.clear()
                 stop.wait(STATUS_MIN_INTERVAL_S)  # let a burst of changes settle into one status
             elif time.monotonic() < next_beat:
@@ -69,9 +94,62 @@ def run_gateway(
                 break
             next_beat = time.monotonic() + heartbeat_s
             sensors = [w.health() for w in workers]
-            publisher.heartbeat(time.time(), summarize(sensors), sensors)
+            detail = "; ".join(d for d in (summarize(sensors), ble.detail() if ble else "") if d)
+            publisher.heartbeat(time.time(), detail[:300], sensors)
     finally:
         for w in workers:
             w.stop()
         publisher.stop(time.time())
         log.info("gateway %s offline", gateway)
+
+
+class _BleSide:
+    """The scanner thread and the sighting table it feeds (guarded by one lock)."""
+
+    def __init__(
+        self, config: StoreConfig, gateway: str, scanner: BleScannerConfig, stop: threading.Event
+    ) -> None:
+        gw = next(g for g in config.gateways if g.id == gateway)
+        p = config.ble_presence
+        self.table = SightingTable(gw.ble, change_db=p.report_change_db, heartbeat_s=p.report_heartbeat_s)
+        self.scanner: Scanner = make_scanner(scanner, gateway)
+        self._lock = threading.Lock()
+        self._stop = stop
+        self._thread = threading.Thread(target=self._run, name=f"ble-{gateway}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.scanner.run(self._add, self._stop)
+
+    def _add(self, advert: Advert) -> None:
+        with self._lock:
+            self.table.add(advert)
+
+    def publish_due(self, publisher: EdgePublisher) -> None:
+        now = self.scanner.now()
+        with self._lock:
+            window, due = self.table.report(now)
+        # One report holds at most MAX_SIGHTINGS ids (the contract's bound); a crowd takes several.
+        for start in range(0, len(due), MAX_SIGHTINGS):
+            publisher.ble_report(
+                now,
+                window,
+                [
+                    {
+                        "eid": s.eid,
+                        "rssi_dbm": s.rssi_dbm,
+                        "distance_m": s.distance_m,
+                        "adverts": s.adverts,
+                        "last_seen": s.last_seen,
+                    }
+                    for s in due[start : start + MAX_SIGHTINGS]
+                ],
+            )
+
+    def detail(self) -> str:
+        with self._lock:
+            summary = self.table.summary()
+        status = self.scanner.status
+        return (f"{status}; " if status else "ble ok: ") + summary

@@ -17,12 +17,15 @@ from typing import Literal
 import paho.mqtt.client as mqtt
 
 from broker_config.contract import (
+    SPECS,
+    BleReport,
     CheckoutEvent,
     EnvelopeSource,
     FootfallEvent,
     GatewayStatus,
     PresenceEvent,
     SensorHealth,
+    TopicKind,
     Topics,
     encode,
 )
@@ -113,6 +116,14 @@ class EdgePublisher:
         with self._lock:
             event = self._source.make(CheckoutEvent, ts, member=member, items=items, total_cents=total)
             self.link.publish(self.topics.checkout(self.store, lane), encode(event))
+        return event.event_id
+
+    def ble_report(self, ts: float, window_s: float, sightings: list[dict[str, object]]) -> str:
+        """A batch of BLE sightings (ephemeral ids only) on this gateway's ``ble`` topic."""
+        qos = SPECS[TopicKind.BLE].qos
+        with self._lock:
+            event = self._source.make(BleReport, ts, window_s=window_s, sightings=sightings)
+            self.link.publish(self.topics.ble(self.store, self.producer), encode(event), qos=qos)
         return event.event_id
 
     def _publish_status(
