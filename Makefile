@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test fuzz lint bench lock services-up services-down clean screenshots
+.PHONY: setup system-deps demo test fuzz faults lint bench lock services-up services-down clean screenshots
 
 setup: system-deps $(STAMP)
 
@@ -33,6 +33,10 @@ screenshots: setup
 # Every parser of outside input, fuzzed well past the sample in `make test` (>100 000 cases).
 fuzz: setup
 	FLOORWALKER_FUZZ_EXAMPLES=40000 $(BIN)/pytest -q tests/fuzz -p no:cacheprovider
+
+# The fault scenarios at the issue's size (10 000 events each; `make test` runs 1 500).
+faults: setup
+	FLOORWALKER_FAULT_EVENTS=10000 $(BIN)/pytest -q -s tests/faults -p no:cacheprovider
 
 bench: setup
 	$(BIN)/floorwalker bench e2e

@@ -67,6 +67,7 @@ def grants(account: Account, store: StoreConfig, prefix: str = "") -> list[Grant
             raise UnknownDevice(f"gateway {ident!r} is not in the store config of {store.store!r}")
         return [
             Grant("readwrite", f"{root}/gw/{ident}/#"),
+            Grant("read", f"{root}/erasure/+/notice"),
             *(Grant("write", f"{root}/zone/{z}/{t}") for z in gw.zones for t in ("footfall", "presence")),
         ]
     if kind is DeviceKind.POS:
@@ -75,7 +76,12 @@ def grants(account: Account, store: StoreConfig, prefix: str = "") -> list[Grant
             raise UnknownDevice(
                 f"POS adapter {ident!r} serves no lane in the store config of {store.store!r}"
             )
-        return [Grant("write", f"{root}/pos/{lane}/checkout") for lane in lanes]
+        return [
+            *(Grant("write", f"{root}/pos/{lane}/checkout") for lane in lanes),
+            # Its outbox: acknowledgements and erasure notices.
+            Grant("read", f"{root}/gw/{ident}/ack"),
+            Grant("read", f"{root}/erasure/+/notice"),
+        ]
     if kind is DeviceKind.HANDHELD:
         if not any(a.id == ident for a in store.associates):
             raise UnknownDevice(f"associate {ident!r} is not in the store config of {store.store!r}")
@@ -91,6 +97,8 @@ def grants(account: Account, store: StoreConfig, prefix: str = "") -> list[Grant
             Grant("read", f"{root}/#"),
             Grant("write", f"{root}/handheld/+/prompt"),
             Grant("write", f"{root}/deadletter"),
+            Grant("write", f"{root}/gw/+/ack"),
+            Grant("write", f"{root}/erasure/+/notice"),
         ],
         "api": [
             Grant("read", f"{root}/#"),

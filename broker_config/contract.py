@@ -16,6 +16,8 @@ Topics are versioned and scoped by store::
     {prefix}fw/v1/{store}/handheld/{associate}/feedback Feedback
     {prefix}fw/v1/{store}/handheld/{associate}/status   AssociateStatus retained
     {prefix}fw/v1/{store}/deadletter                   DeadLetter
+    {prefix}fw/v1/{store}/gw/{producer}/ack            EventAck        recommender -> outbox
+    {prefix}fw/v1/{store}/erasure/{member}/notice      ErasureNotice   retained
 
 ``prefix`` is empty in production; tests and benchmarks set a unique one so that runs
 sharing a broker never see each other's traffic.
@@ -118,6 +120,21 @@ class SensorHealth(BaseModel):
     rate_hz: float | None = Field(default=None, ge=0)
 
 
+class OutboxHealth(BaseModel):
+    """A producer's store-and-forward outbox (``edge_agent/outbox.py``): what waits, and
+    every event it gave up on, counted by why (nothing is dropped silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pending: int = Field(ge=0, description="Events written but not yet acknowledged.")
+    bytes: int = Field(ge=0, description="Payload bytes the pending events take.")
+    oldest_age_s: float = Field(default=0.0, ge=0, description="Age of the oldest pending event.")
+    compacted: int = Field(default=0, ge=0, description="Footfall events merged into a neighbour.")
+    expired: int = Field(default=0, ge=0, description="Presence events older than the policy's limit.")
+    dropped: int = Field(default=0, ge=0, description="Presence events removed over the disk cap.")
+    erased: int = Field(default=0, ge=0, description="Events of members who asked to be erased.")
+
+
 class GatewayStatus(Envelope):
     """Health of a gateway; retained, and the gateway's MQTT last will says ``offline``."""
 
@@ -127,6 +144,8 @@ class GatewayStatus(Envelope):
     detail: ShortText = ""
     #: Per-source health (additive in schema 1; absent from older gateways).
     sensors: list[SensorHealth] = Field(default_factory=list, max_length=32)
+    #: The store-and-forward outbox (additive in schema 1; absent without one).
+    outbox: OutboxHealth | None = None
 
 
 class PresenceEvent(Envelope):
@@ -295,6 +314,26 @@ class DeadLetter(Envelope):
     payload_excerpt: Annotated[str, StringConstraints(max_length=4 * DEADLETTER_EXCERPT_BYTES)]
 
 
+class EventAck(Envelope):
+    """The recommender's acknowledgement to one producer: these events' Redis updates have
+    committed, so the producer's outbox may delete them.
+
+    A list of event ids rather than a ``seq`` watermark: a producer's ``seq`` also counts
+    messages the recommender never sees (status, BLE reports), and a redelivered backlog
+    may arrive interleaved with new events, so a watermark would have gaps it cannot close.
+    """
+
+    event_ids: list[EventId] = Field(min_length=1, max_length=256)
+
+
+class ErasureNotice(Envelope):
+    """A member was erased (``floorwalker member erase``): producers delete every event of
+    theirs about the member still waiting in their outbox. Retained, one topic per member,
+    so a gateway that was offline acts on it when it reconnects."""
+
+    member: MemberRef
+
+
 # --------------------------------------------------------------------------------------
 # Topics
 # --------------------------------------------------------------------------------------
@@ -310,6 +349,8 @@ class TopicKind(StrEnum):
     ASSOCIATE_STATUS = "associate_status"
     DEADLETTER = "deadletter"
     BLE = "ble"
+    ACK = "ack"
+    ERASURE = "erasure"
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +376,8 @@ SPECS: Final[dict[TopicKind, TopicSpec]] = {
         TopicSpec(TopicKind.DEADLETTER, ("deadletter",), DeadLetter, 1, False),
         # QoS 0: a lost report is replaced by the next one within a second.
         TopicSpec(TopicKind.BLE, ("gw", None, "ble"), BleReport, 0, False),
+        TopicSpec(TopicKind.ACK, ("gw", None, "ack"), EventAck, 1, False),
+        TopicSpec(TopicKind.ERASURE, ("erasure", None, "notice"), ErasureNotice, 1, True),
     )
 }
 # Topic parsing looks up (first level below the store, last level) to find the spec.
@@ -398,6 +441,12 @@ class Topics:
 
     def ble(self, store: str, gateway: str) -> str:
         return self.build(TopicKind.BLE, store, gateway)
+
+    def ack(self, store: str, producer: str) -> str:
+        return self.build(TopicKind.ACK, store, producer)
+
+    def erasure(self, store: str, member: str) -> str:
+        return self.build(TopicKind.ERASURE, store, member)
 
     def subscription(self, kind: TopicKind, store: str = "+") -> str:
         """Wildcard filter for every topic of ``kind`` (in one store, or in all)."""

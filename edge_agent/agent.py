@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from broker_config.contract import SensorHealth, Topics
 from edge_agent.ble_sightings import Advert, SightingTable
@@ -54,8 +55,11 @@ def run_gateway(
     heartbeat_s: float = 30.0,
     cameras: Sequence[CameraConfig] = (),
     scanner: BleScannerConfig | None = None,
+    outbox_path: Path | None = None,
 ) -> None:
     """Serve as gateway ``gateway`` of ``config.store`` until ``stop`` is set.
+
+    With ``outbox_path`` every event is kept there (SQLite) until the recommender has it.
 
     ``scanner`` overrides the gateway's configured BLE scanner (e.g. a replay trace).
     """
@@ -65,7 +69,12 @@ def run_gateway(
     if gw is None:
         known = ", ".join(g.id for g in config.gateways)
         raise ConfigError(f"gateway {gateway!r} is not in store {config.store!r} (known: {known})")
-    publisher = EdgePublisher(config.store, gateway, mqtt_host, mqtt_port, topics=Topics(topic_prefix))
+    from edge_agent.outbox import Outbox
+
+    outbox = Outbox(outbox_path) if outbox_path is not None else None
+    publisher = EdgePublisher(
+        config.store, gateway, mqtt_host, mqtt_port, topics=Topics(topic_prefix), outbox=outbox
+    )
     lane_zones = {lane.id: lane.zone for lane in config.lanes if lane.zone is not None}
     changed = threading.Event()
     workers = [CameraWorker(cam, publisher, lane_zones, on_change=changed.set) for cam in cameras]

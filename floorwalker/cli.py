@@ -283,6 +283,12 @@ def edge(
         typer.Option("--ble-replay", help="Scan BLE from this recorded trace (JSONL) instead of the radio."),
     ] = None,
     ble_speed: Annotated[float, typer.Option("--ble-speed", help="Replay speed (1 = as recorded).")] = 1.0,
+    outbox: Annotated[
+        Path | None,
+        typer.Option(
+            "--outbox", help="Store-and-forward outbox (SQLite); default RUN_DIR/outbox-GATEWAY.db."
+        ),
+    ] = None,
 ) -> None:
     """Run a gateway: retained online status, last will offline, heartbeats, its cameras and BLE."""
     from edge_agent.agent import run_gateway
@@ -321,6 +327,7 @@ def edge(
         heartbeat_s=heartbeat_s if heartbeat_s is not None else 30.0,
         cameras=cameras,
         scanner=scanner,
+        outbox_path=outbox or run_dir / f"outbox-{gateway}.db",
     )
 
 

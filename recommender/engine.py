@@ -23,6 +23,7 @@ from broker_config.contract import (
     ContractError,
     DeadLetter,
     EnvelopeSource,
+    EventAck,
     Feedback,
     FootfallEvent,
     Message,
@@ -61,6 +62,10 @@ CONSUMES = (
 )
 #: Dwell checks remembered at most (member -> zone and since when).
 MAX_DWELLERS = 10_000
+#: Events whose producers keep them in an outbox until acknowledged (edge_agent/outbox.py).
+ACKED = (TopicKind.PRESENCE, TopicKind.CHECKOUT, TopicKind.FOOTFALL)
+#: Event ids per acknowledgement message (the contract's limit).
+ACK_CHUNK = 256
 #: A member who has not bought for this long and comes back counts as won back.
 LAPSE_S = 60 * DAY
 
@@ -137,6 +142,8 @@ class Recommender:
         self._after: list[tuple[str, str, dict[str, str]]] = []
         #: In-process counters, flushed to the stats hash by :meth:`flush_stats`.
         self.counters: Counter[str] = Counter()
+        #: producer -> event ids handled in the current batch, acknowledged by :meth:`take_acks`.
+        self._acks: dict[str, list[str]] = {}
 
     def subscriptions(self) -> list[tuple[str, int]]:
         return [(self.topics.subscription(kind), 1) for kind in CONSUMES]
@@ -162,6 +169,7 @@ class Recommender:
         """
         results: list[list[Outbound]] = [[] for _ in messages]
         pending: list[_Pending] = []
+        self._acks = {}  # a batch that failed half-way (Redis down) acknowledges nothing
         for i, (topic, payload) in enumerate(messages):
             try:
                 p = self._prepare(i, topic, payload, now)
@@ -372,6 +380,10 @@ class Recommender:
 
     def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> _Pending | None:
         message = decode(self.topics, topic, payload)
+        if message.address.kind in ACKED:
+            # Acknowledged once the whole batch returns: its scripts ran (or it went to the
+            # dead-letter stream, which is final too).
+            self._acks.setdefault(message.payload.producer, []).append(message.payload.event_id)
         self._check_source(message)
         self.counters["events"] += 1
         body, subject = message.payload, message.address.subject
@@ -482,6 +494,17 @@ class Recommender:
         }
         self._after.append(("prompt", prompt_id, record))
         return [Outbound(self.topics.prompt(self.config.store, associate), data)]
+
+    def take_acks(self, now: float) -> list[Outbound]:
+        """Acknowledgements of the last batch, per producer: publish them only after the
+        batch returned, so an outbox deletes an event only once Redis has it."""
+        acks, self._acks = self._acks, {}
+        out: list[Outbound] = []
+        for producer, ids in acks.items():
+            for i in range(0, len(ids), ACK_CHUNK):
+                ack = self._source.make(EventAck, now, event_ids=ids[i : i + ACK_CHUNK])
+                out.append(Outbound(self.topics.ack(self.config.store, producer), encode(ack)))
+        return out
 
     def _take_id(self) -> str:
         staged, self._staged_id = self._staged_id, None

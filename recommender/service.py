@@ -152,6 +152,9 @@ class RecommenderService:
             for out in outbound:
                 self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
             self.link.ack(message)
+        # The batch's Redis updates committed: producers may drop these events from their outboxes.
+        for out in self.engine.take_acks(time.time()):
+            self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
 
     def _after_publish(self) -> None:
         try:

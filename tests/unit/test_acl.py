@@ -17,13 +17,21 @@ ROOT = "fw/v1/demo-store"
             Account(DeviceKind.GATEWAY, "gw-fresh"),
             {
                 ("readwrite", f"{ROOT}/gw/gw-fresh/#"),
+                ("read", f"{ROOT}/erasure/+/notice"),
                 ("write", f"{ROOT}/zone/produce/footfall"),
                 ("write", f"{ROOT}/zone/produce/presence"),
                 ("write", f"{ROOT}/zone/pantry/footfall"),
                 ("write", f"{ROOT}/zone/pantry/presence"),
             },
         ),
-        (Account(DeviceKind.POS, "pos-2"), {("write", f"{ROOT}/pos/lane-2/checkout")}),
+        (
+            Account(DeviceKind.POS, "pos-2"),
+            {
+                ("write", f"{ROOT}/pos/lane-2/checkout"),
+                ("read", f"{ROOT}/gw/pos-2/ack"),
+                ("read", f"{ROOT}/erasure/+/notice"),
+            },
+        ),
         (
             Account(DeviceKind.HANDHELD, "a-ben"),
             {

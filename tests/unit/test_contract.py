@@ -21,6 +21,8 @@ from broker_config.contract import (
     DeadLetter,
     DismissReason,
     EnvelopeSource,
+    ErasureNotice,
+    EventAck,
     Feedback,
     FootfallEvent,
     GatewayStatus,
@@ -114,6 +116,8 @@ SAMPLES: dict[TopicKind, tuple[str | None, object]] = {
             ],
         ),
     ),
+    TopicKind.ACK: ("gw-1", SRC.make(EventAck, T, event_ids=["0" * 32, "f" * 32])),
+    TopicKind.ERASURE: ("m_Chen0001", SRC.make(ErasureNotice, T, member="m_Chen0001")),
 }
 
 

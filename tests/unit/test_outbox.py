@@ -1,0 +1,92 @@
+"""The gateway's outbox: order, acks, erasure and the disk policy, on a real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from broker_config.contract import EnvelopeSource, FootfallEvent, PresenceEvent, Topics, encode
+from edge_agent.outbox import Outbox, OutboxPolicy
+
+T = 1_700_000_000.0
+TOPICS = Topics()
+SRC = EnvelopeSource("gw-1")
+
+
+def _footfall(ob: Outbox, ts: float, entered: int, zone: str = "pantry") -> str:
+    e = SRC.make(FootfallEvent, ts, window_s=5.0, entered=entered, exited=1, occupancy=entered)
+    ob.add(e.event_id, "footfall", TOPICS.footfall("s", zone), encode(e), ts, None)
+    return e.event_id
+
+
+def _presence(ob: Outbox, ts: float, member: str = "m_chen0001") -> str:
+    e = SRC.make(PresenceEvent, ts, member=member, action="enter")
+    ob.add(e.event_id, "presence", TOPICS.presence("s", "pantry"), encode(e), ts, member)
+    return e.event_id
+
+
+def test_rows_come_back_in_order_and_survive_a_reopen(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    ids = [_presence(ob, T + i) for i in range(5)]
+    ob.close()
+    again = Outbox(tmp_path / "o.db")
+    rows = again.after(0, 100)
+    assert [r.event_id for r in rows] == ids
+    assert [r.event_id for r in again.after(rows[1].id, 2)] == ids[2:4]
+    assert again.bytes == sum(len(r.payload) for r in rows)
+
+
+def test_ack_deletes_only_the_named_events(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    ids = [_presence(ob, T + i) for i in range(4)]
+    assert ob.ack([ids[0], ids[2], "0" * 32]) == 2
+    assert [r.event_id for r in ob.after(0, 10)] == [ids[1], ids[3]]
+
+
+def test_erasure_removes_one_members_events_and_counts_them(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    _presence(ob, T, "m_gone0001")
+    keep = _presence(ob, T + 1, "m_stay0001")
+    _presence(ob, T + 2, "m_gone0001")
+    foot = _footfall(ob, T + 3, 2)
+    assert ob.erase("m_gone0001") == 2
+    assert [r.event_id for r in ob.after(0, 10)] == [keep, foot]
+    assert ob.health(T + 10).erased == 2
+
+
+def test_old_presence_expires_counted(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db", OutboxPolicy(presence_max_age_s=3600))
+    _presence(ob, T)
+    fresh = _presence(ob, T + 3000)
+    done = ob.enforce(T + 3700)
+    assert done["expired"] == 1
+    assert [r.event_id for r in ob.after(0, 10)] == [fresh]
+    assert ob.health(T + 3700).expired == 1
+
+
+def test_over_the_cap_footfall_is_merged_and_totals_survive(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    for i in range(40):
+        _footfall(ob, T + 5 * i, entered=i)
+    before = ob.bytes
+    ob.policy = OutboxPolicy(max_bytes=before // 3, compact_batch=40)
+    done = ob.enforce(T + 300)
+    rows = ob.after(0, 100)
+    events = [FootfallEvent.model_validate_json(r.payload) for r in rows]
+    assert ob.bytes <= before // 3
+    assert done["compacted"] == 40 - len(rows) and done["dropped"] == 0
+    assert sum(e.entered for e in events) == sum(range(40))
+    assert sum(e.window_s for e in events) == 40 * 5.0
+    assert [e.ts for e in events] == sorted(e.ts for e in events)
+    assert ob.health(T + 300).compacted == done["compacted"]
+
+
+def test_presence_dropped_only_after_footfall_cannot_shrink_and_checkouts_never(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db", OutboxPolicy(max_bytes=1, compact_batch=10))
+    for i in range(5):
+        _presence(ob, T + i)
+    co = SRC.make(PresenceEvent, T, member="m_chen0001", action="enter")
+    ob.add(co.event_id, "checkout", TOPICS.checkout("s", "lane-1"), encode(co), T, "m_chen0001")
+    done = ob.enforce(T + 10)
+    assert done["dropped"] == 5
+    assert [r.event_id for r in ob.after(0, 10)] == [co.event_id]
+    assert ob.health(T + 10).dropped == 5
