@@ -45,7 +45,7 @@ from recommender.crm import DAY, CrmModel, clv_inputs, model_from_json
 from recommender.decide import Command, Decider, Outcome, Reply, ScriptCall, args
 from recommender.decision import Core
 from recommender.eligibility import Moment, Settings
-from recommender.keys import DEADLETTER_MAXLEN, HISTORY_TTL_S, Keys
+from recommender.keys import DEADLETTER_MAXLEN, HISTORY_TTL_S, UNSENT_TTL_S, Keys
 from recommender.prompts import Cause, build_prompt
 from recommender.propensity import DEFAULT_MODEL, Propensity
 from recommender.routing import OpenPrompt, Router
@@ -87,6 +87,8 @@ class _Pending:
     points: int | None = None
     usual: str | None = None
     failed: bool = False
+    #: A member prompt built and routed before its claim (see :meth:`Recommender._stage`).
+    staged: tuple[OpenPrompt, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,8 @@ class Outbound:
     payload: bytes
     qos: int = 1
     retain: bool = False
+    #: (unsent key, prompt id): once the broker confirmed it, :meth:`Recommender.mark_sent`.
+    unsent: tuple[str, str] | None = None
 
 
 class Recommender:
@@ -273,6 +277,8 @@ class Recommender:
                 continue
             reply = next(it)
             if isinstance(reply, redis.ResponseError):
+                if p.staged is not None:
+                    self.router.withdraw(p.staged[0])
                 error = ContractError(RejectReason.PROCESSING_ERROR, f"state script failed: {reply}")
                 results[p.index] = [self.reject(messages[p.index][0], messages[p.index][1], error, now)]
                 continue
@@ -343,8 +349,11 @@ class Recommender:
         assert mem2 is not None
         policy = self.core.catalog.policy
         claim: list[str | int | float] = ["", "", "", 0, 0, 0, "", "", 0, HISTORY_TTL_S, window_s]
+        staged: list[str | int | float] = ["", "", UNSENT_TTL_S]
         if choice is not None:
             p.prompt_id = new_event_id()
+            if not choice.holdout:
+                staged = self._stage(p, now)
             c = choice.candidate
             category = str(c.facts.get("category", "")) if c.subject else ""
             claim = [
@@ -363,7 +372,14 @@ class Recommender:
         action = "enter" if m.trigger == "enter" else m.trigger
         return ScriptCall(
             "presence",
-            [k.member_seen(mem2), k.visit(mem2), k.profile(mem2), k.contacts(mem2), k.suggested(mem2)],
+            [
+                k.member_seen(mem2),
+                k.visit(mem2),
+                k.profile(mem2),
+                k.contacts(mem2),
+                k.suggested(mem2),
+                k.unsent(mem2),
+            ],
             args(
                 p.cause.event_id,
                 p.cause.ts,
@@ -375,8 +391,31 @@ class Recommender:
                 r.visit_ttl_s,
                 r.max_event_age_s,
                 *claim,
+                *staged,
             ),
         )
+
+    def _stage(self, p: _Pending, now: float) -> list[str | int | float]:
+        """Route and build a member's prompt before its claim, so that the presence script
+        writes claim and prompt together (exactly one prompt per decision, even if we
+        crash before publishing). Routed tentatively: withdrawn if the claim fails."""
+        m, choice = p.moment, p.arbitration.choice if p.arbitration else None
+        assert m is not None and choice is not None
+        cap = choice.action.caps.per_associate_per_hour
+        manager = choice.action.kind is PromptKind.OPEN_TILL
+        associate = self.router.choose(m.zone, now, usual=p.usual, manager=manager, cap_per_hour=cap)
+        if associate is None:
+            return ["", "", UNSENT_TTL_S]
+        self._staged_id = p.prompt_id
+        prompt = build_prompt(choice, p.cause, self._source, now, tier=p.tier or None, points=p.points)
+        data = encode(prompt)
+        topic = self.topics.prompt(self.config.store, associate)
+        opened = OpenPrompt(
+            p.prompt_id, associate, m.zone, p.usual, manager, now, prompt.expires_at, cap, data
+        )
+        self.router.sent(opened)
+        p.staged = (opened, topic)
+        return [topic, data.decode(), UNSENT_TTL_S]
 
     def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> _Pending | None:
         message = decode(self.topics, topic, payload)
@@ -440,6 +479,9 @@ class Recommender:
     def _act(self, p: _Pending, reply: Reply, now: float) -> list[Outbound]:
         if p.feedback is not None:
             return self._feedback(p.feedback, reply, now)
+        if p.staged is not None and not reply.claimed:
+            self.router.withdraw(p.staged[0])
+            p.staged = None
         self.counters[f"outcome:{reply.outcome.value}"] += 1
         if reply.outcome is not Outcome.OK:
             return []
@@ -464,6 +506,21 @@ class Recommender:
             self.counters[f"holdout:{kind}"] += 1
             return []
         prompt_id = p.prompt_id or new_event_id()
+        record = {
+            "kind": kind,
+            "action": choice.action.id,
+            "member": p.member or "",
+            "associate": "",
+            "ts": f"{now:.3f}",
+            "holdout": "0",
+        }
+        if p.staged is not None:
+            opened, topic = p.staged
+            self.counters[f"prompt:{kind}"] += 1
+            self.counters["prompts"] += 1
+            self._after.append(("prompt", prompt_id, {**record, "associate": opened.associate}))
+            assert p.member is not None
+            return [Outbound(topic, opened.payload, unsent=(self.keys.unsent(p.member), prompt_id))]
         cap = choice.action.caps.per_associate_per_hour
         manager = choice.action.kind is PromptKind.OPEN_TILL
         if guest and p.lane is not None:
@@ -484,16 +541,25 @@ class Recommender:
         )
         self.counters[f"prompt:{kind}"] += 1
         self.counters["prompts"] += 1
-        record = {
-            "kind": kind,
-            "action": choice.action.id,
-            "member": p.member or "",
-            "associate": associate,
-            "ts": f"{now:.3f}",
-            "holdout": "0",
-        }
-        self._after.append(("prompt", prompt_id, record))
+        self._after.append(("prompt", prompt_id, {**record, "associate": associate}))
         return [Outbound(self.topics.prompt(self.config.store, associate), data)]
+
+    def unsent_prompts(self) -> list[Outbound]:
+        """Prompts claimed but never confirmed by the broker (we crashed, or the broker
+        did): published again at start. The handheld API drops a prompt id it already has."""
+        out: list[Outbound] = []
+        for key in self._redis.scan_iter(match=self.keys.unsent_pattern(), count=500):
+            entries: dict[bytes, bytes] = self._redis.hgetall(key)  # type: ignore[assignment]
+            for prompt_id, blob in entries.items():
+                topic, _, payload = blob.partition(b"\n")
+                name = key.decode() if isinstance(key, bytes) else str(key)
+                out.append(Outbound(topic.decode(), payload, unsent=(name, prompt_id.decode())))
+        return out
+
+    def mark_sent(self, sent: Sequence[tuple[str, str]]) -> None:
+        """The broker has these prompts (PUBACK): forget their unsent copies."""
+        if sent:
+            self._decider.raw([("HDEL", key, prompt_id) for key, prompt_id in sent])
 
     def take_acks(self, now: float) -> list[Outbound]:
         """Acknowledgements of the last batch, per producer: publish them only after the

@@ -13,6 +13,8 @@ pattern                                type     TTL               written by
 {p}fw:{store}:lane:{lane}:seen         zset     dedupe_ttl_s      checkout script (non-members)
 {p}fw:{store}:cust:{m}:contacts        zset     history (8 d)     presence script; feedback
 {p}fw:{store}:cust:{m}:suggested       hash     conversion win.   presence script; checkout script
+{p}fw:{store}:cust:{m}:unsent          hash     UNSENT_TTL_S      presence script (claimed prompt,
+                                                                  until its PUBACK); recommender
 {p}fw:{store}:zone:{zone}:seen         zset     dedupe_ttl_s      footfall script
 {p}fw:{store}:zone:{zone}:cooldown:{a} string   action cool-down  footfall script (store actions)
 {p}fw:{store}:prompt:{id}              hash     history (8 d)     recommender; feedback script
@@ -33,6 +35,9 @@ from dataclasses import dataclass
 
 #: How long contact history and prompt records are kept (the weekly caps need 7 days).
 HISTORY_TTL_S = 8 * 86_400
+#: A claimed prompt not yet confirmed by the broker is kept this long for a restart to
+#: publish again (longer than any prompt's validity).
+UNSENT_TTL_S = 3600
 #: Dead-letter stream cap (approximate, ``XADD MAXLEN ~``).
 DEADLETTER_MAXLEN = 10_000
 #: Prompts kept per associate for pages that reconnect (approximate, ``XADD MAXLEN ~``).
@@ -69,6 +74,13 @@ class Keys:
 
     def suggested(self, member: str) -> str:
         return f"{self._base}:cust:{{{member}}}:suggested"
+
+    def unsent(self, member: str) -> str:
+        """Prompts the presence script claimed for this member, until the broker has them."""
+        return f"{self._base}:cust:{{{member}}}:unsent"
+
+    def unsent_pattern(self) -> str:
+        return f"{self._base}:cust:*:unsent"
 
     def zone_seen(self, zone: str) -> str:
         return f"{self._base}:zone:{{{zone}}}:seen"

@@ -137,6 +137,13 @@ class Router:
         while len(self._open) > MAX_OPEN:
             self._forget(next(iter(self._open)))
 
+    def withdraw(self, prompt: OpenPrompt) -> None:
+        """Undo :meth:`sent` for a prompt routed ahead of its claim that was not claimed."""
+        sent = self._sent[prompt.associate]
+        if prompt.sent_at in sent:
+            sent.remove(prompt.sent_at)
+        self._forget(prompt.prompt_id)
+
     def _forget(self, prompt_id: str) -> None:
         prompt = self._open.pop(prompt_id, None)
         if prompt is not None:

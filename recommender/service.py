@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 
+import paho.mqtt.client as mqtt
 import redis
 
 from broker_config.contract import Topics
@@ -19,7 +21,7 @@ from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ServiceUnavailable
 from floorwalker.mqtt import MqttLink, Received
 from recommender.crm import CrmModel, load_into_redis, read_crm
-from recommender.engine import Recommender
+from recommender.engine import Outbound, Recommender
 from recommender.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,8 @@ class RecommenderService:
             config, self.redis, Topics(topic_prefix), self.keys, producer=client_id, model=model
         )
         self._batch: list[Received] = []
+        #: Claimed prompts handed to paho, until the broker confirms them (then mark_sent).
+        self._unsent: deque[tuple[mqtt.MQTTMessageInfo, tuple[str, str]]] = deque()
         #: Held while the engine runs (network thread) and while its counters are flushed.
         self._engine_lock = threading.Lock()
         self._stop = threading.Event()
@@ -100,6 +104,18 @@ class RecommenderService:
 
     def start(self) -> None:
         self.link.connect()
+        # Prompts a previous run claimed but the broker never confirmed: send them now.
+        with self._engine_lock:
+            recovered = self.engine.unsent_prompts()
+        for out in recovered:
+            self._publish(out)
+        if recovered:
+            log.info("published %d prompt(s) claimed before a restart", len(recovered))
+
+    def _publish(self, out: Outbound) -> None:
+        info = self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+        if out.unsent is not None:
+            self._unsent.append((info, out.unsent))
 
     def run(self) -> None:
         """Connect, then serve until :meth:`stop` is called (e.g. from a signal handler)."""
@@ -150,15 +166,19 @@ class RecommenderService:
                 delay = min(delay * 2, 5.0)
         for message, outbound in zip(batch, results, strict=True):
             for out in outbound:
-                self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+                self._publish(out)
             self.link.ack(message)
         # The batch's Redis updates committed: producers may drop these events from their outboxes.
         for out in self.engine.take_acks(time.time()):
             self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
 
     def _after_publish(self) -> None:
+        sent = []
+        while self._unsent and self._unsent[0][0].is_published():
+            sent.append(self._unsent.popleft()[1])
         try:
             with self._engine_lock:
+                self.engine.mark_sent(sent)
                 self.engine.after_publish()
         except redis.RedisError as exc:
             log.warning("could not write prompt records to Redis at %s (%s)", self.redis_url, exc)
@@ -170,7 +190,7 @@ class RecommenderService:
                 self.engine.reload_catalog()
                 outbound = self.engine.tick(time.time())
             for out in outbound:
-                self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+                self._publish(out)
             self._after_publish()
         except redis.RedisError as exc:
             log.warning("tick skipped: Redis at %s unreachable (%s)", self.redis_url, exc)

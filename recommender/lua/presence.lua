@@ -1,13 +1,15 @@
 -- One presence event, atomically: deduplicate, update the visit, and claim the prompt the
 -- decision core chose (re-checking the visit caps, so a race or redelivery cannot claim twice).
--- KEYS: 1 seen (zset), 2 visit (hash), 3 profile (hash), 4 contacts (zset), 5 suggested (hash)
---       -- all one customer's slot
+-- KEYS: 1 seen (zset), 2 visit (hash), 3 profile (hash), 4 contacts (zset), 5 suggested (hash),
+--       6 unsent prompts (hash) -- all one customer's slot
 -- ARGV: 1 event_id, 2 ts, 3 now, 4 zone, 5 action (enter|leave|dwell), 6 dedupe_window,
 --       7 dedupe_ttl, 8 visit_ttl, 9 max_age,
 --       10 prompt_id ('' when the core chose nothing), 11 action id, 12 claim key,
 --       13 per-visit cap of the action (0: none), 14 max prompts per visit, 15 min gap s,
 --       16 category suggested ('' none), 17 kind, 18 holdout (0|1), 19 history ttl,
---       20 conversion window s
+--       20 conversion window s, 21 the prompt's topic ('' none), 22 its payload, 23 unsent TTL s
+--       (the prompt is built before the claim, so claim and prompt are one write: a crash
+--       after this script leaves the prompt in KEYS[6] for the restart to publish)
 -- Returns {outcome [, 'claimed' | 'capped' | 'moved']}
 local event_id, ts, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local zone, action = ARGV[4], ARGV[5]
@@ -75,5 +77,9 @@ if ARGV[16] ~= '' then
   -- Remember the suggestion: a purchase of this category within the window converts it.
   redis.call('HSET', KEYS[5], ARGV[16], ARGV[17] .. '|' .. prompt_id .. '|' .. ARGV[2] .. '|' .. ARGV[18])
   redis.call('EXPIRE', KEYS[5], tonumber(ARGV[20]))
+end
+if ARGV[21] ~= '' then
+  redis.call('HSET', KEYS[6], prompt_id, ARGV[21] .. '\n' .. ARGV[22])
+  redis.call('EXPIRE', KEYS[6], tonumber(ARGV[23]))
 end
 return {'ok', 'claimed'}

@@ -151,8 +151,8 @@ def produce(pub: EdgePublisher, start: int, stop: int) -> list[tuple[str, str]]:
     made = []
     n_synthetic = max(10, EVENTS // 60)
     for i in range(start, stop):
-        members = CRM_MEMBERS if i % 3 == 0 else [f"m_fault{j:05d}" for j in range(n_synthetic)]
-        member = members[(i // 3) % len(members)]
+        members = CRM_MEMBERS if i % 30 == 0 else [f"m_fault{j:05d}" for j in range(n_synthetic)]
+        member = members[(i // 30 if i % 30 == 0 else i) % len(members)]
         zone = ("produce", "pantry")[(i // 7) % 2]
         action = "enter" if i % 2 == 0 else "leave"
         made.append((member, pub.presence(zone, member, action, time.time())))
@@ -175,6 +175,18 @@ def missing(client: redis.Redis, keys: Keys, events: list[tuple[str, str]]) -> i
     for member, event_id in events:
         pipe.zscore(keys.member_seen(member), event_id)
     return sum(score is None for score in pipe.execute())
+
+
+def durable_state(client: redis.Redis, keys: Keys) -> dict[str, object]:
+    """Every member's profile and dedupe set: what must survive a Redis restart."""
+    state: dict[str, object] = {}
+    for key in client.scan_iter(match=keys.pattern(), count=1000):
+        name = key.decode()
+        if name.endswith(":profile"):
+            state[name] = client.hgetall(name)
+        elif name.endswith(":seen"):
+            state[name] = set(client.zrange(name, 0, -1))
+    return state
 
 
 def record(name: str, figures: dict[str, object]) -> None:

@@ -110,3 +110,16 @@ def test_accepted_prompts_stay_and_answered_ones_free_the_associate(store_config
     router.answered("p1", "done")
     assert not router.busy("a-ben", T + 100)
     assert router.answered("p-unknown", "done") is None
+
+
+def test_a_withdrawn_prompt_neither_counts_nor_holds_the_associate(store_config: StoreConfig) -> None:
+    """Prompts are routed before their claim; one whose claim failed is withdrawn."""
+    router = Router(store_config)
+    for i in range(2):
+        _open(router, f"p{i}", "a-ben", at=T + i, ttl=1)
+    held = _open(router, "p-held", "a-ben", at=T + 5, ttl=600)
+    assert router.choose("pantry", T + 10) != "a-ben"  # busy with the held prompt
+    assert router.choose("pantry", T + 10, cap_per_hour=3) != "a-ben"
+    router.withdraw(held)
+    assert router.choose("pantry", T + 10, cap_per_hour=3) == "a-ben"
+    assert router.due(T + 5000) == []  # nothing left to re-route
