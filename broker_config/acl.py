@@ -107,6 +107,7 @@ def grants(account: Account, store: StoreConfig, prefix: str = "") -> list[Grant
         ],
         "fuser": [
             Grant("read", f"{root}/gw/#"),
+            Grant("read", f"{root}/erasure/+/notice"),
             Grant("write", f"{root}/zone/+/presence"),
             Grant("write", f"{root}/deadletter"),
         ],

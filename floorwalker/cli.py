@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
@@ -1106,6 +1107,70 @@ def bench_ble(
     from recommender.ble_bench import print_ble, run_ble_bench
 
     print_ble(run_ble_bench(_store(store_config), out, rounds=rounds, repeats=repeats), Console())
+
+
+# -- privacy: erasure (issue 9) ---------------------------------------------------------
+
+member_app = typer.Typer(help="A member's data: erasure.", no_args_is_help=True)
+app.add_typer(member_app, name="member")
+
+
+@member_app.command("erase")
+@friendly
+def member_erase(
+    member: Annotated[str, typer.Argument(help="The member's pseudonymous id (m_...).")],
+    store_config: StoreOpt = None,
+    run_dir: RunDir = DEFAULT_RUN_DIR,
+    mqtt_url: MqttUrl = None,
+    redis_url: RedisUrl = None,
+    topic_prefix: TopicPrefix = "",
+    key_prefix: KeyPrefix = "",
+    mqtt_credentials: Annotated[
+        Path | None,
+        typer.Option(
+            "--mqtt-credentials", help="The recommender service's credentials file (secure broker)."
+        ),
+    ] = None,
+) -> None:
+    """Erase a member now: Redis data, prompts, outboxes (retained notice), BLE ids; leave a tombstone."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from broker_config.contract import MemberRef, Topics
+    from floorwalker.mqtt import MqttLink
+    from recommender.erasure import erase_member
+    from recommender.keys import Keys
+    from recommender.service import connect_redis
+
+    try:
+        TypeAdapter(MemberRef).validate_python(member)
+    except ValidationError:
+        raise ConfigError(
+            f"member {member!r}: not a member id (expected m_ and 6 to 40 letters or digits)"
+        ) from None
+    config = _store(store_config)
+    host, port = _mqtt(run_dir, mqtt_url)
+    auth = None
+    if mqtt_credentials is not None:
+        from floorwalker.provision import load_credentials
+
+        auth = load_credentials(mqtt_credentials).auth()
+    client = connect_redis(_redis(run_dir, redis_url))
+    link = MqttLink(host, port, client_id=f"{topic_prefix.replace('/', '-')}erase-{member}", auth=auth)
+    link.connect()
+    t0 = time.perf_counter()
+    try:
+        done = erase_member(
+            client, Keys(config.store, key_prefix), Topics(topic_prefix), config, member, time.time(), link
+        )
+    finally:
+        link.close()
+        client.close()
+    ms = (time.perf_counter() - t0) * 1000
+    typer.echo(
+        f"erased {member} in {ms:.0f} ms: {done.keys_deleted} keys, {done.prompts_deleted} prompt records, "
+        f"{done.stream_entries_deleted} handheld entries, {done.deadletters_deleted} dead letters; "
+        f"BLE ids {'revoked' if done.ble_revoked else 'not configured'}; tombstone left, notice retained"
+    )
 
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper for `python -m floorwalker`

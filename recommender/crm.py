@@ -423,8 +423,15 @@ def derive_profiles(members: list[Member], now: float) -> tuple[dict[str, dict[s
 def load_into_redis(client: redis.Redis, keys: Keys, members: list[Member], now: float) -> CrmModel:
     """Write every member's profile (replacing what was there) and the store's CRM model."""
     profiles, model = derive_profiles(members, now)
+    # An erased member stays erased, whatever the CRM export still holds.
+    erased = client.pipeline(transaction=False)
+    for member in profiles:
+        erased.exists(keys.erased(member))
+    gone = {m for m, flag in zip(profiles, erased.execute(), strict=True) if flag}
     pipe = client.pipeline(transaction=False)
     for member, profile in profiles.items():
+        if member in gone:
+            continue
         key = keys.profile(member)
         pipe.delete(key)
         pipe.hset(key, mapping=profile)

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     OUT_OF_ORDER = "out_of_order"
     STALE = "stale"
     UNKNOWN = "unknown"
+    ERASED = "erased"
 
 
 @dataclass(frozen=True, slots=True)

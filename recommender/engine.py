@@ -23,6 +23,7 @@ from broker_config.contract import (
     ContractError,
     DeadLetter,
     EnvelopeSource,
+    ErasureNotice,
     EventAck,
     Feedback,
     FootfallEvent,
@@ -59,6 +60,7 @@ CONSUMES = (
     TopicKind.FOOTFALL,
     TopicKind.FEEDBACK,
     TopicKind.ASSOCIATE_STATUS,
+    TopicKind.ERASURE,
 )
 #: Dwell checks remembered at most (member -> zone and since when).
 MAX_DWELLERS = 10_000
@@ -330,7 +332,7 @@ class Recommender:
             mem = p.member
             return ScriptCall(
                 "checkout",
-                [k.member_seen(mem), k.visit(mem), k.profile(mem), k.suggested(mem)],
+                [k.member_seen(mem), k.visit(mem), k.profile(mem), k.suggested(mem), k.erased(mem)],
                 args(
                     p.cause.event_id,
                     p.cause.ts,
@@ -379,6 +381,7 @@ class Recommender:
                 k.contacts(mem2),
                 k.suggested(mem2),
                 k.unsent(mem2),
+                k.erased(mem2),
             ],
             args(
                 p.cause.event_id,
@@ -471,6 +474,9 @@ class Recommender:
             )
         if isinstance(body, Feedback):  # counted once its prompt's record confirms it
             return _Pending(index, Cause(body.event_id, body.ts, None), feedback=body)
+        if isinstance(body, ErasureNotice):
+            self.forget_member(body.member)
+            return None
         if isinstance(body, AssociateStatus):
             self.router.set_status(subject, body.state, body.zone)
             return None
@@ -560,6 +566,12 @@ class Recommender:
         """The broker has these prompts (PUBACK): forget their unsent copies."""
         if sent:
             self._decider.raw([("HDEL", key, prompt_id) for key, prompt_id in sent])
+
+    def forget_member(self, member: str) -> None:
+        """An erased member: no dwell check, no re-routed prompt about them."""
+        self._dwellers.pop(member, None)
+        needle = member.encode()
+        self.router.forget_if(lambda p: needle in p.payload)
 
     def take_acks(self, now: float) -> list[Outbound]:
         """Acknowledgements of the last batch, per producer: publish them only after the

@@ -22,6 +22,7 @@ from broker_config.contract import (
     ContractError,
     DeadLetter,
     EnvelopeSource,
+    ErasureNotice,
     GatewayStatus,
     PresenceEvent,
     RejectReason,
@@ -76,12 +77,16 @@ class Fuser:
         return [
             (self.topics.subscription(TopicKind.BLE, self.config.store), 0),
             (self.topics.subscription(TopicKind.STATUS, self.config.store), 1),
+            (self.topics.subscription(TopicKind.ERASURE, self.config.store), 1),
         ]
 
     def handle(self, topic: str, payload: bytes, now: float) -> list[tuple[str, bytes]]:
         """One message; returns what to publish (a dead letter for a bad one)."""
         try:
             message = decode(self.topics, topic, payload)
+            if isinstance(message.payload, ErasureNotice):
+                self.resolver.revoke(message.payload.member)  # erased: their ids resolve to nothing
+                return []
             gateway = message.address.subject or ""
             if gateway not in self._gateways or message.payload.producer != gateway:
                 raise ContractError(

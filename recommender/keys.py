@@ -13,6 +13,7 @@ pattern                                type     TTL               written by
 {p}fw:{store}:lane:{lane}:seen         zset     dedupe_ttl_s      checkout script (non-members)
 {p}fw:{store}:cust:{m}:contacts        zset     history (8 d)     presence script; feedback
 {p}fw:{store}:cust:{m}:suggested       hash     conversion win.   presence script; checkout script
+{p}fw:{store}:cust:{m}:erased          string   none (tombstone)  ``floorwalker member erase``
 {p}fw:{store}:cust:{m}:unsent          hash     UNSENT_TTL_S      presence script (claimed prompt,
                                                                   until its PUBACK); recommender
 {p}fw:{store}:zone:{zone}:seen         zset     dedupe_ttl_s      footfall script
@@ -74,6 +75,10 @@ class Keys:
 
     def suggested(self, member: str) -> str:
         return f"{self._base}:cust:{{{member}}}:suggested"
+
+    def erased(self, member: str) -> str:
+        """Tombstone of an erased member: the scripts refuse their events."""
+        return f"{self._base}:cust:{{{member}}}:erased"
 
     def unsent(self, member: str) -> str:
         """Prompts the presence script claimed for this member, until the broker has them."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from floorwalker.config import StoreConfig
@@ -136,6 +137,11 @@ class Router:
         self._held[prompt.associate][prompt.prompt_id] = prompt.expires_at
         while len(self._open) > MAX_OPEN:
             self._forget(next(iter(self._open)))
+
+    def forget_if(self, doomed: Callable[[OpenPrompt], bool]) -> None:
+        """Stop tracking the open prompts ``doomed`` picks (an erased member's)."""
+        for prompt_id in [p.prompt_id for p in self._open.values() if doomed(p)]:
+            self._forget(prompt_id)
 
     def withdraw(self, prompt: OpenPrompt) -> None:
         """Undo :meth:`sent` for a prompt routed ahead of its claim that was not claimed."""

@@ -1,7 +1,8 @@
 -- One checkout event, atomically: deduplicate, update the purchase history incrementally
 -- (orders, spend, last purchase, per-category intervals, won-back), find conversions of
 -- earlier suggestions, end the visit.
--- Member:     KEYS: 1 seen (zset), 2 visit (hash), 3 profile (hash), 4 suggested (hash)
+-- Member:     KEYS: 1 seen (zset), 2 visit (hash), 3 profile (hash), 4 suggested (hash),
+--             5 tombstone (string)
 --             -- one customer's slot
 -- Non-member: KEYS: 1 the lane's seen (zset)
 -- ARGV: 1 event_id, 2 ts, 3 now, 4 member ('' for none), 5 dedupe_window, 6 dedupe_ttl,
@@ -10,6 +11,9 @@
 -- Returns {outcome [, orders, first, last, spend, conversions ('kind|prompt|ts|holdout|category')...]}
 local event_id, ts, now, member = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 
+if member ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
+  return {'erased'}  -- an erased member's basket counts for the lane, not for them
+end
 if seen_before(KEYS[1], event_id, ts, tonumber(ARGV[5]), tonumber(ARGV[6])) then
   return {'duplicate'}
 end

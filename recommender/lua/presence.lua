@@ -1,7 +1,7 @@
 -- One presence event, atomically: deduplicate, update the visit, and claim the prompt the
 -- decision core chose (re-checking the visit caps, so a race or redelivery cannot claim twice).
 -- KEYS: 1 seen (zset), 2 visit (hash), 3 profile (hash), 4 contacts (zset), 5 suggested (hash),
---       6 unsent prompts (hash) -- all one customer's slot
+--       6 unsent prompts (hash), 7 tombstone (string) -- all one customer's slot
 -- ARGV: 1 event_id, 2 ts, 3 now, 4 zone, 5 action (enter|leave|dwell), 6 dedupe_window,
 --       7 dedupe_ttl, 8 visit_ttl, 9 max_age,
 --       10 prompt_id ('' when the core chose nothing), 11 action id, 12 claim key,
@@ -14,6 +14,9 @@
 local event_id, ts, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local zone, action = ARGV[4], ARGV[5]
 
+if redis.call('EXISTS', KEYS[7]) == 1 then
+  return {'erased'}  -- before the dedupe set, which would otherwise come back
+end
 if seen_before(KEYS[1], event_id, ts, tonumber(ARGV[6]), tonumber(ARGV[7])) then
   return {'duplicate'}
 end
