@@ -1,0 +1,119 @@
+"""Scan every byte the store puts on MQTT during a simulated day for personal data.
+
+The whole stack runs on the real broker: gateways replaying a member's phone as the RF
+model hears it (rotating ids), the fuser, the recommender, POS adapters and gateways of
+the scripted simulator walking every CRM member through the store to the tills. A
+recorder subscribed to everything under the test's prefix keeps every topic and payload;
+none may carry a CRM display name, a phone number, an e-mail address, a device address
+or a member's stable BLE secret. (Pseudonymous ``m_...`` ids are allowed: they are the
+contract's member references.)
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edge_agent.agent import run_gateway
+from edge_agent.eid import member_secret
+from floorwalker.config import Endpoints, ReplayScannerConfig, load_store_config
+from recommender.crm import read_fixture
+from recommender.eid_resolver import read_key_file
+from recommender.fuser import FuserService
+from recommender.service import RecommenderService
+from simulators import scenario
+from simulators.live import LiveStore, shoppers_from
+from tests.conftest import Collector
+from tests.integration.test_ble_presence import fast_store, make_trace
+
+pytestmark = pytest.mark.integration
+
+PHONE = re.compile(rb"\+\d[\d ().-]{7,}\d|\b\d{3}[ .-]\d{3}[ .-]\d{4}\b")
+EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z.]{2,}")
+MAC = re.compile(rb"\b(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}\b")
+
+
+def test_a_simulated_day_puts_no_personal_data_on_mqtt(
+    services: Endpoints, prefix: str, tmp_path: Path, collect: Callable[[list[str]], Collector]
+) -> None:
+    config = load_store_config(fast_store(tmp_path))
+    assert config.crm is not None and config.ble_presence.secrets is not None
+    fixture = read_fixture(config.crm)
+    names = [m.display_name.encode() for m in fixture.members if m.display_name]
+    key = bytes.fromhex(read_key_file(config.ble_presence.secrets).store_key)
+    secrets = [member_secret(key, m.member).hex().encode() for m in fixture.members]
+    recorder = collect([f"{prefix}#"])
+
+    recommender = RecommenderService(config, services, topic_prefix=prefix, key_prefix=prefix)
+    fuser = FuserService(config, services, topic_prefix=prefix)
+    stop = threading.Event()
+    threads = [threading.Thread(target=recommender.run), threading.Thread(target=fuser.run)]
+    trace = tmp_path / "trace.jsonl"
+    make_trace(config, trace, time.time() + 2.0)
+    for gw in config.gateways:
+        threads.append(
+            threading.Thread(
+                target=run_gateway,
+                args=(config, gw.id, services.mqtt_host, services.mqtt_port, stop),
+                kwargs={
+                    "topic_prefix": prefix,
+                    "heartbeat_s": 2.0,
+                    "scanner": ReplayScannerConfig(path=trace),
+                    "outbox_path": tmp_path / f"outbox-{gw.id}.db",
+                },
+            )
+        )
+    for th in threads:
+        th.start()
+    # The scripted day, every CRM member and some non-members, played fast alongside.
+    steps = scenario.build(config, shoppers_from(fixture, non_members=6), seed=9)
+    store = LiveStore(config, services.mqtt_host, services.mqtt_port, topic_prefix=f"{prefix}")
+    store.start()
+    try:
+        store.play(steps, threading.Event(), speed=max(s.at for s in steps) / 8.0)
+        recorder.wait_for(lambda msgs: any(b'"leave"' in p and "/pantry/" in t for t, p in msgs), timeout=60)
+        recorder.wait_for(lambda msgs: any("/prompt" in t for t, _ in msgs))
+        time.sleep(0.5)
+    finally:
+        store.stop()
+        stop.set()
+        fuser.stop()
+        recommender.stop()
+        for th in threads:
+            th.join(15)
+
+    kinds = {t.split("/")[-1] for t, _ in recorder.messages}
+    # The day really exercised every producer and consumer on the wire.
+    assert {"presence", "footfall", "checkout", "ble", "status", "prompt", "ack"} <= kinds
+    leaks = []
+    for topic, payload in recorder.messages:
+        blob = topic.encode() + b" " + payload
+        for what, hit in (
+            ("name", next((n for n in names if n in blob), None)),
+            ("phone", PHONE.search(blob)),
+            ("e-mail", EMAIL.search(blob)),
+            ("device address", MAC.search(blob)),
+            ("BLE secret", next((s for s in secrets if s in blob), None)),
+        ):
+            if hit:
+                leaks.append(f"{what} on {topic}")
+    print(f"\nPRIVACY SCAN messages={len(recorder.messages)} kinds={sorted(kinds)} leaks={len(leaks)}")
+    assert leaks == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "leaky", "clean"),
+    [
+        (PHONE, b'{"x": "+44 20 7946 0958"}', b'{"ts": 1800000000.123456, "seq": 12345678}'),
+        (PHONE, b'{"x": "555-867-5309"}', b'{"event_id": "0123456789abcdef0123456789abcdef"}'),
+        (EMAIL, b'{"x": "mrs.chen@example.com"}', b'{"member": "m_chen0001"}'),
+        (MAC, b'{"x": "a4:c1:38:0f:22:9b"}', b'{"eid": "0f1e2d3c4b5a6978"}'),
+    ],
+)
+def test_the_scanners_see_what_they_look_for(pattern: re.Pattern[bytes], leaky: bytes, clean: bytes) -> None:
+    assert pattern.search(leaky) and not pattern.search(clean)
