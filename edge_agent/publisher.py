@@ -114,6 +114,7 @@ class EdgePublisher:
         self.link.connect()
         self.heartbeat(now)
         if self.outbox is not None:
+            self._was_connected = self.link.connected  # rows left from a last run: cursor is 0
             self._drainer = threading.Thread(
                 target=self._drain_loop, name=f"outbox-{self.producer}", daemon=True
             )

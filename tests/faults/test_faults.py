@@ -152,3 +152,20 @@ def test_uplink_cut_for_a_long_outage_drains_in_order(stack: Stack) -> None:
     assert out_of_order == 0
     pub.stop(time.time())
     listener.close()
+
+
+def test_gateway_restarted_sends_what_its_outbox_kept(stack: Stack) -> None:
+    """The gateway dies with events nobody acknowledged yet (the recommender is down too);
+    its next run sends them from the outbox on disk."""
+    first = stack.gateway()
+    events = produce(first, 0, EVENTS // 5)
+    first.link.client.loop_stop()  # dies: no clean stop, no goodbye
+    first.link.client.socket().close()  # type: ignore[union-attr]
+    assert first.outbox is not None and first.outbox.pending() == len(events)
+    stack.start_recommender()
+    second = stack.gateway()
+    drain_s = wait_drained(second)
+    lost = missing(redis.Redis.from_url(stack.endpoints.redis_url), stack.keys, events)
+    record("gateway_restart", {"lost": lost, "kept": len(events), "drain_s": round(drain_s, 1)})
+    assert lost == 0
+    second.stop(time.time())
