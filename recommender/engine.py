@@ -89,8 +89,9 @@ class _Pending:
     points: int | None = None
     usual: str | None = None
     failed: bool = False
-    #: A member prompt built and routed before its claim (see :meth:`Recommender._stage`).
-    staged: tuple[OpenPrompt, str] | None = None
+    #: A prompt built and routed before its claim (see :meth:`Recommender._stage`):
+    #: the open prompt, its topic and the key its unsent copy is kept under.
+    staged: tuple[OpenPrompt, str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,9 +296,14 @@ class Recommender:
         if m.trigger == "footfall":
             cooldown = choice.action.cooldown_s if choice else 0.0
             p.prompt_id = new_event_id() if choice else ""
+            prompt_args = self._stage(p, now, k.zone_unsent(m.zone))
             return ScriptCall(
                 "footfall",
-                [k.zone_seen(m.zone), k.store_cooldown(m.zone, choice.action.id if choice else "none")],
+                [
+                    k.zone_seen(m.zone),
+                    k.store_cooldown(m.zone, choice.action.id if choice else "none"),
+                    k.zone_unsent(m.zone),
+                ],
                 args(
                     p.cause.event_id,
                     p.cause.ts,
@@ -307,15 +313,18 @@ class Recommender:
                     r.max_event_age_s,
                     cooldown if choice else 1,
                     p.prompt_id or "-",
+                    *prompt_args,
                 ),
             )
         if m.trigger == "checkout":
             total = m.basket_cents
             if p.member is None:
                 assert p.lane is not None
+                p.prompt_id = new_event_id() if choice else ""
+                guest_args = self._stage(p, now, k.lane_unsent(p.lane))
                 return ScriptCall(
                     "checkout",
-                    [k.lane_seen(p.lane)],
+                    [k.lane_seen(p.lane), k.lane_unsent(p.lane)],
                     args(
                         p.cause.event_id,
                         p.cause.ts,
@@ -327,6 +336,8 @@ class Recommender:
                         window_s,
                         LAPSE_S,
                         total,
+                        p.prompt_id,
+                        *guest_args,
                     ),
                 )
             mem = p.member
@@ -354,8 +365,7 @@ class Recommender:
         staged: list[str | int | float] = ["", "", UNSENT_TTL_S]
         if choice is not None:
             p.prompt_id = new_event_id()
-            if not choice.holdout:
-                staged = self._stage(p, now)
+            staged = self._stage(p, now, k.unsent(mem2))
             c = choice.candidate
             category = str(c.facts.get("category", "")) if c.subject else ""
             claim = [
@@ -398,26 +408,33 @@ class Recommender:
             ),
         )
 
-    def _stage(self, p: _Pending, now: float) -> list[str | int | float]:
-        """Route and build a member's prompt before its claim, so that the presence script
-        writes claim and prompt together (exactly one prompt per decision, even if we
-        crash before publishing). Routed tentatively: withdrawn if the claim fails."""
+    def _stage(self, p: _Pending, now: float, unsent_key: str) -> list[str | int | float]:
+        """Route and build the prompt before its claim, so that the state script writes
+        claim and prompt together (exactly one prompt per decision, even if we crash
+        before publishing). Routed tentatively: withdrawn if the claim fails. Returns the
+        script's last arguments: topic, payload ('' for no prompt), unsent TTL."""
         m, choice = p.moment, p.arbitration.choice if p.arbitration else None
-        assert m is not None and choice is not None
+        nothing: list[str | int | float] = ["", "", UNSENT_TTL_S]
+        if m is None or choice is None or choice.holdout:
+            return nothing
         cap = choice.action.caps.per_associate_per_hour
         manager = choice.action.kind is PromptKind.OPEN_TILL
-        associate = self.router.choose(m.zone, now, usual=p.usual, manager=manager, cap_per_hour=cap)
+        if m.trigger == "checkout" and p.lane is not None:
+            associate = self.router.for_lane(p.lane, now, cap)
+        else:
+            associate = self.router.choose(m.zone, now, usual=p.usual, manager=manager, cap_per_hour=cap)
         if associate is None:
-            return ["", "", UNSENT_TTL_S]
+            return nothing
+        cause = Cause(p.cause.event_id, p.cause.ts, None, zone=m.zone) if manager else p.cause
         self._staged_id = p.prompt_id
-        prompt = build_prompt(choice, p.cause, self._source, now, tier=p.tier or None, points=p.points)
+        prompt = build_prompt(choice, cause, self._source, now, tier=p.tier or None, points=p.points)
         data = encode(prompt)
         topic = self.topics.prompt(self.config.store, associate)
         opened = OpenPrompt(
             p.prompt_id, associate, m.zone, p.usual, manager, now, prompt.expires_at, cap, data
         )
         self.router.sent(opened)
-        p.staged = (opened, topic)
+        p.staged = (opened, topic, unsent_key)
         return [topic, data.decode(), UNSENT_TTL_S]
 
     def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> _Pending | None:
@@ -485,7 +502,8 @@ class Recommender:
     def _act(self, p: _Pending, reply: Reply, now: float) -> list[Outbound]:
         if p.feedback is not None:
             return self._feedback(p.feedback, reply, now)
-        if p.staged is not None and not reply.claimed:
+        guest = p.moment is not None and p.moment.trigger == "checkout" and p.member is None
+        if p.staged is not None and not (reply.claimed or (guest and reply.outcome is Outcome.OK)):
             self.router.withdraw(p.staged[0])
             p.staged = None
         self.counters[f"outcome:{reply.outcome.value}"] += 1
@@ -502,7 +520,6 @@ class Recommender:
         choice = arbitration.choice if arbitration else None
         if choice is None:
             return []
-        guest = m.trigger == "checkout"
         if not guest and not reply.claimed:
             self.counters["outcome:capped"] += 1
             return []
@@ -521,12 +538,11 @@ class Recommender:
             "holdout": "0",
         }
         if p.staged is not None:
-            opened, topic = p.staged
+            opened, topic, unsent_key = p.staged
             self.counters[f"prompt:{kind}"] += 1
             self.counters["prompts"] += 1
             self._after.append(("prompt", prompt_id, {**record, "associate": opened.associate}))
-            assert p.member is not None
-            return [Outbound(topic, opened.payload, unsent=(self.keys.unsent(p.member), prompt_id))]
+            return [Outbound(topic, opened.payload, unsent=(unsent_key, prompt_id))]
         cap = choice.action.caps.per_associate_per_hour
         manager = choice.action.kind is PromptKind.OPEN_TILL
         if guest and p.lane is not None:

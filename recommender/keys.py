@@ -16,6 +16,8 @@ pattern                                type     TTL               written by
 {p}fw:{store}:cust:{m}:erased          string   none (tombstone)  ``floorwalker member erase``
 {p}fw:{store}:cust:{m}:unsent          hash     UNSENT_TTL_S      presence script (claimed prompt,
                                                                   until its PUBACK); recommender
+{p}fw:{store}:zone:{zone}:unsent       hash     UNSENT_TTL_S      footfall script (open a till)
+{p}fw:{store}:lane:{lane}:unsent       hash     UNSENT_TTL_S      checkout script (non-member prompt)
 {p}fw:{store}:zone:{zone}:seen         zset     dedupe_ttl_s      footfall script
 {p}fw:{store}:zone:{zone}:cooldown:{a} string   action cool-down  footfall script (store actions)
 {p}fw:{store}:prompt:{id}              hash     history (8 d)     recommender; feedback script
@@ -84,8 +86,16 @@ class Keys:
         """Prompts the presence script claimed for this member, until the broker has them."""
         return f"{self._base}:cust:{{{member}}}:unsent"
 
+    def zone_unsent(self, zone: str) -> str:
+        """A store-level prompt (open a till) claimed for this zone, until the broker has it."""
+        return f"{self._base}:zone:{{{zone}}}:unsent"
+
+    def lane_unsent(self, lane: str) -> str:
+        """A till prompt for a non-member at this lane, until the broker has it."""
+        return f"{self._base}:lane:{{{lane}}}:unsent"
+
     def unsent_pattern(self) -> str:
-        return f"{self._base}:cust:*:unsent"
+        return f"{self._base}:*:unsent"
 
     def zone_seen(self, zone: str) -> str:
         return f"{self._base}:zone:{{{zone}}}:seen"

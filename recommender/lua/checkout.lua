@@ -4,7 +4,8 @@
 -- Member:     KEYS: 1 seen (zset), 2 visit (hash), 3 profile (hash), 4 suggested (hash),
 --             5 tombstone (string)
 --             -- one customer's slot
--- Non-member: KEYS: 1 the lane's seen (zset)
+-- Non-member: KEYS: 1 the lane's seen (zset), 2 the lane's unsent prompts (hash); ARGV 11-14:
+--             the invitation's prompt id, topic ('' none), payload, unsent TTL s
 -- ARGV: 1 event_id, 2 ts, 3 now, 4 member ('' for none), 5 dedupe_window, 6 dedupe_ttl,
 --       7 max_age, 8 conversion window s, 9 lapse s (a longer gap marks a win-back),
 --       10 total cents, 11.. categories in the basket
@@ -20,6 +21,10 @@ end
 if member == '' then
   if now - ts > tonumber(ARGV[7]) then
     return {'stale'}
+  end
+  if ARGV[12] ~= nil and ARGV[12] ~= '' then
+    redis.call('HSET', KEYS[2], ARGV[11], ARGV[12] .. '\n' .. ARGV[13])
+    redis.call('EXPIRE', KEYS[2], tonumber(ARGV[14]))
   end
   return {'ok'}
 end

@@ -10,7 +10,17 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from broker_config.contract import EnvelopeSource, PresenceEvent, Prompt, TopicKind, Topics, encode
+from broker_config.contract import (
+    CheckoutEvent,
+    EnvelopeSource,
+    FootfallEvent,
+    PresenceEvent,
+    Prompt,
+    PromptKind,
+    TopicKind,
+    Topics,
+    encode,
+)
 from floorwalker.config import Endpoints, StoreConfig
 from recommender.crm import load_into_redis, read_crm
 from recommender.engine import Recommender
@@ -50,6 +60,29 @@ def test_a_claimed_prompt_survives_a_crash_before_its_publish(
     assert second.handle(topic, data, T0 + 1) == []
     # Once the broker confirmed the prompt, it is no longer kept.
     second.mark_sent([o.unsent for o in recovered if o.unsent is not None])
+    assert second.unsent_prompts() == []
+
+
+def test_store_and_till_prompts_are_kept_with_their_claim_too(
+    redis_client: redis.Redis, prefix: str, store_config: StoreConfig
+) -> None:
+    first = _engine(redis_client, prefix, store_config)
+    queue = EnvelopeSource("gw-checkout").make(
+        FootfallEvent, T0, window_s=10, entered=3, exited=1, occupancy=9, queue_length=6
+    )
+    guest = EnvelopeSource("pos-1").make(CheckoutEvent, T0, member=None, items=[], total_cents=0)
+    messages = [
+        (first.topics.footfall(first.config.store, "checkout"), encode(queue)),
+        (first.topics.checkout(first.config.store, "lane-1"), encode(guest)),
+    ]
+    out = [o for r in first.handle_batch(messages, T0) for o in r]
+    kinds = {Prompt.model_validate_json(o.payload).kind for o in out}
+    assert kinds == {PromptKind.OPEN_TILL, PromptKind.JOIN_INVITE}
+    # Crash before publishing: the restart has both, byte for byte; redelivery adds nothing.
+    second = _engine(redis_client, prefix, store_config)
+    assert sorted(o.payload for o in second.unsent_prompts()) == sorted(o.payload for o in out)
+    assert [o for r in second.handle_batch(messages, T0 + 1) for o in r] == []
+    second.mark_sent([o.unsent for o in out if o.unsent is not None])
     assert second.unsent_prompts() == []
 
 
