@@ -1173,6 +1173,22 @@ def member_erase(
     )
 
 
+@bench_app.command("outbox")
+@friendly
+def bench_outbox(
+    events: Annotated[int, typer.Option("--events", help="Events to write and acknowledge.")] = 50_000,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON results.")] = Path(
+        "bench/out/outbox.json"
+    ),
+) -> None:
+    """The gateway outbox: committed inserts/s, acks/s, bytes per event, 72 h of a busy store."""
+    from edge_agent.outbox_bench import run_outbox_bench
+
+    if events < 100:
+        raise ConfigError(f"--events {events}: use at least 100")
+    run_outbox_bench(events, out)
+
+
 def entrypoint() -> None:  # pragma: no cover - thin wrapper for `python -m floorwalker`
     app(prog_name="floorwalker")
 

@@ -90,3 +90,12 @@ def test_presence_dropped_only_after_footfall_cannot_shrink_and_checkouts_never(
     assert done["dropped"] == 5
     assert [r.event_id for r in ob.after(0, 10)] == [co.event_id]
     assert ob.health(T + 10).dropped == 5
+
+
+def test_bench_outbox_runs_small_and_accounts_for_every_event(tmp_path: Path) -> None:
+    from edge_agent.outbox_bench import run_outbox_bench
+
+    result = run_outbox_bench(300, tmp_path / "outbox.json")
+    assert result["left_after_acks"] == 0
+    assert result["disk_bytes_per_event"] > result["payload_bytes_per_event"] > 100  # type: ignore[operator]
+    assert (tmp_path / "outbox.json").is_file()
