@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from floorwalker import geometry
 from floorwalker.config import BlePresenceConfig, StoreConfig
+from recommender.ble_survey import SurveyMap
 
 GRID_M = 0.5
 #: A slight lead (this fraction of the hysteresis) that holds for ``settle_s`` also switches.
@@ -63,13 +64,13 @@ class FusionParams:
 
     @classmethod
     def from_config(cls, p: BlePresenceConfig) -> FusionParams:
-        return cls(p.stale_s, p.hysteresis, p.min_dwell_s, p.away_timeout_s)
+        return cls(p.stale_s, p.hysteresis, p.min_dwell_s, p.away_timeout_s, p.sigma_db, p.settle_s)
 
 
 class ZoneModel:
     """Per-zone evidence from a set of (gateway, smoothed RSSI) readings."""
 
-    def __init__(self, config: StoreConfig, sigma_db: float = 4.0) -> None:
+    def __init__(self, config: StoreConfig, sigma_db: float = 4.0, survey: SurveyMap | None = None) -> None:
         self.zones = [z.id for z in config.zones]
         self.gateways = [g.id for g in config.gateways]
         self._gw_index = {g: i for i, g in enumerate(self.gateways)}
@@ -82,9 +83,9 @@ class ZoneModel:
         self._pred: npt.NDArray[np.float64] = np.zeros((0, len(self.gateways)))
         self._cell_zone: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         if self.fingerprint:
-            self._build_grid(config)
+            self._build_grid(config, survey)
 
-    def _build_grid(self, config: StoreConfig) -> None:
+    def _build_grid(self, config: StoreConfig, survey: SurveyMap | None) -> None:
         cells: list[tuple[float, float]] = []
         owner: list[int] = []
         for zi, zone in enumerate(config.zones):
@@ -107,6 +108,9 @@ class ZoneModel:
             d = np.hypot(pts[:, 0] - gw.position[0], pts[:, 1] - gw.position[1])
             d = np.maximum(d, 0.5)
             pred[:, gi] = gw.ble.measured_power_dbm - 10.0 * gw.ble.path_loss_exponent * np.log10(d)
+            if survey is not None:
+                # What the site survey measured here beyond the path-loss model.
+                pred[:, gi] += [survey.at(gw.id, x, y) for x, y in cells]
         self._pred = pred
         self._cell_zone = np.array(owner, dtype=np.int64)
 
