@@ -981,12 +981,18 @@ def eval_presence(
     truth: Annotated[Path, typer.Option("--truth", help="Position samples, JSONL (ground truth).")],
     store_config: StoreOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the figures as JSON here.")] = None,
+    survey: Annotated[
+        Path | None, typer.Option("--survey", help="Site-survey file to use instead of the config's.")
+    ] = None,
 ) -> None:
     """Zone accuracy, neighbour confusion and zone-change delay of BLE presence on a trace."""
     from recommender.fuser import resolver_for
     from recommender.presence_eval import run_eval
 
     config = _store(store_config)
+    if survey is not None:
+        ble = config.ble_presence.model_copy(update={"survey": survey})
+        config = config.model_copy(update={"ble_presence": ble})
     report = run_eval(config, resolver_for(config), trace, truth)
     _print_presence(report.as_dict())
     if out is not None:
@@ -1019,6 +1025,10 @@ def eval_presence_trace(
     store_config: StoreOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Walks and radio seed.")] = 1,
     rounds: Annotated[int, typer.Option("--rounds", help="Walks per consenting member.")] = 1,
+    survey: Annotated[
+        bool,
+        typer.Option("--survey", help="Also a site-survey walk before opening (survey*.jsonl)."),
+    ] = False,
 ) -> None:
     """Make an evaluation trace: demo walks of the CRM's consenting members through the RF model."""
 
@@ -1039,11 +1049,41 @@ def eval_presence_trace(
     for r in range(rounds):
         walks += demo_walks(config, members, start=1_800_000_000.0 + r * 3600, seed=seed + r)
     walks.sort(key=lambda s: s.ts)
-    n = write_trace(out_dir / "trace.jsonl", RadioModel(config, key, seed=seed).hear(walks))
+    radio = RadioModel(config, key, seed=seed)
+    if survey:
+        from recommender.ble_survey import survey_walk
+
+        # Same store, same radio (one model), an hour before the walks: the calibration
+        # phone walked up and down the floor.
+        path = survey_walk(config, start=1_800_000_000.0 - 3600, member="survey-phone")
+        n = write_trace(out_dir / "survey.jsonl", radio.hear(path))
+        write_truth(out_dir / "survey-walk.jsonl", path)
+        typer.echo(f"{n} survey advertisements -> {out_dir / 'survey.jsonl'} (walk: survey-walk.jsonl)")
+    n = write_trace(out_dir / "trace.jsonl", radio.hear(walks))
     write_truth(out_dir / "truth.jsonl", walks)
     typer.echo(
         f"{n} advertisements -> {out_dir / 'trace.jsonl'}\n{len(walks)} samples -> {out_dir / 'truth.jsonl'}"
     )
+
+
+@calibrate_app.command("survey")
+@friendly
+def calibrate_survey(
+    trace: Annotated[Path, typer.Argument(help="The survey recording (JSONL, replay format).")],
+    walk: Annotated[Path, typer.Option("--walk", help="Where the survey phone was when (truth JSONL).")],
+    out: Annotated[Path, typer.Option("--out", help="The survey file to write (JSON).")],
+    store_config: StoreOpt = None,
+) -> None:
+    """Learn each gateway's RSSI residual over the floor from a site-survey walk."""
+    from recommender.ble_survey import build_survey
+    from recommender.presence_eval import read_truth, trace_records
+
+    config = _store(store_config)
+    survey_map = build_survey(config, trace_records(trace), read_truth(walk))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(survey_map.to_json() + "\n")
+    gws = ", ".join(sorted(survey_map.residual_db))
+    typer.echo(f"{out}: residual maps for {gws}; set `ble_presence: {{survey: {out}}}` in the store config")
 
 
 @calibrate_app.command("ble")
