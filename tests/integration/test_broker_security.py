@@ -144,6 +144,26 @@ def test_a_gateway_publishes_only_as_itself(broker: SecureBroker) -> None:
         recorder.close()
 
 
+def test_outbox_control_topics_under_the_acl(broker: SecureBroker) -> None:
+    """The recommender acknowledges to a gateway and publishes erasure notices; a gateway
+    reads its own acks and every notice, never another gateway's acks, and cannot post a
+    notice itself (which would erase a member's waiting events elsewhere)."""
+    fresh_ack, chill_ack = TOPICS.ack(STORE, "gw-fresh"), TOPICS.ack(STORE, "gw-chill")
+    notice = TOPICS.erasure(STORE, "m_chen0001")
+    fresh = Client(broker.port, plain(broker.accounts["gw-fresh"]), [fresh_ack, chill_ack, notice])
+    recommender = Client(broker.port, broker.accounts["svc-recommender"].auth())
+    try:
+        for topic in (fresh_ack, chill_ack, notice):
+            assert not recommender.publish(topic).is_failure
+        assert fresh.wait_for(fresh_ack) and fresh.wait_for(notice)
+        assert not fresh.wait_for(chill_ack, timeout=0.5)
+        reason = fresh.publish(TOPICS.erasure(STORE, "m_okafor002"))
+        assert reason.is_failure and str(reason) == "Not authorized"
+    finally:
+        fresh.close()
+        recommender.close()
+
+
 def test_a_handheld_reads_only_its_own_prompts(broker: SecureBroker) -> None:
     amy = Client(broker.port, broker.accounts["a-amy"].auth(), [TOPICS.prompt(STORE, "a-amy")])
     # Ben asks for Amy's prompts, and for everything in the store.
