@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from broker_config.contract import EnvelopeSource, FootfallEvent, PresenceEvent, Topics, encode
 from edge_agent.outbox import Outbox, OutboxPolicy
 
@@ -99,3 +102,54 @@ def test_bench_outbox_runs_small_and_accounts_for_every_event(tmp_path: Path) ->
     assert result["left_after_acks"] == 0
     assert result["disk_bytes_per_event"] > result["payload_bytes_per_event"] > 100  # type: ignore[operator]
     assert (tmp_path / "outbox.json").is_file()
+
+
+Op = tuple[str, int]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["presence", "footfall", "checkout", "ack", "erase", "enforce"]),
+            st.integers(0, 30),
+        ),
+        max_size=60,
+    )
+)
+def test_any_sequence_keeps_order_size_and_checkouts(ops: list[Op]) -> None:
+    """Whatever happens, rows stay in insertion order, the byte count is exact, and a
+    checkout leaves only when acknowledged."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ob = Outbox(
+            Path(tmp) / "o.db", OutboxPolicy(max_bytes=3_000, presence_max_age_s=100, compact_batch=8)
+        )
+        made: list[str] = []
+        checkouts: set[str] = set()
+        acked: set[str] = set()
+        for op, n in ops:
+            ts = T + len(made)
+            if op == "presence":
+                made.append(_presence(ob, ts, f"m_member{n % 3:04d}"))
+            elif op == "footfall":
+                made.append(_footfall(ob, ts, n, zone=("pantry", "dairy")[n % 2]))
+            elif op == "checkout":
+                e = SRC.make(PresenceEvent, ts, member="m_member0000", action="leave")
+                ob.add(e.event_id, "checkout", TOPICS.checkout("s", "lane-1"), encode(e), ts, None)
+                made.append(e.event_id)
+                checkouts.add(e.event_id)
+            elif op == "ack" and made:
+                victim = made[n % len(made)]
+                ob.ack([victim])
+                acked.add(victim)
+            elif op == "erase":
+                ob.erase(f"m_member{n % 3:04d}")
+            else:
+                ob.enforce(ts + n * 10)
+        rows = ob.after(0, 10_000)
+        assert [r.id for r in rows] == sorted(r.id for r in rows)
+        assert ob.bytes == sum(len(r.payload) for r in rows)
+        assert checkouts - acked <= {r.event_id for r in rows}
+        ob.close()
