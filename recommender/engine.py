@@ -29,6 +29,7 @@ from broker_config.contract import (
     FootfallEvent,
     Message,
     PresenceEvent,
+    Prompt,
     PromptKind,
     RejectReason,
     TopicKind,
@@ -566,16 +567,24 @@ class Recommender:
         self._after.append(("prompt", prompt_id, {**record, "associate": associate}))
         return [Outbound(self.topics.prompt(self.config.store, associate), data)]
 
-    def unsent_prompts(self) -> list[Outbound]:
+    def unsent_prompts(self, now: float | None = None) -> list[Outbound]:
         """Prompts claimed but never confirmed by the broker (we crashed, or the broker
-        did): published again at start. The handheld API drops a prompt id it already has."""
+        did): published again at start. The handheld API drops a prompt id it already has.
+        With ``now``, a prompt already expired is dropped (counted) instead."""
         out: list[Outbound] = []
+        expired: list[tuple[str, str]] = []
         for key in self._redis.scan_iter(match=self.keys.unsent_pattern(), count=500):
             entries: dict[bytes, bytes] = self._redis.hgetall(key)  # type: ignore[assignment]
+            name = key.decode() if isinstance(key, bytes) else str(key)
             for prompt_id, blob in entries.items():
                 topic, _, payload = blob.partition(b"\n")
-                name = key.decode() if isinstance(key, bytes) else str(key)
+                if now is not None and Prompt.model_validate_json(payload).expires_at <= now:
+                    expired.append((name, prompt_id.decode()))
+                    continue
                 out.append(Outbound(topic.decode(), payload, unsent=(name, prompt_id.decode())))
+        if expired:
+            self.counters["unsent_expired"] += len(expired)
+            self.mark_sent(expired)
         return out
 
     def mark_sent(self, sent: Sequence[tuple[str, str]]) -> None:

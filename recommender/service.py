@@ -106,7 +106,7 @@ class RecommenderService:
         self.link.connect()
         # Prompts a previous run claimed but the broker never confirmed: send them now.
         with self._engine_lock:
-            recovered = self.engine.unsent_prompts()
+            recovered = self.engine.unsent_prompts(time.time())
         for out in recovered:
             self._publish(out)
         if recovered:

@@ -59,6 +59,10 @@ def test_a_claimed_prompt_survives_a_crash_before_its_publish(
     # The broker redelivers the event that caused it: a duplicate, no second decision.
     assert second.handle(topic, data, T0 + 1) == []
     # Once the broker confirmed the prompt, it is no longer kept.
+    # Past its expiry it would not be sent again at all.
+    expiry = Prompt.model_validate_json(out[0].payload).expires_at
+    assert len(second.unsent_prompts(expiry - 1)) == 1
+    assert second.unsent_prompts(expiry + 1) == [] and second.unsent_prompts() == []
     second.mark_sent([o.unsent for o in recovered if o.unsent is not None])
     assert second.unsent_prompts() == []
 
