@@ -596,6 +596,10 @@ def eval_footfall(
         Path | None, typer.Option("--mot", help="Boxed people in some frames (MOT format): detector P/R.")
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the result as JSON here.")] = None,
+    region: Annotated[
+        list[str] | None,
+        typer.Option("--region", help="x0,y0,x1,y1: a detect region (camera detect_regions); repeatable."),
+    ] = None,
 ) -> None:
     """Run the camera pipeline on a video; compare line counts (and boxes) with ground truth."""
     from rich.console import Console
@@ -605,6 +609,7 @@ def eval_footfall(
 
     truth = load_truth(gt)
     boxes = load_mot(mot) if mot is not None else None
+    regions = [_pixel_rect(r) for r in region or []]
     result = evaluate(
         video,
         truth,
@@ -613,6 +618,7 @@ def eval_footfall(
         last_frame=last,
         tolerance_frames=tolerance,
         mot=boxes,
+        regions=regions,
     )
     table = Table(
         title=f"line {truth.line.id!r}: frames {first}..{first + result.frames - 1} of {video.name}"
@@ -676,6 +682,16 @@ def eval_footfall(
         )
 
 
+def _pixel_rect(text: str) -> tuple[int, int, int, int]:
+    try:
+        x0, y0, x1, y1 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--region {text!r}: expected four whole numbers x0,y0,x1,y1 (pixels)") from None
+    if x1 - x0 < 32 or y1 - y0 < 32 or min(x0, y0) < 0:
+        raise ConfigError(f"--region {text!r}: needs 0 <= x0 < x1, 0 <= y0 < y1, at least 32 px each way")
+    return x0, y0, x1, y1
+
+
 @bench_app.command("footfall")
 @friendly
 def bench_footfall(
@@ -686,13 +702,19 @@ def bench_footfall(
     out: Annotated[Path, typer.Option("--out", help="Where to write the JSON results.")] = Path(
         "bench/out/footfall.json"
     ),
+    regions: Annotated[
+        int,
+        typer.Option("--regions", help="Detect regions to run too (0-2; README: Camera footfall)."),
+    ] = 1,
 ) -> None:
     """Frames per second of detector + tracker + counting on one core, and peak RSS."""
     from floorwalker.bench_footfall import run_footfall_bench
 
     if frames < 1:
         raise ConfigError(f"--frames {frames}: must be at least 1")
-    run_footfall_bench(video, frames, out)
+    if not 0 <= regions <= 2:
+        raise ConfigError(f"--regions {regions}: must be 0, 1 or 2")
+    run_footfall_bench(video, frames, out, regions=regions)
 
 
 @app.command("camera-snapshot")
