@@ -161,6 +161,7 @@ def test_cli_gateway_replays_a_trace_and_reports_drops(
             sys.executable, "-m", "floorwalker", "edge", "--gateway", "gw-entrance",
             "--store-config", str(DEMO_STORE), "--mqtt-url", services.mqtt_url,
             "--topic-prefix", prefix, "--heartbeat", "1", "--ble-replay", str(trace),
+            "--outbox", str(tmp_path / "outbox.db"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

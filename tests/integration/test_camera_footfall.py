@@ -106,7 +106,7 @@ def test_gateway_counts_real_video_and_reports_a_broken_camera(
 
     gateway = subprocess.Popen(
         [sys.executable, "-m", "floorwalker", "edge", "--gateway-config", str(gw_file),
-         "--mqtt-url", services.mqtt_url, "--topic-prefix", prefix],
+         "--mqtt-url", services.mqtt_url, "--topic-prefix", prefix, "--outbox", str(tmp_path / "outbox.db")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -176,7 +176,7 @@ def test_an_unreachable_stream_is_reported_as_reconnecting(
 
     gateway = subprocess.Popen(
         [sys.executable, "-m", "floorwalker", "edge", "--gateway-config", str(gw_file),
-         "--mqtt-url", services.mqtt_url, "--topic-prefix", prefix],
+         "--mqtt-url", services.mqtt_url, "--topic-prefix", prefix, "--outbox", str(tmp_path / "outbox.db")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
