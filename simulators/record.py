@@ -16,6 +16,7 @@ from pathlib import Path
 
 from broker_config.contract import TOPIC_ROOT
 from floorwalker.mqtt import MqttLink, Received
+from simulators.evaluate import Output
 from simulators.trace import Header, TraceLine, TraceWriter
 
 
@@ -61,3 +62,38 @@ class Recorder:
         self.link.close()
         with self._lock:
             self.writer.close()
+
+
+class Capture:
+    """Keeps what the system publishes (prompts, dead letters) in memory with arrival times,
+    for an evaluation run that replays and listens at once."""
+
+    def __init__(self, mqtt_host: str, mqtt_port: int, filters: Sequence[str]) -> None:
+        self.outputs: list[Output] = []
+        self._lock = threading.Lock()
+        self.last_arrival = time.monotonic()
+        self.link = MqttLink(
+            mqtt_host,
+            mqtt_port,
+            client_id=f"capture-{uuid.uuid4().hex[:8]}",
+            subscriptions=[(f, 1) for f in filters],
+            on_message=self._on_message,
+        )
+
+    def _on_message(self, msg: Received) -> bool:
+        with self._lock:
+            self.outputs.append(Output(time.time(), msg.topic, msg.payload))
+            self.last_arrival = time.monotonic()
+        return True
+
+    def start(self) -> None:
+        self.link.connect()
+
+    def settle(self, quiet_s: float, timeout: float) -> None:
+        """Wait until nothing arrived for ``quiet_s`` (or ``timeout`` passed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and time.monotonic() - self.last_arrival < quiet_s:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.link.close()
