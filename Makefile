@@ -28,6 +28,7 @@ test: setup
 
 bench: setup
 	$(BIN)/floorwalker bench e2e
+	$(BIN)/floorwalker bench simulate
 
 # Re-pin every dependency to what a fresh install resolves today.
 lock:

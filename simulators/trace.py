@@ -48,7 +48,7 @@ class TraceLine:
 
     def to_json(self) -> str:
         row: dict[str, Any] = {
-            "t": round(self.t, 6),
+            "t": self.t,
             "topic": self.topic,
             "qos": self.qos,
             "retain": self.retain,
