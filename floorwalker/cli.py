@@ -576,6 +576,7 @@ def _replay_and_capture(
     start_system: bool,
 ) -> list[Output]:
     """Replay ``reader`` onto a broker (ours, started here, or a running one) and capture outputs."""
+    import shutil
     import tempfile
     import uuid
 
@@ -605,9 +606,11 @@ def _replay_and_capture(
         services.down()
     typer.echo(
         f"replayed {result.sent} messages in {result.wall_s:.1f} s; the recommender handled them all "
-        + (f"after {done:.1f} s" if done is not None else "NOT within the timeout")
-        + f"; captured {len(outputs)} outputs (logs in {work})"
+        + (f"after {done:.1f} s" if done is not None else f"NOT within the timeout (logs in {work})")
+        + f"; captured {len(outputs)} outputs"
     )
+    if done is not None:
+        shutil.rmtree(work, ignore_errors=True)
     return outputs
 
 
