@@ -26,6 +26,7 @@ from floorwalker.services import Services
 
 if TYPE_CHECKING:
     from simulators.evaluate import Output
+    from simulators.replay import ReplayResult
     from simulators.trace import TraceReader
 
 P = ParamSpec("P")
@@ -551,14 +552,16 @@ def evaluate(
     reader = TraceReader(trace)
     truth_data = load_truth(truth)
     captured: list[Output]
+    clock = None
     if outputs is not None:
         out_reader = TraceReader(outputs)
         captured = [Output(None, line.topic, line.payload) for line in out_reader]
     else:
-        captured = _replay_and_capture(
+        captured, result = _replay_and_capture(
             reader, store_config, run_dir, mqtt_url, topic_prefix, _speed(speed), start_system
         )
-    report = score(reader, truth_data, captured, bad_lines=len(reader.bad))
+        clock = result.to_trace_time
+    report = score(reader, truth_data, captured, bad_lines=len(reader.bad), to_trace_time=clock)
     path = write_report(report, report_dir)
     typer.echo(json.dumps(summary(report)))
     typer.echo(f"report {path}")
@@ -574,7 +577,7 @@ def _replay_and_capture(
     topic_prefix: str,
     speed: float | None,
     start_system: bool,
-) -> list[Output]:
+) -> tuple[list[Output], ReplayResult]:
     """Replay ``reader`` onto a broker (ours, started here, or a running one) and capture outputs."""
     import shutil
     import tempfile
@@ -589,7 +592,7 @@ def _replay_and_capture(
         options = ReplayOptions(speed=speed, topic_prefix=topic_prefix)
         outputs, result, _ = replay_and_capture(reader, config, _mqtt(run_dir, mqtt_url), options)
         typer.echo(f"replayed {result.sent} messages, captured {len(outputs)} outputs")
-        return outputs
+        return outputs, result
     work = Path(tempfile.mkdtemp(prefix="floorwalker-evaluate-"))
     services = Services(work / "services")
     ep = services.up()
@@ -611,7 +614,7 @@ def _replay_and_capture(
     )
     if done is not None:
         shutil.rmtree(work, ignore_errors=True)
-    return outputs
+    return outputs, result
 
 
 @bench_app.command("simulate")

@@ -14,7 +14,7 @@ import bisect
 import datetime as dt
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +111,12 @@ def _zone_at(timeline: list[tuple[float, str | None]], times: list[float], t: fl
 
 
 def score(
-    lines: Iterable[TraceLine], truth: Truth, outputs: Sequence[Output], *, bad_lines: int = 0
+    lines: Iterable[TraceLine],
+    truth: Truth,
+    outputs: Sequence[Output],
+    *,
+    bad_lines: int = 0,
+    to_trace_time: Callable[[float], float | None] | None = None,
 ) -> Report:
     topics = Topics()
     n_hours = max(1, int((truth.end - truth.start) // 3600) + (1 if (truth.end - truth.start) % 3600 else 0))
@@ -121,6 +126,7 @@ def score(
     reported_hourly: dict[str, list[int]] = defaultdict(lambda: [0] * n_hours)
     occupancy_seen: dict[str, dict[int, int]] = defaultdict(dict)
     presence: list[tuple[float, str, str, str]] = []
+    presence_ids: set[str] = set()
     cause_t: dict[str, float] = {}
     checkouts = 0
     for line in lines:
@@ -137,6 +143,7 @@ def score(
             occupancy_seen[zone][round(window_end / truth.window_s)] = body.occupancy
         elif isinstance(body, PresenceEvent):
             presence.append((body.ts, body.member, zone, body.action))
+            presence_ids.add(body.event_id)
         elif isinstance(body, CheckoutEvent):
             checkouts += 1
 
@@ -156,6 +163,11 @@ def score(
     footfall = [ZoneFootfall(z, sum(reported_hourly[z]), sum(true_hourly[z])) for z in covered]
     hourly = {z: list(zip(reported_hourly[z], true_hourly[z], strict=True)) for z in covered}
 
+    # Presence the system itself published (a fuser turning BLE reports into zones) counts
+    # too, put back on the trace's clock by ``to_trace_time`` (known for a paced replay);
+    # what the trace already carried is not counted twice.
+    if to_trace_time is not None:
+        presence += _captured_presence(topics, outputs, presence_ids, to_trace_time)
     beliefs = _believed_zones(presence)
     accuracy: dict[str, tuple[int, int]] = {}
     for s in truth.shoppers:
@@ -206,6 +218,24 @@ def score(
             per_associate[associate][min(n_hours - 1, max(0, int(offset // 3600)))] += 1
     report.per_associate_hour = dict(per_associate)
     return report
+
+
+def _captured_presence(
+    topics: Topics, outputs: Sequence[Output], seen: set[str], to_trace_time: Callable[[float], float | None]
+) -> list[tuple[float, str, str, str]]:
+    out: list[tuple[float, str, str, str]] = []
+    for o in outputs:
+        if not o.topic.endswith("/presence"):
+            continue
+        try:
+            msg = decode(topics, _strip_to_root(o.topic), o.payload)
+        except ContractError:
+            continue
+        body = msg.payload
+        at = to_trace_time(body.ts)
+        if isinstance(body, PresenceEvent) and body.event_id not in seen and at is not None:
+            out.append((at, body.member, msg.address.subject or "", body.action))
+    return out
 
 
 def _strip_to_root(topic: str) -> str:

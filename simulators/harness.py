@@ -139,7 +139,7 @@ def replay_and_capture(
     settle_s: float = 2.0,
     timeout_s: float = 300.0,
 ) -> tuple[list[Output], ReplayResult, float | None]:
-    """Replay while listening to what the system publishes (prompts, dead letters).
+    """Replay while listening to what the system publishes (prompts, dead letters, presence).
 
     Returns the outputs, the replay's result and, with a ``recommender``, the seconds from
     the first publish until it had handled every event sent (None if it never did). Without
@@ -149,7 +149,12 @@ def replay_and_capture(
     capture = Capture(
         mqtt[0],
         mqtt[1],
-        [topics.subscription(TopicKind.PROMPT, config.store), topics.deadletter(config.store)],
+        [
+            topics.subscription(TopicKind.PROMPT, config.store),
+            topics.deadletter(config.store),
+            # Presence a fuser publishes from BLE reports (replayed presence is recognized by id).
+            topics.subscription(TopicKind.PRESENCE, config.store),
+        ],
     )
     capture.start()
     link = MqttLink(mqtt[0], mqtt[1], client_id=f"replay-{uuid.uuid4().hex[:8]}")

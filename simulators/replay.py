@@ -57,6 +57,16 @@ class ReplayResult:
     max_lag_s: float = 0.0
     stopped: bool = False
     by_kind: dict[str, int] = field(default_factory=dict)
+    #: Wall clock (``clock()``) at the first publish, and that message's trace time.
+    wall_origin: float = 0.0
+    first_t: float | None = None
+    speed: float | None = None
+
+    def to_trace_time(self, wall: float) -> float | None:
+        """The trace time that a wall-clock moment of a paced replay stands for."""
+        if self.speed is None or self.first_t is None:
+            return None
+        return self.first_t + (wall - self.wall_origin) * self.speed
 
     @property
     def rate(self) -> float:
@@ -102,7 +112,7 @@ def replay(
 ) -> ReplayResult:
     """Publish ``lines`` through ``link`` (connected), paced by their ``t`` over ``speed``."""
     stop = stop or threading.Event()
-    result = ReplayResult()
+    result = ReplayResult(speed=options.speed)
     plain = Topics()
     outstanding: deque[MQTTMessageInfo] = deque()
     origin_mono = time.monotonic()
@@ -110,8 +120,9 @@ def replay(
     last_t = 0.0
     for line in select(lines, options, result):
         if first_t is None:
-            first_t = line.t
+            first_t = result.first_t = line.t
             origin_mono = time.monotonic()
+            result.wall_origin = clock()
         last_t = line.t
         if options.speed is not None:
             due = origin_mono + (line.t - first_t) / options.speed

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from broker_config.contract import CustomerCard, EnvelopeSource, Prompt, PromptKind, Topics, decode, encode
+from broker_config.contract import (
+    CustomerCard,
+    EnvelopeSource,
+    PresenceEvent,
+    Prompt,
+    PromptKind,
+    Topics,
+    decode,
+    encode,
+)
 from floorwalker.config import load_store_config
 from recommender.crm import read_fixture
 from simulators.day import simulate_day
@@ -70,3 +79,32 @@ def test_report_is_written_with_plots(files: tuple[Path, Path], tmp_path: Path) 
         assert (tmp_path / "r" / f"{png}.png").stat().st_size > 1000
         assert f"({png}.png)" in text
     assert "| entrance |" in text and "member zone accuracy" in text
+
+
+def test_presence_the_system_publishes_counts_on_the_trace_clock(files: tuple[Path, Path]) -> None:
+    """A fuser's presence (new ids, replay-time ts) scores like the same presence in the trace."""
+    trace, truth_path = files
+    truth = load_truth(truth_path)
+    lines = list(TraceReader(trace))
+    first = lines[0].t
+    wall0 = 2.0e9
+    fuser = EnvelopeSource("fuser")
+    outputs = []
+    for x in lines:
+        if x.topic.endswith("/presence"):
+            body = decode(Topics(), x.topic, x.payload).payload
+            assert isinstance(body, PresenceEvent)
+            again = fuser.make(
+                PresenceEvent, wall0 + (body.ts - first), member=body.member, action=body.action
+            )
+            outputs.append(Output(again.ts, "pfx/" + x.topic, encode(again)))
+    without = [x for x in lines if not x.topic.endswith("/presence")]
+    expected = score(lines, truth, []).member_zone_accuracy
+    assert score(without, truth, outputs).member_zone_accuracy == 0.0  # no clock: not placed
+    placed = score(without, truth, outputs, to_trace_time=lambda w: first + (w - wall0))
+    assert placed.member_zone_accuracy == pytest.approx(expected)
+    # Replayed presence captured back (same ids) is not counted twice.
+    echoed = [Output(x.t, x.topic, x.payload) for x in lines if x.topic.endswith("/presence")]
+    assert score(lines, truth, echoed, to_trace_time=lambda w: w).member_zone_accuracy == pytest.approx(
+        expected
+    )
