@@ -148,10 +148,12 @@ class RulesConfig(_Strict):
 class ZoneSimulation(_Strict):
     """How shoppers treat one zone in the simulators' Markov walk."""
 
-    #: Relative pull of the zone when a shopper picks the next neighbouring zone.
-    attraction: float = Field(default=1.0, ge=0, le=1_000)
-    #: Mean time spent in the zone per visit, seconds (log-normal around it).
-    dwell_s: float = Field(default=60.0, gt=0, le=4 * 3600)
+    #: Relative pull of the zone when a shopper picks the next neighbouring zone
+    #: (None: 1 for a zone with shelves, 0.2 for a passage such as the entrance).
+    attraction: float | None = Field(default=None, ge=0, le=1_000)
+    #: Mean time spent in the zone per visit, seconds, log-normal around it
+    #: (None: 90 s for a zone with shelves, 4 s for a passage).
+    dwell_s: float | None = Field(default=None, gt=0, le=4 * 3600)
 
 
 class CameraModel(_Strict):

@@ -25,7 +25,9 @@ from simulators.movement import PositionSample
 
 #: Dwell in a zone without shelves (entrance, checkout passage), seconds.
 TRANSIT_DWELL_S = 4.0
-MAX_STEPS = 40
+#: Mean dwell in a shelf zone unless the layout says otherwise, seconds.
+SHELF_DWELL_S = 90.0
+MAX_STEPS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,16 +116,15 @@ class Walker:
         sim = self.config.simulation
         self.speed = sim.walk_speed_mps
         self.categories = {z.id: list(z.categories) for z in self.config.zones}
-        self.attraction = {
-            z.id: sim.zones[z.id].attraction if z.id in sim.zones else (1.0 if z.categories else 0.2)
-            for z in self.config.zones
-        }
-        self.dwell = {
-            z.id: sim.zones[z.id].dwell_s
-            if z.id in sim.zones
-            else (60.0 if z.categories else TRANSIT_DWELL_S)
-            for z in self.config.zones
-        }
+        self.attraction: dict[str, float] = {}
+        self.dwell: dict[str, float] = {}
+        for z in self.config.zones:
+            own = sim.zones.get(z.id)
+            default_pull, default_dwell = (1.0, SHELF_DWELL_S) if z.categories else (0.2, TRANSIT_DWELL_S)
+            pull = own.attraction if own is not None else None
+            dwell = own.dwell_s if own is not None else None
+            self.attraction[z.id] = default_pull if pull is None else pull
+            self.dwell[z.id] = default_dwell if dwell is None else dwell
         self.members: list[Member] = list(crm.members) if crm else []
         self.habits: dict[str, Counter[str]] = {
             m.member: Counter(p.category for p in m.purchases) for m in self.members
@@ -158,7 +159,8 @@ class Walker:
         if shopper.member is not None:
             habit = self.habits.get(shopper.member, Counter())
             w *= 1.0 + sum(habit[c] for c in self.categories[zone]) / 2.0
-        return w / (1.0 + 2.0 * visited[zone])
+        # Shoppers move on rather than back: a zone already walked through pulls much less.
+        return w / (1.0 + 4.0 * visited[zone])
 
     def _dwell(self, zone: str, rng: random.Random) -> float:
         mean = self.dwell[zone]
@@ -217,21 +219,28 @@ class Walker:
         t = shopper.arrival + math.dist((x, y), p) / self.speed + TRANSIT_DWELL_S * rng.uniform(0.5, 1.5)
         shopper.frames.append(Keyframe(t, p[0], p[1], entrance.zone))
         visited: Counter[str] = Counter()
-        wanted = 1 + min(8, poisson(rng, 2.0))
+        wanted = 1 + min(10, poisson(rng, 3.0))
         zone = entrance.zone
         for _ in range(MAX_STEPS):
-            if sum(visited.values()) >= wanted:
+            if sum(1 for z in visited if self.categories[z]) >= wanted:
                 break
             options = self.plan.neighbours[zone]
-            weights = [self._pull(shopper, n, visited) for n in options]
+            # A zone pulls by itself and, half as much, by the unvisited zones beyond it:
+            # shoppers head deeper into the store rather than circling the front.
+            weights = [
+                self._pull(shopper, n, visited)
+                + 0.5 * sum(self._pull(shopper, m, visited) for m in self.plan.neighbours[n] if m != zone)
+                for n in options
+            ]
             if not options or sum(weights) <= 0:
                 break
             nxt = rng.choices(options, weights)[0]
-            shopping = bool(self.categories[nxt])
-            self._move(shopper.frames, nxt, shopping, rng)
-            if shopping:
-                visited[nxt] += 1
+            # A shelf zone is shopped the first time; walking back through it is a pass.
+            stop = bool(self.categories[nxt]) and not visited[nxt]
+            self._move(shopper.frames, nxt, stop, rng)
+            if stop:
                 self._pick(shopper, nxt, rng)
+            visited[nxt] += 1
             zone = nxt
 
     def _pick(self, shopper: Shopper, zone: str, rng: random.Random) -> None:
