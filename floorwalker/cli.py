@@ -304,11 +304,17 @@ def simulate(
     ] = None,
     hours: Annotated[float, typer.Option("--hours", help="With --out: hours from opening.")] = 13.0,
     visitors: Annotated[int, typer.Option("--visitors", help="With --out: expected visitors.")] = 1000,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="With --out: start time, ISO (2026-03-02T08:00+00:00) or 'now'."),
+    ] = None,
 ) -> None:
     """With --out: write a simulated day's trace and ground truth (deterministic for --seed).
     Without: play scripted shoppers live onto the broker as the store's gateways and tills."""
     if out is not None:
-        _simulate_to(store_config or demo_store_path(), out, hours=hours, visitors=visitors, seed=seed)
+        _simulate_to(
+            store_config or demo_store_path(), out, hours=hours, visitors=visitors, seed=seed, start=start
+        )
         return
     from recommender.crm import read_fixture
     from simulators.live import LiveStore, shoppers_from
@@ -399,13 +405,27 @@ def bench_e2e(
 # -- simulators, traces and replay (issue 4) ---------------------------------------------
 
 
-def _simulate_to(layout: Path, out: Path, *, hours: float, visitors: int, seed: int) -> None:
+def _simulate_to(
+    layout: Path, out: Path, *, hours: float, visitors: int, seed: int, start: str | None
+) -> None:
+    import datetime as dt
     import time
 
     from recommender.crm import read_fixture
     from simulators.day import simulate_day
 
     config = load_store_config(layout)
+    t0: float | None = None
+    if start == "now":
+        t0 = time.time()
+    elif start is not None:
+        try:
+            when = dt.datetime.fromisoformat(start)
+        except ValueError:
+            raise ConfigError(
+                f"--start {start!r}: expected an ISO time like 2026-03-02T08:00+00:00, or now"
+            ) from None
+        t0 = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
     started = time.perf_counter()
     day = simulate_day(
         config,
@@ -414,6 +434,7 @@ def _simulate_to(layout: Path, out: Path, *, hours: float, visitors: int, seed: 
         visitors=visitors,
         seed=seed,
         source=str(layout),
+        start=t0,
     )
     trace, truth = day.write(out)
     typer.echo(

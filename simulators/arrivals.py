@@ -78,11 +78,16 @@ def poisson(rng: random.Random, mean: float) -> int:
         k += 1
 
 
-def arrival_times(expected_per_hour: Sequence[float], rng: random.Random) -> list[float]:
+def arrival_times(
+    expected_per_hour: Sequence[float], rng: random.Random, *, last_hour_fraction: float = 1.0
+) -> list[float]:
     """Arrival offsets in seconds from the start: per hour a Poisson count, uniform times
-    within the hour (exactly an NHPP with a piecewise-constant rate), sorted."""
+    within the hour (exactly an NHPP with a piecewise-constant rate), sorted. The last hour
+    may be a part hour: its arrivals fall in its first ``last_hour_fraction``."""
     times: list[float] = []
+    last = len(expected_per_hour) - 1
     for h, mean in enumerate(expected_per_hour):
+        span = last_hour_fraction if h == last else 1.0
         n = poisson(rng, mean)
-        times.extend(sorted(3600.0 * (h + rng.random()) for _ in range(n)))
+        times.extend(sorted(3600.0 * (h + span * rng.random()) for _ in range(n)))
     return times

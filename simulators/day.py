@@ -59,8 +59,11 @@ def simulate_day(
     date: dt.date = DEFAULT_DATE,
     curve: HourlyCurve | None = None,
     source: str = "store config",
+    start: float | None = None,
 ) -> Day:
-    """Simulate ``visitors`` (expected) arriving over ``hours`` from opening time."""
+    """Simulate ``visitors`` (expected) arriving over ``hours`` from opening time on ``date``
+    (or from ``start``, Unix seconds, e.g. now for a trace to replay live with its own times;
+    the footfall curve is still read from the opening hour)."""
     if hours <= 0 or hours > 24:
         raise ConfigError(f"--hours {hours}: expected more than 0 and at most 24")
     if visitors < 0:
@@ -70,16 +73,14 @@ def simulate_day(
     plan = build_floorplan(config, source)
     curve = curve or curve_for(config.simulation.curve)
     rng = random.Random(seed)
-    t0 = day_start(config, date)
+    t0 = day_start(config, date) if start is None else start
 
     whole = math.ceil(hours)
-    expected = hourly_expectation(curve, config.simulation.open_hour, whole, visitors)
-    if whole != hours:  # a part hour at the end: its share of the last hour
-        expected[-1] *= hours - (whole - 1)
-        scale = visitors / sum(expected) if sum(expected) else 0.0
-        expected = [e * scale for e in expected]
-    times = arrival_times(expected, rng)
-    times = [t for t in times if t < hours * 3600]
+    fraction = hours - (whole - 1)  # a part hour at the end gets its share of that hour
+    expected = hourly_expectation(curve, config.simulation.open_hour, whole, 1.0)
+    expected[-1] *= fraction
+    expected = [visitors * e / sum(expected) for e in expected]
+    times = arrival_times(expected, rng, last_hour_fraction=fraction)
 
     walker = Walker(plan, crm)
     people = walker.draw_people(len(times), rng)

@@ -56,3 +56,10 @@ def test_poisson_mean_and_variance(mean: float) -> None:
     var = sum((x - m) ** 2 for x in xs) / len(xs)
     assert m == pytest.approx(mean, rel=0.08, abs=0.05)
     assert var == pytest.approx(mean, rel=0.15, abs=0.1)
+
+
+def test_a_part_hour_keeps_its_arrivals_inside_it() -> None:
+    times = arrival_times([400.0, 100.0], random.Random(8), last_hour_fraction=0.25)
+    late = [t for t in times if t >= 3600]
+    assert late and max(late) < 3600 * 1.25
+    assert abs(len(late) - 100) < 4 * 100**0.5

@@ -121,3 +121,10 @@ def test_trace_file_round_trips(day: Day, tmp_path: Path) -> None:
     assert not reader.bad
     assert [(x.t, x.topic, x.payload) for x in back] == [(x.t, x.topic, x.payload) for x in day.lines]
     assert reader.header.store == "demo-store" and reader.header.meta["seed"] == 42
+
+
+def test_visitors_over_a_part_hour(config: StoreConfig) -> None:
+    day = simulate_day(config, None, hours=0.5, visitors=300, seed=2)
+    assert abs(len(day.shoppers) - 300) < 4 * 300**0.5
+    assert all(s.arrival < day.truth.start + 1800 for s in day.shoppers)
+    assert all(s.member is None for s in day.shoppers)  # no CRM: nobody is a member
