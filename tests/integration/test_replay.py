@@ -76,11 +76,13 @@ def test_replay_at_10x_keeps_order_and_relative_timing(
     received = [decode(topics, t, p).payload for _, t, p in arrivals]
     sent = [decode(Topics(), x.topic, x.payload).payload for x in lines]
     assert [r.event_id for r in received] == [s.event_id for s in sent]  # same order, nothing lost
+    # Arrival times against the trace's times over 10, up to one common offset (the hop).
     scheduled = [(x.t - lines[0].t) / 10 for x in lines]
-    actual = [a - arrivals[0][0] for a, _, _ in arrivals]
-    errors = [a - s for a, s in zip(actual, scheduled, strict=True)]
-    assert min(errors) > -0.03  # never early
-    assert statistics.median(abs(e) for e in errors) < 0.1
+    offsets = [a - s for (a, _, _), s in zip(arrivals, scheduled, strict=True)]
+    centre = statistics.median(offsets)
+    assert statistics.median(abs(o - centre) for o in offsets) < 0.1
+    assert max(abs(o - centre) for o in offsets) < 0.5  # at 1x or max speed: off by up to 13 s / 1.5 s
+    assert arrivals[-1][0] - arrivals[0][0] == pytest.approx(1.5, abs=0.5)
     assert result.wall_s >= 1.5 - 0.03 and result.sent == len(lines)
     # Retimed: ts follows the replay clock (now), spaced like the trace over 10.
     ts = [r.ts for r in received]
