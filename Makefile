@@ -29,6 +29,7 @@ test: setup
 bench: setup
 	$(BIN)/floorwalker bench e2e
 	$(BIN)/floorwalker bench simulate
+	$(BIN)/floorwalker bench ble
 
 # Re-pin every dependency to what a fresh install resolves today.
 lock:

@@ -8,6 +8,7 @@ document it (``floorwalker contract --schema`` prints their JSON Schema).
 Topics are versioned and scoped by store::
 
     {prefix}fw/v1/{store}/gw/{gateway}/status          GatewayStatus   retained, last will
+    {prefix}fw/v1/{store}/gw/{gateway}/ble             BleReport       rotating ids only
     {prefix}fw/v1/{store}/zone/{zone}/presence         PresenceEvent
     {prefix}fw/v1/{store}/zone/{zone}/footfall         FootfallEvent
     {prefix}fw/v1/{store}/pos/{lane}/checkout          CheckoutEvent
@@ -118,6 +119,33 @@ class PresenceEvent(Envelope):
     member: MemberRef
     action: Literal["enter", "leave"]
     confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+#: A member app's rotating ephemeral id (8 bytes as 16 hex digits): changes every EID
+#: window, so a bystander cannot follow a phone; only the store server can resolve it.
+EphemeralId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+
+
+class BleSighting(BaseModel):
+    """One ephemeral id as a gateway heard it since its previous report."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    eid: EphemeralId
+    rssi_dbm: float = Field(ge=-127, le=20, description="Smoothed RSSI at the gateway, dBm.")
+    distance_m: float = Field(ge=0, le=1_000, description="Distance estimate from the gateway's calibration.")
+    adverts: int = Field(ge=0, le=100_000, description="Advertisements heard since the previous report.")
+    last_seen: EventTime = Field(description="When the latest advertisement was heard.")
+
+
+class BleReport(Envelope):
+    """A gateway's batch of BLE sightings, sent on change and at a heartbeat (never per advert).
+
+    Carries rotating ephemeral ids only: never a device address or a stable id.
+    """
+
+    window_s: float = Field(gt=0, le=3_600, description="Seconds this report covers.")
+    sightings: list[BleSighting] = Field(max_length=200)
 
 
 class FootfallEvent(Envelope):
@@ -259,6 +287,7 @@ class TopicKind(StrEnum):
     FEEDBACK = "feedback"
     ASSOCIATE_STATUS = "associate_status"
     DEADLETTER = "deadletter"
+    BLE = "ble"
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +311,8 @@ SPECS: Final[dict[TopicKind, TopicSpec]] = {
         TopicSpec(TopicKind.FEEDBACK, ("handheld", None, "feedback"), Feedback, 1, False),
         TopicSpec(TopicKind.ASSOCIATE_STATUS, ("handheld", None, "status"), AssociateStatus, 1, True),
         TopicSpec(TopicKind.DEADLETTER, ("deadletter",), DeadLetter, 1, False),
+        # QoS 0: a lost report is replaced by the next one within a second.
+        TopicSpec(TopicKind.BLE, ("gw", None, "ble"), BleReport, 0, False),
     )
 }
 # Topic parsing looks up (first level below the store, last level) to find the spec.
@@ -342,6 +373,9 @@ class Topics:
 
     def deadletter(self, store: str) -> str:
         return self.build(TopicKind.DEADLETTER, store)
+
+    def ble(self, store: str, gateway: str) -> str:
+        return self.build(TopicKind.BLE, store, gateway)
 
     def subscription(self, kind: TopicKind, store: str = "+") -> str:
         """Wildcard filter for every topic of ``kind`` (in one store, or in all)."""

@@ -15,11 +15,14 @@ from typing import Literal
 import paho.mqtt.client as mqtt
 
 from broker_config.contract import (
+    SPECS,
+    BleReport,
     CheckoutEvent,
     EnvelopeSource,
     FootfallEvent,
     GatewayStatus,
     PresenceEvent,
+    TopicKind,
     Topics,
     encode,
 )
@@ -100,6 +103,13 @@ class EdgePublisher:
         total = sum(int(str(item["amount_cents"])) for item in items)
         event = self._source.make(CheckoutEvent, ts, member=member, items=items, total_cents=total)
         self.link.publish(self.topics.checkout(self.store, lane), encode(event))
+        return event.event_id
+
+    def ble_report(self, ts: float, window_s: float, sightings: list[dict[str, object]]) -> str:
+        """A batch of BLE sightings (ephemeral ids only) on this gateway's ``ble`` topic."""
+        event = self._source.make(BleReport, ts, window_s=window_s, sightings=sightings)
+        qos = SPECS[TopicKind.BLE].qos
+        self.link.publish(self.topics.ble(self.store, self.producer), encode(event), qos=qos)
         return event.event_id
 
     def _publish_status(

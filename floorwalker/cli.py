@@ -246,14 +246,34 @@ def edge(
     heartbeat_s: Annotated[
         float, typer.Option("--heartbeat", help="Seconds between status heartbeats.")
     ] = 30.0,
+    ble_replay: Annotated[
+        Path | None,
+        typer.Option("--ble-replay", help="Scan BLE from this recorded trace (JSONL) instead of the radio."),
+    ] = None,
+    ble_speed: Annotated[float, typer.Option("--ble-speed", help="Replay speed (1 = as recorded).")] = 1.0,
 ) -> None:
-    """Run a gateway: retained online status, last will offline, heartbeats."""
+    """Run a gateway: retained online status, last will offline, heartbeats (and BLE scanning)."""
     from edge_agent.agent import run_gateway
+    from floorwalker.config import ReplayScannerConfig
 
     config = _store(store_config)
     host, port = _mqtt(run_dir, mqtt_url)
+    scanner = None
+    if ble_replay is not None:
+        if not ble_replay.is_file():
+            raise ConfigError(f"--ble-replay {ble_replay}: no such trace file")
+        if ble_speed <= 0:
+            raise ConfigError(f"--ble-speed {ble_speed}: must be greater than 0")
+        scanner = ReplayScannerConfig(path=ble_replay, speed=ble_speed)
     run_gateway(
-        config, gateway, host, port, _stop_on_signals(), topic_prefix=topic_prefix, heartbeat_s=heartbeat_s
+        config,
+        gateway,
+        host,
+        port,
+        _stop_on_signals(),
+        topic_prefix=topic_prefix,
+        heartbeat_s=heartbeat_s,
+        scanner=scanner,
     )
 
 
@@ -308,13 +328,23 @@ def simulate(
         str | None,
         typer.Option("--start", help="With --out: start time, ISO (2026-03-02T08:00+00:00) or 'now'."),
     ] = None,
+    presence: Annotated[
+        str | None,
+        typer.Option(
+            "--presence",
+            help="With --out: 'ble' (RF model -> gateways' BLE reports -> the fuser's presence) or "
+            "'model' (presence events from a simple error model). Default: ble when the store "
+            "has ble_presence.secrets.",
+        ),
+    ] = None,
 ) -> None:
     """With --out: write a simulated day's trace and ground truth (deterministic for --seed).
     Without: play scripted shoppers live onto the broker as the store's gateways and tills."""
     if out is not None:
         _simulate_to(
-            store_config or demo_store_path(), out, hours=hours, visitors=visitors, seed=seed, start=start
-        )
+            store_config or demo_store_path(), out, hours=hours, visitors=visitors, seed=seed, start=start,
+            presence=presence,
+        )  # fmt: skip
         return
     from recommender.crm import read_fixture
     from simulators.live import LiveStore, shoppers_from
@@ -406,7 +436,14 @@ def bench_e2e(
 
 
 def _simulate_to(
-    layout: Path, out: Path, *, hours: float, visitors: int, seed: int, start: str | None
+    layout: Path,
+    out: Path,
+    *,
+    hours: float,
+    visitors: int,
+    seed: int,
+    start: str | None,
+    presence: str | None,
 ) -> None:
     import datetime as dt
     import time
@@ -426,6 +463,9 @@ def _simulate_to(
                 f"--start {start!r}: expected an ISO time like 2026-03-02T08:00+00:00, or now"
             ) from None
         t0 = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+    mode = presence or ("ble" if config.ble_presence.secrets is not None else "model")
+    if mode not in ("ble", "model"):
+        raise ConfigError(f"--presence {presence!r}: expected ble or model")
     started = time.perf_counter()
     day = simulate_day(
         config,
@@ -435,6 +475,7 @@ def _simulate_to(
         seed=seed,
         source=str(layout),
         start=t0,
+        presence="ble" if mode == "ble" else "model",
     )
     trace, truth = day.write(out)
     typer.echo(
@@ -660,6 +701,146 @@ def big_store_path() -> Path:
     import simulators
 
     return Path(simulators.__file__).resolve().parent / "data" / "big_store.yaml"
+
+
+# -- BLE presence: fuser, evaluation, calibration, benchmark -----------------------------
+
+calibrate_app = typer.Typer(
+    help="Calibrate sensors from recordings at known positions.", no_args_is_help=True
+)
+app.add_typer(calibrate_app, name="calibrate")
+
+
+@app.command()
+@friendly
+def fuser(
+    store_config: StoreOpt = None,
+    run_dir: RunDir = DEFAULT_RUN_DIR,
+    mqtt_url: MqttUrl = None,
+    topic_prefix: TopicPrefix = "",
+) -> None:
+    """Resolve gateways' rotating BLE ids and fuse them into zone enter/leave presence events."""
+    from recommender.fuser import FuserService
+
+    config = _store(store_config)
+    host, port = _mqtt(run_dir, mqtt_url)
+    service = FuserService(config, Endpoints(host, port, ""), topic_prefix=topic_prefix)
+    stop = _stop_on_signals()
+
+    def stop_when_signalled() -> None:
+        stop.wait()
+        service.stop()
+
+    threading.Thread(target=stop_when_signalled, daemon=True).start()
+    service.run()
+
+
+@eval_app.command("presence")
+@friendly
+def eval_presence(
+    trace: Annotated[Path, typer.Argument(help="Advertisements, JSONL (the replay format).")],
+    truth: Annotated[Path, typer.Option("--truth", help="Position samples, JSONL (ground truth).")],
+    store_config: StoreOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """Zone accuracy, neighbour confusion and zone-change delay of BLE presence on a trace."""
+    from recommender.fuser import resolver_for
+    from recommender.presence_eval import run_eval
+
+    config = _store(store_config)
+    report = run_eval(config, resolver_for(config), trace, truth)
+    _print_presence(report.as_dict())
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+
+
+def _print_presence(r: dict[str, object]) -> None:
+    def pct(v: object) -> str:
+        return f"{100 * float(str(v)):.1f} %"
+
+    def sec(v: object) -> str:
+        return "-" if v is None else f"{float(str(v)):.2f} s"
+
+    typer.echo(f"zone accuracy            {pct(r['accuracy'])}  ({r['samples']} samples; target >= 95 %)")
+    typer.echo(f"  near zone boundaries   {pct(r['boundary_accuracy'])}  ({r['boundary_samples']} samples)")
+    typer.echo(f"neighbour share of errors {pct(r['neighbour_share_of_errors'])}")
+    typer.echo(f"zone-change delay        median {sec(r['median_delay_s'])}, p90 {sec(r['p90_delay_s'])}"
+               f"  (target median <= 2 s; {r['missed_stays']} of {r['stays']} stays missed)")  # fmt: skip
+    confusion = r["confusion"]
+    assert isinstance(confusion, list)
+    for truth_zone, guess, count in confusion:
+        typer.echo(f"  {truth_zone:>10} taken for {guess:<10} {count}")
+
+
+@eval_app.command("presence-trace")
+@friendly
+def eval_presence_trace(
+    out_dir: Annotated[Path, typer.Argument(help="Where to write trace.jsonl and truth.jsonl.")],
+    store_config: StoreOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="Walks and radio seed.")] = 1,
+    rounds: Annotated[int, typer.Option("--rounds", help="Walks per consenting member.")] = 1,
+) -> None:
+    """Make an evaluation trace: demo walks of the CRM's consenting members through the RF model."""
+
+    from recommender.crm import read_fixture
+    from recommender.eid_resolver import read_key_file
+    from recommender.presence_eval import demo_walks, write_trace, write_truth
+    from simulators.ble_radio import RadioModel
+
+    config = _store(store_config)
+    if config.crm is None or config.ble_presence.secrets is None:
+        raise ConfigError(
+            "the store config needs `crm` and `ble_presence.secrets` to simulate members' phones"
+        )
+    members = [m.member for m in read_fixture(config.crm).members if m.consent.recognition]
+    key = bytes.fromhex(read_key_file(config.ble_presence.secrets).store_key)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    walks = []
+    for r in range(rounds):
+        walks += demo_walks(config, members, start=1_800_000_000.0 + r * 3600, seed=seed + r)
+    walks.sort(key=lambda s: s.ts)
+    n = write_trace(out_dir / "trace.jsonl", RadioModel(config, key, seed=seed).hear(walks))
+    write_truth(out_dir / "truth.jsonl", walks)
+    typer.echo(
+        f"{n} advertisements -> {out_dir / 'trace.jsonl'}\n{len(walks)} samples -> {out_dir / 'truth.jsonl'}"
+    )
+
+
+@calibrate_app.command("ble")
+@friendly
+def calibrate_ble(
+    trace: Annotated[Path, typer.Argument(help="Recorded advertisements (JSONL, replay format).")],
+    points: Annotated[Path, typer.Option("--points", help="YAML: where the phone was when.")],
+    store_config: StoreOpt = None,
+) -> None:
+    """Fit each gateway's measured power and path-loss exponent; print the config's `ble:` lines."""
+    from edge_agent.ble_calibration import as_yaml, calibrate, read_points
+    from recommender.presence_eval import trace_records
+
+    config = _store(store_config)
+    fits = calibrate(config, read_points(points), trace_records(trace))
+    if not fits:
+        raise ConfigError(f"{trace}: no gateway heard the phone at 2 or more points (>= 5 adverts each)")
+    typer.echo(as_yaml(fits), nl=False)
+
+
+@bench_app.command("ble")
+@friendly
+def bench_ble(
+    store_config: StoreOpt = None,
+    rounds: Annotated[int, typer.Option("--rounds", help="Walks per consenting member as input.")] = 2,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed runs (the best counts).")] = 3,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON results.")] = Path(
+        "bench/out/ble.json"
+    ),
+) -> None:
+    """Adverts/s through parse + smooth + resolve + fuse on one core."""
+    from rich.console import Console
+
+    from recommender.ble_bench import print_ble, run_ble_bench
+
+    print_ble(run_ble_bench(_store(store_config), out, rounds=rounds, repeats=repeats), Console())
 
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper for `python -m floorwalker`

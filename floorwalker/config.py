@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -94,6 +94,32 @@ class BleCalibration(_Strict):
     path_loss_exponent: float = Field(default=2.2, ge=1.0, le=6.0)
 
 
+class BleakScannerConfig(_Strict):
+    """The real radio, through bleak (BlueZ on Linux)."""
+
+    kind: Literal["bleak"] = "bleak"
+    #: Adapter to scan with (``hci0``); None = the system default.
+    adapter: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_:-]{1,32}$")] | None = None
+    #: Passive scanning (no scan requests sent) where the platform allows it.
+    passive: bool = True
+    #: Back-off between restarts after an adapter error, doubling from min to max.
+    restart_min_s: float = Field(default=1.0, gt=0, le=60)
+    restart_max_s: float = Field(default=60.0, gt=0, le=3600)
+
+
+class ReplayScannerConfig(_Strict):
+    """Recorded advertisements (JSONL, see ``edge_agent/scanner.py``) instead of a radio."""
+
+    kind: Literal["replay"] = "replay"
+    path: Path
+    #: 1 = as recorded; 10 = ten times faster.
+    speed: float = Field(default=1.0, gt=0, le=1000)
+
+
+#: How a gateway hears BLE: one of the scanner backends, chosen by ``kind``.
+BleScannerConfig = Annotated[BleakScannerConfig | ReplayScannerConfig, Field(discriminator="kind")]
+
+
 class GatewayConfig(_Strict):
     id: Ident
     #: Zones this gateway reports presence and footfall for.
@@ -101,6 +127,36 @@ class GatewayConfig(_Strict):
     #: Where the gateway's BLE antenna is on the floor, metres.
     position: FloorPoint | None = None
     ble: BleCalibration = BleCalibration()
+    #: The BLE scanner backend; None = this gateway does not scan.
+    scanner: BleScannerConfig | None = None
+
+
+class BlePresenceConfig(_Strict):
+    """BLE presence: how member ids rotate, how gateways report and how the fuser decides."""
+
+    #: Ephemeral-id rotation period, seconds (at most 15 minutes).
+    eid_window_s: int = Field(default=300, ge=30, le=900)
+    #: Phone clock skew accepted when resolving an ephemeral id, seconds.
+    skew_tolerance_s: float = Field(default=90.0, ge=0, le=900)
+    #: Gateway: how often due sightings are batched into one report ...
+    report_interval_s: float = Field(default=0.5, gt=0, le=60)
+    #: ... a sighting is due when its smoothed RSSI moved by this much ...
+    report_change_db: float = Field(default=2.0, ge=0, le=40)
+    #: ... or at this heartbeat while it is still heard.
+    report_heartbeat_s: float = Field(default=3.0, gt=0, le=600)
+    #: Fuser: a gateway's reading older than this no longer counts.
+    stale_s: float = Field(default=4.0, gt=0, le=600)
+    #: Switch zones only when the new zone's evidence leads by this margin (log-likelihood) ...
+    hysteresis: float = Field(default=2.0, ge=0, le=100)
+    #: ... continuously for this long.
+    min_dwell_s: float = Field(default=1.0, ge=0, le=600)
+    #: Unheard by every online gateway for this long: the member left (zone "away").
+    away_timeout_s: float = Field(default=12.0, gt=0, le=3600)
+    #: Producer id of the store-level fuser that publishes presence events.
+    fuser: Ident = "fuser"
+    #: Store-server-only key file members' BLE secrets derive from (``{"store_key": hex,
+    #: "revoked": [member ids]}``); relative paths are relative to the store config.
+    secrets: Path | None = None
 
 
 class LaneConfig(_Strict):
@@ -222,6 +278,8 @@ class StoreConfig(_Strict):
     #: Associate who gets prompts for zones nobody else covers.
     floor_lead: Ident
     rules: RulesConfig = RulesConfig()
+    #: BLE presence (rotating member ids, gateway reports, zone fusion).
+    ble_presence: BlePresenceConfig = BlePresenceConfig()
     #: CRM fixture loaded into Redis at start (relative paths are relative to this file).
     crm: Path | None = None
     #: The simulators' view of the store (walks, dwell, sensor error models).
@@ -331,6 +389,10 @@ def load_store_config(path: Path) -> StoreConfig:
         raise ConfigError(f"{path}: {describe(exc)}") from None
     if config.crm is not None and not config.crm.is_absolute():
         config = config.model_copy(update={"crm": (path.parent / config.crm).resolve()})
+    secrets = config.ble_presence.secrets
+    if secrets is not None and not secrets.is_absolute():
+        ble = config.ble_presence.model_copy(update={"secrets": (path.parent / secrets).resolve()})
+        config = config.model_copy(update={"ble_presence": ble})
     return config
 
 

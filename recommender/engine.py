@@ -77,6 +77,8 @@ class Recommender:
         self._source = EnvelopeSource(producer)
         self._categories = {z.id: list(z.categories) for z in config.zones}
         self._gateway_zones = {g.id: set(g.zones) for g in config.gateways}
+        # The store-level BLE fuser speaks for every zone (recommender/fuser.py).
+        self._gateway_zones[config.ble_presence.fuser] = set(self._categories)
         self._lanes = {lane.id: lane.pos for lane in config.lanes}
         #: In-process counters, flushed to the stats hash by :meth:`flush_stats`.
         self.counters: Counter[str] = Counter()

@@ -12,6 +12,7 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -60,6 +61,7 @@ def simulate_day(
     curve: HourlyCurve | None = None,
     source: str = "store config",
     start: float | None = None,
+    presence: Literal["model", "ble"] = "model",
 ) -> Day:
     """Simulate ``visitors`` (expected) arriving over ``hours`` from opening time on ``date``
     (or from ``start``, Unix seconds, e.g. now for a trace to replay live with its own times;
@@ -113,11 +115,17 @@ def simulate_day(
     devices = sensors.Devices(config, rng, Topics())
     emissions = devices.status(t0 - 1.0)
     emissions += sensors.camera(devices, counts, windows, np.random.default_rng(seed))
-    emissions += sensors.presence(devices, shoppers, rng)
+    if presence == "ble":
+        from simulators.ble_sensor import ble
+
+        emissions += ble(devices, shoppers, seed)
+    else:
+        emissions += sensors.presence(devices, shoppers, rng)
     emissions += sensors.pos(devices, shoppers)
     lines = devices.stamp(emissions)
 
     meta = {"seed": seed, "hours": hours, "visitors": visitors, "layout": source, "curve": curve.source,
+            "presence": presence,
             "shoppers": len(shoppers), "end": windows.start + windows.count * window}  # fmt: skip
     header = Header(config.store, "simulate", t0 - 1.0, meta)
     truth = Truth(config.store, t0, windows.start + windows.count * window, window,

@@ -65,11 +65,13 @@ class Devices:
         self.topics = topics
         new_id = id_maker(rng)
         producers = [g.id for g in config.gateways] + [lane.pos for lane in config.lanes]
+        producers.append(config.ble_presence.fuser)  # the store-level fuser's presence events
         self.sources = {p: EnvelopeSource(p, new_id=new_id) for p in producers}
         self.gateway_of: dict[str, str] = {}
         for g in config.gateways:
             for z in g.zones:
                 self.gateway_of.setdefault(z, g.id)
+        self.zones_of = {g.id: tuple(g.zones) for g in config.gateways}
 
     def status(self, ts: float) -> list[Emission]:
         """Each gateway's retained ``online`` status as it starts."""

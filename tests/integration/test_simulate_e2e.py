@@ -24,13 +24,13 @@ def floorwalker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess
 
 def test_simulate_replay_evaluate(tmp_path: Path) -> None:
     day = tmp_path / "day"
-    sim = floorwalker("simulate", "--hours", "1", "--visitors", "80", "--seed", "5", "--out", str(day))
+    # The demo store has BLE keys: members' phones go through the RF model, the gateways'
+    # sighting tables and the fuser (determinism is checked in tests/unit/test_day.py).
+    sim = floorwalker("simulate", "--hours", "0.6", "--visitors", "60", "--seed", "5", "--out", str(day))
     assert sim.returncode == 0, sim.stderr
-    again = floorwalker(
-        "simulate", "--hours", "1", "--visitors", "80", "--seed", "5", "--out", str(tmp_path / "b")
-    )
-    assert again.returncode == 0
-    assert (day / "trace.jsonl").read_bytes() == (tmp_path / "b" / "trace.jsonl").read_bytes()
+    kinds = {json.loads(line)["topic"].rsplit("/", 1)[-1] for line in (day / "trace.jsonl").open()
+             if '"topic"' in line}  # fmt: skip
+    assert {"ble", "presence", "footfall", "checkout"} <= kinds
 
     report_dir = tmp_path / "report"
     ev = floorwalker("evaluate", str(day / "trace.jsonl"), "--truth", str(day / "truth.json"),
@@ -53,7 +53,9 @@ def test_simulate_replay_evaluate(tmp_path: Path) -> None:
     without_card = sum(1 for c in checkouts if isinstance(c, CheckoutEvent) and c.member is None)
     assert summary["prompt_kinds"].get("join_invite") == without_card > 0
     assert summary["deadletters"] == 0
-    assert summary["member_zone_accuracy"] is not None and summary["member_zone_accuracy"] > 0.5
+    assert summary["member_zone_accuracy"] is not None and summary["member_zone_accuracy"] > 0.4
+    # Members placed by the fuser earned prompts of their own (greetings, replenishment).
+    assert sum(n for kind, n in summary["prompt_kinds"].items() if kind != "join_invite") > 0
     report = (report_dir / "report.md").read_text()
     assert "| checkouts |" in report and (report_dir / "prompts.png").exists()
 

@@ -14,6 +14,7 @@ from broker_config.contract import (
     MAX_PAYLOAD_BYTES,
     SPECS,
     AssociateStatus,
+    BleReport,
     CheckoutEvent,
     ContractError,
     CustomerCard,
@@ -94,6 +95,23 @@ SAMPLES: dict[TopicKind, tuple[str | None, object]] = {
             topic="fw/v1/s/zone/a/presence",
             payload_size=3,
             payload_excerpt="{x:",
+        ),
+    ),
+    TopicKind.BLE: (
+        "gw-1",
+        SRC.make(
+            BleReport,
+            T,
+            window_s=1.0,
+            sightings=[
+                {
+                    "eid": "0f1e2d3c4b5a6978",
+                    "rssi_dbm": -67.5,
+                    "distance_m": 3.2,
+                    "adverts": 4,
+                    "last_seen": T,
+                }
+            ],
         ),
     ),
 }

@@ -56,7 +56,7 @@ def _zone(raw: dict[str, list[dict[str, object]]], zid: str) -> dict[str, object
         (lambda r: _zone(r, "dairy").update(polygon=[[18, 12], [30, 12], [30, 20], [18, 20]]), "overlap"),
         (lambda r: _zone(r, "dairy").update(polygon=[[20, 12], [30, 20], [30, 12], [20, 20]]), "cross"),
         (lambda r: _zone(r, "dairy").update(polygon=[[20, 12], [30, 12]]), "zones.3.polygon"),
-        (lambda r: r["gateways"][0].update(position=[40, 3]), "gateway 'gw-entrance': position"),
+        (lambda r: r["gateways"][0].update(position=[40, 3]), "position (40.0, 3.0) lies outside the floor"),
         (lambda r: r.update(simulation={"doors": [["dairy", "attic"]]}), "simulation.doors[0]: unknown zone"),
         (
             lambda r: r.update(simulation={"zones": {"attic": {"dwell_s": 5}}}),

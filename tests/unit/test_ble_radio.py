@@ -1,0 +1,55 @@
+"""The RF model: members' phones only, real member-app frames with the rotating id of the
+app-side generator, weaker with distance, deterministic per seed."""
+
+from __future__ import annotations
+
+import statistics
+
+from edge_agent.ble_frames import MemberAdvert, parse
+from edge_agent.eid import MemberBeacon, member_secret
+from floorwalker.config import StoreConfig
+from simulators.ble_radio import RadioModel, RadioParams
+from simulators.movement import PositionSample
+
+KEY = bytes(range(32))
+T0 = 1_800_000_000.0
+
+
+def still(
+    member: str | None, x: float, y: float, seconds: float, shopper: str = "s1"
+) -> list[PositionSample]:
+    return [PositionSample(T0 + i * 0.5, shopper, member, x, y, "entrance") for i in range(int(seconds * 2))]
+
+
+def test_only_members_phones_are_heard_with_their_rotating_id(store_config: StoreConfig) -> None:
+    samples = still("m_chen0001", 4, 3, 10) + still(None, 5, 3, 10, shopper="s2")
+    records = list(RadioModel(store_config, KEY, seed=1).hear(samples))
+    assert records and all(r["ts"] <= T0 + 10 for r in records)
+    beacon = MemberBeacon(member_secret(KEY, "m_chen0001"), 300)
+    eids = {parse(bytes.fromhex(r["adv"])) for r in records}
+    # The phone's clock is skewed by up to 30 s, so its id is that of T0 or a neighbour window.
+    assert eids <= {MemberAdvert(beacon.eid(T0 + d), -59) for d in (-30, 0, 30)}
+    assert len(eids) == 1
+    assert {r["gateway"] for r in records} == {g.id for g in store_config.gateways}
+    assert records == sorted(records, key=lambda r: r["ts"])
+
+
+def test_nearer_gateways_hear_louder(store_config: StoreConfig) -> None:
+    records = list(RadioModel(store_config, KEY, seed=2).hear(still("m_chen0001", 4, 3, 30)))
+    near = statistics.median(r["rssi"] for r in records if r["gateway"] == "gw-entrance")  # 0 m
+    far = statistics.median(r["rssi"] for r in records if r["gateway"] == "gw-dairy")  # 24 m
+    assert near - far > 15
+
+
+def test_advertising_interval_and_drops(store_config: StoreConfig) -> None:
+    params = RadioParams(drop_rate=0.5)
+    records = list(RadioModel(store_config, KEY, params, seed=3).hear(still("m_chen0001", 4, 3, 60)))
+    per_gateway = len([r for r in records if r["gateway"] == "gw-entrance"])
+    assert 60 / 0.205 * 0.4 < per_gateway < 60 / 0.205 * 0.6
+
+
+def test_same_seed_same_trace(store_config: StoreConfig) -> None:
+    samples = still("m_chen0001", 10, 10, 5)
+    assert list(RadioModel(store_config, KEY, seed=4).hear(samples)) == list(
+        RadioModel(store_config, KEY, seed=4).hear(samples)
+    )

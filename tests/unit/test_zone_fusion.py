@@ -1,0 +1,158 @@
+"""Zone fusion: switches past hysteresis and dwell, no flapping between two equal gateways,
+"away" after the timeout, "unknown" (not away) while a covering gateway is offline."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import pytest
+
+from floorwalker.config import StoreConfig
+from recommender.zone_fusion import FusionParams, ZoneChange, ZoneFusion, ZoneModel, ZoneState
+
+POWER, N = -59.0, 2.0
+M = "m_chen0001"
+
+
+def two_rooms(floor: bool = True) -> StoreConfig:
+    """Zones a (x 0..10) and b (x 10..20), each with a gateway in its middle."""
+    zones = [
+        {"id": "a", "name": "A", "polygon": [[0, 0], [10, 0], [10, 10], [0, 10]]},
+        {"id": "b", "name": "B", "polygon": [[10, 0], [20, 0], [20, 10], [10, 10]]},
+    ]
+    gateways = [
+        {
+            "id": "ga",
+            "zones": ["a"],
+            "position": [5, 5],
+            "ble": {"measured_power_dbm": POWER, "path_loss_exponent": N},
+        },
+        {
+            "id": "gb",
+            "zones": ["b"],
+            "position": [15, 5],
+            "ble": {"measured_power_dbm": POWER, "path_loss_exponent": N},
+        },
+    ]
+    if not floor:
+        for z in zones:
+            del z["polygon"]
+    return StoreConfig.model_validate(
+        {
+            "store": "s1",
+            "name": "S",
+            **({"floor": {"width_m": 20, "depth_m": 10}} if floor else {}),
+            "zones": zones,
+            "gateways": gateways,
+            "associates": [{"id": "a1", "display_name": "A"}],
+            "floor_lead": "a1",
+        }
+    )
+
+
+def level(x: float, y: float, gw: tuple[float, float]) -> float:
+    return POWER - 10 * N * math.log10(max(math.hypot(x - gw[0], y - gw[1]), 0.5))
+
+
+PARAMS = FusionParams(stale_s=4.0, hysteresis=2.0, min_dwell_s=1.0, away_timeout_s=10.0)
+
+
+def fusion(config: StoreConfig | None = None, params: FusionParams = PARAMS) -> ZoneFusion:
+    f = ZoneFusion(ZoneModel(config or two_rooms(), params.sigma_db), params)
+    f.gateway_state("ga", True)
+    f.gateway_state("gb", True)
+    return f
+
+
+def stand(
+    f: ZoneFusion,
+    x: float,
+    y: float,
+    t0: float,
+    seconds: float,
+    noise: float = 0.0,
+    rng: random.Random | None = None,
+) -> list[ZoneChange]:
+    """Both gateways report every 0.5 s while the member stands at (x, y); tick each time."""
+    rng = rng or random.Random(0)
+    out: list[ZoneChange] = []
+    t = t0
+    while t < t0 + seconds:
+        for gw, pos in (("ga", (5.0, 5.0)), ("gb", (15.0, 5.0))):
+            f.observe(M, gw, level(x, y, pos) + rng.gauss(0, noise), t)
+        out += f.tick(t)
+        t += 0.5
+    return out
+
+
+def test_enter_then_switch_after_the_dwell() -> None:
+    f = fusion()
+    first = stand(f, 5, 5, 0.0, 5)
+    assert [(c.zone, c.action) for c in first] == [("a", "enter")]
+    assert first[0].ts == pytest.approx(1.0)  # min dwell after first heard
+    moved = stand(f, 15, 5, 5.0, 5)
+    assert [(c.zone, c.action) for c in moved] == [("a", "leave"), ("b", "enter")]
+    assert 6.0 <= moved[0].ts <= 7.5
+    assert moved[1].confidence > 0.9
+    assert f.state_of(M) == (ZoneState.IN, "b")
+
+
+def test_no_flapping_between_two_equal_gateways() -> None:
+    """On the border the two gateways are equally strong; their readings scatter by 3 dB."""
+    rng = random.Random(3)
+    f = fusion()
+    changes = stand(f, 10.0, 5.0, 0.0, 300, noise=3.0, rng=rng)
+    # Without hysteresis the stronger of the two would change hands again and again:
+    rng = random.Random(3)
+    stronger = [
+        max((level(10, 5, (5, 5)) + rng.gauss(0, 3), "a"), (level(10, 5, (15, 5)) + rng.gauss(0, 3), "b"))[1]
+        for _ in range(600)
+    ]
+    naive_switches = sum(1 for p, q in itertools.pairwise(stronger) if p != q)
+    assert naive_switches > 100
+    enters = [c for c in changes if c.action == "enter"]
+    assert 1 <= len(enters) <= 2
+
+
+def test_away_after_the_timeout_and_not_before() -> None:
+    f = fusion()
+    stand(f, 5, 5, 0.0, 5)  # last heard at 4.5
+    assert f.tick(4.5 + 9.5) == []
+    assert [(c.zone, c.action) for c in f.tick(4.5 + 10.0)] == [("a", "leave")]
+    assert f.state_of(M) == (ZoneState.AWAY, None)
+    assert f.members() == []  # nothing kept for someone who left
+
+
+def test_unknown_not_away_when_the_covering_gateway_is_offline() -> None:
+    f = fusion()
+    stand(f, 5, 5, 0.0, 5)
+    f.gateway_state("ga", False)  # its retained status says offline
+    assert f.tick(30.0) == [] and f.tick(100.0) == []
+    assert f.state_of(M) == (ZoneState.UNKNOWN, "a")
+    f.gateway_state("ga", True)
+    back = stand(f, 5, 5, 101.0, 5)
+    assert back == []  # still in a: no second enter
+    assert f.state_of(M) == (ZoneState.IN, "a")
+
+
+def test_silence_with_any_gateway_offline_is_unknown() -> None:
+    f = fusion()
+    stand(f, 5, 5, 0.0, 5)
+    f.gateway_state("gb", False)  # not a's gateway, but the member may have walked under it
+    assert f.tick(60.0) == []
+    assert f.state_of(M)[0] is ZoneState.UNKNOWN
+
+
+def test_without_a_floor_plan_the_strongest_gateways_zone_wins() -> None:
+    f = fusion(two_rooms(floor=False))
+    changes = stand(f, 14, 5, 0.0, 5)
+    assert [(c.zone, c.action) for c in changes] == [("b", "enter")]
+
+
+def test_members_are_bounded() -> None:
+    f = ZoneFusion(ZoneModel(two_rooms()), PARAMS, max_members=3)
+    for i in range(5):
+        f.observe(f"m_member{i:04d}", "ga", -60, float(i))
+    assert len(f.members()) == 3
