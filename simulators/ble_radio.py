@@ -144,6 +144,7 @@ class RadioModel:
                 return
             a, b = path[i], path[i + 1]
             if b.ts - a.ts > MAX_GAP_S:  # the shopper was not in the store in between
+                i += 1
                 t = b.ts
                 continue
             f = (t - a.ts) / (b.ts - a.ts) if b.ts > a.ts else 0.0
