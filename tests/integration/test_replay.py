@@ -138,3 +138,30 @@ def test_cli_replay_skips_a_corrupt_line_and_names_it(
     )  # fmt: skip
     assert bad_speed.returncode == 2 and "error: --speed 'fast'" in bad_speed.stderr
     json.loads(rows[0])  # the header stays a header
+
+
+def test_cli_record_writes_a_replayable_trace(services: Endpoints, prefix: str, tmp_path: Path) -> None:
+    out = tmp_path / "rec.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "floorwalker", "record", "--out", str(out), "--duration", "3",
+         "--mqtt-url", services.mqtt_url, "--topic-prefix", prefix],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("recording ")  # subscribed from here on
+        lines = _trace(tmp_path / "t.jsonl", n=4, span_s=0.1)
+        link = _link(services)
+        try:
+            replay(lines, link, ReplayOptions(speed=None, topic_prefix=prefix, retime=False))
+        finally:
+            link.close()
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "recorded 4 messages" in stdout
+    reader = TraceReader(out)
+    assert reader.header.source == "record"
+    assert [(x.topic, x.payload) for x in reader] == [(x.topic, x.payload) for x in lines]
