@@ -78,6 +78,8 @@ class Report:
     per_associate_hour: dict[str, list[int]] = field(default_factory=dict)
     deadletters: int = 0
     bad_lines: int = 0
+    #: Messages in the trace by kind (last topic level: footfall, presence, ble, checkout, ...).
+    trace_kinds: dict[str, int] = field(default_factory=dict)
 
     @property
     def member_zone_accuracy(self) -> float | None:
@@ -129,7 +131,9 @@ def score(
     presence_ids: set[str] = set()
     cause_t: dict[str, float] = {}
     checkouts = 0
+    kinds: Counter[str] = Counter()
     for line in lines:
+        kinds[line.topic.rsplit("/", 1)[-1]] += 1
         try:
             msg = decode(topics, line.topic, line.payload)
         except ContractError:
@@ -191,7 +195,7 @@ def score(
         store=truth.store, start=truth.start, hours=hours, footfall=footfall, footfall_hourly=hourly,
         occupancy=occupancy, checkouts_reported=checkouts,
         checkouts_true=sum(1 for s in truth.shoppers if s.get("paid") is not None),
-        zone_accuracy=accuracy, bad_lines=bad_lines,
+        zone_accuracy=accuracy, bad_lines=bad_lines, trace_kinds=dict(kinds),
     )  # fmt: skip
     per_associate: dict[str, list[int]] = defaultdict(lambda: [0] * n_hours)
     for out in outputs:
@@ -354,7 +358,9 @@ def write_report(report: Report, out_dir: Path, *, title: str = "Floorwalker eva
         f"# {title}",
         "",
         f"Store `{report.store}`, from {dt.datetime.fromtimestamp(report.start, dt.UTC):%Y-%m-%d %H:%M} UTC, "
-        f"{len(report.hours)} h.",
+        f"{len(report.hours)} h; trace: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(report.trace_kinds.items()))
+        + ".",
         "",
         "| measure | system | truth | error |",
         "|---|---|---|---|",
@@ -428,10 +434,7 @@ def summary(report: Report) -> dict[str, object]:
         "prompt_kinds": report.prompt_kinds,
         "deadletters": report.deadletters,
         "bad_lines": report.bad_lines,
+        "trace_kinds": report.trace_kinds,
         "decision_p50_ms": _quantile(report.decision_ms, 0.5),
         "arrival_p50_ms": _quantile(report.arrival_ms, 0.5),
     }
-
-
-def count_kinds(outputs: Sequence[Output]) -> Counter[str]:
-    return Counter(o.topic.rsplit("/", 1)[-1] for o in outputs)

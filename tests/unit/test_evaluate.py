@@ -53,6 +53,7 @@ def test_score_matches_truth_within_the_sensor_error(files: tuple[Path, Path]) -
     reported, true = report.footfall_total()
     assert true > 0 and abs(reported - true) <= 0.06 * true
     assert report.checkouts_reported == report.checkouts_true == len(checkouts)
+    assert report.trace_kinds["checkout"] == len(checkouts) and sum(report.trace_kinds.values()) == len(lines)
     accuracy = report.member_zone_accuracy
     assert accuracy is not None and 0.5 < accuracy < 1.0  # delays and misses cost some, not most
     assert report.prompts == 5 and report.prompt_kinds == {"join_invite": 5}
