@@ -624,6 +624,11 @@ def evaluate(
         )
         clock = result.to_trace_time
     report = score(reader, truth_data, captured, bad_lines=len(reader.bad), to_trace_time=clock)
+    if outputs is None and speed == "max":
+        report.note = (
+            "Replayed at max speed: latency includes queueing behind the replay's backlog; "
+            "replay at --speed 1 for live-like latency."
+        )
     path = write_report(report, report_dir)
     typer.echo(json.dumps(summary(report)))
     typer.echo(f"report {path}")

@@ -80,6 +80,8 @@ class Report:
     bad_lines: int = 0
     #: Messages in the trace by kind (last topic level: footfall, presence, ble, checkout, ...).
     trace_kinds: dict[str, int] = field(default_factory=dict)
+    #: How the outputs were obtained (e.g. "replayed at max speed"), said in the report.
+    note: str = ""
 
     @property
     def member_zone_accuracy(self) -> float | None:
@@ -389,7 +391,7 @@ def write_report(report: Report, out_dir: Path, *, title: str = "Floorwalker eva
         "## Prompts",
         "",
         f"{report.prompts} prompts, {report.deadletters} dead letters, "
-        f"{report.bad_lines} corrupt trace lines.",
+        f"{report.bad_lines} corrupt trace lines. {report.note}".rstrip(),
         "",
         "| kind | prompts |",
         "|---|---|",

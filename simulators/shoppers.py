@@ -142,7 +142,8 @@ class Walker:
         """``(member, recognizable, card)`` per visitor; each CRM member comes at most once."""
         pool = list(self.members)
         rng.shuffle(pool)
-        share = self.config.simulation.member_share
+        # A small CRM would run dry in the first hour: spread its members over the day.
+        share = min(self.config.simulation.member_share, len(pool) / n) if n else 0.0
         out: list[tuple[str | None, bool, bool]] = []
         for _ in range(n):
             if pool and rng.random() < share:
