@@ -34,14 +34,20 @@ class Tills:
         self._busy_until: dict[str, list[float]] = {lane: [] for lane in lanes}
         self.visits: list[LaneVisit] = []
 
-    def serve(self, arrival: float, items: int, rng: random.Random) -> LaneVisit:
+    def serve(
+        self, arrival: float, items: int, rng: random.Random, walk_s: dict[str, float] | None = None
+    ) -> LaneVisit:
+        """Pick the lane with the fewest people at ``arrival`` (at the tills); the shopper joins
+        its queue after walking there (``walk_s`` per lane, seconds)."""
+
         def in_lane(lane: str) -> int:
             return sum(1 for t in self._busy_until[lane] if t > arrival)
 
         lane = min(self.lanes, key=lambda lane: (in_lane(lane), self.lanes.index(lane)))
-        queue = [t for t in self._busy_until[lane] if t > arrival]
-        served = max([arrival, *queue])
-        visit = LaneVisit(lane, arrival, served, served + service_time(items, rng))
+        queued = arrival + (walk_s or {}).get(lane, 0.0)
+        queue = [t for t in self._busy_until[lane] if t > queued]
+        served = max([queued, *queue])
+        visit = LaneVisit(lane, queued, served, served + service_time(items, rng))
         self._busy_until[lane] = [*queue, visit.paid]
         self.visits.append(visit)
         return visit

@@ -134,7 +134,6 @@ class Walker:
             for p in sorted(m.purchases, key=lambda p: -(p.days_ago or 0.0)):
                 self.usual_sku[(m.member, p.category)] = p.sku
         self.lane_queue_area = {lane.id: lane.queue_area for lane in self.config.lanes}
-        self.lane_zone = {lane.id: lane.zone for lane in self.config.lanes}
 
     # -- who -------------------------------------------------------------------------------
 
@@ -195,8 +194,8 @@ class Walker:
         t = last.t + math.dist((last.x, last.y), door) / self.speed
         frames.append(Keyframe(t, door[0], door[1], zone_to))
         if not stop:
-            t += TRANSIT_DWELL_S * rng.uniform(0.5, 1.5)
             p = self.plan.random_point(zone_to, rng)
+            t += max(TRANSIT_DWELL_S * rng.uniform(0.5, 1.5), math.dist(door, p) / self.speed)
             frames.append(Keyframe(t, p[0], p[1], zone_to))
             return
         dwell = self._dwell(zone_to, rng)
@@ -269,18 +268,18 @@ class Walker:
             if cats:
                 c = rng.choice(cats)
                 shopper.basket.append(Item(f"{c}-{rng.randint(100, 999)}", c, 1, rng.randint(150, 2500)))
-        arrival = shopper.frames[-1].t
-        visit = tills.serve(arrival, sum(i.qty for i in shopper.basket), rng)
-        shopper.lane = visit
-        zone = shopper.frames[-1].zone
-        area = self.lane_queue_area.get(visit.lane)
         last = shopper.frames[-1]
-        spot = (last.x, last.y)
-        if area:
-            mid = geometry.centroid(area)
-            spot = (mid[0] + rng.uniform(-0.5, 0.5), mid[1] + rng.uniform(-0.5, 0.5))
-        shopper.frames.append(Keyframe(visit.queued, spot[0], spot[1], zone))
-        shopper.frames.append(Keyframe(visit.paid, spot[0], spot[1], zone))
+        spots: dict[str, Point] = {}
+        for lane, area in self.lane_queue_area.items():
+            mid = geometry.centroid(area) if area else (last.x, last.y)
+            spots[lane] = (mid[0] + rng.uniform(-0.5, 0.5), mid[1] + rng.uniform(-0.5, 0.5)) if area else mid
+        walk = {lane: math.dist((last.x, last.y), p) / self.speed for lane, p in spots.items()}
+        visit = tills.serve(last.t, sum(i.qty for i in shopper.basket), rng, walk)
+        shopper.lane = visit
+        spot = spots[visit.lane]
+        # Walk to the lane's queue, wait there, pay.
+        shopper.frames.append(Keyframe(visit.queued, spot[0], spot[1], last.zone))
+        shopper.frames.append(Keyframe(visit.paid, spot[0], spot[1], last.zone))
         self.leave(shopper, rng)
 
     def leave(self, shopper: Shopper, rng: random.Random) -> None:

@@ -40,3 +40,10 @@ def test_a_lane_serves_one_at_a_time_in_arrival_order() -> None:
 def test_no_lanes_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one lane"):
         Tills([])
+
+
+def test_the_walk_to_the_lane_comes_first() -> None:
+    rng = random.Random(3)
+    tills = Tills(["lane-1", "lane-2"])
+    v = tills.serve(100.0, 2, rng, {"lane-1": 12.0, "lane-2": 30.0})
+    assert v.lane == "lane-1" and v.queued == v.served == 112.0

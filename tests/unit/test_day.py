@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -68,6 +69,9 @@ def test_walks_follow_the_layout(config: StoreConfig, day: Day) -> None:
         for a, b in itertools.pairwise(visits):
             assert b.zone in plan.neighbours[a.zone]  # only through a shared wall
             assert b.enter == a.leave
+        for f, g in itertools.pairwise(s.frames):  # nobody jumps or runs
+            assert g.t > f.t or (f.x, f.y) == (g.x, g.y)
+            assert math.dist((f.x, f.y), (g.x, g.y)) <= config.simulation.walk_speed_mps * (g.t - f.t) + 1e-6
         for p in s.positions(3.0):
             assert p.zone == s.zone_at(p.ts)
             assert p.member == (s.member if s.recognizable else None)
