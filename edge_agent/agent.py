@@ -22,6 +22,9 @@ from floorwalker.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+#: Sightings per BleReport (the contract allows 200).
+MAX_SIGHTINGS = 200
+
 
 def run_gateway(
     config: StoreConfig,
@@ -92,7 +95,8 @@ class _BleSide:
         now = self.scanner.now()
         with self._lock:
             window, due = self.table.report(now)
-        if due:
+        # One report holds at most MAX_SIGHTINGS ids (the contract's bound); a crowd takes several.
+        for start in range(0, len(due), MAX_SIGHTINGS):
             publisher.ble_report(
                 now,
                 window,
@@ -104,7 +108,7 @@ class _BleSide:
                         "adverts": s.adverts,
                         "last_seen": s.last_seen,
                     }
-                    for s in due[:200]
+                    for s in due[start : start + MAX_SIGHTINGS]
                 ],
             )
 

@@ -80,6 +80,26 @@ class AdFields:
                 short[int(k[4:8], 16)] = bytes(value)
         return cls({int(c): bytes(v) for c, v in manufacturer_data.items()}, short, tx_power)
 
+    def to_bytes(self) -> bytes:
+        """Back to advertising data (what a recording of bleak's fields stores).
+
+        Raises :class:`FrameError` when a value does not fit one AD structure.
+        """
+        out = bytearray()
+        for company, value in sorted(self.manufacturer.items()):
+            out += _ad(AD_MANUFACTURER, company.to_bytes(2, "little") + value)
+        for uuid16, value in sorted(self.service_data.items()):
+            out += _ad(AD_SERVICE_DATA_16, uuid16.to_bytes(2, "little") + value)
+        if self.tx_power is not None:
+            out += _ad(AD_TX_POWER, bytes([self.tx_power & 0xFF]))
+        return bytes(out)
+
+
+def _ad(ad_type: int, value: bytes) -> bytes:
+    if len(value) > 254:
+        raise FrameError(FrameProblem.MALFORMED, f"AD structure of {len(value)} bytes (at most 254)")
+    return bytes([len(value) + 1, ad_type]) + value
+
 
 @dataclass(frozen=True, slots=True)
 class MemberAdvert:

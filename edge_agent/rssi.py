@@ -50,8 +50,8 @@ class RssiFilter:
         rssi: float,
         ts: float,
         *,
-        process_db_per_s: float = 3.0,
-        measurement_sd_db: float = 5.0,
+        process_db_per_s: float = 6.0,
+        measurement_sd_db: float = 8.0,
         gate_sigma: float = 3.0,
         restart_after: int = 3,
     ) -> None:

@@ -32,6 +32,8 @@ from floorwalker.config import BleakScannerConfig, BleScannerConfig, ReplayScann
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Advert], None]
+#: A replay jumps over silences longer than this (trace time), rather than wait them out.
+MAX_REPLAY_GAP_S = 30.0
 
 
 class Scanner(Protocol):
@@ -66,6 +68,25 @@ def read_trace(path: Path, gateway: str | None = None) -> Iterator[tuple[int, st
             yield n, str(gw), advert
 
 
+def record(scanner: Scanner, gateway: str, out: Path, stop: threading.Event) -> int:
+    """Write every advertisement ``scanner`` hears to ``out`` in the replay format, until
+    ``stop``; return how many. Nothing but time, RSSI and the advertising data is kept."""
+    lock = threading.Lock()
+    count = 0
+    with out.open("w") as fh:
+
+        def write(advert: Advert) -> None:
+            nonlocal count
+            data = advert.data if isinstance(advert.data, bytes) else advert.data.to_bytes()
+            line = {"ts": round(advert.ts, 4), "gateway": gateway, "rssi": advert.rssi, "adv": data.hex()}
+            with lock:
+                fh.write(json.dumps(line) + "\n")
+                count += 1
+
+        scanner.run(write, stop)
+    return count
+
+
 class ReplayScanner:
     """Plays a trace's lines for one gateway, paced by their timestamps (``speed`` times faster)."""
 
@@ -97,6 +118,9 @@ class ReplayScanner:
                 if self._origin is None:
                     self._origin = (time.time(), item.ts)
                 wait = (item.ts - self.now()) / self.config.speed
+                if wait * self.config.speed > MAX_REPLAY_GAP_S:
+                    # A long silence in the recording (or a bogus first time): skip it.
+                    self._origin, wait = (time.time(), item.ts), 0.0
                 if wait > 0 and stop.wait(wait):
                     return
                 sink(item)

@@ -830,6 +830,33 @@ def calibrate_ble(
     typer.echo(as_yaml(fits), nl=False)
 
 
+@calibrate_app.command("record")
+@friendly
+def calibrate_record(
+    gateway: Annotated[str, typer.Option("--gateway", "-g", help="Which gateway's scanner config to use.")],
+    out: Annotated[Path, typer.Option("--out", help="The trace to write (JSONL, replay format).")],
+    seconds: Annotated[float, typer.Option("--seconds", help="How long to record.")] = 300.0,
+    store_config: StoreOpt = None,
+) -> None:
+    """Record what this gateway's scanner hears (e.g. while walking the calibration phone round)."""
+    from edge_agent.scanner import make_scanner, record
+    from floorwalker.config import BleakScannerConfig
+
+    config = _store(store_config)
+    gw = next((g for g in config.gateways if g.id == gateway), None)
+    if gw is None:
+        raise ConfigError(f"gateway {gateway!r} is not in store {config.store!r}")
+    scanner = make_scanner(gw.scanner or BleakScannerConfig(), gateway)
+    stop = _stop_on_signals()
+    timer = threading.Timer(seconds, stop.set)
+    timer.start()
+    try:
+        n = record(scanner, gateway, out, stop)
+    finally:
+        timer.cancel()
+    typer.echo(f"{n} advertisements -> {out}" + (f" ({scanner.status})" if scanner.status else ""))
+
+
 @bench_app.command("ble")
 @friendly
 def bench_ble(

@@ -141,7 +141,7 @@ class BlePresenceConfig(_Strict):
     #: Gateway: how often due sightings are batched into one report ...
     report_interval_s: float = Field(default=0.5, gt=0, le=60)
     #: ... a sighting is due when its smoothed RSSI moved by this much ...
-    report_change_db: float = Field(default=2.0, ge=0, le=40)
+    report_change_db: float = Field(default=1.0, ge=0, le=40)
     #: ... or at this heartbeat while it is still heard.
     report_heartbeat_s: float = Field(default=3.0, gt=0, le=600)
     #: Fuser: a gateway's reading older than this no longer counts.
@@ -314,6 +314,8 @@ class StoreConfig(_Strict):
         for entrance in self.entrances:
             if entrance.zone not in zones:
                 raise ValueError(f"entrance {entrance.id!r} opens into unknown zone {entrance.zone!r}")
+        if self.ble_presence.fuser in {g.id for g in self.gateways}:
+            raise ValueError(f"ble_presence.fuser {self.ble_presence.fuser!r} is also a gateway id")
         if self.floor_lead not in associates:
             raise ValueError(f"floor_lead {self.floor_lead!r} is not one of the associates")
         if self.floor is not None:

@@ -41,6 +41,8 @@ from recommender.zone_fusion import FusionParams, ZoneChange, ZoneFusion, ZoneMo
 log = logging.getLogger(__name__)
 
 TICK_S = 0.25
+#: How often the counters (reports, unresolved ids, events, rejects) are logged.
+STATS_EVERY_S = 60.0
 
 
 def resolver_for(config: StoreConfig) -> EidResolver:
@@ -152,11 +154,17 @@ class FuserService:
         """Connect and serve until :meth:`stop`."""
         self.link.connect()
         log.info("fuser for store %s serving on %s", self.core.config.store, self.link.url)
+        next_stats = time.monotonic() + STATS_EVERY_S
         try:
             while not self._stop.wait(TICK_S):
                 with self._lock:
                     out = self.core.tick(time.time())
                 self._publish(out)
+                if time.monotonic() >= next_stats:
+                    next_stats += STATS_EVERY_S
+                    with self._lock:
+                        counts = dict(self.core.counters) | dict(self.core.resolver.counters)
+                    log.info("fuser: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "idle")
         finally:
             self.link.close()
 

@@ -31,6 +31,8 @@ from floorwalker import geometry
 from floorwalker.config import BlePresenceConfig, StoreConfig
 
 GRID_M = 0.5
+#: A slight lead (this fraction of the hysteresis) that holds for ``settle_s`` also switches.
+WEAK_LEAD = 0.25
 #: Members in "unknown" this long are forgotten (no event): the visit's own TTL takes over.
 FORGET_UNKNOWN_S = 900.0
 
@@ -57,6 +59,7 @@ class FusionParams:
     min_dwell_s: float = 1.0
     away_timeout_s: float = 12.0
     sigma_db: float = 4.0
+    settle_s: float = 4.0
 
     @classmethod
     def from_config(cls, p: BlePresenceConfig) -> FusionParams:
@@ -137,6 +140,7 @@ class _Member:
     candidate_since: float = 0.0
     last_heard: float = 0.0
     unknown_since: float | None = None
+    strong_since: float | None = None
 
 
 class ZoneFusion:
@@ -219,13 +223,25 @@ class ZoneFusion:
         if m.zone is not None:
             m.state = ZoneState.IN
             lead = float(scores[best_i] - scores[self.model.zones.index(m.zone)])
-            if best == m.zone or lead < p.hysteresis:
-                m.candidate = None
+            if best == m.zone or lead < p.hysteresis * WEAK_LEAD:
+                m.candidate, m.strong_since = None, None
                 return False
-        if m.candidate != best:
-            m.candidate, m.candidate_since = best, now
-        if now - m.candidate_since < p.min_dwell_s:
-            return False
+            if m.candidate != best:
+                m.candidate, m.candidate_since, m.strong_since = best, now, None
+            if lead < p.hysteresis:
+                m.strong_since = None
+            elif m.strong_since is None:
+                m.strong_since = now
+            # A clear lead for min_dwell_s, or a slight one that never lapses for settle_s
+            # (someone standing just inside a zone, near its border).
+            clear = m.strong_since is not None and now - m.strong_since >= p.min_dwell_s
+            if not clear and now - m.candidate_since < p.settle_s:
+                return False
+        else:
+            if m.candidate != best:
+                m.candidate, m.candidate_since = best, now
+            if now - m.candidate_since < p.min_dwell_s:
+                return False
         confidence = _share(scores, best_i)
         if m.zone is not None:
             out.append(ZoneChange(ref, m.zone, "leave", now, confidence))

@@ -24,6 +24,7 @@ from broker_config.contract import (
     decode,
     encode,
 )
+from edge_agent.agent import MAX_SIGHTINGS
 from edge_agent.ble_sightings import Advert, SightingTable
 from floorwalker.errors import ConfigError
 from recommender.eid_resolver import read_key_file
@@ -97,20 +98,21 @@ def ble(devices: Devices, shoppers: Sequence[Shopper], seed: int) -> list[Emissi
             window, due = table.report(now)
             if not due:
                 continue
-            fields: dict[str, Any] = {
-                "window_s": window,
-                "sightings": [
-                    {"eid": s.eid, "rssi_dbm": s.rssi_dbm, "distance_m": s.distance_m, "adverts": s.adverts,
-                     "last_seen": s.last_seen}
-                    for s in due[:200]
-                ],
-            }  # fmt: skip
             present = truth.present(now)
             near = {m: z for m, z in present.items() if z in devices.zones_of.get(gid, ())}
-            out.append(
-                Emission(now, gid, topics.ble(store, gid), BleReport, fields, {"members_in_zones": near})
-            )
-            fuser.handle(topics.ble(store, gid), encode(feed[gid].make(BleReport, now, **fields)), now)
+            # As the gateway does: at most MAX_SIGHTINGS ids per report; a crowd takes several.
+            for first in range(0, len(due), MAX_SIGHTINGS):
+                fields: dict[str, Any] = {
+                    "window_s": window,
+                    "sightings": [
+                        {"eid": s.eid, "rssi_dbm": s.rssi_dbm, "distance_m": s.distance_m,
+                         "adverts": s.adverts, "last_seen": s.last_seen}
+                        for s in due[first : first + MAX_SIGHTINGS]
+                    ],
+                }  # fmt: skip
+                topic = topics.ble(store, gid)
+                out.append(Emission(now, gid, topic, BleReport, fields, {"members_in_zones": near}))
+                fuser.handle(topic, encode(feed[gid].make(BleReport, now, **fields)), now)
         for topic, payload in fuser.tick(now):
             event = decode(topics, topic, payload).payload
             assert isinstance(event, PresenceEvent)

@@ -3,6 +3,7 @@ gateway's true measured power and path-loss exponent (which differ from the conf
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ SPOTS = [
 
 
 def test_fit_of_exact_samples() -> None:
-    samples = [(d, -60 - 10 * 2.5 * __import__("math").log10(d)) for d in (1, 2, 5, 10, 20)]
+    samples = [(float(d), -60 - 10 * 2.5 * math.log10(d)) for d in (1, 2, 5, 10, 20)]
     p, n, rms = fit_path_loss(samples)
     assert (p, n, rms) == pytest.approx((-60, 2.5, 0), abs=1e-9)
 

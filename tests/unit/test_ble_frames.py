@@ -131,3 +131,16 @@ def test_a_cut_member_advert_is_never_misread(data: bytes) -> None:
         return
     assert frame is None  # cut before the frame began
     assert parse_ad(cut).manufacturer == {}
+
+
+@given(
+    st.dictionaries(st.integers(0, 0xFFFF), st.binary(max_size=20), max_size=3),
+    st.dictionaries(st.integers(0, 0xFFFF), st.binary(max_size=20), max_size=3),
+    st.none() | st.integers(-128, 127),
+)
+def test_bleak_fields_survive_a_recording(
+    manufacturer: dict[int, bytes], service: dict[int, bytes], tx: int | None
+) -> None:
+    """A recording of bleak's fields (to_bytes) parses back to the same fields."""
+    fields = AdFields(manufacturer, service, tx)
+    assert parse_ad(fields.to_bytes()) == fields

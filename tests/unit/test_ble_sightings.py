@@ -3,6 +3,8 @@ bad adverts are counted and dropped; only ephemeral ids leave; memory stays boun
 
 from __future__ import annotations
 
+import uuid
+
 from edge_agent.ble_frames import encode_ibeacon, encode_member_advert
 from edge_agent.ble_sightings import Advert, SightingTable
 from floorwalker.config import BleCalibration
@@ -49,7 +51,7 @@ def test_bad_adverts_are_counted_and_dropped() -> None:
     t = table()
     t.add(Advert(0, -200, ADV))
     t.add(Advert(0, -60, ADV[:-3]))
-    t.add(Advert(0, -60, encode_ibeacon(__import__("uuid").UUID(int=1), 1, 2, -59)))
+    t.add(Advert(0, -60, encode_ibeacon(uuid.UUID(int=1), 1, 2, -59)))
     t.add(Advert(0, -60, bytes.fromhex("0709466f6f626172")))
     assert len(t) == 0 and t.report(1.0)[1] == []
     c = t.counters

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edge_agent.ble_frames import encode_member_advert
 from edge_agent.ble_sightings import Advert
-from edge_agent.scanner import BleakRadioScanner, ReplayScanner, make_scanner
+from edge_agent.scanner import BleakRadioScanner, ReplayScanner, make_scanner, record
 from floorwalker.config import BleakScannerConfig, ReplayScannerConfig
 
 ADV = encode_member_advert(bytes(8), -59).hex()
@@ -57,3 +57,30 @@ def test_bleak_with_a_missing_adapter_reports_and_retries() -> None:
     assert scanner.restarts >= 2
     assert scanner.status.startswith("ble: adapter hci9 unavailable (")
     assert "retrying in" in scanner.status
+
+
+def test_replay_jumps_over_a_long_silence(tmp_path: Path) -> None:
+    now = time.time()
+    lines = [json.dumps({"ts": t, "gateway": "gw-a", "rssi": -60, "adv": ADV}) for t in (1.0, now, now + 0.1)]
+    (tmp_path / "t.jsonl").write_text("\n".join(lines) + "\n")
+    got: list[Advert] = []
+    started = time.monotonic()
+    ReplayScanner(ReplayScannerConfig(path=tmp_path / "t.jsonl"), "gw-a").run(got.append, threading.Event())
+    assert len(got) == 3 and time.monotonic() - started < 5
+
+
+def test_record_writes_the_replay_format(tmp_path: Path) -> None:
+    now = time.time()
+    lines = [
+        json.dumps({"ts": now + k * 0.01, "gateway": "gw-a", "rssi": -60 - k, "adv": ADV}) for k in range(3)
+    ]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    source = ReplayScanner(ReplayScannerConfig(path=tmp_path / "in.jsonl"), "gw-a")
+    assert record(source, "gw-a", tmp_path / "out.jsonl", threading.Event()) == 3
+    got = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(r["rssi"], r["adv"], r["gateway"]) for r in got] == [
+        (-60, ADV, "gw-a"),
+        (-61, ADV, "gw-a"),
+        (-62, ADV, "gw-a"),
+    ]
+    assert set(got[0]) == {"ts", "gateway", "rssi", "adv"}  # no address, nothing else

@@ -156,3 +156,15 @@ def test_members_are_bounded() -> None:
     for i in range(5):
         f.observe(f"m_member{i:04d}", "ga", -60, float(i))
     assert len(f.members()) == 3
+
+
+def test_a_slight_but_steady_lead_switches_after_settling() -> None:
+    """Just inside b, near the border: b leads, but by less than the hysteresis."""
+    f = fusion()
+    stand(f, 5, 5, 0.0, 5)
+    model = ZoneModel(two_rooms(), PARAMS.sigma_db)
+    scores = model.scores({"ga": level(10.6, 5, (5, 5)), "gb": level(10.6, 5, (15, 5))})
+    assert 0.5 < scores[1] - scores[0] < PARAMS.hysteresis
+    moved = stand(f, 10.6, 5, 5.0, 10)
+    assert [(c.zone, c.action) for c in moved] == [("a", "leave"), ("b", "enter")]
+    assert moved[0].ts - 5.0 >= PARAMS.settle_s - 0.5

@@ -1,0 +1,102 @@
+"""The fuser's core on real contract bytes: reports resolve and fuse into presence events,
+a report from a stranger or with broken JSON becomes a dead letter, a gateway's offline
+status turns silence into "unknown"."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from broker_config.contract import (
+    BleReport,
+    DeadLetter,
+    EnvelopeSource,
+    GatewayStatus,
+    PresenceEvent,
+    RejectReason,
+    Topics,
+    encode,
+)
+from edge_agent.eid import MemberBeacon, member_secret
+from floorwalker.config import StoreConfig
+from recommender.fuser import Fuser, resolver_for
+from recommender.zone_fusion import ZoneState
+
+T0 = 1_800_000_000.0
+TOPICS = Topics("t/")
+MEMBER = "m_chen0001"
+
+
+@pytest.fixture
+def fuser(store_config: StoreConfig) -> Fuser:
+    return Fuser(store_config, resolver_for(store_config), TOPICS)
+
+
+def eid(store_config: StoreConfig, member: str, ts: float) -> str:
+    assert store_config.ble_presence.secrets is not None
+    key = bytes.fromhex(json.loads(store_config.ble_presence.secrets.read_text())["store_key"])
+    return MemberBeacon(member_secret(key, member), store_config.ble_presence.eid_window_s).eid(ts).hex()
+
+
+def report(gateway: str, ts: float, sightings: list[tuple[str, float]]) -> tuple[str, bytes]:
+    body = EnvelopeSource(gateway).make(
+        BleReport,
+        ts,
+        window_s=0.5,
+        sightings=[
+            {"eid": e, "rssi_dbm": r, "distance_m": 1.0, "adverts": 3, "last_seen": ts} for e, r in sightings
+        ],
+    )
+    return TOPICS.ble("demo-store", gateway), encode(body)
+
+
+def test_reports_become_an_enter_event_from_the_fuser(fuser: Fuser, store_config: StoreConfig) -> None:
+    me, stranger = eid(store_config, MEMBER, T0), "00" * 8
+    out: list[tuple[str, bytes]] = []
+    for k in range(6):
+        ts = T0 + 0.5 * k
+        # Standing next to gw-entrance: loud there, faint elsewhere.
+        for gw, rssi in (("gw-entrance", -55.0), ("gw-checkout", -80.0), ("gw-produce", -82.0)):
+            assert fuser.handle(*report(gw, ts, [(me, rssi), (stranger, rssi)]), now=ts) == []
+        out += fuser.tick(ts)
+    [(topic, payload)] = out
+    event = PresenceEvent.model_validate_json(payload)
+    assert topic == TOPICS.presence("demo-store", "entrance")
+    assert (event.member, event.action, event.producer) == (MEMBER, "enter", "fuser")
+    assert fuser.counters["unresolved"] == 18  # the stranger, every time
+    assert b"m_" not in report("gw-entrance", T0, [(me, -55.0)])[1]
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        (TOPICS.ble("demo-store", "gw-entrance"), b"{not json", RejectReason.MALFORMED_JSON),
+        (*report("gw-nowhere", T0, []), RejectReason.UNKNOWN_PRODUCER),
+        # A gateway speaking on another gateway's topic:
+        (
+            TOPICS.ble("demo-store", "gw-pantry"),
+            report("gw-entrance", T0, [])[1],
+            RejectReason.UNKNOWN_PRODUCER,
+        ),
+    ],
+)
+def test_bad_reports_become_dead_letters(
+    fuser: Fuser, topic: str, payload: bytes, reason: RejectReason
+) -> None:
+    [(dl_topic, dl)] = fuser.handle(topic, payload, now=T0)
+    assert dl_topic == TOPICS.deadletter("demo-store")
+    assert DeadLetter.model_validate_json(dl).reason is reason
+    assert fuser.counters[f"rejected:{reason.value}"] == 1
+
+
+def test_offline_gateway_status_makes_silence_unknown(fuser: Fuser, store_config: StoreConfig) -> None:
+    me = eid(store_config, MEMBER, T0)
+    for k in range(6):
+        fuser.handle(*report("gw-entrance", T0 + 0.5 * k, [(me, -55.0)]), now=T0)
+        fuser.tick(T0 + 0.5 * k)
+    assert fuser.fusion.state_of(MEMBER) == (ZoneState.IN, "entrance")
+    offline = EnvelopeSource("gw-entrance").make(GatewayStatus, T0 + 3, state="offline")
+    fuser.handle(TOPICS.status("demo-store", "gw-entrance"), encode(offline), now=T0 + 3)
+    assert fuser.tick(T0 + 60) == []
+    assert fuser.fusion.state_of(MEMBER) == (ZoneState.UNKNOWN, "entrance")
