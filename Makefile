@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/floorwalker bench footfall
 	$(BIN)/floorwalker bench handheld
 	$(BIN)/floorwalker bench decide
+	$(BIN)/floorwalker bench simulate
 	$(BIN)/floorwalker bench ble
 
 # Re-pin every dependency to what a fresh install resolves today.
