@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/floorwalker bench footfall
 	$(BIN)/floorwalker bench handheld
 	$(BIN)/floorwalker bench decide
+	$(BIN)/floorwalker bench simulate
 	$(BIN)/floorwalker bench ble
 	$(BIN)/floorwalker bench outbox
 

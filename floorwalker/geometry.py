@@ -104,3 +104,41 @@ def _interior_point(poly: Polygon) -> Point:
         if contains(poly, t):
             return t
     return c
+
+
+def shared_edge(a: Polygon, b: Polygon, min_length: float = 0.5) -> tuple[Point, Point] | None:
+    """The longest stretch of boundary two polygons share (a wall with a way through), if any.
+
+    Two edges share a stretch when they lie on one line and overlap by at least
+    ``min_length``; a touching corner does not count. The simulators walk shoppers between
+    zones through the middle of this stretch.
+    """
+    best: tuple[Point, Point] | None = None
+    best_len = min_length
+    na, nb = len(a), len(b)
+    for i in range(na):
+        p0, p1 = a[i], a[(i + 1) % na]
+        dx, dy = p1[0] - p0[0], p1[1] - p0[1]
+        length2 = dx * dx + dy * dy
+        if length2 < _EPS:
+            continue
+        length = length2**0.5
+        for j in range(nb):
+            q0, q1 = b[j], b[(j + 1) % nb]
+            # Both ends of the other edge on this edge's line (distance below 1 mm).
+            if abs(_orient(p0, p1, q0)) / length > 1e-3 or abs(_orient(p0, p1, q1)) / length > 1e-3:
+                continue
+            t0 = ((q0[0] - p0[0]) * dx + (q0[1] - p0[1]) * dy) / length2
+            t1 = ((q1[0] - p0[0]) * dx + (q1[1] - p0[1]) * dy) / length2
+            lo, hi = max(0.0, min(t0, t1)), min(1.0, max(t0, t1))
+            if (hi - lo) * length >= best_len:
+                best_len = (hi - lo) * length
+                best = ((p0[0] + lo * dx, p0[1] + lo * dy), (p0[0] + hi * dx, p0[1] + hi * dy))
+    return best
+
+
+def bounds(poly: Polygon) -> tuple[float, float, float, float]:
+    """``(min_x, min_y, max_x, max_y)`` of a polygon."""
+    xs = [p[0] for p in poly]
+    ys = [p[1] for p in poly]
+    return min(xs), min(ys), max(xs), max(ys)

@@ -67,3 +67,25 @@ def test_area_sign_and_centroid() -> None:
     assert geometry.area(SQUARE) == 16.0
     assert geometry.area(list(reversed(SQUARE))) == -16.0
     assert geometry.centroid(SQUARE) == pytest.approx((2.0, 2.0))
+
+
+@pytest.mark.parametrize(
+    ("other", "expected"),
+    [
+        # Right neighbour sharing the whole wall x=4.
+        ([(4.0, 0.0), (8.0, 0.0), (8.0, 4.0), (4.0, 4.0)], ((4.0, 0.0), (4.0, 4.0))),
+        # Above, sharing only part of the wall y=4 (x from 2 to 4).
+        ([(2.0, 4.0), (9.0, 4.0), (9.0, 8.0), (2.0, 8.0)], ((2.0, 4.0), (4.0, 4.0))),
+        # Touching at one corner only: no way through.
+        ([(4.0, 4.0), (8.0, 4.0), (8.0, 8.0), (4.0, 8.0)], None),
+        # Apart.
+        ([(5.0, 0.0), (8.0, 0.0), (8.0, 4.0), (5.0, 4.0)], None),
+    ],
+)
+def test_shared_edge(other: list[tuple[float, float]], expected: object) -> None:
+    found = geometry.shared_edge(SQUARE, other)
+    if expected is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert sorted(found) == sorted(expected)  # type: ignore[call-overload]

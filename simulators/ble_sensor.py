@@ -1,0 +1,136 @@
+"""BLE sensing of the simulated shoppers, with the project's own BLE code end to end.
+
+Members' :class:`PositionSample` s go through the RF model (``simulators/ble_radio.py``:
+path loss, shadowing, body loss, drops, rotating ephemeral ids) to what each gateway's
+scanner hears; each gateway's :class:`SightingTable` (``edge_agent/ble_sightings.py``, the
+gateway's own core) turns that into a :class:`BleReport` every ``report_interval_s``,
+exactly as a gateway publishes; and the store-level fuser's core (``recommender/fuser.py``)
+turns the reports into the :class:`PresenceEvent` s the fuser process would publish. The
+trace then holds both: what the gateways sent and what the fuser made of it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from typing import Any
+
+from broker_config.contract import (
+    BleReport,
+    EnvelopeSource,
+    GatewayStatus,
+    PresenceEvent,
+    Topics,
+    decode,
+    encode,
+)
+from edge_agent.agent import MAX_SIGHTINGS
+from edge_agent.ble_sightings import Advert, SightingTable
+from floorwalker.errors import ConfigError
+from recommender.eid_resolver import read_key_file
+from recommender.fuser import Fuser, resolver_for
+from simulators.ble_radio import RadioModel
+from simulators.sensors import Devices, Emission
+from simulators.shoppers import Shopper
+
+#: How often a shopper's position is sampled for the RF model, seconds.
+POSITION_PERIOD_S = 1.0
+
+
+class _TrueZones:
+    """Where each recognizable member really is, for the truth beside each message."""
+
+    def __init__(self, shoppers: Sequence[Shopper]) -> None:
+        self._visits: dict[str, tuple[list[float], list[tuple[float, str]]]] = {}
+        for s in shoppers:
+            if s.member and s.recognizable:
+                visits = s.visits()
+                self._visits[s.member] = ([v.enter for v in visits], [(v.leave, v.zone) for v in visits])
+
+    def at(self, member: str, t: float) -> str | None:
+        entry = self._visits.get(member)
+        if entry is None:
+            return None
+        starts, rest = entry
+        i = bisect.bisect_right(starts, t) - 1
+        return rest[i][1] if i >= 0 and t < rest[i][0] else None
+
+    def present(self, t: float) -> dict[str, str]:
+        out = {}
+        for m in self._visits:
+            z = self.at(m, t)
+            if z is not None:
+                out[m] = z
+        return out
+
+
+def ble(devices: Devices, shoppers: Sequence[Shopper], seed: int) -> list[Emission]:
+    """Gateways' BLE reports and the fuser's presence events for one simulated day."""
+    config = devices.config
+    p = config.ble_presence
+    if p.secrets is None:
+        raise ConfigError(
+            "ble_presence.secrets: the BLE model needs the store's key file (or use --presence model)"
+        )
+    radio = RadioModel(config, bytes.fromhex(read_key_file(p.secrets).store_key), seed=seed)
+    samples = [x for s in shoppers if s.member and s.recognizable for x in s.positions(POSITION_PERIOD_S)]
+    if not samples:
+        return []
+    tables = {
+        g.id: SightingTable(g.ble, change_db=p.report_change_db, heartbeat_s=p.report_heartbeat_s)
+        for g in config.gateways
+        if g.position is not None
+    }
+    fuser = Fuser(config, resolver_for(config), Topics())
+    feed = {gid: EnvelopeSource(gid) for gid in tables}  # the fuser's input copies (ids do not matter)
+    truth = _TrueZones(shoppers)
+    store = config.store
+    topics = devices.topics
+    out: list[Emission] = []
+    start = min(x.ts for x in samples)
+    for gid in tables:
+        fuser.handle(
+            topics.status(store, gid), encode(feed[gid].make(GatewayStatus, start, state="online")), start
+        )
+
+    def report(now: float) -> None:
+        for gid, table in tables.items():
+            window, due = table.report(now)
+            if not due:
+                continue
+            present = truth.present(now)
+            near = {m: z for m, z in present.items() if z in devices.zones_of.get(gid, ())}
+            # As the gateway does: at most MAX_SIGHTINGS ids per report; a crowd takes several.
+            for first in range(0, len(due), MAX_SIGHTINGS):
+                fields: dict[str, Any] = {
+                    "window_s": window,
+                    "sightings": [
+                        {"eid": s.eid, "rssi_dbm": s.rssi_dbm, "distance_m": s.distance_m,
+                         "adverts": s.adverts, "last_seen": s.last_seen}
+                        for s in due[first : first + MAX_SIGHTINGS]
+                    ],
+                }  # fmt: skip
+                topic = topics.ble(store, gid)
+                out.append(Emission(now, gid, topic, BleReport, fields, {"members_in_zones": near}))
+                fuser.handle(topic, encode(feed[gid].make(BleReport, now, **fields)), now)
+        for topic, payload in fuser.tick(now):
+            event = decode(topics, topic, payload).payload
+            assert isinstance(event, PresenceEvent)
+            zone = topic.split("/")[-2]
+            fields = {"member": event.member, "action": event.action, "confidence": event.confidence}
+            fact = {"member": event.member, "zone": zone, "true_zone": truth.at(event.member, event.ts)}
+            out.append(Emission(event.ts, p.fuser, topic, PresenceEvent, fields, fact))
+
+    interval = p.report_interval_s
+    next_report = start + interval
+    for record in radio.hear(samples):
+        while record["ts"] >= next_report:
+            report(next_report)
+            next_report += interval
+        if record["gateway"] in tables:
+            tables[record["gateway"]].add(Advert(record["ts"], record["rssi"], bytes.fromhex(record["adv"])))
+    end = max(x.ts for x in samples) + p.away_timeout_s + 2 * interval
+    while next_report <= end:
+        report(next_report)
+        next_report += interval
+    return out

@@ -1,0 +1,167 @@
+"""Replay onto the real broker: order and relative timing at 10x, windows and filters,
+recording, corrupt lines skipped with a count and a named line."""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from broker_config.contract import EnvelopeSource, FootfallEvent, Topics, decode, encode
+from floorwalker.config import Endpoints
+from floorwalker.mqtt import MqttLink, Received
+from simulators.record import Recorder
+from simulators.replay import ReplayOptions, replay
+from simulators.trace import Header, TraceLine, TraceReader, write_trace
+
+pytestmark = pytest.mark.integration
+
+T0 = 1.78e9
+
+
+def _trace(path: Path, n: int = 40, span_s: float = 15.0) -> list[TraceLine]:
+    """Footfall from two zones at irregular times over ``span_s`` seconds."""
+    rng = random.Random(4)
+    source = EnvelopeSource("gw-fresh")
+    times = [*sorted(rng.uniform(0, span_s) for _ in range(n - 2)), 0.0, span_s]
+    lines = []
+    for i, t in enumerate(sorted(times)):
+        zone = "produce" if i % 3 else "pantry"
+        event = source.make(FootfallEvent, T0 + t, window_s=60, entered=i, exited=0, occupancy=i)
+        lines.append(TraceLine(T0 + t, Topics().footfall("demo-store", zone), encode(event)))
+    write_trace(path, Header("demo-store", "test", T0), lines)
+    return lines
+
+
+def _link(ep: Endpoints) -> MqttLink:
+    link = MqttLink(ep.mqtt_host, ep.mqtt_port, client_id=f"replay-{uuid.uuid4().hex[:8]}")
+    link.connect()
+    return link
+
+
+def test_replay_at_10x_keeps_order_and_relative_timing(
+    services: Endpoints, prefix: str, tmp_path: Path
+) -> None:
+    lines = _trace(tmp_path / "t.jsonl")
+    arrivals: list[tuple[float, str, bytes]] = []
+    done = threading.Event()
+
+    def on_message(msg: Received) -> bool:
+        arrivals.append((time.monotonic(), msg.topic, msg.payload))
+        if len(arrivals) == len(lines):
+            done.set()
+        return True
+
+    listener = MqttLink(
+        services.mqtt_host, services.mqtt_port, f"listen-{uuid.uuid4().hex[:8]}",
+        subscriptions=[(f"{prefix}fw/v1/demo-store/#", 1)], on_message=on_message,
+    )  # fmt: skip
+    listener.connect()
+    link = _link(services)
+    try:
+        result = replay(TraceReader(tmp_path / "t.jsonl"), link, ReplayOptions(speed=10, topic_prefix=prefix))
+        assert done.wait(10), f"got {len(arrivals)} of {len(lines)}"
+    finally:
+        link.close()
+        listener.close()
+    topics = Topics(prefix)
+    received = [decode(topics, t, p).payload for _, t, p in arrivals]
+    sent = [decode(Topics(), x.topic, x.payload).payload for x in lines]
+    assert [r.event_id for r in received] == [s.event_id for s in sent]  # same order, nothing lost
+    # Arrival times against the trace's times over 10, up to one common offset (the hop).
+    scheduled = [(x.t - lines[0].t) / 10 for x in lines]
+    offsets = [a - s for (a, _, _), s in zip(arrivals, scheduled, strict=True)]
+    centre = statistics.median(offsets)
+    assert statistics.median(abs(o - centre) for o in offsets) < 0.1
+    assert max(abs(o - centre) for o in offsets) < 0.5  # at 1x or max speed: off by up to 13 s / 1.5 s
+    assert arrivals[-1][0] - arrivals[0][0] == pytest.approx(1.5, abs=0.5)
+    assert result.wall_s >= 1.5 - 0.03 and result.sent == len(lines)
+    # Retimed: ts follows the replay clock (now), spaced like the trace over 10.
+    ts = [r.ts for r in received]
+    assert ts[-1] - ts[0] == pytest.approx(1.5, abs=0.3)
+    assert abs(ts[0] - time.time()) < 60
+
+
+def test_window_and_topic_filter_and_recording(services: Endpoints, prefix: str, tmp_path: Path) -> None:
+    lines = _trace(tmp_path / "t.jsonl", n=30, span_s=10.0)
+    recorded = tmp_path / "rec.jsonl"
+    recorder = Recorder(recorded, "demo-store", services.mqtt_host, services.mqtt_port, topic_prefix=prefix)
+    recorder.start()
+    link = _link(services)
+    options = ReplayOptions(
+        speed=None, start_s=2.0, end_s=8.0, topic_filter="fw/v1/+/zone/produce/#", topic_prefix=prefix,
+        retime=False,
+    )  # fmt: skip
+    try:
+        result = replay(TraceReader(tmp_path / "t.jsonl"), link, options)
+    finally:
+        link.close()
+    expected = [x for x in lines if 2.0 <= x.t - T0 <= 8.0 and "/produce/" in x.topic]
+    assert result.sent == len(expected) and result.filtered_out == len(lines) - len(expected)
+    deadline = time.monotonic() + 10
+    while recorder.count < len(expected) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    recorder.stop()
+    back = list(TraceReader(recorded))
+    # The recording is a trace itself: same topics (prefix removed) and the exact bytes.
+    assert [(x.topic, x.payload) for x in back] == [(x.topic, x.payload) for x in expected]
+
+
+def test_cli_replay_skips_a_corrupt_line_and_names_it(
+    services: Endpoints, prefix: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.jsonl"
+    _trace(path, n=5, span_s=1.0)
+    rows = path.read_text().splitlines()
+    rows.insert(3, '{"t": 1.78e9, "topic": 42, "payload": "x"}')
+    path.write_text("\n".join(rows) + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "floorwalker", "replay", str(path), "--speed", "max",
+         "--mqtt-url", services.mqtt_url, "--topic-prefix", prefix],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "sent 5 messages" in result.stdout
+    assert f"skipped 1 corrupt line(s), first {path}:4: key 'topic'" in result.stderr
+    bad_speed = subprocess.run(
+        [sys.executable, "-m", "floorwalker", "replay", str(path), "--speed", "fast",
+         "--mqtt-url", services.mqtt_url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad_speed.returncode == 2 and "error: --speed 'fast'" in bad_speed.stderr
+    json.loads(rows[0])  # the header stays a header
+
+
+def test_cli_record_writes_a_replayable_trace(services: Endpoints, prefix: str, tmp_path: Path) -> None:
+    out = tmp_path / "rec.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "floorwalker", "record", "--out", str(out), "--duration", "3",
+         "--mqtt-url", services.mqtt_url, "--topic-prefix", prefix],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("recording ")  # subscribed from here on
+        lines = _trace(tmp_path / "t.jsonl", n=4, span_s=0.1)
+        link = _link(services)
+        try:
+            replay(lines, link, ReplayOptions(speed=None, topic_prefix=prefix, retime=False))
+        finally:
+            link.close()
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "recorded 4 messages" in stdout
+    reader = TraceReader(out)
+    assert reader.header.source == "record"
+    assert [(x.topic, x.payload) for x in reader] == [(x.topic, x.payload) for x in lines]
