@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,12 @@ def parse_line(text: str) -> TraceLine:
         raise ValueError("expected a JSON object")
     t = row.get("t")
     if isinstance(t, bool) or not isinstance(t, int | float):
+        raise ValueError("key 't': expected the send time in Unix seconds")
+    try:
+        t = float(t)  # an integer past a float's range overflows (found by the fuzzer)
+    except OverflowError:
+        raise ValueError("key 't': expected the send time in Unix seconds") from None
+    if not math.isfinite(t):
         raise ValueError("key 't': expected the send time in Unix seconds")
     topic = row.get("topic")
     if not isinstance(topic, str) or not topic or any(c in topic for c in "+#"):
