@@ -123,8 +123,11 @@ def _mqtt(run_dir: Path, mqtt_url: str | None) -> tuple[str, int]:
 def _redis(run_dir: Path, redis_url: str | None) -> str:
     if redis_url is None:
         return Services(run_dir).endpoints().redis_url
-    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(f"--redis-url {redis_url!r}: expected redis://host:port/db")
+    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
+        raise ConfigError(
+            f"--redis-url {redis_url!r}: expected redis://host:port/db "
+            "(or redis+cluster://host:port for Redis Cluster)"
+        )
     return redis_url
 
 
@@ -235,19 +238,42 @@ def recommender(
     load_crm: Annotated[
         bool, typer.Option("--load-crm/--no-load-crm", help="Load the store's CRM fixture.")
     ] = True,
+    also_store: Annotated[
+        list[Path] | None,
+        typer.Option("--also-store", help="Another store YAML this process serves (repeatable)."),
+    ] = None,
+    share_group: Annotated[
+        str | None,
+        typer.Option(
+            "--share-group",
+            envvar="FLOORWALKER_SHARE_GROUP",
+            help="Run as one replica of this group behind an MQTT v5 shared subscription ($share/GROUP/...).",
+        ),
+    ] = None,
+    replica: Annotated[
+        str | None,
+        typer.Option(
+            "--replica", envvar="FLOORWALKER_REPLICA", help="This replica's stable id (with --share-group)."
+        ),
+    ] = None,
 ) -> None:
-    """Consume presence and checkout events; publish prompts to associates' handhelds."""
-    from recommender.service import RecommenderService
+    """Consume presence and checkout events; publish prompts to associates' handhelds.
 
-    config = _store(store_config)
+    --redis-url redis+cluster://host:port selects Redis Cluster (README: Deploy and scale out)."""
+    from recommender.service import RecommenderService, Share
+
+    if (share_group is None) != (replica is None):
+        raise ConfigError("--share-group and --replica go together: name the group and this replica's id")
+    configs = [_store(store_config), *(_store(p) for p in also_store or [])]
     ep = _endpoints(run_dir, mqtt_url, redis_url)
     service = RecommenderService(
-        config,
+        configs,
         ep,
         topic_prefix=topic_prefix,
         key_prefix=key_prefix,
         client_id=client_id,
         load_crm=load_crm,
+        share=Share(share_group, replica) if share_group and replica else None,
     )
     stop = _stop_on_signals()
 

@@ -9,14 +9,28 @@ processes.
 
 from __future__ import annotations
 
+import random
 import subprocess
 import time
 from pathlib import Path
+from typing import cast
 
 import redis
 
 from floorwalker.errors import ServiceStartError
-from floorwalker.services import HOST, find_binary, free_port, log_tail, redis_answers
+from floorwalker.services import HOST, find_binary, log_tail, port_is_free, redis_answers
+
+#: A cluster node also listens on its port + 10 000 (the cluster bus).
+BUS_OFFSET = 10_000
+
+
+def _cluster_port() -> int:
+    """A free port whose bus port (port + 10 000, at most 65 535) is free too."""
+    for _ in range(200):
+        port = random.randint(20_000, 55_000)
+        if port_is_free(port) and port_is_free(port + BUS_OFFSET):
+            return port
+    raise ServiceStartError(f"no free port pair (p, p + {BUS_OFFSET}) for a Redis Cluster node on {HOST}")
 
 
 class LocalCluster:
@@ -66,7 +80,7 @@ class LocalCluster:
         self._procs.clear()
 
     def _start_node(self, server: str, timeout: float) -> None:
-        port = free_port()
+        port = _cluster_port()
         data = self.run_dir / f"redis-cluster-{port}"
         data.mkdir(parents=True, exist_ok=True)
         log = data / "stderr.log"
@@ -80,14 +94,15 @@ class LocalCluster:
             "--logfile", str(data / "redis.log"), "--daemonize", "no",
         ]  # fmt: skip
         with log.open("ab") as err:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True
+            )
         self._procs.append(proc)
         deadline = time.monotonic() + timeout
         while not redis_answers(f"redis://{HOST}:{port}/0"):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise ServiceStartError(
-                    f"redis-server (cluster node on {HOST}:{port}) did not start: {log_tail(data / 'redis.log')}"
-                )
+                tail = log_tail(data / "redis.log")
+                raise ServiceStartError(f"redis-server (cluster node on {HOST}:{port}) did not start: {tail}")
             time.sleep(0.05)
         self.ports.append(port)
 
@@ -98,7 +113,8 @@ class LocalCluster:
             for port in self.ports:
                 client = redis.Redis(host=HOST, port=port)
                 try:
-                    states.append(client.cluster("INFO").get("cluster_state"))  # type: ignore[no-untyped-call]
+                    info = cast(dict[str, str], client.cluster("INFO"))
+                    states.append(info.get("cluster_state"))
                 except redis.RedisError:
                     states.append(None)
                 finally:

@@ -63,7 +63,10 @@ def connect(url: str) -> RedisClient:
         try:
             client = RedisCluster.from_url(plain, socket_timeout=5, socket_connect_timeout=3)  # type: ignore[no-untyped-call]
         except (redis.RedisError, RedisClusterException) as exc:
-            if "cluster mode is not enabled" in str(exc).lower() or "cluster support disabled" in str(exc).lower():
+            if (
+                "cluster mode is not enabled" in str(exc).lower()
+                or "cluster support disabled" in str(exc).lower()
+            ):
                 raise ConfigError(
                     f"{url} names Redis Cluster but the Redis there runs without cluster mode "
                     "(cluster-enabled no): use a redis:// URL for a single Redis, or point at a cluster"

@@ -67,8 +67,8 @@ class Share:
     group: str
     replica: str
 
-    def client_id(self, topic_prefix: str, replica: str | None = None) -> str:
-        return f"{topic_prefix.replace('/', '-')}{self.group}-{replica or self.replica}"
+    def client_id(self, topic_prefix: str, replica: str) -> str:
+        return f"{topic_prefix.replace('/', '-')}{self.group}-{replica}"
 
 
 class RecommenderService:
@@ -103,10 +103,9 @@ class RecommenderService:
         self._endpoints = endpoints
         self._topic_prefix = topic_prefix
         self._replica_keys = ReplicaKeys(share.group, key_prefix) if share else None
-        if share is not None:
-            client_id = share.client_id(topic_prefix)
-        else:
-            client_id = f"{topic_prefix.replace('/', '-')}{client_id}"
+        #: The producer id on our prompts; the MQTT client id adds the topic prefix.
+        producer = f"{share.group}-{share.replica}" if share is not None else client_id
+        client_id = f"{topic_prefix.replace('/', '-')}{producer}"
         #: One engine per store this process serves (a message goes to its store's engine).
         self.engines: dict[str, Recommender] = {}
         for c in configs:
@@ -125,7 +124,7 @@ class RecommenderService:
                     "fitted" if model.clv.fitted else "CDNOW prior",
                 )
             self.engines[c.store] = Recommender(
-                c, self.redis, self.topics, keys, producer=client_id, model=model
+                c, self.redis, self.topics, keys, producer=producer, model=model
             )
         self.engine = self.engines[configs[0].store]
         self.keys = self.engine.keys
