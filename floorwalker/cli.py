@@ -131,6 +131,18 @@ def _redis(run_dir: Path, redis_url: str | None) -> str:
     return redis_url
 
 
+def _store_files(paths: list[Path], exclude: Path | None) -> list[Path]:
+    """Store YAMLs named, a directory standing for its ``*.yaml``; each once, ``exclude`` left out."""
+    seen = {exclude.resolve()} if exclude is not None else set()
+    out = []
+    for path in paths:
+        for file in sorted(path.glob("*.yaml")) if path.is_dir() else [path]:
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                out.append(file)
+    return out
+
+
 def _endpoints(run_dir: Path, mqtt_url: str | None, redis_url: str | None) -> Endpoints:
     host, port = _mqtt(run_dir, mqtt_url)
     return Endpoints(host, port, _redis(run_dir, redis_url))
@@ -240,7 +252,10 @@ def recommender(
     ] = True,
     also_store: Annotated[
         list[Path] | None,
-        typer.Option("--also-store", help="Another store YAML this process serves (repeatable)."),
+        typer.Option(
+            "--also-store",
+            help="Another store YAML this process serves, or a directory of them (repeatable).",
+        ),
     ] = None,
     share_group: Annotated[
         str | None,
@@ -264,7 +279,9 @@ def recommender(
 
     if (share_group is None) != (replica is None):
         raise ConfigError("--share-group and --replica go together: name the group and this replica's id")
-    configs = [_store(store_config), *(_store(p) for p in also_store or [])]
+    configs = [_store(store_config)]
+    for path in _store_files(also_store or [], exclude=store_config):
+        configs.append(_store(path))
     ep = _endpoints(run_dir, mqtt_url, redis_url)
     service = RecommenderService(
         configs,
