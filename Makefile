@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/floorwalker bench handheld
 	$(BIN)/floorwalker bench decide
 	$(BIN)/floorwalker bench ble
+	$(BIN)/floorwalker bench scale
 
 # Re-pin every dependency to what a fresh install resolves today.
 lock:

@@ -1144,6 +1144,33 @@ def bench_ble(
     print_ble(run_ble_bench(_store(store_config), out, rounds=rounds, repeats=repeats), Console())
 
 
+# -- deploy and scale out (issue 10) ------------------------------------------------------
+
+
+@bench_app.command("scale")
+@friendly
+def bench_scale(
+    replicas: Annotated[
+        str, typer.Option("--replicas", help="Replica counts to run, comma-separated.")
+    ] = "1,2,3",
+    rate: Annotated[float, typer.Option("--rate", help="Offered presence events per second.")] = 1500.0,
+    seconds: Annotated[float, typer.Option("--seconds", help="Length of each trace.")] = 3.0,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON results.")] = Path(
+        "bench/out/scale.json"
+    ),
+) -> None:
+    """Recommender replicas (1, 2, 3) on a local 3-master Redis Cluster behind one shared subscription."""
+    from floorwalker.scale import run_scale_bench
+
+    try:
+        counts = [int(v) for v in replicas.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--replicas {replicas!r}: expected counts like 1,2,3") from None
+    if not counts or min(counts) < 1 or rate <= 0 or seconds <= 0:
+        raise ConfigError("--replicas needs counts >= 1, --rate and --seconds must be > 0")
+    run_scale_bench(counts, rate, seconds, out)
+
+
 def entrypoint() -> None:  # pragma: no cover - thin wrapper for `python -m floorwalker`
     app(prog_name="floorwalker")
 

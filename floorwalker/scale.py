@@ -325,3 +325,150 @@ def verify(run: Run, client: cluster.RedisClient, prefix: str) -> dict[str, Any]
 
 def load_chain(paths: list[Path]) -> list[StoreConfig]:
     return [load_store_config(p) for p in paths]
+
+
+# -- bench scale -----------------------------------------------------------------------------
+
+
+def member_memory(
+    client: cluster.RedisClient, configs: list[StoreConfig], prefix: str, sample: int
+) -> dict[str, float]:
+    """Mean ``MEMORY USAGE`` (bytes) of one member's keys after a run, over ``sample`` members a store."""
+    totals: Counter[str] = Counter()
+    n = 0
+    for c in configs:
+        keys = Keys(c.store, prefix)
+        store_no = int(c.store[1:])
+        for i in range(sample):
+            m = member_id(store_no, i)
+            for name, key in (
+                ("profile", keys.profile(m)),
+                ("visit", keys.visit(m)),
+                ("seen", keys.member_seen(m)),
+                ("contacts", keys.contacts(m)),
+                ("suggested", keys.suggested(m)),
+            ):
+                totals[name] += int(client.memory_usage(key) or 0)  # type: ignore[arg-type]
+            n += 1
+    per = {name: round(total / n, 1) for name, total in totals.items()}
+    per["total"] = round(sum(per.values()), 1)
+    return per
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` in MiB (Linux /proc; 0 elsewhere)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def run_scale_bench(replica_counts: list[int], rate_eps: float, seconds: float, out: Path) -> dict[str, Any]:
+    """For each replica count: a fresh group on one local 3-master Redis Cluster, a paced
+    two-store trace at ``rate_eps`` for ``seconds``; throughput, CPU per event, memory."""
+    import tempfile
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from floorwalker.bench import machine_info, process_cpu_s
+    from floorwalker.local_cluster import LocalCluster
+    from floorwalker.services import Services
+
+    stores, steps = 2, 5
+    members = max(1, round(rate_eps * seconds / (stores * steps)))
+    gap = stores * members / rate_eps
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="fw-scale-") as tmp:
+        base = Path(tmp)
+        (base / "services").mkdir()
+        services = Services(base / "services")
+        endpoints = services.up()
+        local = LocalCluster(base / "cluster")
+        try:
+            url = local.up()
+            paths = write_chain(base / "chain", stores, members)
+            configs = load_chain(paths)
+            for n in replica_counts:
+                prefix = f"b{uuid.uuid4().hex[:8]}/"
+                reps = Replicas(paths, endpoints, url, prefix, log_dir=base)
+                try:
+                    reps.start([f"r{i}" for i in range(n)])
+                    redis_pids = [p.pid for p in local._procs]
+                    pids = [p.pid for p in reps.procs.values()]
+                    cpu0 = [process_cpu_s(p) or 0.0 for p in pids + redis_pids]
+                    t0 = time.monotonic()
+                    run = drive(configs, endpoints, prefix, members=members, steps=steps, member_gap_s=gap)
+                    report = finish(run, url, prefix, timeout=120)
+                    wall = time.monotonic() - t0
+                    cpu1 = [process_cpu_s(p) or 0.0 for p in pids + redis_pids]
+                    rec_cpu = sum(cpu1[: len(pids)]) - sum(cpu0[: len(pids)])
+                    redis_cpu = sum(cpu1[len(pids) :]) - sum(cpu0[len(pids) :])
+                    rss = [_rss_mb(p) for p in pids]
+                    client = cluster.connect(url)
+                    try:
+                        memory = member_memory(client, configs, prefix, sample=min(members, 50))
+                    finally:
+                        client.close()
+                finally:
+                    reps.stop()
+                events = report["events"]
+                rows.append(
+                    {
+                        "replicas": n,
+                        "events": events,
+                        "offered_eps": round(rate_eps, 1),
+                        "publish_s": round(run.elapsed_s, 2),
+                        "done_s": round(wall, 2),
+                        "throughput_eps": round(events / wall, 1),
+                        "recommender_cpu_ms_per_event": round(1000 * rec_cpu / events, 3),
+                        "redis_cpu_ms_per_event": round(1000 * redis_cpu / events, 3),
+                        "prompts": report["prompts"],
+                        "lost_events": report["lost_events"],
+                        "duplicate_prompts": report["duplicate_prompts"],
+                        "order_violations": report["order_violations"],
+                        "member_bytes": memory,
+                        "replica_rss_mb": round(sum(rss) / len(rss), 1),
+                    }
+                )
+        finally:
+            local.down()
+            services.down()
+    result = {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine_info(),
+        "note": "every replica, the 3 Redis masters, Mosquitto and the trace share this machine's cores",
+        "stores": stores,
+        "members_per_store": members,
+        "redis_masters": 3,
+        "runs": rows,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    table = Table(
+        title=f"bench scale: {stores} stores, {members} members each, offered {rate_eps:.0f} events/s"
+    )
+    for col in (
+        "replicas",
+        "events",
+        "done s",
+        "events/s",
+        "rec CPU ms/ev",
+        "redis CPU ms/ev",
+        "lost",
+        "dup",
+        "B/member",
+    ):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            str(r["replicas"]), str(r["events"]), f"{r['done_s']:.1f}", f"{r['throughput_eps']:.0f}",
+            f"{r['recommender_cpu_ms_per_event']:.2f}", f"{r['redis_cpu_ms_per_event']:.2f}",
+            str(r["lost_events"]), str(r["duplicate_prompts"]), f"{r['member_bytes']['total']:.0f}",
+        )  # fmt: skip
+    Console().print(table)
+    Console().print(f"written to {out} (machine: {machine_info()['cpu_count']} cores, shared)")
+    return result

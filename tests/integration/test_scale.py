@@ -120,3 +120,32 @@ def test_cluster_url_on_a_single_redis_is_a_clear_error(services: Endpoints, tmp
             cluster.connect(f"redis+cluster://127.0.0.1:{port}/0")
     finally:
         single.down()
+
+
+def test_bench_scale_writes_its_json(tmp_path: Path) -> None:
+    """`floorwalker bench scale` end to end, one short run (figures: docs/scale.md)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from floorwalker.cli import app
+
+    out = tmp_path / "scale.json"
+    result = CliRunner().invoke(
+        app, ["bench", "scale", "--replicas", "1", "--rate", "200", "--seconds", "1", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    (run,) = data["runs"]
+    assert run["replicas"] == 1 and run["events"] == 200
+    assert run["lost_events"] == 0 and run["duplicate_prompts"] == 0 and run["order_violations"] == 0
+    assert run["member_bytes"]["total"] > 0 and run["recommender_cpu_ms_per_event"] > 0
+
+
+def test_bench_scale_refuses_bad_counts() -> None:
+    from typer.testing import CliRunner
+
+    from floorwalker.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "scale", "--replicas", "two"])
+    assert result.exit_code != 0 and "--replicas 'two'" in result.output
