@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ import redis
 
 from broker_config.contract import ContractError, Topics
 from floorwalker.config import Endpoints, StoreConfig
+from floorwalker.errors import ConfigError
 from floorwalker.mqtt import MqttLink, Received
 from recommender import cluster
 from recommender.crm import CrmModel, load_into_redis, read_crm
@@ -33,6 +35,8 @@ STATS_INTERVAL_S = 1.0
 MAX_BATCH = 64
 
 
+#: Group and replica ids: "<group>-<replica>" must be a contract producer id (48 chars).
+_REPLICA_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,22}")
 #: A replica whose heartbeat is older than this is taken for dead; its session is adopted.
 HEARTBEAT_TTL_S = 3.0
 #: An adopted session is ended once no message came from it for this long.
@@ -62,6 +66,12 @@ class Share:
 
     group: str
     replica: str
+
+    def __post_init__(self) -> None:
+        # Both end up in the prompts' producer id and in the share name ($share/<group>/...).
+        for flag, value in (("--share-group", self.group), ("--replica", self.replica)):
+            if not _REPLICA_ID.fullmatch(value):
+                raise ConfigError(f"{flag} {value!r}: use lower-case letters, digits, - and _ (at most 23)")
 
     def client_id(self, topic_prefix: str, replica: str) -> str:
         return f"{topic_prefix.replace('/', '-')}{self.group}-{replica}"
@@ -269,10 +279,16 @@ class RecommenderService:
             log.warning("could not check peer replicas in Redis at %s (%s)", self.redis_url, exc)
 
     def _adopt(self, peer: str) -> None:
-        """Connect as ``peer``, handle what its session holds, leave the group, end it."""
+        """Connect as ``peer``, handle what its session holds, leave the group, end it.
+
+        If ``peer`` comes back meanwhile, its connect takes the session over and ours is
+        dropped: the adoption stops there (no fight over the client id) and the session
+        stays with its owner."""
         assert self.share is not None and self._replica_keys is not None
+        rk = self._replica_keys
         last = [time.monotonic()]
         handled = [0]
+        lost = threading.Event()
 
         def on_message(message: Received) -> bool:
             last[0] = time.monotonic()
@@ -280,33 +296,42 @@ class RecommenderService:
             self._work([message], adopted)
             return False
 
+        def quiet_for(seconds: float, deadline: float) -> bool:
+            """Wait until nothing arrived for ``seconds``; False if the session was taken back."""
+            while time.monotonic() - last[0] < seconds and time.monotonic() < deadline:
+                if lost.wait(0.05):
+                    return False
+            return not lost.is_set()
+
         adopted = MqttLink(
             self._endpoints.mqtt_host,
             self._endpoints.mqtt_port,
             client_id=self.share.client_id(self._topic_prefix, peer),
             on_message=on_message,
+            on_disconnect=lost.set,
             persistent_session=True,  # resume the dead replica's session, not a new one
         )
         try:
+            if self.redis.exists(rk.heartbeat(peer)):
+                return  # it came back between the check and the lock
             adopted.connect()
             log.warning("replica %s stopped beating; %s adopts its session", peer, self.share.replica)
-            deadline = time.monotonic() + 30.0
-            while time.monotonic() - last[0] < ADOPT_IDLE_S and time.monotonic() < deadline:
-                time.sleep(0.1)
+            if not quiet_for(ADOPT_IDLE_S, time.monotonic() + 30.0):
+                raise RuntimeError(f"replica {peer} took its session back")
             adopted.client.unsubscribe([self._shared(f) for f in self._filters])
             last[0] = time.monotonic()
-            while time.monotonic() - last[0] < ADOPT_IDLE_S / 2:
-                time.sleep(0.05)
+            if not quiet_for(ADOPT_IDLE_S / 2, time.monotonic() + 5.0):
+                raise RuntimeError(f"replica {peer} took its session back")
             adopted.close(end_session=True)
-            self.redis.srem(self._replica_keys.members, peer)
+            self.redis.srem(rk.members, peer)
             log.warning("adopted replica %s: %d message(s) handled, its session ended", peer, handled[0])
-        except Exception as exc:  # a failed adoption is retried on the next watch
-            log.error("could not adopt replica %s (%s); trying again", peer, exc)
+        except Exception as exc:  # a failed adoption is tried again on the next watch
+            log.error("adoption of replica %s stopped (%s)", peer, exc)
             adopted.close()
         finally:
             self._adopting.discard(peer)
             with contextlib.suppress(redis.RedisError):
-                self.redis.delete(self._replica_keys.adopting(peer))
+                self.redis.delete(rk.adopting(peer))
 
     def _after_publish(self) -> None:
         try:

@@ -4,11 +4,14 @@ property, SUBACK reason code), built here with paho's own packet classes."""
 from __future__ import annotations
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from floorwalker.errors import ConfigError
 from floorwalker.mqtt import MqttLink
+from recommender.service import Share
 
 SHARED = [("$share/rec/fw/v1/+/zone/+/presence", 1), ("$share/rec/fw/v1/+/pos/+/checkout", 1)]
 
@@ -54,3 +57,10 @@ def test_plain_subscriptions_do_not_ask_for_shares() -> None:
     link._on_connect(link.client, None, None, ReasonCode(PacketTypes.CONNACK, "Success"), _connack(0))
     assert link._missing is None
     assert isinstance(link.client, mqtt.Client)
+
+
+def test_replica_ids_must_fit_the_producer_id() -> None:
+    assert Share("rec", "recommender-0").client_id("t1/", "r2") == "t1-rec-r2"
+    for group, replica in (("Rec", "r0"), ("rec", "r0.x"), ("rec/a", "r0"), ("rec", "r" * 30), ("rec", "")):
+        with pytest.raises(ConfigError, match="lower-case letters"):
+            Share(group, replica)
