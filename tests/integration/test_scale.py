@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from floorwalker.config import Endpoints
 from floorwalker.errors import ConfigError
@@ -169,3 +170,25 @@ def test_bench_scale_refuses_bad_counts() -> None:
 
     result = CliRunner().invoke(app, ["bench", "scale", "--replicas", "two"])
     assert result.exit_code != 0 and "--replicas 'two'" in result.output
+
+
+def test_a_batch_over_many_slots_comes_back_in_order(redis_cluster: str, prefix: str) -> None:
+    """One packed write per node, replies put back in the order the commands were given."""
+    client = cluster.connect(redis_cluster)
+    assert isinstance(client, RedisCluster)
+    try:
+        keys = [f"{prefix}fw:s1:cust:{{m_{i}}}:visit" for i in range(40)]
+        nodes = {
+            client.nodes_manager.get_node_from_slot(cluster.command_slot(("HSET", k))).name for k in keys
+        }
+        assert len(nodes) == 3  # the batch really spans every master
+        commands: list[cluster.Command] = []
+        for i, k in enumerate(keys):
+            commands += [("HSET", k, "n", i), ("HINCRBY", k, "n", 1000), ("HGET", k, "n")]
+        replies = cluster.send(client, commands)
+        assert replies[2::3] == [str(1000 + i).encode() for i in range(40)]
+        assert replies[1::3] == [1000 + i for i in range(40)]
+        for k in keys:
+            client.delete(k)
+    finally:
+        client.close()
