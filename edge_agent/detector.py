@@ -166,6 +166,79 @@ def _io(session: object) -> tuple[list[tuple[str, str, list[object]]], list[tupl
     return ins, outs
 
 
+# -- detect regions ------------------------------------------------------------------------------
+
+
+#: A pixel rectangle of the camera picture: x0, y0, x1, y1.
+PixelRect = tuple[int, int, int, int]
+
+
+class RegionDetector:
+    """Runs a detector on the whole frame and again on a few regions of it, then merges.
+
+    The shipped model sees a 300x300 picture, so in a 768x576 frame someone 60 px tall far
+    from the camera is 30 px to the model, and two people walking close together there come
+    out as one box. A region (drawn by the operator over the far end of a counting line) is
+    cut out and resized on its own, so the model sees those people 2-3x larger. Merging:
+
+    * a region's boxes that touch the region's edge inside the frame are dropped (a person
+      cut in half there is seen whole by the full frame);
+    * full-frame boxes lying wholly inside a region are dropped: the region saw the same
+      people at a higher resolution (keeping both would count a merged pair next to its
+      two halves);
+    * what is left goes through one more NMS at ``merge_iou`` (people on a region's edge).
+
+    Each region costs one more inference per frame.
+    """
+
+    def __init__(
+        self,
+        base: Detector,
+        regions: list[PixelRect],
+        *,
+        edge_px: float = 8.0,
+        merge_iou: float = 0.5,
+    ) -> None:
+        self.base = base
+        self.regions = regions
+        self.edge_px = edge_px
+        self.merge_iou = merge_iou
+
+    def detect(self, frame: Frame) -> Detections:
+        h, w = frame.shape[:2]
+        full = self.base.detect(frame)
+        boxes, scores = full.boxes, full.scores
+        parts_b: list[FloatArray] = []
+        parts_s: list[FloatArray] = []
+        e = self.edge_px
+        for rx0, ry0, rx1, ry1 in self.regions:
+            x0, y0, x1, y1 = max(rx0, 0), max(ry0, 0), min(rx1, w), min(ry1, h)
+            if x1 - x0 < 16 or y1 - y0 < 16:
+                continue  # outside this frame (the config check names it at start-up)
+            inner = (boxes[:, 0] >= x0 + e) & (boxes[:, 1] >= y0 + e)
+            inner &= (boxes[:, 2] <= x1 - e) & (boxes[:, 3] <= y1 - e)
+            boxes, scores = boxes[~inner], scores[~inner]
+            found = self.base.detect(frame[y0:y1, x0:x1])
+            b = found.boxes + np.array([x0, y0, x0, y0], np.float32)
+            cut = np.zeros(len(found), bool)
+            if x0 > 0:
+                cut |= b[:, 0] <= x0 + e
+            if y0 > 0:
+                cut |= b[:, 1] <= y0 + e
+            if x1 < w:
+                cut |= b[:, 2] >= x1 - e
+            if y1 < h:
+                cut |= b[:, 3] >= y1 - e
+            parts_b.append(b[~cut])
+            parts_s.append(found.scores[~cut])
+        if not parts_b:
+            return full
+        all_b = np.concatenate([boxes, *parts_b]).astype(np.float32)
+        all_s = np.concatenate([scores, *parts_s]).astype(np.float32)
+        keep = nms(all_b, all_s, self.merge_iou)
+        return Detections(all_b[keep], all_s[keep])
+
+
 # -- SSDLite -------------------------------------------------------------------------------------
 
 

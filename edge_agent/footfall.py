@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from edge_agent.detector import Detections, Detector, Frame
+from edge_agent.detector import Detections, Detector, Frame, RegionDetector
 from edge_agent.gateway_config import CameraConfig, PublishConfig
 from edge_agent.line_counter import CountLine, Crossing, LineCounter
 from edge_agent.tracker import Track, Tracker
@@ -191,7 +191,8 @@ class FootfallPipeline:
     def __init__(
         self, config: CameraConfig, detector: Detector, lane_zones: dict[str, str] | None = None
     ) -> None:
-        self.detector = detector
+        regions = [r.box for r in config.detect_regions]
+        self.detector: Detector = RegionDetector(detector, regions) if regions else detector
         self.counter = CameraCounter(config, lane_zones)
 
     def process(self, frame: Frame, t: float) -> FrameCounts:

@@ -208,6 +208,7 @@ def evaluate(
     last_frame: int | None = None,
     tolerance_frames: int = 15,
     mot: dict[int, list[Box]] | None = None,
+    regions: list[tuple[int, int, int, int]] | None = None,
 ) -> EvalResult:
     """Run the pipeline on frames ``first_frame`` .. ``last_frame`` (inclusive) of ``video``."""
     import cv2
@@ -222,6 +223,7 @@ def evaluate(
         model=model or SsdLiteModel(),
         threads=threads,
         lines=[line],
+        detect_regions=[{"box": r} for r in regions or []],
     )
     pipeline = FootfallPipeline(camera, load_detector(camera.model, threads))
     counted: list[Counted] = []

@@ -83,6 +83,26 @@ class QueueAreaConfig(_Strict):
     _valid = field_validator("polygon")(_valid_polygon)
 
 
+class DetectRegionConfig(_Strict):
+    """A part of the picture the detector also looks at on its own, at a higher resolution."""
+
+    #: x0, y0, x1, y1 in pixels: e.g. a square over the far end of a counting line, about
+    #: 3-5 times the height of a person standing there.
+    box: tuple[
+        Annotated[int, Field(ge=0, le=20_000)],
+        Annotated[int, Field(ge=0, le=20_000)],
+        Annotated[int, Field(ge=0, le=20_000)],
+        Annotated[int, Field(ge=0, le=20_000)],
+    ]
+
+    @model_validator(mode="after")
+    def _shape(self) -> DetectRegionConfig:
+        x0, y0, x1, y1 = self.box
+        if x1 - x0 < 32 or y1 - y0 < 32:
+            raise ValueError("box: needs x1 > x0 and y1 > y0, at least 32 px each way")
+        return self
+
+
 class PublishConfig(_Strict):
     #: Every zone's counts are published at least this often (seconds) ...
     interval_s: float = Field(default=10.0, ge=0.5, le=3600)
@@ -109,6 +129,9 @@ class CameraConfig(_Strict):
     queues: list[QueueAreaConfig] = []
     tracker: TrackerConfig = TrackerConfig()
     publish: PublishConfig = PublishConfig()
+    #: Regions run through the detector again on their own (one more inference each): far
+    #: from the camera, where people are small and close pairs merge into one box.
+    detect_regions: list[DetectRegionConfig] = Field(default=[], max_length=4)
 
     @model_validator(mode="after")
     def _something_to_count(self) -> CameraConfig:
@@ -125,6 +148,9 @@ class CameraConfig(_Strict):
         out += [(f"lines[{i}]", [*ln.points]) for i, ln in enumerate(self.lines)]
         out += [(f"zones[{i}]", z.polygon) for i, z in enumerate(self.zones)]
         out += [(f"queues[{i}]", q.polygon) for i, q in enumerate(self.queues)]
+        for i, r in enumerate(self.detect_regions):
+            x0, y0, x1, y1 = (float(v) for v in r.box)
+            out.append((f"detect_regions[{i}]", [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]))
         return out
 
 

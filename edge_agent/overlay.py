@@ -19,13 +19,18 @@ from floorwalker.errors import ConfigError
 LINE = (0, 0, 255)
 ZONE = (0, 200, 0)
 QUEUE = (255, 128, 0)
+REGION = (0, 200, 255)
 
 
 def draw(frame: Frame, camera: CameraConfig) -> Frame:
-    """A copy of ``frame`` with every line (and its inside arrow), zone and queue drawn."""
+    """A copy of ``frame`` with every line (and its inside arrow), zone, queue and detect region drawn."""
     import cv2
 
     img = frame.copy()
+    for i, r in enumerate(camera.detect_regions):
+        x0, y0, x1, y1 = r.box
+        cv2.rectangle(img, (x0, y0), (x1, y1), REGION, 1)
+        cv2.putText(img, f"region {i}", (x0 + 4, y1 - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, REGION, 1)
     for z in camera.zones:
         pts = np.array(z.polygon, np.int32)
         cv2.polylines(img, [pts], True, ZONE, 2)

@@ -37,6 +37,16 @@ class TrackerConfig(BaseModel):
     confirm_hits: int = Field(default=2, ge=1, le=10)
     #: How long an unseen track is kept for re-identification by position.
     lost_s: float = Field(default=1.5, ge=0, le=30)
+    #: Round 3: a confident detection nobody claimed picks up a *lost* track when its centre
+    #: is within this many track heights of the track's predicted centre (and its height
+    #: within ``reid_height_ratio`` of the track's). IoU alone fails after a long occlusion:
+    #: the prediction drifts off the person and the overlap is zero, so the person came back
+    #: under a new id and a crossing made while hidden was never counted. 0 turns it off.
+    reid_distance: float = Field(default=0.6, ge=0, le=5)
+    reid_height_ratio: float = Field(default=1.5, ge=1, le=5)
+    #: A lost track's prediction moves on for at most this long, then waits where it got to
+    #: (a velocity estimated from boxes that merged as people overlapped is often wrong).
+    predict_s: float = Field(default=1.0, ge=0, le=30)
     #: Weight of the newest velocity sample (0..1]; lower is smoother.
     velocity_smoothing: float = Field(default=0.5, gt=0, le=1)
     max_tracks: int = Field(default=200, ge=1, le=10_000)
@@ -87,6 +97,22 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> npt.NDArray[np.float64]:
     return np.asarray(inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9), np.float64)
 
 
+def reid_scores(tracks: FloatArray, dets: FloatArray, height_ratio: float) -> npt.NDArray[np.float64]:
+    """``1 - d`` per pair, d = centre distance in track heights; -1 where heights differ too much.
+
+    A similarity so that :func:`greedy_match` (highest first) takes the nearest pairs.
+    """
+    if len(tracks) == 0 or len(dets) == 0:
+        return np.zeros((len(tracks), len(dets)))
+    tc = (tracks[:, :2] + tracks[:, 2:]) / 2
+    dc = (dets[:, :2] + dets[:, 2:]) / 2
+    th = np.maximum(tracks[:, 3] - tracks[:, 1], 1.0)
+    dh = np.maximum(dets[:, 3] - dets[:, 1], 1.0)
+    dist = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=2) / th[:, None]
+    ratio = np.maximum(th[:, None] / dh[None, :], dh[None, :] / th[:, None])
+    return np.where(ratio <= height_ratio, 1.0 - dist, -1.0).astype(np.float64)
+
+
 def greedy_match(scores: npt.NDArray[np.float64], threshold: float) -> list[tuple[int, int]]:
     """Pairs (row, col) by descending score, each row and column used once, score >= threshold."""
     pairs: list[tuple[int, int]] = []
@@ -116,7 +142,7 @@ class Tracker:
     def update(self, detections: Detections, t: float) -> list[Track]:
         cfg = self.config
         for tr in self._tracks:
-            dt = max(t - tr.last_t, 0.0)
+            dt = min(max(t - tr.last_t, 0.0), cfg.predict_s)
             tr.predicted = (tr.box + tr.velocity * dt).astype(np.float32)
 
         high = detections.scores >= cfg.high_score
@@ -143,6 +169,20 @@ class Tracker:
                 ti = rest[r]
                 self._hit(self._tracks[ti], boxes[low_idx[c]], float(detections.scores[low_idx[c]]), t)
                 matched_tracks.add(ti)
+
+        # Round 3: confident leftovers against lost confirmed tracks, by distance.
+        if cfg.reid_distance > 0:
+            lost = [
+                i for i, tr in enumerate(self._tracks) if i not in matched_tracks and tr.id and not tr.seen
+            ]
+            free = [int(j) for j in high_idx if int(j) not in matched_dets]
+            if lost and free:
+                gate = reid_scores(preds[lost], boxes[free], cfg.reid_height_ratio)
+                for r, c in greedy_match(gate, 1.0 - cfg.reid_distance):
+                    ti, di = lost[r], free[c]
+                    self._hit(self._tracks[ti], boxes[di], float(detections.scores[di]), t)
+                    matched_tracks.add(ti)
+                    matched_dets.add(di)
 
         # Unmatched tracks: tentative ones die at once, confirmed ones are lost for a while.
         kept: list[_State] = []

@@ -631,6 +631,10 @@ def eval_footfall(
         Path | None, typer.Option("--mot", help="Boxed people in some frames (MOT format): detector P/R.")
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the result as JSON here.")] = None,
+    region: Annotated[
+        list[str] | None,
+        typer.Option("--region", help="x0,y0,x1,y1: a detect region (camera detect_regions); repeatable."),
+    ] = None,
 ) -> None:
     """Run the camera pipeline on a video; compare line counts (and boxes) with ground truth."""
     from rich.console import Console
@@ -640,6 +644,7 @@ def eval_footfall(
 
     truth = load_truth(gt)
     boxes = load_mot(mot) if mot is not None else None
+    regions = [_pixel_rect(r) for r in region or []]
     result = evaluate(
         video,
         truth,
@@ -648,6 +653,7 @@ def eval_footfall(
         last_frame=last,
         tolerance_frames=tolerance,
         mot=boxes,
+        regions=regions,
     )
     table = Table(
         title=f"line {truth.line.id!r}: frames {first}..{first + result.frames - 1} of {video.name}"
@@ -711,6 +717,16 @@ def eval_footfall(
         )
 
 
+def _pixel_rect(text: str) -> tuple[int, int, int, int]:
+    try:
+        x0, y0, x1, y1 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--region {text!r}: expected four whole numbers x0,y0,x1,y1 (pixels)") from None
+    if x1 - x0 < 32 or y1 - y0 < 32 or min(x0, y0) < 0:
+        raise ConfigError(f"--region {text!r}: needs 0 <= x0 < x1, 0 <= y0 < y1, at least 32 px each way")
+    return x0, y0, x1, y1
+
+
 @bench_app.command("footfall")
 @friendly
 def bench_footfall(
@@ -721,13 +737,19 @@ def bench_footfall(
     out: Annotated[Path, typer.Option("--out", help="Where to write the JSON results.")] = Path(
         "bench/out/footfall.json"
     ),
+    regions: Annotated[
+        int,
+        typer.Option("--regions", help="Detect regions to run too (0-2; README: Camera footfall)."),
+    ] = 1,
 ) -> None:
     """Frames per second of detector + tracker + counting on one core, and peak RSS."""
     from floorwalker.bench_footfall import run_footfall_bench
 
     if frames < 1:
         raise ConfigError(f"--frames {frames}: must be at least 1")
-    run_footfall_bench(video, frames, out)
+    if not 0 <= regions <= 2:
+        raise ConfigError(f"--regions {regions}: must be 0, 1 or 2")
+    run_footfall_bench(video, frames, out, regions=regions)
 
 
 @app.command("camera-snapshot")
@@ -1016,12 +1038,18 @@ def eval_presence(
     truth: Annotated[Path, typer.Option("--truth", help="Position samples, JSONL (ground truth).")],
     store_config: StoreOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the figures as JSON here.")] = None,
+    survey: Annotated[
+        Path | None, typer.Option("--survey", help="Site-survey file to use instead of the config's.")
+    ] = None,
 ) -> None:
     """Zone accuracy, neighbour confusion and zone-change delay of BLE presence on a trace."""
     from recommender.fuser import resolver_for
     from recommender.presence_eval import run_eval
 
     config = _store(store_config)
+    if survey is not None:
+        ble = config.ble_presence.model_copy(update={"survey": survey})
+        config = config.model_copy(update={"ble_presence": ble})
     report = run_eval(config, resolver_for(config), trace, truth)
     _print_presence(report.as_dict())
     if out is not None:
@@ -1054,6 +1082,10 @@ def eval_presence_trace(
     store_config: StoreOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Walks and radio seed.")] = 1,
     rounds: Annotated[int, typer.Option("--rounds", help="Walks per consenting member.")] = 1,
+    survey: Annotated[
+        bool,
+        typer.Option("--survey", help="Also a site-survey walk before opening (survey*.jsonl)."),
+    ] = False,
 ) -> None:
     """Make an evaluation trace: demo walks of the CRM's consenting members through the RF model."""
 
@@ -1074,11 +1106,41 @@ def eval_presence_trace(
     for r in range(rounds):
         walks += demo_walks(config, members, start=1_800_000_000.0 + r * 3600, seed=seed + r)
     walks.sort(key=lambda s: s.ts)
-    n = write_trace(out_dir / "trace.jsonl", RadioModel(config, key, seed=seed).hear(walks))
+    radio = RadioModel(config, key, seed=seed)
+    if survey:
+        from recommender.ble_survey import survey_walk
+
+        # Same store, same radio (one model), an hour before the walks: the calibration
+        # phone walked up and down the floor.
+        path = survey_walk(config, start=1_800_000_000.0 - 3600, member="survey-phone")
+        n = write_trace(out_dir / "survey.jsonl", radio.hear(path))
+        write_truth(out_dir / "survey-walk.jsonl", path)
+        typer.echo(f"{n} survey advertisements -> {out_dir / 'survey.jsonl'} (walk: survey-walk.jsonl)")
+    n = write_trace(out_dir / "trace.jsonl", radio.hear(walks))
     write_truth(out_dir / "truth.jsonl", walks)
     typer.echo(
         f"{n} advertisements -> {out_dir / 'trace.jsonl'}\n{len(walks)} samples -> {out_dir / 'truth.jsonl'}"
     )
+
+
+@calibrate_app.command("survey")
+@friendly
+def calibrate_survey(
+    trace: Annotated[Path, typer.Argument(help="The survey recording (JSONL, replay format).")],
+    walk: Annotated[Path, typer.Option("--walk", help="Where the survey phone was when (truth JSONL).")],
+    out: Annotated[Path, typer.Option("--out", help="The survey file to write (JSON).")],
+    store_config: StoreOpt = None,
+) -> None:
+    """Learn each gateway's RSSI residual over the floor from a site-survey walk."""
+    from recommender.ble_survey import build_survey
+    from recommender.presence_eval import read_truth, trace_records
+
+    config = _store(store_config)
+    survey_map = build_survey(config, trace_records(trace), read_truth(walk))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(survey_map.to_json() + "\n")
+    gws = ", ".join(sorted(survey_map.residual_db))
+    typer.echo(f"{out}: residual maps for {gws}; set `ble_presence: {{survey: {out}}}` in the store config")
 
 
 @calibrate_app.command("ble")

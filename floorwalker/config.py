@@ -147,11 +147,21 @@ class BlePresenceConfig(_Strict):
     #: Fuser: a gateway's reading older than this no longer counts.
     stale_s: float = Field(default=4.0, gt=0, le=600)
     #: Switch zones only when the new zone's evidence leads by this margin (log-likelihood) ...
-    hysteresis: float = Field(default=2.0, ge=0, le=100)
-    #: ... continuously for this long.
-    min_dwell_s: float = Field(default=1.0, ge=0, le=600)
+    #: (unset: 2.0, or 3.5 with a ``survey``)
+    hysteresis: float | None = Field(default=None, ge=0, le=100)
+    #: ... continuously for this long (unset: 1 s, or 0.5 s with a ``survey``).
+    min_dwell_s: float | None = Field(default=None, ge=0, le=600)
     #: Unheard by every online gateway for this long: the member left (zone "away").
     away_timeout_s: float = Field(default=12.0, gt=0, le=3600)
+    #: ... or leads by a quarter of the margin without a lapse for this long (someone just
+    #: inside a zone, near its border).
+    settle_s: float = Field(default=4.0, gt=0, le=600)
+    #: Spread of a smoothed reading around the predicted RSSI, dB: the evidence's width
+    #: (unset: 4 dB for the path-loss model alone, 2.5 dB with a ``survey``).
+    sigma_db: float | None = Field(default=None, gt=0, le=40)
+    #: Site-survey file (``floorwalker calibrate survey``): each gateway's measured residual
+    #: over the floor, added to its path-loss prediction; relative to the store config.
+    survey: Path | None = None
     #: Producer id of the store-level fuser that publishes presence events.
     fuser: Ident = "fuser"
     #: Store-server-only key file members' BLE secrets derive from (``{"store_key": hex,
@@ -324,10 +334,11 @@ def load_store_config(path: Path) -> StoreConfig:
         value = getattr(config, key)
         if value is not None and not value.is_absolute():
             config = config.model_copy(update={key: (path.parent / value).resolve()})
-    secrets = config.ble_presence.secrets
-    if secrets is not None and not secrets.is_absolute():
-        ble = config.ble_presence.model_copy(update={"secrets": (path.parent / secrets).resolve()})
-        config = config.model_copy(update={"ble_presence": ble})
+    for key in ("secrets", "survey"):
+        value = getattr(config.ble_presence, key)
+        if value is not None and not value.is_absolute():
+            ble = config.ble_presence.model_copy(update={key: (path.parent / value).resolve()})
+            config = config.model_copy(update={"ble_presence": ble})
     return config
 
 

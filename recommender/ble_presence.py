@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator
 from edge_agent.ble_sightings import Advert, SightingTable
 from floorwalker.config import StoreConfig
 from recommender.eid_resolver import EidResolver
-from recommender.zone_fusion import FusionParams, ZoneChange, ZoneFusion, ZoneModel
+from recommender.fuser import zone_model_for
+from recommender.zone_fusion import FusionParams, ZoneChange, ZoneFusion
 
 
 class PresencePipeline:
@@ -29,7 +30,7 @@ class PresencePipeline:
         }
         self.resolver = resolver
         params = params or FusionParams.from_config(p)
-        self.fusion = ZoneFusion(ZoneModel(config, params.sigma_db), params)
+        self.fusion = ZoneFusion(zone_model_for(config, params), params)
         for g in config.gateways:
             self.fusion.gateway_state(g.id, True)
         self.reports = 0

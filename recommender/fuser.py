@@ -34,6 +34,7 @@ from broker_config.contract import (
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ConfigError
 from floorwalker.mqtt import MqttLink, Received
+from recommender.ble_survey import read_survey
 from recommender.crm import read_fixture
 from recommender.eid_resolver import EidResolver, read_key_file
 from recommender.zone_fusion import FusionParams, ZoneChange, ZoneFusion, ZoneModel
@@ -43,6 +44,13 @@ log = logging.getLogger(__name__)
 TICK_S = 0.25
 #: How often the counters (reports, unresolved ids, events, rejects) are logged.
 STATS_EVERY_S = 60.0
+
+
+def zone_model_for(config: StoreConfig, params: FusionParams) -> ZoneModel:
+    """The store's zone model, with its site survey (``ble_presence.survey``) when it has one."""
+    path = config.ble_presence.survey
+    survey = read_survey(path, config) if path is not None else None
+    return ZoneModel(config, params.sigma_db, survey)
 
 
 def resolver_for(config: StoreConfig) -> EidResolver:
@@ -67,7 +75,7 @@ class Fuser:
         self.topics = topics
         self.resolver = resolver
         params = FusionParams.from_config(config.ble_presence)
-        self.fusion = ZoneFusion(ZoneModel(config, params.sigma_db), params)
+        self.fusion = ZoneFusion(zone_model_for(config, params), params)
         self._gateways = {g.id for g in config.gateways}
         self._source = EnvelopeSource(config.ble_presence.fuser)
         self.counters: Counter[str] = Counter()

@@ -16,7 +16,9 @@ from onnx import TensorProto, helper
 from edge_agent.detector import (
     PERSON_SSDLITE,
     PERSON_SSDLITE_SHA256,
+    Detections,
     ModelError,
+    RegionDetector,
     SsdLiteModel,
     YoloModel,
     decode_yolo,
@@ -178,3 +180,78 @@ def test_a_yolo_model_with_the_wrong_input_or_layout(tmp_path: Path) -> None:
     # The shipped SSD model is not a YOLO model: two outputs and a uint8 NHWC input.
     with pytest.raises(ModelError, match=r"expected one input and one output"):
         load_detector(YoloModel(kind="yolo", path=PERSON_SSDLITE))
+
+
+# -- detect regions --------------------------------------------------------------------------
+
+#: Frame 123 of vtest.avi: a man in a red and navy jacket and a fair-haired woman walking
+#: close together far from the camera (middle of each body, located by eye at 4x zoom).
+FRAME_123_PAIR = [(583, 160), (607, 162)]
+FAR_END = (420, 0, 700, 280)
+
+
+def boxes_holding(boxes: np.ndarray, x: float, y: float) -> np.ndarray:
+    return boxes[(boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y <= boxes[:, 3])]
+
+
+def test_a_region_separates_a_close_pair_far_from_the_camera(ssd) -> None:  # type: ignore[no-untyped-def]
+    frame = read_frame(123)
+    whole = ssd.detect(frame).boxes
+    # The whole frame at 300x300: one box for the two of them.
+    near = whole[np.abs((whole[:, 0] + whole[:, 2]) / 2 - 595) < 30]
+    assert len(near) == 1
+    zoomed = RegionDetector(ssd, [FAR_END]).detect(frame).boxes
+    first, second = (boxes_holding(zoomed, x, y) for x, y in FRAME_123_PAIR)
+    assert len(first) >= 1 and len(second) >= 1
+    # Each person has a box of their own, centred on them.
+    for (x, _), held in zip(FRAME_123_PAIR, (first, second), strict=True):
+        centres = (held[:, 0] + held[:, 2]) / 2
+        assert np.abs(centres - x).min() < 10, (x, held.round())
+
+
+def test_a_region_keeps_everyone_outside_it(ssd) -> None:  # type: ignore[no-untyped-def]
+    frame = read_frame(180)
+    boxes = RegionDetector(ssd, [FAR_END]).detect(frame).boxes
+    for x, y in FRAME_180_PEOPLE:
+        assert len(boxes_holding(boxes, x, y)) == 1, (x, y, boxes.round())
+
+
+class Scripted:
+    """A stand-in detector: whole-frame boxes for the full frame, others for any crop."""
+
+    def __init__(self, whole: Detections, crop: Detections) -> None:
+        self.whole, self.crop = whole, crop
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        return self.whole if frame.shape[:2] == (576, 768) else self.crop
+
+
+def test_region_merge_rules() -> None:
+    frame = np.zeros((576, 768, 3), np.uint8)
+    whole = Detections.of(
+        [
+            (560, 120, 610, 200),  # a pair as one box, wholly inside the region
+            (100, 300, 160, 460),  # someone far from the region
+            (680, 200, 740, 300),  # someone on the region's right edge
+        ],
+        [0.8, 0.9, 0.7],
+    )
+    # Crop coordinates (the region starts at x=420, y=0).
+    crop = Detections.of(
+        [
+            (140, 118, 168, 198),  # the man of the pair
+            (165, 122, 192, 200),  # the woman
+            (262, 200, 280, 300),  # the edge person, cut by the region's border
+        ],
+        [0.6, 0.5, 0.9],
+    )
+    got = RegionDetector(Scripted(whole, crop), [FAR_END]).detect(frame)
+    rows = sorted(tuple(int(v) for v in b) for b in got.boxes)
+    assert rows == [(100, 300, 160, 460), (560, 118, 588, 198), (585, 122, 612, 200), (680, 200, 740, 300)]
+
+
+def test_a_region_outside_the_frame_changes_nothing() -> None:
+    frame = np.zeros((576, 768, 3), np.uint8)
+    whole = Detections.of([(100, 300, 160, 460)], [0.9])
+    got = RegionDetector(Scripted(whole, Detections.of([(1, 1, 20, 40)], [0.9])), [(800, 0, 900, 100)])
+    assert got.detect(frame) is whole

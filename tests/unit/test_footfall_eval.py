@@ -60,6 +60,12 @@ def test_eval_footfall_with_a_broken_ground_truth_file(tmp_path: Path) -> None:
     assert res.output.strip().startswith(f"error: {bad}: line.points: Field required")
 
 
+def test_eval_footfall_rejects_a_bad_region_in_one_line() -> None:
+    res = CliRunner().invoke(app, ["eval", "footfall", VTEST, "--gt", str(GT), "--region", "1,2,3"])
+    assert res.exit_code == 2
+    assert res.output.strip() == "error: --region '1,2,3': expected four whole numbers x0,y0,x1,y1 (pixels)"
+
+
 def test_bench_footfall_writes_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "footfall.json"
     res = CliRunner().invoke(app, ["bench", "footfall", "--frames", "8", "--out", str(out)])
@@ -68,6 +74,8 @@ def test_bench_footfall_writes_its_figures(tmp_path: Path) -> None:
     assert data["frames"] == 8 and data["threads"] == 1 and data["frame_size"] == [768, 576]
     assert data["fps"] > 0 and data["peak_rss_mb"] > 0
     assert set(data["targets"]) == {"fps", "peak_rss_mb"}
+    # By default one detect region (the far end of the walkway line): two inferences a frame.
+    assert data["detect_regions"] == [[420, 0, 700, 280]] and data["inferences_per_frame"] == 2
 
 
 def test_detector_precision_and_recall_on_hand_boxed_people(tmp_path: Path) -> None:

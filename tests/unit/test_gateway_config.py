@@ -65,6 +65,9 @@ def base(**camera: object) -> dict[str, object]:
          r"inside: the point lies on the line"),
         ({"threads": 0}, r"cameras\.0\.threads: Input should be greater than or equal to 1"),
         ({"publish": {"interval_s": 5, "min_interval_s": 10}}, r"min_interval_s must not be greater"),
+        ({"detect_regions": [{"box": [100, 100, 90, 300]}]},
+         r"cameras\.0\.detect_regions\.0: box: needs x1 > x0 and y1 > y0"),
+        ({"detect_regions": [{"box": [0, 0, 100]}]}, r"cameras\.0\.detect_regions\.0\.box"),
     ],
 )  # fmt: skip
 def test_bad_gateway_configs(tmp_path: Path, change: dict[str, object], message: str) -> None:
@@ -119,6 +122,15 @@ def test_zones_outside_the_frame_are_named() -> None:
     )
     assert frame_problem(cam, 1920, 1080) is None
     assert frame_problem(cam, 768, 576) == "zones[0]: point [900.0, 0.0] lies outside the 768x576 frame"
+
+
+def test_detect_regions_outside_the_frame_are_named() -> None:
+    cam = CameraConfig.model_validate(
+        base(detect_regions=[{"box": [420, 0, 700, 280]}, {"box": [600, 300, 800, 500]}])["cameras"][0]  # type: ignore[index]
+    )
+    assert frame_problem(cam, 1920, 1080) is None
+    problem = frame_problem(cam, 768, 576)
+    assert problem == "detect_regions[1]: point [800.0, 300.0] lies outside the 768x576 frame"
 
 
 def test_missing_and_broken_files(tmp_path: Path) -> None:

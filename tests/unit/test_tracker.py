@@ -97,3 +97,77 @@ def test_greedy_match_takes_the_best_pairs_once() -> None:
     b = Detections.of([(21, 0, 31, 10), (1, 0, 11, 10), (100, 100, 110, 110)], [1, 1, 1]).boxes
     pairs = greedy_match(iou_matrix(a, b), 0.3)
     assert sorted(pairs) == [(0, 1), (1, 0)]
+
+
+# -- re-identification of lost tracks by distance (round 3) ---------------------------------
+
+
+def slowed_behind_a_pillar() -> list[list[tuple[float, float, float, float]]]:
+    """Walks right at 8 px/frame, hidden 1 s, reappears 48 px short of where the pace says."""
+    frames: list[list[tuple[float, float, float, float]]] = [[box_at(100 + 8 * i, 300)] for i in range(15)]
+    frames += [[] for _ in range(10)]
+    frames += [[box_at(252 + 4 * i, 300)] for i in range(10)]
+    return frames
+
+
+def test_a_person_who_slowed_while_hidden_keeps_their_id() -> None:
+    # The prediction (x ~ 300) no longer overlaps the person (x ~ 252): IoU finds nothing,
+    # the distance gate (0.48 heights <= 0.6) does.
+    history = run(Tracker(TrackerConfig(lost_s=1.5)), slowed_behind_a_pillar())
+    assert {t.id for tracks in history[1:] for t in tracks} == {1}
+    assert history[26][0].seen
+
+
+def test_without_reid_the_same_walk_gets_a_new_id() -> None:
+    history = run(Tracker(TrackerConfig(lost_s=1.5, reid_distance=0)), slowed_behind_a_pillar())
+    assert {t.id for t in history[-1] if t.seen} == {2}
+
+
+def test_reid_does_not_join_a_box_of_a_very_different_size() -> None:
+    frames: list[list[tuple[float, float, float, float]]] = [[box_at(100 + 8 * i, 300)] for i in range(15)]
+    frames += [[] for _ in range(5)]
+    # Someone twice as tall (much nearer the camera) appears near where the walker was
+    # heading (x ~ 260): too little overlap for IoU, close enough for the distance gate.
+    tall = frames + [[box_at(290 + 8 * i, 300, w=80, h=200)] for i in range(5)]
+    assert {t.id for t in run(Tracker(TrackerConfig(lost_s=1.5)), tall)[-1] if t.seen} == {2}
+    # The control: the same spot with the walker's size is the walker.
+    same = frames + [[box_at(290 + 8 * i, 300, w=40, h=100)] for i in range(5)]
+    assert {t.id for t in run(Tracker(TrackerConfig(lost_s=1.5)), same)[-1] if t.seen} == {1}
+
+
+def test_reid_prefers_the_nearer_of_two_lost_tracks() -> None:
+    # Two walkers 150 px apart both vanish; one reappears near the second's last position.
+    frames = [[box_at(100 + 5 * i, 300), box_at(250 + 5 * i, 300)] for i in range(10)]
+    frames += [[] for _ in range(6)]
+    frames += [[box_at(330 + 2 * i, 300)] for i in range(3)]
+    history = run(Tracker(TrackerConfig(lost_s=2.0)), frames)
+    ids_before = {round(t.feet[0]): t.id for t in history[9]}
+    second = ids_before[250 + 5 * 9]
+    assert [t.id for t in history[-1] if t.seen] == [second]
+
+
+def test_a_lost_prediction_stops_after_predict_s() -> None:
+    frames: list[list[tuple[float, float, float, float]]] = [[box_at(100 + 8 * i, 300)] for i in range(10)]
+    frames += [[] for _ in range(15)]
+    history = run(Tracker(TrackerConfig(lost_s=2.0, predict_s=0.5, reid_distance=0)), frames)
+    at = [history[i][0].feet[0] for i in (11, 13, 14, 18, 22)]
+    assert at[0] < at[1] < at[2]  # moving on for 0.5 s after the last sighting (frame 9)
+    assert at[2] == at[3] == at[4]  # then waiting there
+    assert abs(at[2] - (172 + 8 * 5)) < 1
+
+
+def test_a_line_crossed_while_hidden_counts_once_the_person_is_picked_up_again() -> None:
+    from edge_agent.line_counter import CountLine, LineCounter
+
+    def counted(reid_distance: float) -> list[str]:
+        tracker = Tracker(TrackerConfig(lost_s=1.5, reid_distance=reid_distance))
+        # Last seen at x = 212, back in sight at x = 252: the line at 230 is crossed unseen.
+        line = LineCounter(CountLine("door", (230, 100), (230, 500), inside=(400, 300)))
+        out: list[str] = []
+        for i, boxes in enumerate(slowed_behind_a_pillar()):
+            tracks = tracker.update(Detections.of(boxes, [0.9] * len(boxes)), i / FPS)
+            out += [c.direction for c in line.update({t.id: t.feet for t in tracks if t.seen}, i / FPS)]
+        return out
+
+    assert counted(0.6) == ["in"]
+    assert counted(0) == []  # a new id first seen inside: the crossing is lost
