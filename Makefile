@@ -41,6 +41,7 @@ bench: setup
 	$(BIN)/floorwalker bench decide
 	$(BIN)/floorwalker bench simulate
 	$(BIN)/floorwalker bench ble
+	$(BIN)/floorwalker bench scale
 
 # Re-pin every dependency to what a fresh install resolves today.
 lock:
