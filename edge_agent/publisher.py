@@ -46,6 +46,7 @@ class EdgePublisher:
         topics: Topics,
         status: bool = True,
         start_seq: int = 0,
+        client_id: str | None = None,
     ) -> None:
         self.store = store
         self.producer = producer
@@ -56,7 +57,8 @@ class EdgePublisher:
         self._lock = threading.RLock()
         self._status_topic = topics.status(store, producer) if status else None
         self._started_at = 0.0
-        self.link = MqttLink(mqtt_host, mqtt_port, client_id=f"{topics.prefix.replace('/', '-')}{producer}")
+        client_id = client_id or producer
+        self.link = MqttLink(mqtt_host, mqtt_port, client_id=f"{topics.prefix.replace('/', '-')}{client_id}")
 
     def start(self, now: float) -> None:
         self._started_at = now

@@ -432,6 +432,14 @@ def simulate(
             "has ble_presence.secrets.",
         ),
     ] = None,
+    camera_gateway: Annotated[
+        list[str],
+        typer.Option(
+            "--camera-gateway",
+            help="Live mode: this gateway runs for real with its cameras (`floorwalker edge "
+            "--gateway-config`); the simulator leaves its status and its zones' footfall to it.",
+        ),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
 ) -> None:
     """With --out: write a simulated day's trace and ground truth (deterministic for --seed).
     Without: play scripted shoppers live onto the broker as the store's gateways and tills."""
@@ -452,7 +460,10 @@ def simulate(
         raise ConfigError(f"--speed {speed}: must be greater than 0")
     host, port = _mqtt(run_dir, mqtt_url)
     shoppers = shoppers_from(read_fixture(config.crm), non_members)
-    live = LiveStore(config, host, port, topic_prefix=topic_prefix)
+    unknown = sorted(set(camera_gateway) - {g.id for g in config.gateways})
+    if unknown:
+        raise ConfigError(f"--camera-gateway {unknown[0]!r}: not a gateway of store {config.store!r}")
+    live = LiveStore(config, host, port, topic_prefix=topic_prefix, camera_gateways=frozenset(camera_gateway))
     stop = _stop_on_signals()
     live.start()
     try:
