@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/floorwalker bench simulate
 	$(BIN)/floorwalker bench ble
 	$(BIN)/floorwalker bench outbox
+	$(BIN)/floorwalker bench scale
 
 # Re-pin every dependency to what a fresh install resolves today.
 lock:

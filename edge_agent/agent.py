@@ -25,8 +25,10 @@ from edge_agent.ble_sightings import Advert, SightingTable
 from edge_agent.gateway_config import CameraConfig
 from edge_agent.publisher import EdgePublisher
 from edge_agent.scanner import Scanner, make_scanner
+from floorwalker import systemd_notify
 from floorwalker.config import BleScannerConfig, StoreConfig
 from floorwalker.errors import ConfigError
+from floorwalker.systemd_notify import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,9 @@ def run_gateway(
     ble = _BleSide(config, gateway, scanner_config, stop) if scanner_config is not None else None
     publisher.start(time.time())
     log.info("gateway %s online at %s", gateway, publisher.link.url)
+    # Under systemd (Type=notify, WatchdogSec=): ready now, then a pet per loop turn.
+    watchdog = Watchdog()
+    systemd_notify.notify("READY=1")
     for w in workers:
         w.start()
     try:
@@ -91,6 +96,7 @@ def run_gateway(
         tick = config.ble_presence.report_interval_s if ble is not None else 0.25
         next_beat = time.monotonic() + heartbeat_s
         while not stop.is_set():
+            watchdog.pet()
             camera_changed = changed.wait(tick)
             if ble is not None:
                 ble.publish_due(publisher)
@@ -106,6 +112,7 @@ def run_gateway(
             detail = "; ".join(d for d in (summarize(sensors), ble.detail() if ble else "") if d)
             publisher.heartbeat(time.time(), detail[:300], sensors)
     finally:
+        systemd_notify.notify("STOPPING=1")
         for w in workers:
             w.stop()
         publisher.stop(time.time())

@@ -70,6 +70,7 @@ class EdgePublisher:
         start_seq: int = 0,
         outbox: Outbox | None = None,
         auth: MqttAuth | None = None,
+        client_id: str | None = None,
     ) -> None:
         self.store = store
         self.producer = producer
@@ -90,7 +91,7 @@ class EdgePublisher:
         self.link = MqttLink(
             mqtt_host,
             mqtt_port,
-            client_id=f"{topics.prefix.replace('/', '-')}{producer}",
+            client_id=f"{topics.prefix.replace('/', '-')}{client_id or producer}",
             subscriptions=subscriptions,
             on_message=self._control if outbox is not None else None,
             auth=auth,

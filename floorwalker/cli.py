@@ -129,9 +129,24 @@ def _mqtt(run_dir: Path, mqtt_url: str | None) -> tuple[str, int]:
 def _redis(run_dir: Path, redis_url: str | None) -> str:
     if redis_url is None:
         return Services(run_dir).endpoints().redis_url
-    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(f"--redis-url {redis_url!r}: expected redis://host:port/db")
+    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
+        raise ConfigError(
+            f"--redis-url {redis_url!r}: expected redis://host:port/db "
+            "(or redis+cluster://host:port for Redis Cluster)"
+        )
     return redis_url
+
+
+def _store_files(paths: list[Path], exclude: Path | None) -> list[Path]:
+    """Store YAMLs named, a directory standing for its ``*.yaml``; each once, ``exclude`` left out."""
+    seen = {exclude.resolve()} if exclude is not None else set()
+    out = []
+    for path in paths:
+        for file in sorted(path.glob("*.yaml")) if path.is_dir() else [path]:
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                out.append(file)
+    return out
 
 
 def _endpoints(run_dir: Path, mqtt_url: str | None, redis_url: str | None) -> Endpoints:
@@ -241,19 +256,47 @@ def recommender(
     load_crm: Annotated[
         bool, typer.Option("--load-crm/--no-load-crm", help="Load the store's CRM fixture.")
     ] = True,
+    also_store: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--also-store",
+            help="Another store YAML this process serves, or a directory of them (repeatable).",
+        ),
+    ] = None,
+    share_group: Annotated[
+        str | None,
+        typer.Option(
+            "--share-group",
+            envvar="FLOORWALKER_SHARE_GROUP",
+            help="Run as one replica of this group behind an MQTT v5 shared subscription ($share/GROUP/...).",
+        ),
+    ] = None,
+    replica: Annotated[
+        str | None,
+        typer.Option(
+            "--replica", envvar="FLOORWALKER_REPLICA", help="This replica's stable id (with --share-group)."
+        ),
+    ] = None,
 ) -> None:
-    """Consume presence and checkout events; publish prompts to associates' handhelds."""
-    from recommender.service import RecommenderService
+    """Consume presence and checkout events; publish prompts to associates' handhelds.
 
-    config = _store(store_config)
+    --redis-url redis+cluster://host:port selects Redis Cluster (README: Deploy and scale out)."""
+    from recommender.service import RecommenderService, Share
+
+    if (share_group is None) != (replica is None):
+        raise ConfigError("--share-group and --replica go together: name the group and this replica's id")
+    configs = [_store(store_config)]
+    for path in _store_files(also_store or [], exclude=store_config):
+        configs.append(_store(path))
     ep = _endpoints(run_dir, mqtt_url, redis_url)
     service = RecommenderService(
-        config,
+        configs,
         ep,
         topic_prefix=topic_prefix,
         key_prefix=key_prefix,
         client_id=client_id,
         load_crm=load_crm,
+        share=Share(share_group, replica) if share_group and replica else None,
     )
     stop = _stop_on_signals()
 
@@ -397,6 +440,14 @@ def simulate(
             "has ble_presence.secrets.",
         ),
     ] = None,
+    camera_gateway: Annotated[
+        list[str],
+        typer.Option(
+            "--camera-gateway",
+            help="Live mode: this gateway runs for real with its cameras (`floorwalker edge "
+            "--gateway-config`); the simulator leaves its status and its zones' footfall to it.",
+        ),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
 ) -> None:
     """With --out: write a simulated day's trace and ground truth (deterministic for --seed).
     Without: play scripted shoppers live onto the broker as the store's gateways and tills."""
@@ -417,7 +468,10 @@ def simulate(
         raise ConfigError(f"--speed {speed}: must be greater than 0")
     host, port = _mqtt(run_dir, mqtt_url)
     shoppers = shoppers_from(read_fixture(config.crm), non_members)
-    live = LiveStore(config, host, port, topic_prefix=topic_prefix)
+    unknown = sorted(set(camera_gateway) - {g.id for g in config.gateways})
+    if unknown:
+        raise ConfigError(f"--camera-gateway {unknown[0]!r}: not a gateway of store {config.store!r}")
+    live = LiveStore(config, host, port, topic_prefix=topic_prefix, camera_gateways=frozenset(camera_gateway))
     stop = _stop_on_signals()
     live.start()
     try:
@@ -1559,6 +1613,33 @@ def bench_outbox(
     if events < 100:
         raise ConfigError(f"--events {events}: use at least 100")
     run_outbox_bench(events, out)
+
+
+# -- deploy and scale out (issue 10) ------------------------------------------------------
+
+
+@bench_app.command("scale")
+@friendly
+def bench_scale(
+    replicas: Annotated[
+        str, typer.Option("--replicas", help="Replica counts to run, comma-separated.")
+    ] = "1,2,3",
+    rate: Annotated[float, typer.Option("--rate", help="Offered presence events per second.")] = 1500.0,
+    seconds: Annotated[float, typer.Option("--seconds", help="Length of each trace.")] = 3.0,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON results.")] = Path(
+        "bench/out/scale.json"
+    ),
+) -> None:
+    """Recommender replicas (1, 2, 3) on a local 3-master Redis Cluster behind one shared subscription."""
+    from floorwalker.scale import run_scale_bench
+
+    try:
+        counts = [int(v) for v in replicas.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--replicas {replicas!r}: expected counts like 1,2,3") from None
+    if not counts or min(counts) < 1 or rate <= 0 or seconds <= 0:
+        raise ConfigError("--replicas needs counts >= 1, --rate and --seconds must be > 0")
+    run_scale_bench(counts, rate, seconds, out)
 
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper for `python -m floorwalker`

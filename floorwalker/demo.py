@@ -1,8 +1,10 @@
 """``floorwalker demo``: a simulated store end to end on this machine.
 
-Starts our own Mosquitto and Redis, then the recommender, the handheld API and the
-simulated store's gateways and tills as separate processes, prints the handheld URLs and
-a live line of counts, and on Ctrl-C stops everything it started.
+Starts our own Mosquitto and Redis, then the recommender, the handheld API, a real edge
+agent counting people with its camera (OpenCV's sample street video stands in for the
+entrance camera, when Debian's ``opencv-doc`` is installed) and the simulated store's
+other gateways and tills as separate processes, prints the handheld and dashboard links
+and a live line of counts, and on Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from floorwalker.services import Services, free_port, log_tail, port_is_free
 from recommender.keys import Keys
 
 HEALTH_TIMEOUT_S = 20.0
+#: The demo's camera gateway: gw-entrance with the sample video as its camera.
+CAMERA_GATEWAY_CONFIG = (
+    Path(__file__).resolve().parent.parent / "simulators" / "data" / "gw_entrance_camera.yaml"
+)
 
 
 def _spawn(name: str, args: list[str], run_dir: Path) -> subprocess.Popen[bytes]:
@@ -95,6 +101,22 @@ def _signin_lines(client: redis.Redis, config: StoreConfig, base: str) -> list[s
     return lines
 
 
+def _camera_gateway(config: StoreConfig) -> str | None:
+    """The gateway whose camera the demo runs for real, if its video is on this machine."""
+    from edge_agent.camera import FileSource
+    from edge_agent.gateway_config import load_gateway_config
+
+    if not CAMERA_GATEWAY_CONFIG.exists():
+        return None
+    gw = load_gateway_config(CAMERA_GATEWAY_CONFIG)
+    if gw.store != config.store:
+        return None
+    sources = [c.source for c in gw.cameras]
+    if not all(isinstance(src, FileSource) and src.path.exists() for src in sources):
+        return None
+    return gw.gateway
+
+
 def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float = 1.0) -> None:
     config = load_store_config(store_path)
     run_dir = run_dir.resolve()
@@ -128,9 +150,19 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
                 f"the handheld API did not come up on {base}: {log_tail(run_dir / 'api.stderr.log')}"
                 f" — see {run_dir / 'api.log'}"
             )
-        children["simulator"] = _spawn("simulator", ["simulate", *common, "--speed", str(speed)], run_dir)
+        camera = _camera_gateway(config)
+        simulate = ["simulate", *common, "--speed", str(speed)]
+        if camera is not None:
+            edge = ["edge", "--gateway-config", str(CAMERA_GATEWAY_CONFIG), "--mqtt-url", endpoints.mqtt_url]
+            children["camera"] = _spawn("camera", edge, run_dir)
+            simulate += ["--camera-gateway", camera]
+        children["simulator"] = _spawn("simulator", simulate, run_dir)
 
         print(f"Floorwalker demo: {config.name} ({config.store})")
+        if camera is not None:
+            print(f"  camera  {camera} counts people on OpenCV's sample video -> entrance footfall")
+        else:
+            print("  camera  skipped: no sample video (install Debian's opencv-doc to see it)")
         for line in _signin_lines(client, config, base):
             print(line)
         print(f"  broker {endpoints.mqtt_url}   redis {endpoints.redis_url}   logs {run_dir}")
@@ -161,4 +193,4 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
                 child.wait()
         client.close()
         services.down()
-        print("stopped: simulator, handheld API, recommender, Mosquitto and Redis")
+        print(f"stopped: {', '.join(reversed(children))}, Mosquitto and Redis")

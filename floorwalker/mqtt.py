@@ -66,6 +66,14 @@ class Will:
     retain: bool = True
 
 
+def shared_missing(why: str) -> str:
+    return (
+        f"shared subscriptions ($share/<group>/...) are needed for recommender replicas and {why}: "
+        "use an MQTT v5 broker with shared subscriptions (Mosquitto >= 2.0, EMQX, HiveMQ, VerneMQ) "
+        "or run one replica without --share-group"
+    )
+
+
 class MqttLink:
     def __init__(
         self,
@@ -92,6 +100,9 @@ class MqttLink:
         self._subscribed = threading.Event()
         self._subscribe_mid: int | None = None
         self._refused: str | None = None
+        #: What the broker lacks that our subscriptions need (shared subscriptions).
+        self._missing: str | None = None
+        self._shared = any(f.startswith("$share/") for f, _ in self._subscriptions)
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -156,6 +167,12 @@ class MqttLink:
         if self._subscriptions and not self._subscribed.wait(timeout):
             self.client.loop_stop()
             raise ServiceUnavailable(f"MQTT broker at {self.url} did not confirm our subscriptions")
+        if self._missing:
+            # No silent fallback: a broker without shared subscriptions would hand every
+            # replica every event (or none); the operator must pick another broker.
+            self.client.disconnect()
+            self.client.loop_stop()
+            raise ConfigError(f"MQTT broker at {self.url}: {self._missing}")
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=qos, retain=retain)
@@ -180,10 +197,18 @@ class MqttLink:
         """Acknowledge a message whose handler returned False (thread-safe, like publish)."""
         self.client.ack(message.mid, message.qos)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Disconnect cleanly (no last will) after queued publishes are sent."""
+    def close(self, timeout: float = 5.0, *, end_session: bool = False) -> None:
+        """Disconnect cleanly (no last will) after queued publishes are sent.
+
+        ``end_session``: tell the broker to drop our persistent session now (MQTT v5
+        DISCONNECT with SessionExpiryInterval 0), e.g. so a shared subscription stops
+        counting this client among its members."""
         if self._connected.is_set():
-            self.client.disconnect()
+            props = None
+            if end_session:
+                props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+                props.SessionExpiryInterval = 0
+            self.client.disconnect(properties=props)
         self.client.loop_stop()
 
     # -- paho callbacks (run on paho's network thread) ----------------------------------
@@ -196,6 +221,11 @@ class MqttLink:
             self._connected.set()
             return
         self._refused = None
+        if self._shared and getattr(_props, "SharedSubscriptionAvailable", 1) == 0:
+            self._missing = shared_missing("its CONNACK says SharedSubscriptionAvailable=0")
+            self._subscribed.set()
+            self._connected.set()
+            return
         if self._subscriptions:
             _, self._subscribe_mid = client.subscribe(self._subscriptions)
         log.info("connected to %s", self.url)
@@ -223,7 +253,14 @@ class MqttLink:
         if mid != self._subscribe_mid:
             return
         refused = [str(r) for r in reasons if r.is_failure]
-        if refused:
+        shared_refused = [
+            f"{f} ({r})" for (f, _), r in zip(self._subscriptions, reasons, strict=False)
+            if r.is_failure and f.startswith("$share/")
+        ]  # fmt: skip
+        if shared_refused:
+            self._missing = shared_missing(f"it refused {', '.join(shared_refused)}")
+            log.error("MQTT broker at %s: %s", self.url, self._missing)
+        elif refused:
             log.error("MQTT broker at %s refused a subscription: %s", self.url, ", ".join(refused))
         self._subscribed.set()
 

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
+from recommender import cluster
 from recommender.keys import Keys
 
 
@@ -78,7 +80,7 @@ class ScriptCall:
 
 
 #: A raw Redis command: name and arguments.
-Command = tuple[str | bytes | int | float, ...]
+Command = cluster.Command
 #: Deferred writes to send ahead of a batch's scripts (taken when called).
 Prelude = Callable[[], list[Command]]
 
@@ -100,7 +102,7 @@ class Decider:
     the client pays one round trip per batch instead of one per event.
     """
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: cluster.RedisClient, keys: Keys) -> None:
         self._client = client
         self._keys = keys
         self.load()
@@ -167,13 +169,29 @@ class Decider:
 
     def _execute(self, calls: Sequence[ScriptCall], prelude: Prelude | None = None) -> list[Any]:
         before = prelude() if prelude is not None else []
-        commands = before + [("EVALSHA", SHAS[c.script], len(c.keys), *c.keys, *c.args) for c in calls]
-        return self.raw(commands)[len(before) :]
+        refused: dict[int, cluster.CrossSlotScript] = {}
+        if isinstance(self._client, RedisCluster):
+            # Checked here, where the script's name is known: the error names it.
+            for i, c in enumerate(calls):
+                try:
+                    cluster.check_one_slot(c.script, c.keys)
+                except cluster.CrossSlotScript as exc:
+                    refused[i] = exc
+        sent = [c for i, c in enumerate(calls) if i not in refused]
+        commands = before + [("EVALSHA", SHAS[c.script], len(c.keys), *c.keys, *c.args) for c in sent]
+        replies = iter(self.raw(commands)[len(before) :])
+        # A refused call's error stands in its place (a ResponseError: the event is dead-lettered).
+        return [
+            redis.ResponseError(str(refused[i])) if i in refused else next(replies) for i in range(len(calls))
+        ]
 
     def raw(self, commands: Sequence[Command]) -> list[Any]:
         """Send ``commands`` in one write and read every reply: a pipeline without
         redis-py's per-pipeline machinery (measured: a sizeable part of an event's CPU).
-        A command's error is returned in its place; a connection error is raised."""
+        A command's error is returned in its place; a connection error is raised.
+        On Redis Cluster each node owning a slot in the batch gets its own packed write."""
+        if isinstance(self._client, RedisCluster):
+            return cluster.send(self._client, commands)
         pool = self._client.connection_pool
         conn = pool.get_connection()
         try:

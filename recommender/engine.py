@@ -43,6 +43,7 @@ from floorwalker.config import StoreConfig
 from recommender import clv as clv_model
 from recommender.arbitration import Arbitration
 from recommender.catalog import DEFAULT_CATALOG, CatalogWatcher
+from recommender.cluster import RedisClient
 from recommender.crm import DAY, CrmModel, clv_inputs, model_from_json
 from recommender.decide import Command, Decider, Outcome, Reply, ScriptCall, args
 from recommender.decision import Core
@@ -109,7 +110,7 @@ class Recommender:
     def __init__(
         self,
         config: StoreConfig,
-        client: redis.Redis,
+        client: RedisClient,
         topics: Topics,
         keys: Keys,
         producer: str = "recommender",

@@ -64,7 +64,9 @@ def erase_member(
     pipe = client.pipeline(transaction=False)
     pipe.delete(*member_keys)
     for pid in prompt_ids:
-        pipe.delete(keys.prompt(pid), keys.handheld_prompt(pid))
+        # One key per DEL: on Redis Cluster the two records live in different slots.
+        pipe.delete(keys.prompt(pid))
+        pipe.delete(keys.handheld_prompt(pid))
     deleted = pipe.execute()
     needle = member.encode()
     streams = 0

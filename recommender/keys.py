@@ -141,3 +141,29 @@ class Keys:
     def pattern(self) -> str:
         """Glob matching every key of this store and prefix (tests clean up with it)."""
         return f"{self._base}:*"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaKeys:
+    """Keys of a group of recommender replicas sharing one MQTT shared subscription
+    (chain-wide, not per store; tagged by the group so one script may touch them)."""
+
+    group: str
+    prefix: str = ""
+
+    @property
+    def _base(self) -> str:
+        return f"{self.prefix}fw:replicas:{{{self.group}}}"
+
+    @property
+    def members(self) -> str:
+        """Set of replica ids that own an MQTT session (added at start, removed once adopted)."""
+        return f"{self._base}:members"
+
+    def heartbeat(self, replica: str) -> str:
+        """String with a short TTL, renewed every second while the replica runs."""
+        return f"{self._base}:alive:{replica}"
+
+    def adopting(self, replica: str) -> str:
+        """Lock (SET NX PX) held by the survivor that drains a dead replica's session."""
+        return f"{self._base}:adopt:{replica}"

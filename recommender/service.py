@@ -8,21 +8,27 @@ back-off and holds the messages rather than drop them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
 
 import paho.mqtt.client as mqtt
 import redis
 
-from broker_config.contract import Topics
+from broker_config.contract import ContractError, Topics
 from floorwalker.config import Endpoints, StoreConfig
-from floorwalker.errors import ServiceUnavailable
+from floorwalker.errors import ConfigError
 from floorwalker.mqtt import MqttLink, Received
+from recommender import cluster
 from recommender.crm import CrmModel, load_into_redis, read_crm
 from recommender.engine import Outbound, Recommender
-from recommender.keys import Keys
+from recommender.keys import Keys, ReplicaKeys
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +37,46 @@ STATS_INTERVAL_S = 1.0
 MAX_BATCH = 64
 
 
+#: Group and replica ids: "<group>-<replica>" must be a contract producer id (48 chars).
+_REPLICA_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,22}")
+#: A replica whose heartbeat is older than this is taken for dead; its session is adopted.
+HEARTBEAT_TTL_S = 3.0
+#: An adopted session is ended once no message came from it for this long.
+ADOPT_IDLE_S = 1.0
+
+
 def connect_redis(url: str) -> redis.Redis:
-    """A Redis client that answered PING, or one line saying where Redis was expected."""
-    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        raise ServiceUnavailable(
-            f"cannot reach Redis at {url} ({exc}): start it with `floorwalker services up` "
-            "or point --redis-url at a running Redis"
-        ) from None
-    return client
+    """A Redis client that answered PING, or one line saying where Redis was expected.
+
+    A ``redis+cluster://`` URL gives a :class:`~redis.cluster.RedisCluster`, which answers
+    the same single-key commands and non-transactional pipelines the handheld API and
+    tools use (typed here as :class:`redis.Redis` for them)."""
+    return cast(redis.Redis, cluster.connect(url))
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """Run as one replica of a group behind an MQTT v5 shared subscription.
+
+    Each replica keeps a persistent session (client id ``<group>-<replica>``), so a
+    restart loses nothing. Mosquitto keeps handing a dead member its share of events until
+    the session ends, so survivors watch heartbeats in Redis: the first to take the lock
+    connects with the dead replica's client id, handles what its session holds (in flight
+    and queued), leaves the group and ends the session. From then on the survivors get
+    everything.
+    """
+
+    group: str
+    replica: str
+
+    def __post_init__(self) -> None:
+        # Both end up in the prompts' producer id and in the share name ($share/<group>/...).
+        for flag, value in (("--share-group", self.group), ("--replica", self.replica)):
+            if not _REPLICA_ID.fullmatch(value):
+                raise ConfigError(f"{flag} {value!r}: use lower-case letters, digits, - and _ (at most 23)")
+
+    def client_id(self, topic_prefix: str, replica: str) -> str:
+        return f"{topic_prefix.replace('/', '-')}{self.group}-{replica}"
 
 
 class RecommenderService:
@@ -59,54 +94,79 @@ class RecommenderService:
 
     def __init__(
         self,
-        config: StoreConfig,
+        config: StoreConfig | Sequence[StoreConfig],
         endpoints: Endpoints,
         *,
         topic_prefix: str = "",
         key_prefix: str = "",
         client_id: str = "recommender",
         load_crm: bool = True,
+        share: Share | None = None,
     ) -> None:
+        configs = [config] if isinstance(config, StoreConfig) else list(config)
         self.redis_url = endpoints.redis_url
-        self.redis = connect_redis(endpoints.redis_url)
-        self.keys = Keys(config.store, key_prefix)
-        model: CrmModel | None = None
-        if load_crm and config.crm is not None:
-            imported = read_crm(config.crm)
-            for problem in imported.errors:
-                log.error("CRM row skipped: %s", problem)
-            model = load_into_redis(self.redis, self.keys, imported.members, time.time())
-            log.info(
-                "loaded %d CRM members from %s (%d rows skipped; CLV params %s)",
-                len(imported.members),
-                config.crm,
-                len(imported.errors),
-                "fitted" if model.clv.fitted else "CDNOW prior",
+        self.redis = cluster.connect(endpoints.redis_url)
+        self.topics = Topics(topic_prefix)
+        self.share = share
+        self._endpoints = endpoints
+        self._topic_prefix = topic_prefix
+        self._replica_keys = ReplicaKeys(share.group, key_prefix) if share else None
+        #: The producer id on our prompts; the MQTT client id adds the topic prefix.
+        producer = f"{share.group}-{share.replica}" if share is not None else client_id
+        client_id = f"{topic_prefix.replace('/', '-')}{producer}"
+        #: One engine per store this process serves (a message goes to its store's engine).
+        self.engines: dict[str, Recommender] = {}
+        for c in configs:
+            keys = Keys(c.store, key_prefix)
+            model: CrmModel | None = None
+            if load_crm and c.crm is not None:
+                imported = read_crm(c.crm)
+                for problem in imported.errors:
+                    log.error("CRM row skipped: %s", problem)
+                model = load_into_redis(self.redis, keys, imported.members, time.time())  # type: ignore[arg-type]
+                log.info(
+                    "loaded %d CRM members from %s (%d rows skipped; CLV params %s)",
+                    len(imported.members),
+                    c.crm,
+                    len(imported.errors),
+                    "fitted" if model.clv.fitted else "CDNOW prior",
+                )
+            self.engines[c.store] = Recommender(
+                c, self.redis, self.topics, keys, producer=producer, model=model
             )
-        self.engine = Recommender(
-            config, self.redis, Topics(topic_prefix), self.keys, producer=client_id, model=model
-        )
+        self.engine = self.engines[configs[0].store]
+        self.keys = self.engine.keys
         self._batch: list[Received] = []
         #: Claimed prompts handed to paho, until the broker confirms them (then mark_sent).
         self._unsent: deque[tuple[mqtt.MQTTMessageInfo, tuple[str, str]]] = deque()
         #: Held while the engine runs (network thread) and while its counters are flushed.
         self._engine_lock = threading.Lock()
         self._stop = threading.Event()
+        self._adopting: set[str] = set()
+        self._filters = sorted({f for e in self.engines.values() for f, _ in e.subscriptions()})
+        subscriptions = [(self._shared(f), 1) for f in self._filters]
         self.link = MqttLink(
             endpoints.mqtt_host,
             endpoints.mqtt_port,
-            client_id=f"{topic_prefix.replace('/', '-')}{client_id}",
-            subscriptions=self.engine.subscriptions(),
+            client_id=client_id,
+            subscriptions=subscriptions,
             on_message=self._receive,
             on_disconnect=self._batch.clear,  # held messages come again with the session
             persistent_session=True,
         )
 
+    def _shared(self, topic_filter: str) -> str:
+        return f"$share/{self.share.group}/{topic_filter}" if self.share else topic_filter
+
     def start(self) -> None:
+        if self.share is not None:
+            self._heartbeat()
         self.link.connect()
+        if self.share is not None and self._replica_keys is not None:
+            self.redis.sadd(self._replica_keys.members, self.share.replica)
         # Prompts a previous run claimed but the broker never confirmed: send them now.
         with self._engine_lock:
-            recovered = self.engine.unsent_prompts(time.time())
+            recovered = [o for e in self.engines.values() for o in e.unsent_prompts(time.time())]
         for out in recovered:
             self._publish(out)
         if recovered:
@@ -127,6 +187,9 @@ class RecommenderService:
         """Serve (already connected, on paho's thread) until :meth:`stop`; flush counters."""
         try:
             while not self._stop.wait(STATS_INTERVAL_S):
+                if self.share is not None:
+                    self._heartbeat()
+                    self._watch_peers()
                 self._tick()
                 self._flush_stats()
         finally:
@@ -136,8 +199,20 @@ class RecommenderService:
         self._stop.set()
 
     def close(self) -> None:
-        # A batch still held back was not acknowledged: the broker redelivers it.
-        self.link.close()
+        if self.share is not None and self._replica_keys is not None and self.link.connected:
+            # Leave the group first, let what is in flight arrive and be handled, then end
+            # the session: a stopped replica must not keep being handed its share.
+            self.link.client.unsubscribe([self._shared(f) for f in self._filters])
+            time.sleep(ADOPT_IDLE_S)
+            self.link.close(end_session=True)
+            try:
+                self.redis.srem(self._replica_keys.members, self.share.replica)
+                self.redis.delete(self._replica_keys.heartbeat(self.share.replica))
+            except redis.RedisError as exc:
+                log.warning("could not leave the replica group in Redis (%s)", exc)
+        else:
+            # A batch still held back was not acknowledged: the broker redelivers it.
+            self.link.close()
         self._flush_stats()
         self.redis.close()
 
@@ -150,12 +225,35 @@ class RecommenderService:
         self._work(batch)
         return False
 
-    def _work(self, batch: list[Received]) -> None:
+    def _decide(self, batch: list[Received], now: float) -> list[list[Outbound]]:
+        """Each message by its store's engine, in order within each store."""
+        if len(self.engines) == 1:
+            return self.engine.handle_batch([(m.topic, m.payload) for m in batch], now)
+        by_store: dict[str, list[int]] = {}
+        for i, m in enumerate(batch):
+            try:
+                store = self.topics.parse(m.topic).store
+            except ContractError:
+                store = ""
+            by_store.setdefault(store if store in self.engines else "", []).append(i)
+        results: list[list[Outbound]] = [[] for _ in batch]
+        for store, indexes in by_store.items():
+            # An unknown store or a broken topic: the first engine rejects it (dead letter).
+            engine = self.engines.get(store, self.engine)
+            done = engine.handle_batch([(batch[i].topic, batch[i].payload) for i in indexes], now)
+            for i, out in zip(indexes, done, strict=True):
+                results[i] = out
+        return results
+
+    def _work(self, batch: list[Received], link: MqttLink | None = None) -> None:
+        """Decide ``batch``, publish its prompts, and acknowledge it on ``link`` (the link it
+        came from: our own, or a dead replica's adopted session)."""
+        link = link or self.link
         delay = 0.05
         while True:
             try:
                 with self._engine_lock:
-                    results = self.engine.handle_batch([(m.topic, m.payload) for m in batch], time.time())
+                    results = self._decide(batch, time.time())
                 break
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if self._stop.is_set():
@@ -167,10 +265,93 @@ class RecommenderService:
         for message, outbound in zip(batch, results, strict=True):
             for out in outbound:
                 self._publish(out)
-            self.link.ack(message)
+            link.ack(message)
         # The batch's Redis updates committed: producers may drop these events from their outboxes.
-        for out in self.engine.take_acks(time.time()):
-            self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+        for engine in self.engines.values():
+            for out in engine.take_acks(time.time()):
+                self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+
+    # -- replicas (shared subscription) ------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        assert self.share is not None and self._replica_keys is not None
+        try:
+            self.redis.set(
+                self._replica_keys.heartbeat(self.share.replica), "1", px=int(HEARTBEAT_TTL_S * 1000)
+            )
+        except redis.RedisError as exc:
+            log.warning("replica heartbeat not written to Redis at %s (%s)", self.redis_url, exc)
+
+    def _watch_peers(self) -> None:
+        """Adopt the session of a member whose heartbeat expired (one survivor, by lock)."""
+        assert self.share is not None and self._replica_keys is not None
+        rk = self._replica_keys
+        try:
+            members = {m.decode() for m in self.redis.smembers(rk.members)}  # type: ignore[union-attr]
+            for peer in sorted(members - {self.share.replica} - self._adopting):
+                if self.redis.exists(rk.heartbeat(peer)):
+                    continue
+                if not self.redis.set(rk.adopting(peer), self.share.replica, nx=True, px=30_000):
+                    continue  # another survivor is on it
+                self._adopting.add(peer)
+                threading.Thread(target=self._adopt, args=(peer,), name=f"adopt-{peer}", daemon=True).start()
+        except redis.RedisError as exc:
+            log.warning("could not check peer replicas in Redis at %s (%s)", self.redis_url, exc)
+
+    def _adopt(self, peer: str) -> None:
+        """Connect as ``peer``, handle what its session holds, leave the group, end it.
+
+        If ``peer`` comes back meanwhile, its connect takes the session over and ours is
+        dropped: the adoption stops there (no fight over the client id) and the session
+        stays with its owner."""
+        assert self.share is not None and self._replica_keys is not None
+        rk = self._replica_keys
+        last = [time.monotonic()]
+        handled = [0]
+        lost = threading.Event()
+
+        def on_message(message: Received) -> bool:
+            last[0] = time.monotonic()
+            handled[0] += 1
+            self._work([message], adopted)
+            return False
+
+        def quiet_for(seconds: float, deadline: float) -> bool:
+            """Wait until nothing arrived for ``seconds``; False if the session was taken back."""
+            while time.monotonic() - last[0] < seconds and time.monotonic() < deadline:
+                if lost.wait(0.05):
+                    return False
+            return not lost.is_set()
+
+        adopted = MqttLink(
+            self._endpoints.mqtt_host,
+            self._endpoints.mqtt_port,
+            client_id=self.share.client_id(self._topic_prefix, peer),
+            on_message=on_message,
+            on_disconnect=lost.set,
+            persistent_session=True,  # resume the dead replica's session, not a new one
+        )
+        try:
+            if self.redis.exists(rk.heartbeat(peer)):
+                return  # it came back between the check and the lock
+            adopted.connect()
+            log.warning("replica %s stopped beating; %s adopts its session", peer, self.share.replica)
+            # Leave the group at once: the broker stops handing this session new events but
+            # still delivers what it holds (measured on Mosquitto 2.0: in flight and queued).
+            adopted.client.unsubscribe([self._shared(f) for f in self._filters])
+            last[0] = time.monotonic()
+            if not quiet_for(ADOPT_IDLE_S, time.monotonic() + 60.0):
+                raise RuntimeError(f"replica {peer} took its session back")
+            adopted.close(end_session=True)
+            self.redis.srem(rk.members, peer)
+            log.warning("adopted replica %s: %d message(s) handled, its session ended", peer, handled[0])
+        except Exception as exc:  # a failed adoption is tried again on the next watch
+            log.error("adoption of replica %s stopped (%s)", peer, exc)
+            adopted.close()
+        finally:
+            self._adopting.discard(peer)
+            with contextlib.suppress(redis.RedisError):
+                self.redis.delete(rk.adopting(peer))
 
     def _after_publish(self) -> None:
         sent = []
@@ -179,7 +360,8 @@ class RecommenderService:
         try:
             with self._engine_lock:
                 self.engine.mark_sent(sent)
-                self.engine.after_publish()
+                for engine in self.engines.values():
+                    engine.after_publish()
         except redis.RedisError as exc:
             log.warning("could not write prompt records to Redis at %s (%s)", self.redis_url, exc)
 
@@ -187,8 +369,10 @@ class RecommenderService:
         """Once a second: catalog hot reload, long-dwell checks, re-routing."""
         try:
             with self._engine_lock:
-                self.engine.reload_catalog()
-                outbound = self.engine.tick(time.time())
+                outbound = []
+                for engine in self.engines.values():
+                    engine.reload_catalog()
+                    outbound.extend(engine.tick(time.time()))
             for out in outbound:
                 self._publish(out)
             self._after_publish()
@@ -198,6 +382,7 @@ class RecommenderService:
     def _flush_stats(self) -> None:
         try:
             with self._engine_lock:
-                self.engine.flush_stats()
+                for engine in self.engines.values():
+                    engine.flush_stats()
         except redis.RedisError as exc:
             log.warning("could not write stats to Redis at %s (%s)", self.redis_url, exc)

@@ -14,6 +14,11 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 [ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || missing+=(opencv-doc)
 # The browser tests drive Debian's Chromium through Playwright (no browser download).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# Deployment checks (tests/unit/test_deploy.py): systemd's unit verifier and shellcheck.
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+# The local Redis Cluster of the scale test joins its nodes with redis-cli (redis-tools).
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -28,18 +28,37 @@ class LiveStore:
     """The simulated store's devices, connected to one broker."""
 
     def __init__(
-        self, config: StoreConfig, mqtt_host: str, mqtt_port: int, *, topic_prefix: str = ""
+        self,
+        config: StoreConfig,
+        mqtt_host: str,
+        mqtt_port: int,
+        *,
+        topic_prefix: str = "",
+        camera_gateways: frozenset[str] = frozenset(),
     ) -> None:
+        """``camera_gateways`` run as real edge agents with their cameras (``make demo``): for
+        those the simulator plays only the presence they hear, under a client id of its own,
+        and leaves their status and their zones' footfall to the real process."""
         topics = Topics(topic_prefix)
         self.config = config
         self.devices = {
-            g.id: EdgePublisher(config.store, g.id, mqtt_host, mqtt_port, topics=topics)
+            g.id: EdgePublisher(
+                config.store,
+                g.id,
+                mqtt_host,
+                mqtt_port,
+                topics=topics,
+                status=g.id not in camera_gateways,
+                client_id=f"{g.id}-sim" if g.id in camera_gateways else None,
+            )
             for g in config.gateways
         } | {
             lane.pos: EdgePublisher(config.store, lane.pos, mqtt_host, mqtt_port, topics=topics, status=False)
             for lane in config.lanes
         }
         self.sent: Counter[str] = Counter()
+        #: Zones whose footfall a real camera counts: the simulated tally stays out of them.
+        self.counted_by_camera = {z for g in config.gateways if g.id in camera_gateways for z in g.zones}
         #: Camera-style counts per zone, so the dashboard's floor map has something to show.
         self.footfall = FootfallTally(time.time())
 
@@ -71,10 +90,11 @@ class LiveStore:
             self.sent[f"presence:{step.action}"] += 1
             event_id = device.presence(step.zone, step.member, step.action, ts)
             r = self.footfall.step(step.zone, step.action, ts)
-            device.footfall(
-                r.zone, ts, window_s=r.window_s, entered=r.entered, exited=r.exited, occupancy=r.occupancy
-            )
-            self.sent["footfall"] += 1
+            if r.zone not in self.counted_by_camera:
+                device.footfall(
+                    r.zone, ts, window_s=r.window_s, entered=r.entered, exited=r.exited, occupancy=r.occupancy
+                )
+                self.sent["footfall"] += 1
             return event_id
         assert isinstance(step, Checkout)
         self.sent["checkout"] += 1
