@@ -12,7 +12,7 @@
 -- Returns {outcome [, orders, first, last, spend, conversions ('kind|prompt|ts|holdout|category')...]}
 local event_id, ts, now, member = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 
-if member ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
+if member ~= '' and KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then
   return {'erased'}  -- an erased member's basket counts for the lane, not for them
 end
 if seen_before(KEYS[1], event_id, ts, tonumber(ARGV[5]), tonumber(ARGV[6])) then

@@ -17,7 +17,7 @@ if last and tonumber(ARGV[2]) - last < cooldown then
   return {'ok', 'capped'}
 end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', math.max(1, math.ceil(cooldown)))
-if ARGV[9] ~= '' then
+if ARGV[9] and ARGV[9] ~= '' then  -- optional: older callers pass 8 arguments
   redis.call('HSET', KEYS[3], ARGV[8], ARGV[9] .. '\n' .. ARGV[10])
   redis.call('EXPIRE', KEYS[3], tonumber(ARGV[11]))
 end

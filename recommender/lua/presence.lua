@@ -14,7 +14,7 @@
 local event_id, ts, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local zone, action = ARGV[4], ARGV[5]
 
-if redis.call('EXISTS', KEYS[7]) == 1 then
+if KEYS[7] and redis.call('EXISTS', KEYS[7]) == 1 then
   return {'erased'}  -- before the dedupe set, which would otherwise come back
 end
 if seen_before(KEYS[1], event_id, ts, tonumber(ARGV[6]), tonumber(ARGV[7])) then
@@ -81,7 +81,7 @@ if ARGV[16] ~= '' then
   redis.call('HSET', KEYS[5], ARGV[16], ARGV[17] .. '|' .. prompt_id .. '|' .. ARGV[2] .. '|' .. ARGV[18])
   redis.call('EXPIRE', KEYS[5], tonumber(ARGV[20]))
 end
-if ARGV[21] ~= '' then
+if ARGV[21] and ARGV[21] ~= '' then
   redis.call('HSET', KEYS[6], prompt_id, ARGV[21] .. '\n' .. ARGV[22])
   redis.call('EXPIRE', KEYS[6], tonumber(ARGV[23]))
 end
