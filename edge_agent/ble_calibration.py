@@ -23,12 +23,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.ble_frames import EddystoneEid, FrameError, IBeacon, MemberAdvert, parse
 from edge_agent.ble_sightings import Advert
-from floorwalker.config import StoreConfig, describe
+from floorwalker.config import StoreConfig, load_yaml_model
 from floorwalker.errors import ConfigError
 
 #: Fewer adverts than this at a point and the point is not used for that gateway.
@@ -51,16 +50,7 @@ class CalibrationPoints(BaseModel):
 
 
 def read_points(path: Path) -> CalibrationPoints:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such points file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    try:
-        return CalibrationPoints.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe(exc)}") from None
+    return load_yaml_model(path, CalibrationPoints, "points")
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.detector import SsdLiteModel, YoloModel, load_detector
 from edge_agent.footfall import FootfallPipeline
 from edge_agent.gateway_config import CameraConfig, LineConfig
 from edge_agent.tracker import greedy_match, iou_matrix
-from floorwalker.config import describe
+from floorwalker.config import load_yaml_model
 from floorwalker.errors import ConfigError
 
 Direction = Literal["in", "out"]
@@ -60,16 +59,7 @@ class LineTruth(_Strict):
 
 
 def load_truth(path: Path) -> LineTruth:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such ground-truth file") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read ground truth ({exc})") from None
-    try:
-        return LineTruth.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe(exc)}") from None
+    return load_yaml_model(path, LineTruth, "ground-truth")
 
 
 Box = tuple[float, float, float, float]

@@ -19,15 +19,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from broker_config.contract import Ident
 from edge_agent.camera import SourceConfig
 from edge_agent.detector import ModelConfig, SsdLiteModel
 from edge_agent.tracker import TrackerConfig
 from floorwalker import geometry
-from floorwalker.config import StoreConfig, describe
+from floorwalker.config import StoreConfig, load_yaml_model
 from floorwalker.errors import ConfigError
 
 PixelPoint = tuple[Annotated[float, Field(ge=0, le=20_000)], Annotated[float, Field(ge=0, le=20_000)]]
@@ -172,22 +171,7 @@ class GatewayFileConfig(_Strict):
 
 def load_gateway_config(path: Path) -> GatewayFileConfig:
     """Read and validate a gateway YAML; relative paths are made relative to the file."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such gateway config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    try:
-        config = GatewayFileConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe(exc)}") from None
+    config = load_yaml_model(path, GatewayFileConfig, "gateway config")
     base = path.resolve().parent
 
     def rel(p: Path) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -389,12 +389,16 @@ class StoreConfig(_Strict):
         return next((lane for lane in self.lanes if lane.id == lane_id), None)
 
 
-def load_store_config(path: Path) -> StoreConfig:
-    """Read and validate a store YAML file; a :class:`ConfigError` names file, key and problem."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[M], what: str) -> M:
+    """Read a YAML file into ``model``; every problem is one :class:`ConfigError` naming the
+    file (and the line or key) and what is wrong. ``what`` names the kind of file."""
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such store config file") from None
+        raise ConfigError(f"{path}: no such {what} file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
@@ -406,9 +410,14 @@ def load_store_config(path: Path) -> StoreConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
-        config = StoreConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {describe(exc)}") from None
+
+
+def load_store_config(path: Path) -> StoreConfig:
+    """Read and validate a store YAML file; a :class:`ConfigError` names file, key and problem."""
+    config = load_yaml_model(path, StoreConfig, "store config")
     for key in ("crm", "catalog", "propensity_model"):
         value = getattr(config, key)
         if value is not None and not value.is_absolute():
