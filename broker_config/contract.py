@@ -562,3 +562,18 @@ class EnvelopeSource:
         )
         self._seq += 1
         return event
+
+
+def dead_letter(
+    source: EnvelopeSource, ts: float, topic: str, payload: bytes, error: ContractError
+) -> DeadLetter:
+    """The dead-letter record of a rejected message: why, where, and the start of its bytes."""
+    return source.make(
+        DeadLetter,
+        ts,
+        reason=error.reason,
+        detail=error.detail[:300],
+        topic=topic[:300],
+        payload_size=len(payload),
+        payload_excerpt=excerpt(payload),
+    )

@@ -21,7 +21,6 @@ from broker_config.contract import (
     AssociateStatus,
     CheckoutEvent,
     ContractError,
-    DeadLetter,
     EnvelopeSource,
     ErasureNotice,
     EventAck,
@@ -34,9 +33,9 @@ from broker_config.contract import (
     RejectReason,
     TopicKind,
     Topics,
+    dead_letter,
     decode,
     encode,
-    excerpt,
     new_event_id,
 )
 from floorwalker.config import StoreConfig
@@ -716,15 +715,7 @@ class Recommender:
         rare and an operator looks for them.
         """
         log.warning("rejected message on %s: %s", topic[:200], error)
-        record = self._source.make(
-            DeadLetter,
-            now,
-            reason=error.reason,
-            detail=error.detail[:300],
-            topic=topic[:300],
-            payload_size=len(payload),
-            payload_excerpt=excerpt(payload),
-        )
+        record = dead_letter(self._source, now, topic, payload, error)
         data = encode(record)
         try:
             pipe = self._redis.pipeline(transaction=False)

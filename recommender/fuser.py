@@ -20,7 +20,6 @@ from collections import Counter
 from broker_config.contract import (
     BleReport,
     ContractError,
-    DeadLetter,
     EnvelopeSource,
     ErasureNotice,
     GatewayStatus,
@@ -28,9 +27,9 @@ from broker_config.contract import (
     RejectReason,
     TopicKind,
     Topics,
+    dead_letter,
     decode,
     encode,
-    excerpt,
 )
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ConfigError
@@ -104,15 +103,7 @@ class Fuser:
         except ContractError as exc:
             self.counters[f"rejected:{exc.reason.value}"] += 1
             log.warning("rejected message on %s: %s", topic[:200], exc)
-            record = self._source.make(
-                DeadLetter,
-                now,
-                reason=exc.reason,
-                detail=exc.detail[:300],
-                topic=topic[:300],
-                payload_size=len(payload),
-                payload_excerpt=excerpt(payload),
-            )
+            record = dead_letter(self._source, now, topic, payload, exc)
             return [(self.topics.deadletter(self.config.store), encode(record))]
         body = message.payload
         if isinstance(body, GatewayStatus):
