@@ -28,6 +28,7 @@ from edge_agent.scanner import Scanner, make_scanner
 from floorwalker import systemd_notify
 from floorwalker.config import BleScannerConfig, StoreConfig
 from floorwalker.errors import ConfigError
+from floorwalker.mqtt import MqttAuth
 from floorwalker.systemd_notify import Watchdog
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,11 @@ def run_gateway(
     cameras: Sequence[CameraConfig] = (),
     scanner: BleScannerConfig | None = None,
     outbox_path: Path | None = None,
+    auth: MqttAuth | None = None,
 ) -> None:
     """Serve as gateway ``gateway`` of ``config.store`` until ``stop`` is set.
+
+    ``auth`` is the gateway's own broker login (``floorwalker provision gateway``).
 
     With ``outbox_path`` every event is kept there (SQLite) until the recommender has it.
 
@@ -75,7 +79,7 @@ def run_gateway(
 
     outbox = Outbox(outbox_path) if outbox_path is not None else None
     publisher = EdgePublisher(
-        config.store, gateway, mqtt_host, mqtt_port, topics=Topics(topic_prefix), outbox=outbox
+        config.store, gateway, mqtt_host, mqtt_port, topics=Topics(topic_prefix), outbox=outbox, auth=auth
     )
     lane_zones = {lane.id: lane.zone for lane in config.lanes if lane.zone is not None}
     changed = threading.Event()

@@ -23,6 +23,7 @@ import typer
 from floorwalker import __version__
 from floorwalker.config import Endpoints, StoreConfig, load_store_config
 from floorwalker.errors import ConfigError, FloorwalkerError
+from floorwalker.mqtt import MqttAuth
 from floorwalker.services import Services
 
 if TYPE_CHECKING:
@@ -84,6 +85,14 @@ RedisUrl = Annotated[
 ]
 TopicPrefix = Annotated[
     str, typer.Option("--topic-prefix", help="Prefix for every topic (tests, benchmarks).")
+]
+MqttCredentials = Annotated[
+    Path | None,
+    typer.Option(
+        "--mqtt-credentials",
+        envvar="FLOORWALKER_MQTT_CREDENTIALS",
+        help="This device's broker login (`floorwalker provision` writes it); TLS when it names a CA.",
+    ),
 ]
 SecretsOpt = Annotated[
     Path | None,
@@ -152,6 +161,18 @@ def _store_files(paths: list[Path], exclude: Path | None) -> list[Path]:
 def _endpoints(run_dir: Path, mqtt_url: str | None, redis_url: str | None) -> Endpoints:
     host, port = _mqtt(run_dir, mqtt_url)
     return Endpoints(host, port, _redis(run_dir, redis_url))
+
+
+def _auth(credentials: Path | None, expected_id: str | None = None) -> MqttAuth | None:
+    """The broker login from a credentials file, checked to be this device's own."""
+    if credentials is None:
+        return None
+    from floorwalker.provision import load_credentials
+
+    creds = load_credentials(credentials)
+    if expected_id is not None and creds.id != expected_id:
+        raise ConfigError(f"{credentials}: these are the credentials of {creds.id!r}, not of {expected_id!r}")
+    return creds.auth()
 
 
 def _setup_logging(level: str, log_file: Path | None = None) -> None:
@@ -332,6 +353,7 @@ def edge(
         typer.Option("--ble-replay", help="Scan BLE from this recorded trace (JSONL) instead of the radio."),
     ] = None,
     ble_speed: Annotated[float, typer.Option("--ble-speed", help="Replay speed (1 = as recorded).")] = 1.0,
+    mqtt_credentials: MqttCredentials = None,
     outbox: Annotated[
         Path | None,
         typer.Option(
@@ -376,6 +398,7 @@ def edge(
         heartbeat_s=heartbeat_s if heartbeat_s is not None else 30.0,
         cameras=cameras,
         scanner=scanner,
+        auth=_auth(mqtt_credentials, gateway),
         outbox_path=outbox or run_dir / f"outbox-{gateway}.db",
     )
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -275,3 +278,35 @@ def test_bridge_forwards_store_events_to_the_central_broker(
     finally:
         store.down()
         central.down()
+
+
+def _edge(port: int, credentials: Path, run_dir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "floorwalker", "edge", "--gateway", "gw-fresh",
+            "--mqtt-url", f"mqtt://127.0.0.1:{port}", "--mqtt-credentials", str(credentials),
+            "--run-dir", str(run_dir), "--heartbeat", "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def test_the_gateway_process_logs_in_with_its_credentials_file(broker: SecureBroker, tmp_path: Path) -> None:
+    devices = broker.store.dir / "devices"
+    plain_creds = tmp_path / "gw-fresh.json"  # loopback listener: the same login without the CA
+    plain_creds.write_text(broker.accounts["gw-fresh"].model_copy(update={"ca_file": None}).model_dump_json())
+    recorder = Client(broker.port, plain(broker.accounts["svc-recorder"]), [f"fw/v1/{STORE}/gw/+/status"])
+    gateway = _edge(broker.port, plain_creds, tmp_path)
+    try:
+        assert recorder.wait_for(TOPICS.status(STORE, "gw-fresh"), timeout=15), gateway.stderr
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(10)
+        recorder.close()
+    # Another device's credentials file is refused before connecting, in one line.
+    wrong = _edge(broker.port, devices / "gw-chill.json", tmp_path)
+    _, err = wrong.communicate(timeout=30)
+    lines = err.decode().strip().splitlines()
+    assert wrong.returncode == 2 and len(lines) == 1
+    assert "credentials of 'gw-chill', not of 'gw-fresh'" in lines[0]
