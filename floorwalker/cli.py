@@ -127,11 +127,12 @@ def _mqtt(run_dir: Path, mqtt_url: str | None) -> tuple[str, int]:
         return ep.mqtt_host, ep.mqtt_port
     parts = urlsplit(mqtt_url)
     try:
-        port = parts.port or 1883
+        # mqtts:// says TLS; the CA comes with the device's --mqtt-credentials.
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
     except ValueError:
         port = 0
-    if parts.scheme != "mqtt" or not parts.hostname or not port:
-        raise ConfigError(f"--mqtt-url {mqtt_url!r}: expected mqtt://host:port")
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or not port:
+        raise ConfigError(f"--mqtt-url {mqtt_url!r}: expected mqtt://host:port or mqtts://host:port")
     return parts.hostname, port
 
 
