@@ -113,7 +113,8 @@ def run_gateway(
                 break
             next_beat = time.monotonic() + heartbeat_s
             sensors = [w.health() for w in workers]
-            detail = "; ".join(d for d in (summarize(sensors), ble.detail() if ble else "") if d)
+            parts = (summarize(sensors), ble.detail() if ble else "", publisher.link.refused_summary())
+            detail = "; ".join(d for d in parts if d)
             publisher.heartbeat(time.time(), detail[:300], sensors)
     finally:
         systemd_notify.notify("STOPPING=1")

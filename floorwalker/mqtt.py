@@ -13,6 +13,7 @@ import logging
 import socket
 import ssl
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,9 @@ class MqttLink:
         self._subscribed = threading.Event()
         self._subscribe_mid: int | None = None
         self._refused: str | None = None
+        #: Publishes the broker answered with a failure (an ACL refusal: "Not authorized"),
+        #: by reason; a gateway reports them in its status.
+        self.refused_publishes: Counter[str] = Counter()
         #: What the broker lacks that our subscriptions need (shared subscriptions).
         self._missing: str | None = None
         self._shared = any(f.startswith("$share/") for f, _ in self._subscriptions)
@@ -115,6 +119,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
         client.on_socket_open = self._on_socket_open
         if auth is not None:
             client.username_pw_set(auth.username, auth.password)
@@ -246,6 +251,29 @@ class MqttLink:
         # delayed ACK (~40 ms). Prompts are small and latency is the product.
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _on_publish(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any
+    ) -> None:
+        if not reason.is_failure:
+            return
+        why = str(reason)
+        self.refused_publishes[why] += 1
+        n = self.refused_publishes[why]
+        if n == 1 or n % 1000 == 0:  # say it, without a line per message
+            log.warning(
+                "MQTT broker at %s refused a publish (%s; %d so far): check this device's ACL",
+                self.url,
+                why,
+                n,
+            )
+
+    def refused_summary(self) -> str:
+        """One status phrase for refused publishes ("" when there were none)."""
+        if not self.refused_publishes:
+            return ""
+        parts = ", ".join(f"{n} {why}" for why, n in sorted(self.refused_publishes.items()))
+        return f"broker refused publishes: {parts}"
 
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: list[ReasonCode], _props: Any

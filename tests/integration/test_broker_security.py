@@ -310,3 +310,20 @@ def test_the_gateway_process_logs_in_with_its_credentials_file(broker: SecureBro
     lines = err.decode().strip().splitlines()
     assert wrong.returncode == 2 and len(lines) == 1
     assert "credentials of 'gw-chill', not of 'gw-fresh'" in lines[0]
+
+
+def test_refused_publishes_are_counted_for_the_status(broker: SecureBroker) -> None:
+    link = MqttLink("127.0.0.1", broker.port, "gw-fresh-count", auth=plain(broker.accounts["gw-fresh"]))
+    link.connect()
+    try:
+        assert link.refused_summary() == ""
+        link.publish(TOPICS.status(STORE, "gw-fresh"), status_payload("gw-fresh")).wait_for_publish(5)
+        for _ in range(3):
+            link.publish(TOPICS.status(STORE, "gw-chill"), status_payload("gw-chill")).wait_for_publish(5)
+        deadline = time.monotonic() + 5
+        while sum(link.refused_publishes.values()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert dict(link.refused_publishes) == {"Not authorized": 3}
+        assert link.refused_summary() == "broker refused publishes: 3 Not authorized"
+    finally:
+        link.close()
