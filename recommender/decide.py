@@ -10,6 +10,7 @@ history), then the scripts of every event, each pipelined.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -105,6 +106,8 @@ class Decider:
     def __init__(self, client: cluster.RedisClient, keys: Keys) -> None:
         self._client = client
         self._keys = keys
+        self._conn: redis.connection.AbstractConnection | None = None
+        self._lock = threading.Lock()
         self.load()
 
     def load(self) -> None:
@@ -192,19 +195,22 @@ class Decider:
         On Redis Cluster each node owning a slot in the batch gets its own packed write."""
         if isinstance(self._client, RedisCluster):
             return cluster.send(self._client, commands)
-        pool = self._client.connection_pool
-        conn = pool.get_connection()
-        try:
-            conn.send_packed_command(conn.pack_commands(commands))  # type: ignore[no-untyped-call]
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(conn.read_response())  # type: ignore[no-untyped-call]
-                except redis.ResponseError as exc:
-                    replies.append(exc)
-            return replies
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            conn.disconnect()  # type: ignore[no-untyped-call]
-            raise
-        finally:
-            pool.release(conn)
+        with self._lock:
+            if self._conn is None:
+                # Held, not borrowed per call: the pool's checks on every get and release
+                # cost more than the round trip's own work. A broken connection is dropped
+                # and the next call connects again.
+                self._conn = self._client.connection_pool.get_connection()
+            conn = self._conn
+            try:
+                conn.send_packed_command(conn.pack_commands(commands), check_health=False)  # type: ignore[no-untyped-call]
+                replies: list[Any] = []
+                for _ in commands:
+                    try:
+                        replies.append(conn.read_response())  # type: ignore[no-untyped-call]
+                    except redis.ResponseError as exc:
+                        replies.append(exc)
+                return replies
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                conn.disconnect()  # type: ignore[no-untyped-call]
+                raise

@@ -150,8 +150,12 @@ class Recommender:
         self._after: list[tuple[str, str, dict[str, str]]] = []
         #: In-process counters, flushed to the stats hash by :meth:`flush_stats`.
         self.counters: Counter[str] = Counter()
-        #: producer -> event ids handled in the current batch, acknowledged by :meth:`take_acks`.
+        #: producer -> event ids of the batch being handled (kept only if it completes).
+        self._batch_acks: dict[str, list[str]] = {}
+        #: producer -> event ids of completed batches, not yet taken by :meth:`take_acks`.
         self._acks: dict[str, list[str]] = {}
+        #: How many ids wait in ``_acks``.
+        self.acks_pending = 0
 
     def subscriptions(self) -> list[tuple[str, int]]:
         return [(self.topics.subscription(kind), 1) for kind in CONSUMES]
@@ -177,7 +181,7 @@ class Recommender:
         """
         results: list[list[Outbound]] = [[] for _ in messages]
         pending: list[_Pending] = []
-        self._acks = {}  # a batch that failed half-way (Redis down) acknowledges nothing
+        self._batch_acks = {}  # a batch that failed half-way (Redis down) acknowledges nothing
         for i, (topic, payload) in enumerate(messages):
             try:
                 p = self._prepare(i, topic, payload, now)
@@ -198,6 +202,10 @@ class Recommender:
                     seen.add(p.member)
             self._round(pending[:cut], messages, results, now)
             pending = pending[cut:]
+        for producer, ids in self._batch_acks.items():
+            self._acks.setdefault(producer, []).extend(ids)
+            self.acks_pending += len(ids)
+        self._batch_acks = {}
         return results
 
     def tick(self, now: float) -> list[Outbound]:
@@ -443,7 +451,7 @@ class Recommender:
         if message.address.kind in ACKED:
             # Acknowledged once the whole batch returns: its scripts ran (or it went to the
             # dead-letter stream, which is final too).
-            self._acks.setdefault(message.payload.producer, []).append(message.payload.event_id)
+            self._batch_acks.setdefault(message.payload.producer, []).append(message.payload.event_id)
         self._check_source(message)
         self.counters["events"] += 1
         body, subject = message.payload, message.address.subject
@@ -599,9 +607,11 @@ class Recommender:
         self.router.forget_if(lambda p: needle in p.payload)
 
     def take_acks(self, now: float) -> list[Outbound]:
-        """Acknowledgements of the last batch, per producer: publish them only after the
-        batch returned, so an outbox deletes an event only once Redis has it."""
+        """Acknowledgements of the batches handled since the last call, per producer.
+        Only completed batches are in them, so an outbox deletes an event only once Redis
+        has it. The caller decides how often to send them (each costs a publish)."""
         acks, self._acks = self._acks, {}
+        self.acks_pending = 0
         out: list[Outbound] = []
         for producer, ids in acks.items():
             for i in range(0, len(ids), ACK_CHUNK):

@@ -27,12 +27,16 @@ from floorwalker.errors import ConfigError
 from floorwalker.mqtt import MqttLink, Received
 from recommender import cluster
 from recommender.crm import CrmModel, load_into_redis, read_crm
-from recommender.engine import Outbound, Recommender
+from recommender.engine import ACK_CHUNK, Outbound, Recommender
 from recommender.keys import Keys, ReplicaKeys
 
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 1.0
+#: Acknowledgements to the gateways' outboxes go out at most this often (and at least once
+#: a second): one message per batch would add a publish and its PUBACK to every event at
+#: low rates. An outbox resends only after 10 s without progress, so this costs nothing.
+ACK_INTERVAL_S = 0.25
 #: Most messages decided in one Redis round trip.
 MAX_BATCH = 64
 
@@ -141,6 +145,7 @@ class RecommenderService:
         self._unsent: deque[tuple[mqtt.MQTTMessageInfo, tuple[str, str]]] = deque()
         #: Held while the engine runs (network thread) and while its counters are flushed.
         self._engine_lock = threading.Lock()
+        self._acked_at = time.monotonic()
         self._stop = threading.Event()
         self._adopting: set[str] = set()
         self._filters = sorted({f for e in self.engines.values() for f, _ in e.subscriptions()})
@@ -191,6 +196,7 @@ class RecommenderService:
                     self._heartbeat()
                     self._watch_peers()
                 self._tick()
+                self._send_acks(time.monotonic())
                 self._flush_stats()
         finally:
             self.close()
@@ -266,10 +272,19 @@ class RecommenderService:
             for out in outbound:
                 self._publish(out)
             link.ack(message)
-        # The batch's Redis updates committed: producers may drop these events from their outboxes.
-        for engine in self.engines.values():
-            for out in engine.take_acks(time.time()):
-                self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+        now = time.monotonic()
+        if now - self._acked_at >= ACK_INTERVAL_S or any(
+            e.acks_pending >= ACK_CHUNK for e in self.engines.values()
+        ):
+            self._send_acks(now)
+
+    def _send_acks(self, now: float) -> None:
+        """Tell producers which events are in Redis: they may drop them from their outboxes."""
+        self._acked_at = now
+        with self._engine_lock:
+            acks = [out for e in self.engines.values() for out in e.take_acks(time.time())]
+        for out in acks:
+            self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
 
     # -- replicas (shared subscription) ------------------------------------------------
 

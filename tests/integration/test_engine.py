@@ -284,3 +284,31 @@ def test_per_customer_state_expires_and_stays_bounded(engine: Recommender, redis
     engine.after_publish()
     for key in (k.contacts("m_chen0001"), k.suggested("m_chen0001"), k.prompt(prompt.event_id)):
         assert redis_client.ttl(key) > 0
+
+
+def test_acks_gather_across_batches_and_only_for_batches_that_completed(
+    engine: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from broker_config.contract import EventAck
+
+    first, data1 = enter(engine, "entrance", "m_haddad008", T0)
+    second, data2 = enter(engine, "entrance", "m_chen0001", T0 + 1)
+    topic = engine.topics.presence(engine.config.store, "entrance")
+    engine.handle(topic, data1, T0)
+    engine.handle(topic, data2, T0 + 1)
+    assert engine.acks_pending == 2
+
+    def redis_down(*_args: object, **_kw: object) -> object:
+        raise redis.ConnectionError("Redis went away")
+
+    third, data3 = enter(engine, "entrance", "m_okafor011", T0 + 2)
+    monkeypatch.setattr(engine._decider, "run", redis_down)
+    with pytest.raises(redis.ConnectionError):
+        engine.handle(topic, data3, T0 + 2)
+    assert engine.acks_pending == 2  # the failed batch is redelivered, so not acknowledged
+
+    out = engine.take_acks(T0 + 3)
+    assert [o.topic for o in out] == [engine.topics.ack(engine.config.store, "gw-entrance")]
+    ack = EventAck.model_validate_json(out[0].payload)
+    assert ack.event_ids == [first.event_id, second.event_id]
+    assert engine.acks_pending == 0 and engine.take_acks(T0 + 4) == []
