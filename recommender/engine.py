@@ -144,8 +144,9 @@ class Recommender:
         self._lanes = {lane.id: lane for lane in config.lanes}
         self._associates = {a.id for a in config.associates}
         self._queue: dict[str, int] = {}
-        #: member -> (zone, since): who might earn a long-dwell check on :meth:`tick`.
-        self._dwellers: dict[str, tuple[str, float]] = {}
+        #: member -> (zone, since, seen at): who might earn a long-dwell check on :meth:`tick`,
+        #: in the order they were seen (so the tick stops at the first one not yet due).
+        self._dwellers: dict[str, tuple[str, float, float]] = {}
         #: Redis writes that may wait until the batch's prompts are published.
         self._after: list[tuple[str, str, dict[str, str]]] = []
         #: In-process counters, flushed to the stats hash by :meth:`flush_stats`.
@@ -221,7 +222,12 @@ class Recommender:
         if not dwell_actions:
             return out
         threshold = min(a.eligible.min_dwell_s or 0 for a in dwell_actions)
-        due = [(m, z, s) for m, (z, s) in self._dwellers.items() if now - s >= threshold]
+        due = []
+        for m, (z, s, seen) in self._dwellers.items():
+            if now - seen < threshold:
+                break  # everyone after was seen later still: not due either
+            if now - s >= threshold:
+                due.append((m, z, s))
         pending: list[_Pending] = []
         for member, zone, since in due:
             del self._dwellers[member]
@@ -459,7 +465,7 @@ class Recommender:
         if isinstance(body, PresenceEvent):
             if body.action == "enter":
                 self._dwellers.pop(body.member, None)
-                self._dwellers[body.member] = (subject, body.ts)
+                self._dwellers[body.member] = (subject, body.ts, now)
                 while len(self._dwellers) > MAX_DWELLERS:
                     self._dwellers.pop(next(iter(self._dwellers)))
             elif self._dwellers.get(body.member, ("",))[0] == subject:
@@ -600,6 +606,10 @@ class Recommender:
         if sent:
             self._decider.raw([("HDEL", key, prompt_id) for key, prompt_id in sent])
 
+    def defer_sent(self, sent: Sequence[tuple[str, str]]) -> None:
+        """Like :meth:`mark_sent`, with the next batch's writes (or :meth:`after_publish`)."""
+        self._after.extend(("sent", key, {"id": prompt_id}) for key, prompt_id in sent)
+
     def forget_member(self, member: str) -> None:
         """An erased member: no dwell check, no re-routed prompt about them."""
         self._dwellers.pop(member, None)
@@ -665,13 +675,16 @@ class Recommender:
                 log.error("a deferred write failed: %s", reply)
 
     def _write_after(self) -> list[Command]:
-        """Writes that need not delay a prompt: prompt records, dismissals, new CLVs."""
+        """Writes that need not delay a prompt: prompt records, dismissals, new CLVs, and
+        forgetting the unsent copies of prompts the broker confirmed."""
         pending, self._after = self._after, []
         commands: list[Command] = []
         for what, key, data in pending:
             if what == "prompt":
                 commands.append(("HSET", self.keys.prompt(key), *(x for kv in data.items() for x in kv)))
                 commands.append(("EXPIRE", self.keys.prompt(key), HISTORY_TTL_S))
+            elif what == "sent":
+                commands.append(("HDEL", key, data["id"]))
             elif what == "dismissed":
                 commands.append(("ZADD", self.keys.contacts(key), data["ts"], data["member"]))
                 commands.append(("EXPIRE", self.keys.contacts(key), HISTORY_TTL_S))

@@ -167,13 +167,23 @@ class Router:
         return prompt
 
     def due(self, now: float) -> list[tuple[OpenPrompt, str]]:
-        """Prompts not accepted in time, each with the associate to offer it to next."""
+        """Prompts not accepted in time, each with the associate to offer it to next.
+
+        Open prompts are kept in the order they were (last) offered, so this stops at the
+        first one offered less than ``reroute_after_s`` ago: one call costs what is due,
+        not what is open. (A younger prompt that already expired is forgotten once it
+        gets that far; :meth:`busy` looks at expiry on its own.)"""
+        waited = []
+        for pid, prompt in self._open.items():
+            if now - prompt.sent_at < self.reroute_after_s:
+                break
+            waited.append((pid, prompt))
         out = []
-        for pid, prompt in list(self._open.items()):
+        for pid, prompt in waited:
             if prompt.expires_at <= now:
                 self._forget(pid)
                 continue
-            if prompt.accepted or now - prompt.sent_at < self.reroute_after_s:
+            if prompt.accepted:
                 continue
             nxt = self.choose(
                 prompt.zone,
@@ -183,8 +193,10 @@ class Router:
                 exclude=prompt.tried,
                 cap_per_hour=prompt.cap_per_hour,
             )
+            del self._open[pid]  # offered again: back of the line
             if nxt is None:
                 prompt.sent_at = now  # nobody else: leave it where it is, look again later
+                self._open[pid] = prompt
                 continue
             self._held[prompt.associate].pop(pid, None)
             prompt.associate, prompt.sent_at = nxt, now

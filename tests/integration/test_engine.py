@@ -301,7 +301,7 @@ def test_acks_gather_across_batches_and_only_for_batches_that_completed(
     def redis_down(*_args: object, **_kw: object) -> object:
         raise redis.ConnectionError("Redis went away")
 
-    third, data3 = enter(engine, "entrance", "m_okafor011", T0 + 2)
+    _, data3 = enter(engine, "entrance", "m_okafor011", T0 + 2)
     monkeypatch.setattr(engine._decider, "run", redis_down)
     with pytest.raises(redis.ConnectionError):
         engine.handle(topic, data3, T0 + 2)

@@ -123,3 +123,15 @@ def test_a_withdrawn_prompt_neither_counts_nor_holds_the_associate(store_config:
     router.withdraw(held)
     assert router.choose("pantry", T + 10, cap_per_hour=3) == "a-ben"
     assert router.due(T + 5000) == []  # nothing left to re-route
+
+
+def test_re_offered_prompts_wait_their_turn_again_behind_younger_ones(store_config: StoreConfig) -> None:
+    router = Router(store_config, reroute_after_s=45)
+    first = _open(router, "p1", "a-ben")
+    second = _open(router, "p2", "a-cara", zone="dairy", at=T + 30)
+    assert [p.prompt_id for p, _ in router.due(T + 46)] == ["p1"]  # p2 not due: left alone
+    assert first.sent_at == T + 46
+    # p2 is now the oldest offer; p1 was offered again at T+46 and is due only at T+91.
+    assert [p.prompt_id for p, _ in router.due(T + 76)] == ["p2"]
+    assert second.sent_at == T + 76
+    assert [p.prompt_id for p, _ in router.due(T + 92)] == ["p1"]
