@@ -171,6 +171,11 @@ class BleSighting(BaseModel):
     distance_m: float = Field(ge=0, le=1_000, description="Distance estimate from the gateway's calibration.")
     adverts: int = Field(ge=0, le=100_000, description="Advertisements heard since the previous report.")
     last_seen: EventTime = Field(description="When the latest advertisement was heard.")
+    moving: bool | None = Field(
+        default=None,
+        description="The member app's motion hint in the latest advertisement (its step detector "
+        "says the phone is walking); null when the frame carries none.",
+    )
 
 
 class BleReport(Envelope):

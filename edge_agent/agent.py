@@ -157,16 +157,7 @@ class _BleSide:
             publisher.ble_report(
                 now,
                 window,
-                [
-                    {
-                        "eid": s.eid,
-                        "rssi_dbm": s.rssi_dbm,
-                        "distance_m": s.distance_m,
-                        "adverts": s.adverts,
-                        "last_seen": s.last_seen,
-                    }
-                    for s in due[start : start + MAX_SIGHTINGS]
-                ],
+                [s.fields() for s in due[start : start + MAX_SIGHTINGS]],
             )
 
     def detail(self) -> str:

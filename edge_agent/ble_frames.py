@@ -32,6 +32,8 @@ from floorwalker.errors import PermanentError
 APPLE: Final = 0x004C
 MEMBER_APP_COMPANY: Final = 0xFFFF
 MEMBER_APP_MAGIC: Final = b"FW\x01"
+#: The member frame's optional flags byte: the phone's step detector says it is walking.
+MEMBER_FLAG_MOVING: Final = 0x01
 EDDYSTONE_UUID: Final = 0xFEAA
 
 AD_FLAGS: Final = 0x01
@@ -103,10 +105,12 @@ def _ad(ad_type: int, value: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class MemberAdvert:
-    """The member app's advertisement: a rotating ephemeral id."""
+    """The member app's advertisement: a rotating ephemeral id, and the phone's motion hint
+    (its step detector says the member is walking) when the app sends one."""
 
     eid: bytes
     tx_power: int
+    moving: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +197,9 @@ def classify(fields: AdFields) -> Frame | None:
             raise FrameError(FrameProblem.TRUNCATED, f"member advert of {len(member)} bytes, need 12")
         if member[2] != MEMBER_APP_MAGIC[2]:
             raise FrameError(FrameProblem.MALFORMED, f"member advert version {member[2]}, expected 1")
-        return MemberAdvert(member[3:11], _signed(member[11]))
+        # Byte 12, optional (older apps stop at 12 bytes): flags, bit 0 = walking now.
+        moving = bool(member[12] & MEMBER_FLAG_MOVING) if len(member) > 12 else None
+        return MemberAdvert(member[3:11], _signed(member[11]), moving)
     apple = fields.manufacturer.get(APPLE)
     if apple is not None and apple[:1] == b"\x02":
         if len(apple) < 23 or apple[1] != 0x15:
@@ -264,11 +270,14 @@ def parse(data: bytes) -> Frame | None:
 _FLAGS: Final = bytes([2, AD_FLAGS, 0x06])  # LE general discoverable, BR/EDR not supported
 
 
-def encode_member_advert(eid: bytes, tx_power: int) -> bytes:
-    """The member app's advertising data: flags + manufacturer data (company 0xFFFF)."""
+def encode_member_advert(eid: bytes, tx_power: int, moving: bool | None = None) -> bytes:
+    """The member app's advertising data: flags + manufacturer data (company 0xFFFF);
+    with ``moving`` (True/False), the motion-hint flags byte too."""
     if len(eid) != 8:
         raise ValueError("an ephemeral id is 8 bytes")
     value = MEMBER_APP_COMPANY.to_bytes(2, "little") + MEMBER_APP_MAGIC + eid + bytes([tx_power & 0xFF])
+    if moving is not None:
+        value += bytes([MEMBER_FLAG_MOVING if moving else 0])
     return _FLAGS + bytes([len(value) + 1, AD_MANUFACTURER]) + value
 
 

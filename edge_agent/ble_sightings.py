@@ -40,16 +40,38 @@ class Sighting:
     distance_m: float
     adverts: int
     last_seen: float
+    moving: bool | None = None
+
+    def fields(self) -> dict[str, object]:
+        """The contract's ``BleSighting`` fields."""
+        return {
+            "eid": self.eid,
+            "rssi_dbm": self.rssi_dbm,
+            "distance_m": self.distance_m,
+            "adverts": self.adverts,
+            "last_seen": self.last_seen,
+            "moving": self.moving,
+        }
 
 
 class _Track:
-    __slots__ = ("adverts", "filter", "last_seen", "reported_at", "reported_rssi")
+    __slots__ = (
+        "adverts",
+        "filter",
+        "last_seen",
+        "moving",
+        "reported_at",
+        "reported_moving",
+        "reported_rssi",
+    )
 
-    def __init__(self, rssi: float, ts: float) -> None:
+    def __init__(self, rssi: float, ts: float, moving: bool | None) -> None:
         self.filter = RssiFilter(rssi, ts)
         self.adverts = 1
         self.last_seen = ts
+        self.moving = moving
         self.reported_rssi: float | None = None
+        self.reported_moving: bool | None = None
         self.reported_at = 0.0
 
 
@@ -97,16 +119,18 @@ class SightingTable:
             counters["beacon" if frame is not None else "other"] += 1
             return None
         eid = frame.eid.hex()
+        moving = frame.moving if isinstance(frame, MemberAdvert) else None
         track = self._tracks.get(eid)
         if track is None:
             if len(self._tracks) >= self.max_ids:
                 self._evict()
-            self._tracks[eid] = _Track(advert.rssi, advert.ts)
+            self._tracks[eid] = _Track(advert.rssi, advert.ts, moving)
         else:
             track.filter.update(advert.rssi, advert.ts)
             track.adverts += 1
-            if advert.ts > track.last_seen:
+            if advert.ts >= track.last_seen:
                 track.last_seen = advert.ts
+                track.moving = moving
         return eid
 
     def _evict(self) -> None:
@@ -132,6 +156,7 @@ class SightingTable:
                 t.reported_rssi is None
                 or abs(rssi - t.reported_rssi) >= self.change_db
                 or now - t.reported_at >= self.heartbeat_s
+                or t.moving != t.reported_moving  # started or stopped walking: say so now
             ):
                 due.append(
                     Sighting(
@@ -140,8 +165,10 @@ class SightingTable:
                         round(distance_m(rssi, cal.measured_power_dbm, cal.path_loss_exponent), 2),
                         t.adverts,
                         t.last_seen,
+                        t.moving,
                     )
                 )
+                t.reported_moving = t.moving
                 t.reported_rssi = rssi
                 t.reported_at = now
                 t.adverts = 0

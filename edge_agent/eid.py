@@ -66,6 +66,7 @@ class MemberBeacon:
             self._cache = (w, eid_for(self.secret, w))
         return self._cache[1]
 
-    def advert(self, ts: float) -> bytes:
-        """The raw advertising data (AD structures) the phone sends at ``ts``."""
-        return encode_member_advert(self.eid(ts), self.tx_power_dbm)
+    def advert(self, ts: float, moving: bool | None = None) -> bytes:
+        """The raw advertising data (AD structures) the phone sends at ``ts``; ``moving``:
+        the phone's step detector's verdict (None: the app has no motion permission)."""
+        return encode_member_advert(self.eid(ts), self.tx_power_dbm, moving)

@@ -159,6 +159,13 @@ class BlePresenceConfig(_Strict):
     #: Spread of a smoothed reading around the predicted RSSI, dB: the evidence's width
     #: (unset: 4 dB for the path-loss model alone, 2.5 dB with a ``survey``).
     sigma_db: float | None = Field(default=None, gt=0, le=40)
+    #: While the member app's motion hint says the phone is walking, the zone switches on
+    #: these instead of ``hysteresis`` / ``min_dwell_s`` / ``settle_s`` (unset: 2.0, 0.5 s,
+    #: 2 s; with a ``survey`` 1.0, 0.5 s, 1 s): a walking member is on the way somewhere, a
+    #: still one may stand on a border.
+    walking_hysteresis: float | None = Field(default=None, ge=0, le=100)
+    walking_min_dwell_s: float | None = Field(default=None, ge=0, le=600)
+    walking_settle_s: float | None = Field(default=None, gt=0, le=600)
     #: Site-survey file (``floorwalker calibrate survey``): each gateway's measured residual
     #: over the floor, added to its path-loss prediction; relative to the store config.
     survey: Path | None = None

@@ -52,7 +52,7 @@ class PresencePipeline:
                 self.sightings += 1
                 member = self.resolver.resolve(s.eid, s.last_seen)
                 if member is not None:
-                    self.fusion.observe(member, gw, s.rssi_dbm, s.last_seen)
+                    self.fusion.observe(member, gw, s.rssi_dbm, s.last_seen, s.moving)
         return self.fusion.tick(now)
 
     def run(self, records: Iterable[tuple[str, Advert]], *, tail_s: float = 0.0) -> Iterator[ZoneChange]:

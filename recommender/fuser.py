@@ -115,7 +115,7 @@ class Fuser:
                 if member is None:
                     self.counters["unresolved"] += 1  # not a consenting member, or too far off in time
                     continue
-                self.fusion.observe(member, gateway, s.rssi_dbm, s.last_seen)
+                self.fusion.observe(member, gateway, s.rssi_dbm, s.last_seen, s.moving)
         return []
 
     def tick(self, now: float) -> list[tuple[str, bytes]]:

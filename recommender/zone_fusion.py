@@ -61,6 +61,12 @@ class FusionParams:
     away_timeout_s: float = 12.0
     sigma_db: float = 4.0
     settle_s: float = 4.0
+    #: While the member app says the phone is walking (its motion hint), the zone may
+    #: switch on these instead: someone walking is leaving, so a quick switch is right;
+    #: a phone standing still (or without the hint) keeps the steady settings above.
+    walking_hysteresis: float = 2.0
+    walking_min_dwell_s: float = 0.5
+    walking_settle_s: float = 2.0
 
     @classmethod
     def from_config(cls, p: BlePresenceConfig) -> FusionParams:
@@ -75,11 +81,20 @@ class FusionParams:
             away_timeout_s=p.away_timeout_s,
             sigma_db=base.sigma_db if p.sigma_db is None else p.sigma_db,
             settle_s=p.settle_s,
+            walking_hysteresis=_given(p.walking_hysteresis, base.walking_hysteresis),
+            walking_min_dwell_s=_given(p.walking_min_dwell_s, base.walking_min_dwell_s),
+            walking_settle_s=_given(p.walking_settle_s, base.walking_settle_s),
         )
 
 
+def _given(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 #: The defaults for a store with a site survey (``ble_presence.survey``).
-SURVEYED = FusionParams(hysteresis=3.5, min_dwell_s=0.5, sigma_db=2.5)
+SURVEYED = FusionParams(
+    hysteresis=3.5, min_dwell_s=0.5, sigma_db=2.5, walking_hysteresis=1.0, walking_settle_s=1.0
+)
 
 
 class ZoneModel:
@@ -160,6 +175,9 @@ class _Member:
     last_heard: float = 0.0
     unknown_since: float | None = None
     strong_since: float | None = None
+    #: The app's latest motion hint (None: its frames carry none) and when it was heard.
+    moving: bool | None = None
+    moving_ts: float = 0.0
 
 
 class ZoneFusion:
@@ -176,7 +194,8 @@ class ZoneFusion:
     def gateway_state(self, gateway: str, online: bool) -> None:
         self._online[gateway] = online
 
-    def observe(self, member: str, gateway: str, rssi: float, ts: float) -> None:
+    def observe(self, member: str, gateway: str, rssi: float, ts: float, moving: bool | None = None) -> None:
+        """A gateway's smoothed reading of ``member`` (and the app's motion hint, if any)."""
         self._online[gateway] = True
         m = self._members.get(member)
         if m is None:
@@ -187,6 +206,8 @@ class ZoneFusion:
         if prev is None or ts >= prev[1]:
             m.readings[gateway] = (rssi, ts)
         m.last_heard = max(m.last_heard, ts)
+        if moving is not None and ts >= m.moving_ts:
+            m.moving, m.moving_ts = moving, ts
 
     def _drop_oldest(self) -> None:
         oldest = min(self._members, key=lambda k: self._members[k].last_heard)
@@ -239,27 +260,31 @@ class ZoneFusion:
         if not self._observable(best):
             return self._unknown(m, now)
         m.unknown_since = None
+        if m.moving and now - m.moving_ts <= p.stale_s:  # a fresh hint: walking
+            hysteresis, min_dwell, settle = p.walking_hysteresis, p.walking_min_dwell_s, p.walking_settle_s
+        else:
+            hysteresis, min_dwell, settle = p.hysteresis, p.min_dwell_s, p.settle_s
         if m.zone is not None:
             m.state = ZoneState.IN
             lead = float(scores[best_i] - scores[self.model.zones.index(m.zone)])
-            if best == m.zone or lead < p.hysteresis * WEAK_LEAD:
+            if best == m.zone or lead < hysteresis * WEAK_LEAD:
                 m.candidate, m.strong_since = None, None
                 return False
             if m.candidate != best:
                 m.candidate, m.candidate_since, m.strong_since = best, now, None
-            if lead < p.hysteresis:
+            if lead < hysteresis:
                 m.strong_since = None
             elif m.strong_since is None:
                 m.strong_since = now
             # A clear lead for min_dwell_s, or a slight one that never lapses for settle_s
             # (someone standing just inside a zone, near its border).
-            clear = m.strong_since is not None and now - m.strong_since >= p.min_dwell_s
-            if not clear and now - m.candidate_since < p.settle_s:
+            clear = m.strong_since is not None and now - m.strong_since >= min_dwell
+            if not clear and now - m.candidate_since < settle:
                 return False
         else:
             if m.candidate != best:
                 m.candidate, m.candidate_since = best, now
-            if now - m.candidate_since < p.min_dwell_s:
+            if now - m.candidate_since < min_dwell:
                 return False
         confidence = _share(scores, best_i)
         if m.zone is not None:

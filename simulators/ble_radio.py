@@ -20,11 +20,19 @@ Per advertisement and gateway:
 * fast fading (``fading_sd_db``, per advert), receiver sensitivity, random drops
   (``drop_rate``: collisions, the scanner's duty cycle), RSSI reported as integer dBm.
 
+The app's motion hint (the frame's flags byte): on ``motion_share`` of the phones the step
+detector works (motion permission given, phone carried rather than in a bag or cart); it
+says "walking" when the phone moved ``motion_min_m`` in the ``motion_window_s`` ending
+``motion_lag_s`` ago (step detectors need a few steps), and is wrong on ``motion_error``
+of the adverts. The other phones send no hint. It has its own random stream, so the radio
+draws are the same with it or without it.
+
 Deterministic for a given seed.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Iterable, Iterator
@@ -52,6 +60,11 @@ class RadioParams:
     exponent_error: float = 0.15
     clock_skew_s: float = 30.0
     window_s: int = 300
+    motion_share: float = 0.8
+    motion_lag_s: float = 1.0
+    motion_window_s: float = 1.0
+    motion_min_m: float = 0.3
+    motion_error: float = 0.03
 
 
 class AdvertRecord(TypedDict):
@@ -77,6 +90,36 @@ class _Field:
         return self._amp * sum(math.cos(kx * x + ky * y + ph) for kx, ky, ph in self._waves)
 
 
+class _MotionHint:
+    """What the phone's step detector says along one visit's path (see the module doc)."""
+
+    def __init__(self, path: list[PositionSample], p: RadioParams, rng: random.Random) -> None:
+        self._p, self._rng = p, rng
+        self._ts = [s.ts for s in path]
+        self._path = path
+        self.works = rng.random() < p.motion_share
+
+    def _pos(self, t: float) -> tuple[float, float]:
+        i = bisect.bisect_right(self._ts, t) - 1
+        if i < 0:
+            return self._path[0].x, self._path[0].y
+        if i + 1 >= len(self._path):
+            return self._path[-1].x, self._path[-1].y
+        a, b = self._path[i], self._path[i + 1]
+        f = (t - a.ts) / (b.ts - a.ts) if b.ts > a.ts else 0.0
+        return a.x + (b.x - a.x) * f, a.y + (b.y - a.y) * f
+
+    def at(self, t: float) -> bool | None:
+        if not self.works:
+            return None
+        p = self._p
+        end = t - p.motion_lag_s
+        x0, y0 = self._pos(end - p.motion_window_s)
+        x1, y1 = self._pos(end)
+        walking = math.hypot(x1 - x0, y1 - y0) >= p.motion_min_m
+        return walking != (self._rng.random() < p.motion_error)
+
+
 class _Gateway:
     def __init__(self, gid: str, pos: tuple[float, float], power: float, exponent: float, shadow: _Field):
         self.id, self.pos, self.power, self.exponent, self.shadow = gid, pos, power, exponent, shadow
@@ -88,6 +131,7 @@ class RadioModel:
     ):
         self.params = p = params or RadioParams()
         self._rng = random.Random(seed)
+        self._motion_rng = random.Random(f"motion-{seed}")
         self._store_key = store_key
         self.gateways: list[_Gateway] = []
         for gw in config.gateways:
@@ -133,6 +177,7 @@ class RadioModel:
         member = path[0].member
         assert member is not None
         beacon = MemberBeacon(member_secret(self._store_key, member), p.window_s)
+        hint = _MotionHint(path, p, self._motion_rng)
         skew = rng.uniform(-p.clock_skew_s, p.clock_skew_s)
         heading: float | None = rng.uniform(0, 2 * math.pi)
         t = path[0].ts + rng.uniform(0, p.advert_interval_s)
@@ -151,7 +196,7 @@ class RadioModel:
             x, y = a.x + (b.x - a.x) * f, a.y + (b.y - a.y) * f
             if math.hypot(b.x - a.x, b.y - a.y) > 0.05:
                 heading = math.atan2(b.y - a.y, b.x - a.x)
-            adv = beacon.advert(t + skew).hex()
+            adv = beacon.advert(t + skew, hint.at(t)).hex()
             for gw in self.gateways:
                 if rng.random() < p.drop_rate:
                     continue

@@ -104,12 +104,8 @@ def ble(devices: Devices, shoppers: Sequence[Shopper], seed: int) -> list[Emissi
             for first in range(0, len(due), MAX_SIGHTINGS):
                 fields: dict[str, Any] = {
                     "window_s": window,
-                    "sightings": [
-                        {"eid": s.eid, "rssi_dbm": s.rssi_dbm, "distance_m": s.distance_m,
-                         "adverts": s.adverts, "last_seen": s.last_seen}
-                        for s in due[first : first + MAX_SIGHTINGS]
-                    ],
-                }  # fmt: skip
+                    "sightings": [s.fields() for s in due[first : first + MAX_SIGHTINGS]],
+                }
                 topic = topics.ble(store, gid)
                 out.append(Emission(now, gid, topic, BleReport, fields, {"members_in_zones": near}))
                 fuser.handle(topic, encode(feed[gid].make(BleReport, now, **fields)), now)

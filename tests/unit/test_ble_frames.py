@@ -116,9 +116,23 @@ def test_any_bytes_parse_or_raise_frame_error(data: bytes) -> None:
         parse(data)
 
 
-@given(st.binary(min_size=8, max_size=8), st.integers(-100, 20))
-def test_member_advert_round_trips(eid: bytes, tx: int) -> None:
-    assert parse(encode_member_advert(eid, tx)) == MemberAdvert(eid, tx)
+@given(st.binary(min_size=8, max_size=8), st.integers(-100, 20), st.sampled_from([None, True, False]))
+def test_member_advert_round_trips(eid: bytes, tx: int, moving: bool | None) -> None:
+    assert parse(encode_member_advert(eid, tx, moving)) == MemberAdvert(eid, tx, moving)
+
+
+@pytest.mark.parametrize(
+    ("hexdata", "moving"),
+    [
+        (MEMBER_HEX, None),  # an app without the motion hint: 12 bytes, no flags byte
+        ("02010610ffffff4657010102030405060708c501", True),
+        ("02010610ffffff4657010102030405060708c500", False),
+        ("02010610ffffff4657010102030405060708c5fe", False),  # only bit 0 means walking
+    ],
+    ids=["no-hint", "walking", "still", "other-bits"],
+)
+def test_the_member_frames_motion_hint(hexdata: str, moving: bool | None) -> None:
+    assert parse(bytes.fromhex(hexdata)) == MemberAdvert(bytes(range(1, 9)), -59, moving)
 
 
 @given(st.binary(min_size=3, max_size=40))

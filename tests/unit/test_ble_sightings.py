@@ -66,3 +66,21 @@ def test_ids_are_bounded_and_forgotten() -> None:
     assert len(t) == 3 and t.counters["evicted"] == 2
     t.report(20.0)
     assert len(t) == 0
+
+
+def test_the_apps_motion_hint_is_carried_and_a_change_reported_at_once() -> None:
+    t = table(change_db=2.0, heartbeat_s=30.0)
+    still, walking = encode_member_advert(EID, -59, False), encode_member_advert(EID, -59, True)
+    for i in range(10):
+        t.add(Advert(i * 0.1, -80, still))
+    [first] = t.report(1.0)[1]
+    assert first.moving is False and first.fields()["moving"] is False
+    for i in range(10):
+        t.add(Advert(1.0 + i * 0.1, -80, still))
+    assert t.report(2.0)[1] == []  # same level, same hint: nothing to say
+    for i in range(5):
+        t.add(Advert(2.0 + i * 0.1, -80, walking))
+    [started] = t.report(2.5)[1]  # the level did not move, the hint did
+    assert started.moving is True
+    t.add(Advert(2.6, -80, ADV))  # an app without the hint
+    assert t.report(3.0)[1][0].moving is None

@@ -80,14 +80,16 @@ def stand(
     seconds: float,
     noise: float = 0.0,
     rng: random.Random | None = None,
+    moving: bool | None = None,
 ) -> list[ZoneChange]:
-    """Both gateways report every 0.5 s while the member stands at (x, y); tick each time."""
+    """Both gateways report every 0.5 s while the member stands at (x, y); tick each time.
+    ``moving``: the app's motion hint in those reports (None: the app sends none)."""
     rng = rng or random.Random(0)
     out: list[ZoneChange] = []
     t = t0
     while t < t0 + seconds:
         for gw, pos in (("ga", (5.0, 5.0)), ("gb", (15.0, 5.0))):
-            f.observe(M, gw, level(x, y, pos) + rng.gauss(0, noise), t)
+            f.observe(M, gw, level(x, y, pos) + rng.gauss(0, noise), t, moving)
         out += f.tick(t)
         t += 0.5
     return out
@@ -184,6 +186,9 @@ def test_the_survey_picks_sharper_defaults_and_explicit_values_win() -> None:
     assert (surveyed.sigma_db, surveyed.hysteresis, surveyed.min_dwell_s) == (2.5, 3.5, 0.5)
     mine = FusionParams.from_config(BlePresenceConfig(survey=Path("s.json"), hysteresis=5.0, sigma_db=3.0))
     assert (mine.sigma_db, mine.hysteresis, mine.min_dwell_s) == (3.0, 5.0, 0.5)
+    assert (surveyed.walking_hysteresis, surveyed.walking_settle_s) == (1.0, 1.0)
+    walk = FusionParams.from_config(BlePresenceConfig(walking_hysteresis=0.7))
+    assert (walk.walking_hysteresis, walk.walking_min_dwell_s, walk.walking_settle_s) == (0.7, 0.5, 2.0)
 
 
 @pytest.mark.parametrize("params", [FusionParams(), SURVEYED], ids=["path-loss", "surveyed"])
@@ -202,3 +207,26 @@ def test_no_flapping_on_the_border_through_the_gateways_smoothing(params: Fusion
     pipeline = PresencePipeline(config, EidResolver(key, [M], window_s=300, skew_s=90), params)
     enters = [c for c in pipeline.run(records) if c.action == "enter"]
     assert 1 <= len(enters) <= 2
+
+
+@pytest.mark.parametrize(
+    ("moving", "settle"),
+    [(True, PARAMS.walking_settle_s), (False, PARAMS.settle_s), (None, PARAMS.settle_s)],
+    ids=["walking", "still", "no-hint"],
+)
+def test_a_walking_member_switches_on_a_slight_lead_sooner(moving: bool | None, settle: float) -> None:
+    """Just inside b (a lead below the hysteresis): walking, the short settle; else the long one."""
+    assert PARAMS.walking_settle_s < PARAMS.settle_s
+    f = fusion()
+    stand(f, 5, 5, 0.0, 5, moving=moving)
+    moved = stand(f, 10.6, 5, 5.0, 10, moving=moving)
+    assert [(c.zone, c.action) for c in moved] == [("a", "leave"), ("b", "enter")]
+    assert settle - 0.5 <= moved[0].ts - 5.0 <= settle + 0.5
+
+
+def test_a_stale_walking_hint_counts_for_nothing() -> None:
+    f = fusion()
+    stand(f, 5, 5, 0.0, 5, moving=True)
+    stand(f, 5, 5, 5.0, 10)  # the reports stop carrying a hint: the last one goes stale
+    moved = stand(f, 10.6, 5, 15.0, 10)
+    assert moved[0].ts - 15.0 >= PARAMS.settle_s - 0.5
