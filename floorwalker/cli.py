@@ -563,11 +563,18 @@ def bench_e2e(
     """Event -> prompt latency through the real broker, recommender and Redis, next to the floor."""
     from floorwalker.bench import run_bench
 
+    run_bench(_comma_list(rates, "--rates", float, "numbers like 500,2000"), duration_s, out)
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _comma_list(text: str, flag: str, convert: Callable[[str], _N], expected: str) -> list[_N]:
+    """A comma-separated option's values, or one line naming the option and what it takes."""
     try:
-        parsed = [float(r) for r in rates.split(",") if r.strip()]
+        return [convert(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ConfigError(f"--rates {rates!r}: expected numbers like 500,2000") from None
-    run_bench(parsed, duration_s, out)
+        raise ConfigError(f"{flag} {text!r}: expected {expected}") from None
 
 
 # -- provisioning (broker accounts, TLS, bridge) -----------------------------------------
@@ -1657,10 +1664,7 @@ def bench_scale(
     """Recommender replicas (1, 2, 3) on a local 3-master Redis Cluster behind one shared subscription."""
     from floorwalker.scale import run_scale_bench
 
-    try:
-        counts = [int(v) for v in replicas.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"--replicas {replicas!r}: expected counts like 1,2,3") from None
+    counts = _comma_list(replicas, "--replicas", int, "counts like 1,2,3")
     if not counts or min(counts) < 1 or rate <= 0 or seconds <= 0:
         raise ConfigError("--replicas needs counts >= 1, --rate and --seconds must be > 0")
     run_scale_bench(counts, rate, seconds, out)
