@@ -1,7 +1,7 @@
 """``floorwalker bench decide``: decisions per second of the pure decision core.
 
 The core (eligibility, scoring, arbitration and, when something is chosen, the wording
-and the reason) runs over the demo CRM's profiles as Redis returns them (bytes), with the
+and the reason) runs over the demo CRM's profiles as Redis returns them (text), with the
 full catalog and the propensity model the recommender would load, on a mix of moments:
 zone entries across the store, long-dwell checks, visits that already had prompts, guest
 checkouts and queue counts. Measured in CPU time of this one thread, so the figure is
@@ -31,10 +31,6 @@ from recommender.propensity import DEFAULT_MODEL, Propensity
 TARGET_PER_S = 20_000
 
 
-def _encode(d: dict[str, str]) -> dict[bytes, bytes]:
-    return {k.encode(): v.encode() for k, v in d.items()}
-
-
 def build_workload(n: int = 4096, seed: int = 7) -> tuple[Core, list[tuple[str, Any, Any, Any, Moment]]]:
     from floorwalker.cli import demo_store_path
 
@@ -53,7 +49,7 @@ def build_workload(n: int = 4096, seed: int = 7) -> tuple[Core, list[tuple[str, 
     zones = [z for z in config.zones]
     visits = [
         {},
-        {b"n": b"1", b"lastp": f"{now - 600:.0f}".encode(), b"done:greet_vip": b"x", b"n:greet_vip": b"1"},
+        {"n": "1", "lastp": f"{now - 600:.0f}", "done:greet_vip": "x", "n:greet_vip": "1"},
     ]
     work: list[tuple[str, Any, Any, Any, Moment]] = []
     ids = list(profiles)
@@ -63,13 +59,13 @@ def build_workload(n: int = 4096, seed: int = 7) -> tuple[Core, list[tuple[str, 
         if roll < 0.75:
             m = rng.choice(ids)
             moment = Moment("enter", now, zone.id, zone.name, tuple(zone.categories))
-            work.append((m, _encode(profiles[m]), rng.choice(visits), [], moment))
+            work.append((m, dict(profiles[m]), rng.choice(visits), [], moment))
         elif roll < 0.85:
             m = rng.choice(ids)
             moment = Moment(
                 "dwell", now, zone.id, zone.name, tuple(zone.categories), dwell_s=rng.uniform(60, 300)
             )
-            work.append((m, _encode(profiles[m]), {}, [(b"p|greet_vip|x", now - 3600)], moment))
+            work.append((m, dict(profiles[m]), {}, [("p|greet_vip|x", now - 3600)], moment))
         elif roll < 0.95:
             work.append(("", None, None, None, Moment("checkout", now, "checkout", "lane-1", ("tea",))))
         else:

@@ -30,7 +30,7 @@ class Blocked(StrEnum):
     MIN_GAP = "min_gap"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Choice:
     candidate: Candidate
     score: Score
@@ -46,7 +46,7 @@ class Choice:
         return self.candidate.facts
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Arbitration:
     choice: Choice | None
     blocked: tuple[Blocked, ...] = ()

@@ -13,6 +13,7 @@ when the new one is broken.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
@@ -176,6 +177,10 @@ def template_fields(template: str) -> list[str]:
     return names
 
 
+#: The trigger a member action waits for; every other member action fires on entering a zone.
+MEMBER_TRIGGER: dict[PromptKind, Literal["enter", "dwell"]] = {PromptKind.LONG_DWELL_HELP: "dwell"}
+
+
 class Catalog(_Strict):
     version: int = Field(default=1, ge=1, le=1)
     policy: Policy = Policy()
@@ -189,8 +194,23 @@ class Catalog(_Strict):
             raise ValueError(f"duplicate action id {dupes[0]!r}")
         return self
 
-    def by_kind(self, kind: PromptKind) -> list[Action]:
-        return [a for a in self.actions if a.kind is kind]
+    # Looked up on every decision: grouped once per catalog (a reload is a new Catalog).
+    @functools.cached_property
+    def kinds(self) -> dict[PromptKind, tuple[Action, ...]]:
+        return {k: tuple(a for a in self.actions if a.kind is k) for k in PromptKind}
+
+    @functools.cached_property
+    def member_triggers(self) -> dict[str, tuple[Action, ...]]:
+        """The member actions by the trigger they wait for (``enter`` or ``dwell``), in order."""
+        out: dict[str, tuple[Action, ...]] = {}
+        for a in self.actions:
+            if a.eligible.member and a.kind not in STORE_KINDS and a.kind is not PromptKind.JOIN_INVITE:
+                trigger = MEMBER_TRIGGER.get(a.kind, "enter")
+                out[trigger] = (*out.get(trigger, ()), a)
+        return out
+
+    def by_kind(self, kind: PromptKind) -> tuple[Action, ...]:
+        return self.kinds[kind]
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:

@@ -61,6 +61,11 @@ def _text(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
+def _texts(flat: list[Any]) -> list[str]:
+    # Only a Redis Cluster client replies in bytes here (our own connection decodes).
+    return [v.decode() for v in flat] if flat and isinstance(flat[0], bytes) else flat
+
+
 def parse_reply(reply: list[bytes | str]) -> Reply:
     fields = [_text(v) for v in reply]
     return Reply(Outcome(fields[0]), tuple(fields[1:]))
@@ -88,11 +93,11 @@ Prelude = Callable[[], list[Command]]
 
 @dataclass(frozen=True, slots=True)
 class MemberState:
-    """What the core reads about one member, raw from Redis."""
+    """What the core reads about one member, from Redis (text, decoded by the client)."""
 
-    profile: dict[bytes, bytes]
-    visit: dict[bytes, bytes]
-    contacts: list[tuple[bytes, float]]
+    profile: dict[str, str]
+    visit: dict[str, str]
+    contacts: list[tuple[str, float]]
 
 
 class Decider:
@@ -135,13 +140,12 @@ class Decider:
             if isinstance(reply, redis.ResponseError):
                 out.append(reply)
                 continue
-            profile, visit, contacts = reply
-            it_p, it_v, it_c = iter(profile), iter(visit), iter(contacts)
+            profile, visit, contacts = (iter(_texts(part)) for part in reply)
             out.append(
                 MemberState(
-                    dict(zip(it_p, it_p, strict=True)),
-                    dict(zip(it_v, it_v, strict=True)),
-                    [(m, float(s)) for m, s in zip(it_c, it_c, strict=True)],
+                    dict(zip(profile, profile, strict=True)),
+                    dict(zip(visit, visit, strict=True)),
+                    [(m, float(s)) for m, s in zip(contacts, contacts, strict=True)],
                 )
             )
         return out
@@ -188,6 +192,12 @@ class Decider:
             redis.ResponseError(str(refused[i])) if i in refused else next(replies) for i in range(len(calls))
         ]
 
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.disconnect()  # type: ignore[no-untyped-call]
+                self._conn = None
+
     def raw(self, commands: Sequence[Command]) -> list[Any]:
         """Send ``commands`` in one write and read every reply: a pipeline without
         redis-py's per-pipeline machinery (measured: a sizeable part of an event's CPU).
@@ -197,11 +207,13 @@ class Decider:
             return cluster.send(self._client, commands)
         with self._lock:
             if self._conn is None:
-                # Held, not borrowed per call: the pool's checks on every get and release
-                # cost more than the round trip's own work. A broken connection is dropped
-                # and the next call connects again.
-                self._conn = self._client.connection_pool.get_connection()
-            conn = self._conn
+                # Our own, held: the pool's checks on every get and release cost more than
+                # the round trip's own work. It decodes replies to text (hiredis does it in C,
+                # cheaper than decoding every profile field in Python). A broken connection
+                # is dropped and the next call connects again.
+                pool = self._client.connection_pool
+                self._conn = pool.connection_class(**{**pool.connection_kwargs, "decode_responses": True})
+            conn: redis.connection.AbstractConnection = self._conn
             try:
                 conn.send_packed_command(conn.pack_commands(commands), check_health=False)  # type: ignore[no-untyped-call]
                 replies: list[Any] = []

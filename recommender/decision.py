@@ -37,13 +37,14 @@ class Core:
         profile = parse_profile(member, profile_raw)
         if profile is None or not profile.consent:
             return Arbitration(None)
-        visit = parse_visit(visit_raw)
-        candidates = member_candidates(self.catalog, profile, visit, moment, self.settings, self.model)
+        rfm = profile.rfm(self.model.rfm, moment.ts)
+        stage = profile.lifecycle(moment.ts)
+        candidates = member_candidates(self.catalog, profile, moment, self.settings, rfm, stage)
         if not candidates:
             return Arbitration(None)
         vip = profile.tier in self.vip_tiers
-        rfm = profile.rfm(self.model.rfm, moment.ts)
-        scored = [(c, score(c, moment, self.propensity, vip, rfm)) for c in candidates]
+        scored = [(c, score(c, moment, self.propensity, vip, rfm, stage)) for c in candidates]
+        visit = parse_visit(visit_raw)
         policy = self.catalog.policy
         holdout = in_holdout(member, policy.holdout_pct, policy.holdout_salt)
         return arbitrate(scored, visit, parse_contacts(contacts_raw), policy, moment.ts, holdout)

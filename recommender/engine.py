@@ -158,6 +158,10 @@ class Recommender:
         #: How many ids wait in ``_acks``.
         self.acks_pending = 0
 
+    def close(self) -> None:
+        """Close the decision connection (the caller closes its own client)."""
+        self._decider.close()
+
     def subscriptions(self) -> list[tuple[str, int]]:
         return [(self.topics.subscription(kind), 1) for kind in CONSUMES]
 
@@ -279,9 +283,9 @@ class Recommender:
                 p.member, state.profile, state.visit, state.contacts, p.moment
             )
             prof = state.profile
-            p.tier = (prof.get(b"tier") or b"").decode()
-            p.points = int(prof[b"points"]) if prof.get(b"points") else None
-            p.usual = (prof.get(b"assoc") or b"").decode() or None
+            p.tier = prof.get("tier", "")
+            p.points = int(prof["points"]) if prof.get("points") else None
+            p.usual = prof.get("assoc") or None
         pending = [p for p in pending if not p.failed]
         for p in pending:
             if p.call is None:

@@ -7,9 +7,12 @@ measures what the prompts add (uplift). Pure.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 
+# Asked on every member decision; a member's answer never changes for a given salt.
+@functools.lru_cache(maxsize=65_536)
 def in_holdout(member: str, pct: float, salt: str) -> bool:
     if pct <= 0:
         return False

@@ -22,10 +22,10 @@ Raw = Mapping[bytes, bytes] | Mapping[str, str]
 
 
 def _str_map(raw: Raw) -> dict[str, str]:
-    return {
-        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-        for k, v in raw.items()
-    }
+    # A Redis reply is all bytes (or all str): one type check, not two per field.
+    if raw and isinstance(next(iter(raw)), bytes):
+        return {k.decode(): v.decode() for k, v in raw.items()}  # type: ignore[union-attr]
+    return dict(raw)  # type: ignore[arg-type]
 
 
 def _num(d: Mapping[str, str], key: str) -> float | None:
@@ -136,7 +136,7 @@ def parse_visit(raw: Raw) -> Visit:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Contact:
     ts: float
     action: str

@@ -7,9 +7,11 @@ ids are allowed. The handheld API, on the store server, puts the name on the scr
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import TypedDict
 
-from broker_config.contract import CustomerCard, EnvelopeSource, Prompt, PromptReason
+from broker_config.contract import EnvelopeSource, FactValue, Prompt
 from recommender.arbitration import Choice
 
 #: Reason facts kept on the wire (the contract allows 24); the template variables first.
@@ -37,15 +39,25 @@ class Wording:
 def word(choice: Choice) -> Wording:
     text, facts = choice.action.text, choice.facts
     return Wording(
-        headline=text.headline.format(**facts)[:120],
-        suggestion=text.suggestion.format(**facts)[:300],
-        why=text.why.format(**facts)[:300],
+        headline=text.headline.format_map(facts)[:120],
+        suggestion=text.suggestion.format_map(facts)[:300],
+        why=text.why.format_map(facts)[:300],
     )
 
 
-def reason(choice: Choice) -> PromptReason:
-    facts = dict(list(choice.facts.items())[:MAX_FACTS])
-    return PromptReason(rule=choice.action.id, facts=facts, scores=choice.score.as_dict())
+class Reason(TypedDict):
+    """The fields of the contract's ``PromptReason``, validated with the prompt."""
+
+    rule: str
+    facts: dict[str, FactValue]
+    scores: dict[str, float]
+
+
+def reason(choice: Choice) -> Reason:
+    facts = choice.facts
+    if len(facts) > MAX_FACTS:
+        facts = dict(itertools.islice(facts.items(), MAX_FACTS))
+    return Reason(rule=choice.action.id, facts=facts, scores=choice.score.as_dict())
 
 
 def build_prompt(
@@ -58,11 +70,12 @@ def build_prompt(
     points: int | None = None,
 ) -> Prompt:
     w = word(choice)
+    # Plain values, nested ones too: the prompt is validated once, as a whole.
     return source.make(
         Prompt,
         now,
         kind=choice.action.kind,
-        customer=CustomerCard(member=cause.member, tier=tier or None, points=points),
+        customer={"member": cause.member, "tier": tier or None, "points": points},
         zone=cause.zone,
         lane=cause.lane,
         headline=w.headline,

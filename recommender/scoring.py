@@ -18,7 +18,7 @@ from recommender.propensity import Propensity
 LONG_QUEUE = 4
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Score:
     propensity: float
     value: float
@@ -55,7 +55,8 @@ def score(
     propensity: Propensity,
     vip: bool = False,
     rfm: tuple[int, int, int] = (3, 3, 3),
+    stage: Lifecycle = Lifecycle.ACTIVE,
 ) -> Score:
-    lifecycle = candidate.facts.get("lifecycle", Lifecycle.ACTIVE.value)
-    p = propensity(candidate.action.kind, Lifecycle(str(lifecycle)), vip, *rfm)
+    """``vip``, ``rfm`` and ``stage`` describe the member (a guest: the defaults)."""
+    p = propensity(candidate.action.kind, stage, vip, *rfm)
     return Score(p, candidate.action.value, context_weight(candidate, moment))

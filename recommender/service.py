@@ -225,6 +225,8 @@ class RecommenderService:
             # A batch still held back was not acknowledged: the broker redelivers it.
             self.link.close()
         self._flush_stats()
+        for engine in self.engines.values():
+            engine.close()
         self.redis.close()
 
     def _receive(self, message: Received) -> bool:
