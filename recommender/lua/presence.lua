@@ -29,49 +29,63 @@ if consent ~= '1' then
   return {'no_consent'}
 end
 
-local last_ts = tonumber(redis.call('HGET', KEYS[2], 'last_ts') or '0')
-if ts < last_ts then
+-- One read of what the visit update and the claim need, and (below) one write of both.
+local act, claim = ARGV[11], 'done:' .. ARGV[12]
+local v = redis.call('HMGET', KEYS[2], 'last_ts', 'zone', 'started', 'n', 'lastp', 'n:' .. act, claim)
+if ts < tonumber(v[1] or '0') then
   -- An older event arriving late must not move the customer back.
   return {'out_of_order'}
 end
-local current = redis.call('HGET', KEYS[2], 'zone')
+local current = v[2]
+local set = {}
 if action == 'enter' then
   if current ~= zone then
-    redis.call('HSET', KEYS[2], 'zone', zone, 'zone_since', ARGV[2])
+    set[#set + 1] = 'zone'; set[#set + 1] = zone
+    set[#set + 1] = 'zone_since'; set[#set + 1] = ARGV[2]
   end
-  redis.call('HSET', KEYS[2], 'last_ts', ARGV[2])
-  redis.call('HSETNX', KEYS[2], 'started', ARGV[2])
-elseif action == 'leave' then
-  if current == zone then
-    redis.call('HDEL', KEYS[2], 'zone', 'zone_since')
+  if not v[3] then
+    set[#set + 1] = 'started'; set[#set + 1] = ARGV[2]
   end
-  redis.call('HSET', KEYS[2], 'last_ts', ARGV[2])
 end
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
-if action == 'leave' then
-  return {'ok'}
+if action ~= 'dwell' then
+  set[#set + 1] = 'last_ts'; set[#set + 1] = ARGV[2]
 end
-if now - ts > tonumber(ARGV[9]) then
-  return {'stale'}
-end
-if action == 'dwell' and current ~= zone then
-  return {'ok', 'moved'}
-end
-local prompt_id = ARGV[10]
-if prompt_id == '' then
-  return {'ok'}
+if action == 'leave' and current == zone then
+  redis.call('HDEL', KEYS[2], 'zone', 'zone_since')
 end
 
--- The claim: the contact policy and caps again, atomically with the dedupe above.
-local act, claim = ARGV[11], 'done:' .. ARGV[12]
-local v = redis.call('HMGET', KEYS[2], 'n', 'lastp', 'n:' .. act, claim)
-local n, lastp, n_act = tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0')
-local per_visit = tonumber(ARGV[13])
-if v[4] or n >= tonumber(ARGV[14]) or (lastp > 0 and ts - lastp < tonumber(ARGV[15]))
-    or (per_visit > 0 and n_act >= per_visit) then
-  return {'ok', 'capped'}
+local outcome
+local prompt_id = ARGV[10]
+if action == 'leave' then
+  outcome = {'ok'}
+elseif now - ts > tonumber(ARGV[9]) then
+  outcome = {'stale'}
+elseif action == 'dwell' and current ~= zone then
+  outcome = {'ok', 'moved'}
+elseif prompt_id == '' then
+  outcome = {'ok'}
+else
+  -- The claim: the contact policy and caps again, atomically with the dedupe above.
+  local n, lastp, n_act = tonumber(v[4] or '0'), tonumber(v[5] or '0'), tonumber(v[6] or '0')
+  local per_visit = tonumber(ARGV[13])
+  if v[7] or n >= tonumber(ARGV[14]) or (lastp > 0 and ts - lastp < tonumber(ARGV[15]))
+      or (per_visit > 0 and n_act >= per_visit) then
+    outcome = {'ok', 'capped'}
+  else
+    outcome = {'ok', 'claimed'}
+    for _, x in ipairs({claim, prompt_id, 'n', n + 1, 'n:' .. act, n_act + 1, 'lastp', ARGV[2]}) do
+      set[#set + 1] = x
+    end
+  end
 end
-redis.call('HSET', KEYS[2], claim, prompt_id, 'n', n + 1, 'n:' .. act, n_act + 1, 'lastp', ARGV[2])
+if #set > 0 then
+  redis.call('HSET', KEYS[2], unpack(set))
+end
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
+if outcome[2] ~= 'claimed' then
+  return outcome
+end
+
 local history_ttl = tonumber(ARGV[19])
 redis.call('ZADD', KEYS[4], ts, 'p|' .. act .. '|' .. prompt_id)
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ts - history_ttl)
@@ -85,4 +99,4 @@ if ARGV[21] and ARGV[21] ~= '' then
   redis.call('HSET', KEYS[6], prompt_id, ARGV[21] .. '\n' .. ARGV[22])
   redis.call('EXPIRE', KEYS[6], tonumber(ARGV[23]))
 end
-return {'ok', 'claimed'}
+return outcome
