@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -454,11 +455,16 @@ def member_id(rate_eps: float, i: int, kind: str = "x") -> str:
 
 
 class PromptSink:
-    """Receives prompts (QoS 1), decodes each with the contract, keeps (cause id, latency)."""
+    """Receives prompts (QoS 1) and notes when each arrived; decodes them with the contract
+    only when asked, after the load, so that validating thousands of prompts does not take
+    CPU from the system under test while it is measured. Latency is arrival time minus the
+    prompt's ``cause_ts``, the time its event was due to be sent."""
 
     def __init__(self, ep: Endpoints, topics: Topics, store: str, client_id: str) -> None:
         self.topics = topics
-        self.receipts: list[tuple[str, float]] = []
+        #: (arrival time, topic, payload), appended on paho's thread, taken on ours.
+        self._arrived: deque[tuple[float, str, bytes]] = deque()
+        self._receipts: list[tuple[str, float]] = []
         self.rejected = 0
         self.undecodable = 0
         self.link = MqttLink(
@@ -473,17 +479,33 @@ class PromptSink:
         )
 
     def _on_message(self, msg: Received) -> bool:
-        now = time.time()
-        try:
-            body = decode(self.topics, msg.topic, msg.payload).payload
-        except ContractError:
-            self.undecodable += 1
-            return True
-        if isinstance(body, Prompt):
-            self.receipts.append((body.cause_event_id, (now - body.cause_ts) * 1000.0))
-        else:
-            self.rejected += 1  # a dead letter: the recommender refused one of our events
+        self._arrived.append((time.time(), msg.topic, msg.payload))
         return True
+
+    @property
+    def arrived(self) -> int:
+        """Messages received so far, decoded or not (dead letters included)."""
+        return len(self._arrived) + len(self._receipts) + self.rejected + self.undecodable
+
+    @property
+    def receipts(self) -> list[tuple[str, float]]:
+        """(cause event id, latency ms) of every prompt received so far, in arrival order."""
+        while self._arrived:
+            now, topic, payload = self._arrived.popleft()
+            try:
+                body = decode(self.topics, topic, payload).payload
+            except ContractError:
+                self.undecodable += 1
+                continue
+            if isinstance(body, Prompt):
+                self._receipts.append((body.cause_event_id, (now - body.cause_ts) * 1000.0))
+            else:
+                self.rejected += 1  # a dead letter: the recommender refused one of our events
+        return self._receipts
+
+    def clear(self) -> None:
+        self._arrived.clear()
+        self._receipts.clear()
 
     def received_ids(self) -> set[str]:
         return {cause for cause, _ in self.receipts}
@@ -586,10 +608,9 @@ class RateDriver:
 
     # -- load ------------------------------------------------------------------------------
 
-    def send(self, link: MqttLink, i: int, member: str) -> str | None:
-        """Event ``i``: even -> a member enters (greeting), odd -> non-member checkout
-        (join invite). Returns the event id, or None if paho refused the publish."""
-        ts = time.time()
+    def event(self, i: int, member: str, ts: float) -> tuple[str, bytes, str]:
+        """Event ``i`` at ``ts`` as (topic, payload, event id): even -> a member enters
+        (greeting), odd -> a non-member checkout (join invite)."""
         if i % 2 == 0:
             event: PresenceEvent | CheckoutEvent = self.gateway.make(
                 PresenceEvent, ts, member=member, action="enter"
@@ -604,8 +625,12 @@ class RateDriver:
                 total_cents=250,
             )
             topic = self.topics.checkout(self.config.store, LANE)
-        info = link.publish(topic, encode(event), qos=1)
-        return event.event_id if info.rc == 0 else None
+        return topic, encode(event), event.event_id
+
+    def send(self, link: MqttLink, i: int, member: str) -> str | None:
+        """Event ``i``, now. Returns the event id, or None if paho refused the publish."""
+        topic, payload, event_id = self.event(i, member, time.time())
+        return event_id if link.publish(topic, payload, qos=1).rc == 0 else None
 
     def wait_ready(self, link: MqttLink, sink: PromptSink) -> None:
         """Resend one event until its prompt comes back: recommender and sink are subscribed."""
@@ -627,17 +652,25 @@ class RateDriver:
         """Publish ``count`` events at ``rate``; return (ids sent, send window s, max lag ms)."""
         ids: list[str] = []
         max_lag = 0.0
-        t0 = time.monotonic()
-        for i, lag in paced(count, rate):
-            event_id = self.send(link, i, self.member(i // 2, kind))
-            if event_id is not None:
+        t0, wall0 = time.monotonic(), time.time()
+        for i in range(count):
+            # Each event carries the time it is due and is encoded before then, while the
+            # sender would otherwise sleep: latency runs from the due time (a late send
+            # counts against us), and the generator's own encoding is not in it.
+            topic, payload, event_id = self.event(i, self.member(i // 2, kind), wall0 + i / rate)
+            wait = t0 + i / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            else:
+                max_lag = max(max_lag, -wait)
+            if link.publish(topic, payload, qos=1).rc == 0:
                 ids.append(event_id)
-            max_lag = max(max_lag, lag)
         window = time.monotonic() - t0
         expected = set(ids)
 
         def drained() -> bool:
-            return len(sink.receipts) >= len(expected) and expected <= sink.received_ids()
+            # Count first: decoding waits until every prompt is in.
+            return sink.arrived >= len(expected) and expected <= sink.received_ids()
 
         _wait(lambda: drained() or self._proc_dead(), self.drain_s, 0.05)
         self._check_alive()
@@ -659,7 +692,7 @@ class RateDriver:
             pub.connect()
             self.wait_ready(pub, sink)
             self.drive(pub, sink, WARMUP_EVENTS, WARMUP_RATE_EPS, "w")
-            sink.receipts.clear()
+            sink.clear()
             say(f"  {self.rate_eps:g} events/s for {self.duration_s:g} s: {self.count} events ...")
             meter = CpuMeter(self._pids())
             meter.start()
