@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from broker_config.contract import PresenceEvent
+from broker_config.contract import CheckoutEvent, EnvelopeSource, PresenceEvent, encode
 from floorwalker.bench import (
     TARGET_P99_MS,
     BenchError,
@@ -18,6 +18,7 @@ from floorwalker.bench import (
     paced,
     percentile,
     report,
+    restamp,
     summarize,
 )
 
@@ -130,3 +131,18 @@ def test_report_has_the_documented_fields() -> None:
     assert {"cpu_count", "platform", "python"} <= set(doc["machine"])
     assert set(doc["rates"][0]) >= REQUIRED_RATE_FIELDS
     assert doc["rates"][0]["lost"] == 2
+
+
+def test_restamp_sets_the_envelope_ts_and_nothing_else() -> None:
+    source = EnvelopeSource("pos-1")
+    event = source.make(
+        CheckoutEvent,
+        1_790_000_000.25,
+        member=None,
+        items=[{"sku": "ts", "category": "tea", "qty": 1, "amount_cents": 250}],
+        total_cents=250,
+    )
+    stamped = restamp(encode(event), 1_790_000_123.0625)
+    back = CheckoutEvent.model_validate_json(stamped)
+    assert back.ts == 1_790_000_123.0625
+    assert back.model_copy(update={"ts": event.ts}) == event
