@@ -50,7 +50,10 @@ class Router:
         self._lead = config.floor_lead
         self._by_lane = {lane.id: lane.associate for lane in config.lanes}
         self._lane_zone = {lane.id: lane.zone for lane in config.lanes}
-        self._centroid = {z.id: _centroid(z.polygon) for z in config.zones if z.polygon}
+        centroids = {z.id: _centroid(z.polygon) for z in config.zones if z.polygon}
+        #: Zone to zone, computed once: routing asks for every associate on every prompt.
+        self._dist = {(a, b): math.dist(ca, cb) for a, ca in centroids.items() for b, cb in centroids.items()}
+        self._home = {a.id: tuple(a.zones) for a in config.associates}
         self._status: dict[str, tuple[str, str | None]] = {}
         self._open: dict[str, OpenPrompt] = {}
         #: Per associate: their open prompts' expiry, oldest first (busy() in O(1) amortized).
@@ -73,12 +76,11 @@ class Router:
         return False
 
     def _distance(self, associate: str, zone: str | None) -> float:
-        if zone is None or zone not in self._centroid:
+        if zone is None or (zone, zone) not in self._dist:
             return 0.0
         here = self._status.get(associate, ("", None))[1]
-        places = [here] if here else list(self._associates[associate].zones)
-        dists = [math.dist(self._centroid[z], self._centroid[zone]) for z in places if z in self._centroid]
-        return min(dists, default=1e6)
+        places = (here,) if here else self._home[associate]
+        return min((d for z in places if (d := self._dist.get((z, zone))) is not None), default=1e6)
 
     def _hourly(self, associate: str, now: float) -> int:
         sent = self._sent[associate]
