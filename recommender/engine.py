@@ -149,6 +149,9 @@ class Recommender:
         self._dwellers: dict[str, tuple[str, float, float]] = {}
         #: Redis writes that may wait until the batch's prompts are published.
         self._after: list[tuple[str, str, dict[str, str]]] = []
+        #: How many of ``_after`` went out with the Redis call in progress: forgotten only
+        #: once that call returned (on a connection error they go again with the next).
+        self._after_sent = 0
         #: In-process counters, flushed to the stats hash by :meth:`flush_stats`.
         self.counters: Counter[str] = Counter()
         #: producer -> event ids of the batch being handled (kept only if it completes).
@@ -293,6 +296,7 @@ class Recommender:
         # Deferred writes (prompt records, dismissals, CLVs) ride along, ahead of the scripts:
         # a feedback in this batch finds the record of a prompt sent in the last one.
         replies = self._decider.run([p.call for p in pending if p.call is not None], self._write_after)
+        self._wrote_after()
         it = iter(replies)
         for p in pending:
             if p.call is None:
@@ -674,16 +678,24 @@ class Recommender:
         batch with a read took them along)."""
         if not self._after:
             return
-        for reply in self._decider.raw(self._write_after()):
+        replies = self._decider.raw(self._write_after())
+        self._wrote_after()
+        for reply in replies:
             if isinstance(reply, redis.ResponseError):
                 log.error("a deferred write failed: %s", reply)
 
+    def _wrote_after(self) -> None:
+        del self._after[: self._after_sent]
+        self._after_sent = 0
+
     def _write_after(self) -> list[Command]:
         """Writes that need not delay a prompt: prompt records, dismissals, new CLVs, and
-        forgetting the unsent copies of prompts the broker confirmed."""
-        pending, self._after = self._after, []
+        forgetting the unsent copies of prompts the broker confirmed. They stay queued
+        until the call carrying them returns (:meth:`_wrote_after`); each is idempotent,
+        so sending one again after a broken connection is harmless."""
+        self._after_sent = len(self._after)
         commands: list[Command] = []
-        for what, key, data in pending:
+        for what, key, data in self._after:
             if what == "prompt":
                 commands.append(("HSET", self.keys.prompt(key), *(x for kv in data.items() for x in kv)))
                 commands.append(("EXPIRE", self.keys.prompt(key), HISTORY_TTL_S))

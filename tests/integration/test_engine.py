@@ -312,3 +312,31 @@ def test_acks_gather_across_batches_and_only_for_batches_that_completed(
     ack = EventAck.model_validate_json(out[0].payload)
     assert ack.event_ids == [first.event_id, second.event_id]
     assert engine.acks_pending == 0 and engine.take_acks(T0 + 4) == []
+
+
+def test_deferred_writes_survive_a_connection_lost_under_them(
+    engine: Recommender, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt's record rides with the next batch's scripts; if that call breaks, the
+    record goes again with the call after (not lost: feedback on it must still count)."""
+    [prompt] = send(engine, "entrance", "m_haddad008", T0)
+    record = engine.keys.prompt(prompt.event_id)
+    assert not redis_client.exists(record)  # deferred: waits for the next batch or the tick
+
+    real_raw = engine._decider.raw
+    broken: list[int] = []
+
+    def breaks_once(commands: list[tuple[object, ...]]) -> list[object]:
+        if not broken and any(c[0] == "HSET" and c[1] == record for c in commands):
+            broken.append(len(commands))
+            raise redis.ConnectionError("connection reset under the batch")
+        return real_raw(commands)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine._decider, "raw", breaks_once)
+    _, data = enter(engine, "entrance", "m_chen0001", T0 + 1)
+    topic = engine.topics.presence(engine.config.store, "entrance")
+    with pytest.raises(redis.ConnectionError):
+        engine.handle(topic, data, T0 + 1)
+    assert broken and not redis_client.exists(record)
+    [_] = prompts(engine.handle(topic, data, T0 + 1))  # the broker redelivers the event
+    assert redis_client.hget(record, "kind") == b"greet_vip"
