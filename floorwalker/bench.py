@@ -35,7 +35,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,10 @@ class RateResult:
     #: much of that was other processes (a noisy neighbour skews the figures).
     machine_busy_pct: float | None = None
     others_busy_pct: float | None = None
+    #: p50 of member entries (two Redis round trips: the read, then the claim) and of
+    #: guest checkouts (one), the two halves of the load.
+    p50_member_ms: float | None = None
+    p50_guest_ms: float | None = None
 
 
 def percentile(samples: Sequence[float] | np.ndarray[Any, Any], q: float) -> float | None:
@@ -131,6 +135,7 @@ def summarize(
     receipts: Sequence[tuple[str, float]],
     floor_p50_ms: float,
     max_send_lag_ms: float = 0.0,
+    member_ids: Collection[str] = (),
 ) -> RateResult:
     """One rate's result from what was sent and what came back.
 
@@ -138,10 +143,13 @@ def summarize(
     ``receipts`` are ``(cause_event_id, latency_ms)`` per prompt received, in arrival
     order. The first prompt per expected id counts for latency; later ones are duplicates;
     prompts for ids not sent in this window (warm-up, strays) count as ``unexpected``.
+    ``member_ids``: which of them were member entries (the rest: guest checkouts).
     """
     expected = set(expected_ids)
+    members = set(member_ids)
     seen: set[str] = set()
     latencies: list[float] = []
+    by_kind: dict[bool, list[float]] = {True: [], False: []}
     duplicates = unexpected = 0
     for cause, latency_ms in receipts:
         if cause not in expected:
@@ -151,6 +159,7 @@ def summarize(
         else:
             seen.add(cause)
             latencies.append(latency_ms)
+            by_kind[cause in members].append(latency_ms)
     sent = len(expected_ids)
     lost = len(expected - seen)
     lat = np.asarray(latencies, dtype=float)
@@ -181,6 +190,8 @@ def summarize(
         p50_over_floor=over,
         max_send_lag_ms=max_send_lag_ms,
         target_met=met,
+        p50_member_ms=percentile(by_kind[True], 50),
+        p50_guest_ms=percentile(by_kind[False], 50),
     )
 
 
@@ -196,6 +207,7 @@ class RateSamples:
     cpu_ms_per_event: dict[str, float]
     machine_busy_pct: float | None
     others_busy_pct: float | None
+    member_ids: list[str] = field(default_factory=list)
 
     def result(self, floor_p50_ms: float) -> RateResult:
         r = summarize(
@@ -205,6 +217,7 @@ class RateSamples:
             receipts=self.receipts,
             floor_p50_ms=floor_p50_ms,
             max_send_lag_ms=self.max_send_lag_ms,
+            member_ids=self.member_ids,
         )
         return replace(
             r,
@@ -711,6 +724,7 @@ class RateDriver:
             meter = CpuMeter(self._pids())
             meter.start()
             ids, window, max_lag_ms = self.drive(pub, sink, self.count, self.rate_eps, "x")
+            members = ids[0::2] if len(ids) == self.count else []  # events alternate member, guest
             cpu_s, busy_pct, others_pct = meter.stop()
             receipts = list(sink.receipts)
         finally:
@@ -725,6 +739,7 @@ class RateDriver:
         return RateSamples(
             self.rate_eps, window, ids, receipts, max_lag_ms,
             {n: 1000.0 * s / max(1, len(ids)) for n, s in cpu_s.items()}, busy_pct, others_pct,
+            members,
         )  # fmt: skip
 
     def _pids(self) -> dict[str, int]:
@@ -825,7 +840,8 @@ def run_on(
             r = runs[-1].result(floors[0].floor_p50_ms)
             cpu = ", ".join(f"{n} {v:.3f}" for n, v in r.cpu_ms_per_event.items())
             console.print(
-                f"  -> received {r.prompts_received}/{r.prompts_expected}, p50 {_ms(r.p50_ms)} ms, "
+                f"  -> received {r.prompts_received}/{r.prompts_expected}, p50 {_ms(r.p50_ms)} ms "
+                f"(member entries {_ms(r.p50_member_ms)}, guest checkouts {_ms(r.p50_guest_ms)}), "
                 f"p99 {_ms(r.p99_ms)} ms; CPU ms/event: {cpu or '-'}; "
                 + _busy(r.machine_busy_pct, r.others_busy_pct)
             )

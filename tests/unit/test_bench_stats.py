@@ -25,6 +25,7 @@ from floorwalker.bench import (
 REQUIRED_RATE_FIELDS = {
     "rate_eps", "achieved_eps", "duration_s", "sent", "prompts_expected", "prompts_received",
     "lost", "duplicates", "p50_ms", "p90_ms", "p99_ms", "max_ms", "p50_over_floor", "target_met",
+    "p50_member_ms", "p50_guest_ms",
 }  # fmt: skip
 
 
@@ -146,3 +147,13 @@ def test_restamp_sets_the_envelope_ts_and_nothing_else() -> None:
     back = CheckoutEvent.model_validate_json(stamped)
     assert back.ts == 1_790_000_123.0625
     assert back.model_copy(update={"ts": event.ts}) == event
+
+
+def test_p50_of_member_entries_and_guest_checkouts_apart() -> None:
+    sent = ids(6)
+    receipts = [(e, ms) for e, ms in zip(sent, [2.0, 1.0, 4.0, 1.5, 3.0, 0.5], strict=True)]
+    r = summarize(
+        rate_eps=6, duration_s=1, expected_ids=sent, receipts=receipts, floor_p50_ms=1, member_ids=sent[0::2]
+    )
+    assert (r.p50_member_ms, r.p50_guest_ms) == (3.0, 1.0)
+    assert r.p50_ms == 1.75
