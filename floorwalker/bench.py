@@ -483,7 +483,7 @@ class PromptSink:
     """Receives prompts (QoS 1) and notes when each arrived; decodes them with the contract
     only when asked, after the load, so that validating thousands of prompts does not take
     CPU from the system under test while it is measured. Latency is arrival time minus the
-    prompt's ``cause_ts``, the time its event was due to be sent."""
+    prompt's ``cause_ts``, the time its event was published."""
 
     def __init__(self, ep: Endpoints, topics: Topics, store: str, client_id: str) -> None:
         self.topics = topics
