@@ -30,6 +30,7 @@ pseudonymous ``MemberRef`` ids issued by the CRM.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ TOPIC_ROOT: Final = "fw/v1"
 #: the same limit (``max_packet_size`` in ``mosquitto.conf.tmpl``, a little higher to allow
 #: for the MQTT header), so an oversized message is refused at every hop.
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
+#: Topic names a :class:`Topics` remembers, built and parsed.
+TOPIC_CACHE: Final = 4096
 #: How much of a rejected payload a dead-letter record keeps.
 DEADLETTER_EXCERPT_BYTES: Final = 512
 
@@ -413,6 +416,10 @@ class Topics:
         self.prefix = prefix
         self.root = f"{prefix}{TOPIC_ROOT}"
         self._root_levels = len(self.root.split("/"))
+        # A store has a few hundred topics, each built or parsed on every message: remember
+        # them (bounded, as topics come from outside).
+        self.build = functools.lru_cache(maxsize=TOPIC_CACHE)(self.build)  # type: ignore[method-assign]
+        self.parse = functools.lru_cache(maxsize=TOPIC_CACHE)(self.parse)  # type: ignore[method-assign]
 
     def build(self, kind: TopicKind, store: str, subject: str | None = None) -> str:
         levels = [subject if lvl is None else lvl for lvl in SPECS[kind].levels]
