@@ -22,6 +22,9 @@ from floorwalker.config import StoreConfig
 HOUR = 3600.0
 #: Open prompts remembered at most (the oldest is forgotten first).
 MAX_OPEN = 10_000
+#: The status of an associate never heard from: available, in their home zones.
+_UNHEARD: tuple[str, str | None] = ("available", None)
+_AWAY = frozenset({"on_break", "signed_out"})
 
 
 @dataclass
@@ -51,9 +54,15 @@ class Router:
         self._by_lane = {lane.id: lane.associate for lane in config.lanes}
         self._lane_zone = {lane.id: lane.zone for lane in config.lanes}
         centroids = {z.id: _centroid(z.polygon) for z in config.zones if z.polygon}
-        #: Zone to zone, computed once: routing asks for every associate on every prompt.
+        #: Zone to zone, and each associate's home zones to zone, computed once: routing
+        #: ranks every associate on every prompt.
         self._dist = {(a, b): math.dist(ca, cb) for a, ca in centroids.items() for b, cb in centroids.items()}
-        self._home = {a.id: tuple(a.zones) for a in config.associates}
+        self._home_dist = {
+            (a.id, z): min((self._dist[(h, z)] for h in a.zones if (h, z) in self._dist), default=1e6)
+            for a in config.associates
+            for z in centroids
+        }
+        self._zones = {a.id: frozenset(a.zones) for a in config.associates}
         self._status: dict[str, tuple[str, str | None]] = {}
         self._open: dict[str, OpenPrompt] = {}
         #: Per associate: their open prompts' expiry, oldest first (busy() in O(1) amortized).
@@ -75,12 +84,13 @@ class Router:
             del held[pid]  # expired: no longer holds them
         return False
 
-    def _distance(self, associate: str, zone: str | None) -> float:
+    def _distance(self, associate: str, here: str | None, zone: str | None) -> float:
+        """From where ``associate`` stands (``here``), else their nearest home zone."""
         if zone is None or (zone, zone) not in self._dist:
             return 0.0
-        here = self._status.get(associate, ("", None))[1]
-        places = (here,) if here else self._home[associate]
-        return min((d for z in places if (d := self._dist.get((z, zone))) is not None), default=1e6)
+        if here:
+            return self._dist.get((here, zone), 1e6)
+        return self._home_dist[(associate, zone)]
 
     def _hourly(self, associate: str, now: float) -> int:
         sent = self._sent[associate]
@@ -101,18 +111,18 @@ class Router:
         """The best associate, or None when every one is excluded or capped."""
         ranked = []
         for a in self._associates.values():
-            if a.id in exclude or (manager and a.role != "manager"):
+            aid = a.id
+            if aid in exclude or (manager and a.role != "manager"):
                 continue
-            state, at = self._status.get(a.id, ("available", None))
-            if state in ("on_break", "signed_out"):
+            state, at = self._status.get(aid, _UNHEARD)
+            if state in _AWAY:
                 continue
-            if cap_per_hour is not None and self._hourly(a.id, now) >= cap_per_hour:
+            hourly = self._hourly(aid, now)
+            if cap_per_hour is not None and hourly >= cap_per_hour:
                 continue
-            free = state == "available" and not self.busy(a.id, now)
-            home = zone is not None and (zone in a.zones or at == zone)
-            ranked.append(
-                (not free, a.id != usual, not home, self._distance(a.id, zone), self._hourly(a.id, now), a.id)
-            )
+            free = state == "available" and not self.busy(aid, now)
+            home = zone is not None and (zone in self._zones[aid] or at == zone)
+            ranked.append((not free, aid != usual, not home, self._distance(aid, at, zone), hourly, aid))
         if ranked:
             return min(ranked)[-1]
         lead_capped = cap_per_hour is not None and self._hourly(self._lead, now) >= cap_per_hour
