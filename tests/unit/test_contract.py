@@ -166,9 +166,20 @@ def test_topics_follow_the_documented_shape() -> None:
     ],
 )
 def test_unknown_topics_are_rejected(topic: str) -> None:
-    with pytest.raises(ContractError) as err:
-        Topics().parse(topic)
-    assert err.value.reason is RejectReason.UNKNOWN_TOPIC
+    topics = Topics()
+    for _ in range(2):  # remembered topic names never include a rejected one
+        with pytest.raises(ContractError) as err:
+            topics.parse(topic)
+        assert err.value.reason is RejectReason.UNKNOWN_TOPIC
+
+
+def test_topic_names_are_remembered_per_prefix() -> None:
+    a, b = Topics("a"), Topics("b")
+    assert a.presence("s1", "z1") == "a/fw/v1/s1/zone/z1/presence"
+    assert b.presence("s1", "z1") == "b/fw/v1/s1/zone/z1/presence"
+    assert a.parse("a/fw/v1/s1/zone/z1/presence") == a.parse("a/fw/v1/s1/zone/z1/presence")
+    with pytest.raises(ContractError):
+        b.parse("a/fw/v1/s1/zone/z1/presence")  # another prefix's topic, even once parsed there
 
 
 def _presence(**changes: object) -> bytes:
