@@ -60,6 +60,8 @@ def blocked_by(
         return Blocked.SAME_THING
     if caps.per_visit is not None and visit.count(action.id) >= caps.per_visit:
         return Blocked.PER_VISIT
+    if not contacts:  # the usual case: nothing below can block
+        return None
     mine = [c for c in contacts if c.action == action.id]
     if action.cooldown_after_dismiss_s and any(
         c.dismissed and now - c.ts < action.cooldown_after_dismiss_s for c in mine

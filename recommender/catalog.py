@@ -95,6 +95,14 @@ class Eligibility(_Strict):
     min_dwell_s: float | None = Field(default=None, gt=0)
     min_queue: int | None = Field(default=None, ge=1)
 
+    @functools.cached_property
+    def filters_members(self) -> bool:
+        """Whether any filter on the member is given (most actions have none): the core
+        skips the checks of the others on every event."""
+        return self.consent == "marketing" or any(
+            f is not None for f in (self.tiers, self.segments, self.lifecycle, self.zones, self.min_clv)
+        )
+
 
 class Caps(_Strict):
     """How often: per customer per visit/day/week, per associate per hour (None: no cap)."""

@@ -7,6 +7,7 @@ open complaint, a birthday, a long queue...); the catalog's ``eligible`` filters
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -101,89 +102,124 @@ def member_facts(
     }
 
 
-def _detect(
+# One detector per kind: what the action is about, for this customer, here and now.
+Detector = Callable[[Action, Profile, Moment, Settings, dict[str, FactValue]], list[Candidate]]
+
+
+def _greet_vip(
     action: Action, profile: Profile, moment: Moment, settings: Settings, base: dict[str, FactValue]
 ) -> list[Candidate]:
-    """Kind-specific: does this customer have what the action is about, here and now?"""
-    kind, el, now = action.kind, action.eligible, moment.ts
-    if kind is PromptKind.GREET_VIP:
-        return [Candidate(action, "", base)]
-    if kind is PromptKind.REPLENISHMENT_DUE:
-        found = []
-        for cat in moment.categories:
-            last, interval, label = profile.category(cat)
-            if last is None or not interval:
-                continue
-            elapsed = now - last
-            if settings.replenish_from * interval <= elapsed <= settings.replenish_until * interval:
-                facts = {
-                    **base,
-                    "category": cat,
-                    "label": label,
-                    "interval_days": _days(interval),
-                    "since_days": _days(elapsed),
-                }
-                found.append(Candidate(action, cat, facts, min(1.0, elapsed / interval)))
-        return found
-    if kind is PromptKind.CROSS_SELL:
-        found = []
-        for pair in profile.fields.get("xsell", "").split():
-            cat, _, because = pair.partition("<")
-            if cat in moment.categories:
-                _, _, because_label = profile.category(because)
-                found.append(Candidate(action, cat, {**base, "category": cat, "because": because_label}))
-        return found
-    if kind is PromptKind.BIRTHDAY:
-        bday = profile.fields.get("bday")
-        within = el.birthday_within_days if el.birthday_within_days is not None else 3
-        if bday:
-            offset = _birthday_offset(bday, now)
-            if abs(offset) <= within:
-                return [
-                    Candidate(
-                        action, "", {**base, "birthday_when": _when(offset), "days_to_birthday": offset}
-                    )
-                ]
-        return []
-    if kind is PromptKind.EXPIRING_POINTS:
-        at = profile.fields.get("exp_at")
-        within = el.points_expiring_within_days if el.points_expiring_within_days is not None else 14
-        if at and 0 <= float(at) - now <= within * DAY:
-            left = max(1, _days(float(at) - now))
+    return [Candidate(action, "", base)]
+
+
+def _replenishment_due(
+    action: Action, profile: Profile, moment: Moment, settings: Settings, base: dict[str, FactValue]
+) -> list[Candidate]:
+    found = []
+    for cat in moment.categories:
+        last, interval, label = profile.category(cat)
+        if last is None or not interval:
+            continue
+        elapsed = moment.ts - last
+        if settings.replenish_from * interval <= elapsed <= settings.replenish_until * interval:
+            facts = {
+                **base,
+                "category": cat,
+                "label": label,
+                "interval_days": _days(interval),
+                "since_days": _days(elapsed),
+            }
+            found.append(Candidate(action, cat, facts, min(1.0, elapsed / interval)))
+    return found
+
+
+def _cross_sell(
+    action: Action, profile: Profile, moment: Moment, settings: Settings, base: dict[str, FactValue]
+) -> list[Candidate]:
+    found = []
+    for pair in profile.fields.get("xsell", "").split():
+        cat, _, because = pair.partition("<")
+        if cat in moment.categories:
+            _, _, because_label = profile.category(because)
+            found.append(Candidate(action, cat, {**base, "category": cat, "because": because_label}))
+    return found
+
+
+def _birthday(
+    action: Action, profile: Profile, moment: Moment, settings: Settings, base: dict[str, FactValue]
+) -> list[Candidate]:
+    bday = profile.fields.get("bday")
+    el = action.eligible
+    within = el.birthday_within_days if el.birthday_within_days is not None else 3
+    if bday:
+        offset = _birthday_offset(bday, moment.ts)
+        if abs(offset) <= within:
             return [
-                Candidate(
-                    action,
-                    "",
-                    {**base, "expiring": profile.fields.get("exp_label", "points"), "expires_in_days": left},
-                )
+                Candidate(action, "", {**base, "birthday_when": _when(offset), "days_to_birthday": offset})
             ]
-        return []
-    if kind is PromptKind.COMPLAINT_FOLLOW_UP:
-        complaint = profile.fields.get("complaint")
-        return [Candidate(action, "", {**base, "complaint": complaint})] if complaint else []
-    if kind is PromptKind.WIN_BACK:
-        if profile.last is None:
-            return []
-        return [
-            Candidate(
-                action,
-                "",
-                {
-                    **base,
-                    "since_last_days": _days(now - profile.last),
-                    "usual_gap_days": _days(profile.usual_gap_s()),
-                },
-            )
-        ]
-    if kind is PromptKind.LONG_DWELL_HELP:
-        if el.min_dwell_s is not None and moment.dwell_s >= el.min_dwell_s:
-            return [Candidate(action, moment.zone, {**base, "dwell_min": int(moment.dwell_s // 60)})]
-        return []
     return []
+
+
+def _expiring_points(
+    action: Action, profile: Profile, moment: Moment, settings: Settings, base: dict[str, FactValue]
+) -> list[Candidate]:
+    at = profile.fields.get("exp_at")
+    el = action.eligible
+    within = el.points_expiring_within_days if el.points_expiring_within_days is not None else 14
+    if at and 0 <= float(at) - moment.ts <= within * DAY:
+        left = max(1, _days(float(at) - moment.ts))
+        facts = {**base, "expiring": profile.fields.get("exp_label", "points"), "expires_in_days": left}
+        return [Candidate(action, "", facts)]
+    return []
+
+
+def _complaint_follow_up(
+    action: Action, profile: Profile, moment: Moment, settings: Settings, base: dict[str, FactValue]
+) -> list[Candidate]:
+    complaint = profile.fields.get("complaint")
+    return [Candidate(action, "", {**base, "complaint": complaint})] if complaint else []
+
+
+def _win_back(
+    action: Action, profile: Profile, moment: Moment, settings: Settings, base: dict[str, FactValue]
+) -> list[Candidate]:
+    if profile.last is None:
+        return []
+    facts: dict[str, FactValue] = {
+        **base,
+        "since_last_days": _days(moment.ts - profile.last),
+        "usual_gap_days": _days(profile.usual_gap_s()),
+    }
+    return [Candidate(action, "", facts)]
+
+
+def _long_dwell_help(
+    action: Action, profile: Profile, moment: Moment, settings: Settings, base: dict[str, FactValue]
+) -> list[Candidate]:
+    el = action.eligible
+    if el.min_dwell_s is not None and moment.dwell_s >= el.min_dwell_s:
+        return [Candidate(action, moment.zone, {**base, "dwell_min": int(moment.dwell_s // 60)})]
+    return []
+
+
+#: A dict, not a chain of ``if kind is ...``: the core asks for every action on every event.
+#: Kinds not here (join invite, open till) are not about a member.
+_DETECTORS: dict[PromptKind, Detector] = {
+    PromptKind.GREET_VIP: _greet_vip,
+    PromptKind.REPLENISHMENT_DUE: _replenishment_due,
+    PromptKind.CROSS_SELL: _cross_sell,
+    PromptKind.BIRTHDAY: _birthday,
+    PromptKind.EXPIRING_POINTS: _expiring_points,
+    PromptKind.COMPLAINT_FOLLOW_UP: _complaint_follow_up,
+    PromptKind.WIN_BACK: _win_back,
+    PromptKind.LONG_DWELL_HELP: _long_dwell_help,
+}
 
 
 def _filters_pass(action: Action, profile: Profile, facts: dict[str, FactValue], moment: Moment) -> bool:
     el = action.eligible
+    if not el.filters_members:
+        return True
     if el.consent == "marketing" and not profile.marketing:
         return False
     if el.tiers is not None and profile.tier not in el.tiers:
@@ -215,9 +251,9 @@ def member_candidates(
     base = member_facts(profile, moment, settings, rfm, stage)
     out: list[Candidate] = []
     for action in actions:
-        if not _filters_pass(action, profile, base, moment):
-            continue
-        out.extend(_detect(action, profile, moment, settings, base))
+        detect = _DETECTORS.get(action.kind)
+        if detect is not None and _filters_pass(action, profile, base, moment):
+            out.extend(detect(action, profile, moment, settings, base))
     return out
 
 

@@ -22,10 +22,11 @@ Raw = Mapping[bytes, bytes] | Mapping[str, str]
 
 
 def _str_map(raw: Raw) -> dict[str, str]:
-    # A Redis reply is all bytes (or all str): one type check, not two per field.
+    # A Redis reply is all bytes (or all str): one type check, not two per field. A text
+    # reply is used as it is, not copied (nothing here writes to it).
     if raw and isinstance(next(iter(raw)), bytes):
         return {k.decode(): v.decode() for k, v in raw.items()}  # type: ignore[union-attr]
-    return dict(raw)  # type: ignore[arg-type]
+    return raw if type(raw) is dict else dict(raw)  # type: ignore[arg-type]
 
 
 def _num(d: Mapping[str, str], key: str) -> float | None:

@@ -29,7 +29,7 @@ class Cause:
     lane: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built on every prompt: a frozen one pays object.__setattr__ per field
 class Wording:
     headline: str
     suggestion: str

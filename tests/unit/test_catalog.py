@@ -10,7 +10,7 @@ import pytest
 
 from broker_config.contract import PromptKind
 from floorwalker.errors import ConfigError
-from recommender.catalog import DEFAULT_CATALOG, CatalogWatcher, load_catalog, parse_catalog
+from recommender.catalog import DEFAULT_CATALOG, CatalogWatcher, Eligibility, load_catalog, parse_catalog
 
 GOOD_ACTION = """\
 version: 1
@@ -76,6 +76,23 @@ def test_broken_catalog_names_file_line_and_key(
     assert message.startswith(f"{path}:"), message
     assert problem in message, message
     assert f"{path}:{line}:" in message, message
+
+
+@pytest.mark.parametrize(
+    ("given", "filters"),
+    [
+        ({}, False),
+        ({"consent": "recognition", "min_dwell_s": 60, "birthday_within_days": 3}, False),
+        ({"consent": "marketing"}, True),
+        ({"tiers": ["gold"]}, True),
+        ({"segments": ["champions"]}, True),
+        ({"lifecycle": ["lapsing"]}, True),
+        ({"zones": ["entrance"]}, True),
+        ({"min_clv": 0}, True),
+    ],
+)
+def test_only_member_filters_make_the_core_check_an_action(given: dict[str, object], filters: bool) -> None:
+    assert Eligibility.model_validate(given).filters_members is filters
 
 
 def test_duplicate_action_ids_are_refused() -> None:
