@@ -299,6 +299,7 @@ def recommender(
             "--replica", envvar="FLOORWALKER_REPLICA", help="This replica's stable id (with --share-group)."
         ),
     ] = None,
+    mqtt_credentials: MqttCredentials = None,
 ) -> None:
     """Consume presence and checkout events; publish prompts to associates' handhelds.
 
@@ -311,6 +312,7 @@ def recommender(
     for path in _store_files(also_store or [], exclude=store_config):
         configs.append(_store(path))
     ep = _endpoints(run_dir, mqtt_url, redis_url)
+    auth = _auth(mqtt_credentials, "recommender")
     service = RecommenderService(
         configs,
         ep,
@@ -319,6 +321,7 @@ def recommender(
         client_id=client_id,
         load_crm=load_crm,
         share=Share(share_group, replica) if share_group and replica else None,
+        auth=auth,
     )
     stop = _stop_on_signals()
 
@@ -415,6 +418,7 @@ def api(
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8080,
     topic_prefix: TopicPrefix = "",
     key_prefix: KeyPrefix = "",
+    mqtt_credentials: MqttCredentials = None,
 ) -> None:
     """Serve the handheld pages (live prompts over SSE), the manager's dashboard and /metrics."""
     from floorwalker.api import run_api
@@ -428,6 +432,7 @@ def api(
         port=port,
         topic_prefix=topic_prefix,
         key_prefix=key_prefix,
+        auth=_auth(mqtt_credentials, "api"),
     )
 
 
@@ -1167,6 +1172,7 @@ def replay(
     run_dir: RunDir = DEFAULT_RUN_DIR,
     mqtt_url: MqttUrl = None,
     topic_prefix: TopicPrefix = "",
+    mqtt_credentials: MqttCredentials = None,
 ) -> None:
     """Publish a trace onto the broker with its timing scaled, so the system reacts as if live."""
     import uuid
@@ -1179,11 +1185,12 @@ def replay(
     from simulators.trace import TraceReader
 
     options = ReplayOptions(_speed(speed), from_s, to_s, topic, topic_prefix, retime=not keep_time)
+    auth = _auth(mqtt_credentials, "replay")
     reader = TraceReader(trace)
     with trace.open("rb") as f:
         total = max(0, sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b"")) - 1)
     host, port = _mqtt(run_dir, mqtt_url)
-    link = MqttLink(host, port, client_id=f"replay-{uuid.uuid4().hex[:8]}")
+    link = MqttLink(host, port, client_id=f"replay-{uuid.uuid4().hex[:8]}", auth=auth)
     link.connect()
     stop = _stop_on_signals()
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -1217,13 +1224,22 @@ def record(
     run_dir: RunDir = DEFAULT_RUN_DIR,
     mqtt_url: MqttUrl = None,
     topic_prefix: TopicPrefix = "",
+    mqtt_credentials: MqttCredentials = None,
 ) -> None:
     """Capture a store's live MQTT traffic into the trace format (Ctrl-C to stop)."""
     from simulators.record import Recorder
 
     config = _store(store_config)
     host, port = _mqtt(run_dir, mqtt_url)
-    recorder = Recorder(out, config.store, host, port, topic_prefix=topic_prefix, filters=topic or ())
+    recorder = Recorder(
+        out,
+        config.store,
+        host,
+        port,
+        topic_prefix=topic_prefix,
+        filters=topic or (),
+        auth=_auth(mqtt_credentials, "recorder"),
+    )
     stop = _stop_on_signals()
     recorder.start()
     typer.echo(f"recording {', '.join(recorder.filters)} into {out} (Ctrl-C to stop)")
@@ -1374,13 +1390,16 @@ def fuser(
     run_dir: RunDir = DEFAULT_RUN_DIR,
     mqtt_url: MqttUrl = None,
     topic_prefix: TopicPrefix = "",
+    mqtt_credentials: MqttCredentials = None,
 ) -> None:
     """Resolve gateways' rotating BLE ids and fuse them into zone enter/leave presence events."""
     from recommender.fuser import FuserService
 
     config = _store(store_config)
     host, port = _mqtt(run_dir, mqtt_url)
-    service = FuserService(config, Endpoints(host, port, ""), topic_prefix=topic_prefix)
+    service = FuserService(
+        config, Endpoints(host, port, ""), topic_prefix=topic_prefix, auth=_auth(mqtt_credentials, "fuser")
+    )
     stop = _stop_on_signals()
 
     def stop_when_signalled() -> None:

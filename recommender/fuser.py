@@ -33,7 +33,7 @@ from broker_config.contract import (
 )
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ConfigError
-from floorwalker.mqtt import MqttLink, Received
+from floorwalker.mqtt import MqttAuth, MqttLink, Received
 from recommender.ble_survey import read_survey
 from recommender.crm import read_fixture
 from recommender.eid_resolver import EidResolver, read_key_file
@@ -132,7 +132,14 @@ class Fuser:
 class FuserService:
     """The MQTT shell: messages on paho's thread, ticks on a timer thread, one lock."""
 
-    def __init__(self, config: StoreConfig, endpoints: Endpoints, *, topic_prefix: str = "") -> None:
+    def __init__(
+        self,
+        config: StoreConfig,
+        endpoints: Endpoints,
+        *,
+        topic_prefix: str = "",
+        auth: MqttAuth | None = None,
+    ) -> None:
         self.core = Fuser(config, resolver_for(config), Topics(topic_prefix))
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -142,6 +149,7 @@ class FuserService:
             client_id=f"{topic_prefix.replace('/', '-')}{config.ble_presence.fuser}",
             subscriptions=self.core.subscriptions(),
             on_message=self._receive,
+            auth=auth,
         )
 
     def _receive(self, message: Received) -> bool:

@@ -25,7 +25,7 @@ import redis
 from broker_config.contract import ContractError, Topics
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ConfigError
-from floorwalker.mqtt import MqttLink, Received
+from floorwalker.mqtt import MqttAuth, MqttLink, Received
 from recommender import cluster
 from recommender.crm import CrmModel, load_into_redis, read_crm
 from recommender.engine import ACK_CHUNK, Outbound, Recommender
@@ -107,6 +107,7 @@ class RecommenderService:
         client_id: str = "recommender",
         load_crm: bool = True,
         share: Share | None = None,
+        auth: MqttAuth | None = None,
     ) -> None:
         configs = [config] if isinstance(config, StoreConfig) else list(config)
         self.redis_url = endpoints.redis_url
@@ -115,6 +116,8 @@ class RecommenderService:
         self.share = share
         self._endpoints = endpoints
         self._topic_prefix = topic_prefix
+        #: Our broker login (a secured broker); an adopted session logs in with it too.
+        self._auth = auth
         self._replica_keys = ReplicaKeys(share.group, key_prefix) if share else None
         #: The producer id on our prompts; the MQTT client id adds the topic prefix.
         producer = f"{share.group}-{share.replica}" if share is not None else client_id
@@ -159,6 +162,7 @@ class RecommenderService:
             on_message=self._receive,
             on_disconnect=self._batch.clear,  # held messages come again with the session
             persistent_session=True,
+            auth=auth,
         )
 
     def _shared(self, topic_filter: str) -> str:
@@ -355,6 +359,7 @@ class RecommenderService:
             on_message=on_message,
             on_disconnect=lost.set,
             persistent_session=True,  # resume the dead replica's session, not a new one
+            auth=self._auth,
         )
         try:
             if self.redis.exists(rk.heartbeat(peer)):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from broker_config.contract import TOPIC_ROOT
-from floorwalker.mqtt import MqttLink, Received
+from floorwalker.mqtt import MqttAuth, MqttLink, Received
 from simulators.evaluate import Output
 from simulators.trace import Header, TraceLine, TraceWriter
 
@@ -30,6 +30,7 @@ class Recorder:
         *,
         topic_prefix: str = "",
         filters: Sequence[str] = (),
+        auth: MqttAuth | None = None,
     ) -> None:
         self.prefix = topic_prefix
         self.filters = list(filters) or [f"{topic_prefix}{TOPIC_ROOT}/{store}/#"]
@@ -43,6 +44,7 @@ class Recorder:
             client_id=f"recorder-{uuid.uuid4().hex[:8]}",
             subscriptions=[(f, 1) for f in self.filters],
             on_message=self._on_message,
+            auth=auth,
         )
 
     def start(self) -> None:
@@ -68,7 +70,9 @@ class Capture:
     """Keeps what the system publishes (prompts, dead letters) in memory with arrival times,
     for an evaluation run that replays and listens at once."""
 
-    def __init__(self, mqtt_host: str, mqtt_port: int, filters: Sequence[str]) -> None:
+    def __init__(
+        self, mqtt_host: str, mqtt_port: int, filters: Sequence[str], *, auth: MqttAuth | None = None
+    ) -> None:
         self.outputs: list[Output] = []
         self._lock = threading.Lock()
         self.last_arrival = time.monotonic()
@@ -78,6 +82,7 @@ class Capture:
             client_id=f"capture-{uuid.uuid4().hex[:8]}",
             subscriptions=[(f, 1) for f in filters],
             on_message=self._on_message,
+            auth=auth,
         )
 
     def _on_message(self, msg: Received) -> bool:

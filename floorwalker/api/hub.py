@@ -40,8 +40,8 @@ from floorwalker.api.floor import FloorStore, GatewayView, gateway_view
 from floorwalker.api.metrics import ApiMetrics
 from floorwalker.api.prompts import HandheldPrompt, LiveFeed, Outcome, PromptStore
 from floorwalker.config import AssociateConfig, Endpoints, StoreConfig
-from floorwalker.errors import ServiceUnavailable
-from floorwalker.mqtt import MqttLink, Received
+from floorwalker.errors import FloorwalkerError, ServiceUnavailable
+from floorwalker.mqtt import MqttAuth, MqttLink, Received
 from recommender.keys import Keys
 from recommender.service import connect_redis
 
@@ -72,6 +72,7 @@ class StoreHub:
         *,
         topic_prefix: str = "",
         key_prefix: str = "",
+        auth: MqttAuth | None = None,
     ) -> None:
         self.config = config
         self.topics = Topics(topic_prefix)
@@ -98,6 +99,7 @@ class StoreHub:
             subscriptions=[(self.topics.subscription(k, config.store), 1) for k in SUBSCRIBED],
             on_message=self._on_message,
             persistent_session=True,
+            auth=auth,
         )
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -107,7 +109,8 @@ class StoreHub:
         return self._loop is not None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Connect Redis, then MQTT; raises :class:`ServiceUnavailable` with one line."""
+        """Connect Redis, then MQTT; raises :class:`ServiceUnavailable` with one line
+        (:class:`~floorwalker.errors.ConfigError` when the broker refuses our login)."""
         if self._loop is not None:
             return
         self._redis = connect_redis(self.redis_url)
@@ -116,7 +119,7 @@ class StoreHub:
         self._loop = loop  # before connecting: messages may arrive at once
         try:
             self.link.connect()
-        except ServiceUnavailable:
+        except FloorwalkerError:
             self._loop = None
             self._redis.close()
             self._redis = None

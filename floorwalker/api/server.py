@@ -23,6 +23,7 @@ from floorwalker.api.handheld import static_text
 from floorwalker.api.hub import StoreHub
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ServiceStartError, ServiceUnavailable
+from floorwalker.mqtt import MqttAuth
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +97,10 @@ def create_app(
     *,
     topic_prefix: str = "",
     key_prefix: str = "",
+    auth: MqttAuth | None = None,
 ) -> FastAPI:
     """The handheld and dashboard app; it connects to MQTT and Redis when its lifespan starts."""
-    hub = StoreHub(config, endpoints, topic_prefix=topic_prefix, key_prefix=key_prefix)
+    hub = StoreHub(config, endpoints, topic_prefix=topic_prefix, key_prefix=key_prefix, auth=auth)
     app = FastAPI(
         title=f"Floorwalker store server — {config.name}",
         version=__version__,
@@ -183,6 +185,7 @@ def run_api(
     port: int = 8080,
     topic_prefix: str = "",
     key_prefix: str = "",
+    auth: MqttAuth | None = None,
 ) -> None:
     """Serve the app until interrupted.
 
@@ -190,7 +193,7 @@ def run_api(
     if MQTT or Redis cannot be reached; both before anything is served.
     """
     sock = bind_port(host, port)  # handed to uvicorn: no window for another process to take it
-    app = create_app(config, endpoints, topic_prefix=topic_prefix, key_prefix=key_prefix)
+    app = create_app(config, endpoints, topic_prefix=topic_prefix, key_prefix=key_prefix, auth=auth)
     hub: StoreHub = app.state.hub
     server = make_server(app, host, port)
 
