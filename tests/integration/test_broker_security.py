@@ -9,21 +9,34 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import redis
 from paho.mqtt.reasoncodes import ReasonCode
 
-from broker_config.acl import DeviceKind
-from broker_config.contract import EnvelopeSource, GatewayStatus, Topics, encode
+from broker_config.acl import SERVICE_NAMES, DeviceKind
+from broker_config.contract import (
+    CheckoutEvent,
+    EnvelopeSource,
+    GatewayStatus,
+    Prompt,
+    PromptKind,
+    Topics,
+    encode,
+)
 from floorwalker.bridge import render_bridge
 from floorwalker.config import StoreConfig
 from floorwalker.errors import ConfigError
@@ -31,6 +44,7 @@ from floorwalker.mqtt import MqttAuth, MqttLink, Received
 from floorwalker.provision import CredentialStore, DeviceCredentials
 from floorwalker.services import Services
 from floorwalker.tls import make_store_ca
+from simulators.trace import Header, TraceLine, TraceReader, write_trace
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +59,15 @@ class SecureBroker:
     tls_port: int
     accounts: dict[str, DeviceCredentials]
     store: CredentialStore
+    redis_url: str
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def credentials(self, username: str) -> Path:
+        """The device's credentials file, as `floorwalker provision` wrote it."""
+        return self.store.dir / "devices" / f"{username}.json"
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +87,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory, store_config: StoreConfig) 
             store.provision(DeviceKind.GATEWAY, "gw-chill", ca_file=ca),
             store.provision(DeviceKind.HANDHELD, "a-amy"),
             store.provision(DeviceKind.HANDHELD, "a-ben"),
-            store.provision(DeviceKind.SERVICE, "recommender"),
-            store.provision(DeviceKind.SERVICE, "recorder"),
+            store.provision(DeviceKind.HANDHELD, "a-dan"),
+            store.provision(DeviceKind.POS, "pos-2"),
+            *(store.provision(DeviceKind.SERVICE, name) for name in SERVICE_NAMES),
         )
     }
     svc = Services(tmp_path_factory.mktemp("secure-run"), secrets_dir=secrets, tls_bind="127.0.0.1")
     endpoints = svc.up()
     tls_port = svc.recorded()["mosquitto"].tls_port
     assert tls_port is not None
-    yield SecureBroker(svc, endpoints.mqtt_port, tls_port, accounts, store)
+    yield SecureBroker(svc, endpoints.mqtt_port, tls_port, accounts, store, endpoints.redis_url)
     svc.down()
 
 
@@ -81,6 +105,7 @@ class Client:
 
     def __init__(self, port: int, auth: MqttAuth, subscriptions: Sequence[str] = ()) -> None:
         self.received: list[str] = []
+        self.payloads: list[bytes] = []
         self.acks: dict[int, ReasonCode] = {}
         self._cond = threading.Condition()
         self.link = MqttLink(
@@ -97,6 +122,7 @@ class Client:
     def _on_message(self, msg: Received) -> bool:
         with self._cond:
             self.received.append(msg.topic)
+            self.payloads.append(msg.payload)
             self._cond.notify_all()
         return True
 
@@ -327,3 +353,210 @@ def test_refused_publishes_are_counted_for_the_status(broker: SecureBroker) -> N
         assert link.refused_summary() == "broker refused publishes: 3 Not authorized"
     finally:
         link.close()
+
+
+# -- the store server's processes log in with their service accounts ----------------------
+
+
+def _floorwalker(*args: str, stdout: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "floorwalker", *args], stdout=stdout, stderr=subprocess.PIPE
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_for_log(proc: subprocess.Popen[bytes], log: Path, text: str, timeout: float = 20.0) -> None:
+    """Until ``text`` is in the process's log file; fails at once if the process exits."""
+    deadline = time.monotonic() + timeout
+    while text not in (log.read_text() if log.exists() else ""):
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            raise AssertionError(f"exited with {proc.returncode}: {err.decode()}")
+        assert time.monotonic() < deadline, f"no {text!r} in {log} after {timeout:.0f} s"
+        time.sleep(0.05)
+
+
+def _drop_keys(redis_url: str, key_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{key_prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def _non_member_checkout(pos: str) -> CheckoutEvent:
+    return EnvelopeSource(pos).make(
+        CheckoutEvent,
+        time.time(),
+        member=None,
+        items=[{"sku": "kikkoman-500", "category": "sauces", "qty": 1, "amount_cents": 399}],
+        total_cents=399,
+    )
+
+
+def test_the_recommender_process_logs_in_and_prompts_the_handheld(
+    broker: SecureBroker, tmp_path: Path
+) -> None:
+    """Secured end to end: the POS publishes as pos-2, the recommender consumes and prompts
+    as svc-recommender, and Dan's handheld reads the invite with its own login."""
+    key_prefix = f"t{uuid.uuid4().hex[:10]}/"
+    dan = Client(broker.port, plain(broker.accounts["a-dan"]), [TOPICS.prompt(STORE, "a-dan")])
+    pos = Client(broker.port, plain(broker.accounts["pos-2"]))
+    log = tmp_path / "recommender.log"
+    rec = _floorwalker(
+        "--log-file", str(log), "recommender", "--mqtt-url", broker.mqtt_url,
+        "--redis-url", broker.redis_url, "--key-prefix", key_prefix, "--run-dir", str(tmp_path),
+        "--mqtt-credentials", str(broker.credentials("svc-recommender")),
+    )  # fmt: skip
+    try:
+        _wait_for_log(rec, log, "serving on mqtt://")  # logged in, subscriptions confirmed
+        checkout = _non_member_checkout("pos-2")
+        assert not pos.publish(TOPICS.checkout(STORE, "lane-2"), encode(checkout)).is_failure
+        assert dan.wait_for(TOPICS.prompt(STORE, "a-dan"), timeout=10), log.read_text()
+        prompt = Prompt.model_validate_json(dan.payloads[-1])
+        assert prompt.cause_event_id == checkout.event_id
+        assert prompt.kind is PromptKind.JOIN_INVITE
+        assert "refused" not in log.read_text()  # no publish or subscription hit the ACL
+    finally:
+        _stop(rec)
+        dan.close()
+        pos.close()
+        _drop_keys(broker.redis_url, key_prefix)
+    assert rec.returncode == 0, rec.stderr.read().decode() if rec.stderr else ""
+
+
+def test_the_recommender_without_credentials_is_refused_in_one_line(
+    broker: SecureBroker, tmp_path: Path
+) -> None:
+    rec = _floorwalker(
+        "--log-file", str(tmp_path / "recommender.log"), "recommender", "--mqtt-url", broker.mqtt_url,
+        "--redis-url", broker.redis_url, "--key-prefix", f"t{uuid.uuid4().hex[:10]}/", "--no-load-crm",
+        "--run-dir", str(tmp_path),
+    )  # fmt: skip
+    _, err = rec.communicate(timeout=30)
+    lines = err.decode().strip().splitlines()
+    assert rec.returncode == 2 and len(lines) == 1, err.decode()
+    assert f"MQTT broker at {broker.mqtt_url} refused our login without credentials" in lines[0]
+    assert "--mqtt-credentials" in lines[0]
+
+
+def test_the_fuser_process_logs_in_and_handles_gateway_reports(broker: SecureBroker, tmp_path: Path) -> None:
+    """The fuser reads a gateway's BLE topic and writes the store's dead letters as svc-fuser."""
+    recorder = Client(broker.port, plain(broker.accounts["svc-recorder"]), [TOPICS.deadletter(STORE)])
+    fresh = Client(broker.port, plain(broker.accounts["gw-fresh"]))
+    log = tmp_path / "fuser.log"
+    fuser = _floorwalker(
+        "--log-file", str(log), "fuser", "--mqtt-url", broker.mqtt_url, "--run-dir", str(tmp_path),
+        "--mqtt-credentials", str(broker.credentials("svc-fuser")),
+    )  # fmt: skip
+    try:
+        _wait_for_log(fuser, log, "serving on mqtt://")
+        # A report that breaks the contract: the fuser answers with a dead letter.
+        assert not fresh.publish(TOPICS.ble(STORE, "gw-fresh"), b'{"not": "a report"}').is_failure
+        assert recorder.wait_for(TOPICS.deadletter(STORE), timeout=10), log.read_text()
+    finally:
+        _stop(fuser)
+        fresh.close()
+        recorder.close()
+    assert fuser.returncode == 0
+
+
+def test_the_api_process_logs_in_and_is_ready(broker: SecureBroker, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key_prefix = f"t{uuid.uuid4().hex[:10]}/"
+    api = _floorwalker(
+        "--log-file", str(tmp_path / "api.log"), "api", "--port", str(port), "--mqtt-url", broker.mqtt_url,
+        "--redis-url", broker.redis_url, "--key-prefix", key_prefix, "--run-dir", str(tmp_path),
+        "--mqtt-credentials", str(broker.credentials("svc-api")),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        ready: Any = None
+        while ready != {"ready": True, "mqtt": True, "redis": True}:
+            assert api.poll() is None, api.communicate()[1].decode()
+            assert time.monotonic() < deadline, f"/readyz never said ready: {ready}"
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).json()
+            except httpx.TransportError:
+                time.sleep(0.05)  # not listening yet
+    finally:
+        _stop(api)
+        _drop_keys(broker.redis_url, key_prefix)
+
+
+def test_record_and_replay_log_in_as_their_services(broker: SecureBroker, tmp_path: Path) -> None:
+    """`replay` publishes a trace as svc-replay while `record` captures it as svc-recorder."""
+    checkout = _non_member_checkout("pos-2")
+    topic = TOPICS.checkout(STORE, "lane-2")
+    trace, recorded = tmp_path / "in.jsonl", tmp_path / "recorded.jsonl"
+    write_trace(trace, Header(STORE, "test", time.time()), [TraceLine(time.time(), topic, encode(checkout))])
+    witness = Client(broker.port, plain(broker.accounts["svc-recorder"]), [topic])
+    record = _floorwalker(
+        "record", "--out", str(recorded), "--mqtt-url", broker.mqtt_url, "--run-dir", str(tmp_path),
+        "--mqtt-credentials", str(broker.credentials("svc-recorder")), stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert record.stdout is not None
+        ready, _, _ = select.select([record.stdout], [], [], 20)
+        assert ready, "`record` did not start within 20 s"
+        assert record.stdout.readline().startswith(b"recording "), record.communicate()[1].decode()
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "floorwalker", "replay", str(trace), "--speed", "max",
+                "--mqtt-url", broker.mqtt_url, "--run-dir", str(tmp_path),
+                "--mqtt-credentials", str(broker.credentials("svc-replay")),
+            ],
+            capture_output=True,
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0 and b"sent 1 messages" in done.stdout, done.stderr.decode()
+        assert witness.wait_for(topic, timeout=10)  # delivered to every subscriber
+    finally:
+        _stop(record)
+        witness.close()
+    assert record.returncode == 0
+    lines = list(TraceReader(recorded))
+    assert [line.topic for line in lines if checkout.event_id.encode() in line.payload] == [topic]
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["recommender", "--redis-url", "redis://127.0.0.1:1/0"], "recommender"),
+        (["api", "--redis-url", "redis://127.0.0.1:1/0"], "api"),
+        (["fuser"], "fuser"),
+        (["record", "--out", "never-written.jsonl"], "recorder"),
+        (["replay", "no-such-trace.jsonl"], "replay"),
+    ],
+)
+def test_each_service_takes_only_its_own_credentials(
+    broker: SecureBroker, tmp_path: Path, command: list[str], expected: str
+) -> None:
+    """Another account's file is refused before anything connects, in one line."""
+    other = "svc-recommender" if expected != "recommender" else "svc-api"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "floorwalker", *command, "--mqtt-url", broker.mqtt_url,
+            "--run-dir", str(tmp_path), "--mqtt-credentials", str(broker.credentials(other)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    theirs = other.removeprefix("svc-")
+    assert f"credentials of {theirs!r}, not of {expected!r}" in lines[0]
+    assert not (tmp_path / "never-written.jsonl").exists()
