@@ -12,7 +12,8 @@
 #      rename (the running agent keeps its old venv until restarted; the last 2 are kept
 #      for rollback: point the symlink back and restart);
 #   4. /etc/floorwalker/: gateway.yaml (from gateway.yaml.tmpl, only if missing), store.yaml,
-#      edge.env (broker URL), credentials.json (0640 root:floorwalker, from `floorwalker provision`);
+#      credentials.json (0640 root:floorwalker, from `floorwalker provision`), edge.env (broker URL,
+#      and FLOORWALKER_MQTT_CREDENTIALS naming credentials.json when there is one);
 #   5. the systemd unit, daemon-reload, enable, and (re)start.
 # The state directory /var/lib/floorwalker (the gateway's outbox) is created by systemd
 # (StateDirectory=) and never touched here: an upgrade keeps whatever is queued in it.
@@ -145,10 +146,18 @@ else
   echo "keeping $ETC/gateway.yaml"
 fi
 run install -m 0640 -o root -g "$USER_NAME" "$store_config" "$ETC/store.yaml"
-sed -e "s#@MQTT_URL@#$mqtt_url#" "$HERE/edge.env.tmpl" | put "$ETC/edge.env" 0640 "root:$USER_NAME"
+# The agent logs in with credentials.json when there is one (given now, or kept from an
+# earlier install): edge.env names it as FLOORWALKER_MQTT_CREDENTIALS (--mqtt-credentials).
+creds_line="#FLOORWALKER_MQTT_CREDENTIALS=$ETC/credentials.json"
 if [ -n "$credentials" ]; then
   run install -m 0640 -o root -g "$USER_NAME" "$credentials" "$ETC/credentials.json"
+  creds_line="FLOORWALKER_MQTT_CREDENTIALS=$ETC/credentials.json"
+elif [ -f "$ETC/credentials.json" ]; then
+  echo "keeping $ETC/credentials.json"
+  creds_line="FLOORWALKER_MQTT_CREDENTIALS=$ETC/credentials.json"
 fi
+sed -e "s#@MQTT_URL@#$mqtt_url#" -e "s|@MQTT_CREDENTIALS@|$creds_line|" "$HERE/edge.env.tmpl" \
+  | put "$ETC/edge.env" 0640 "root:$USER_NAME"
 # Validate before the restart: a broken file stops here with one line, the old agent keeps running.
 run "$venv/bin/python" -c "$CHECK" "$ETC/gateway.yaml" "$ETC/store.yaml"
 
