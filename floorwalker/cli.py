@@ -1601,14 +1601,11 @@ def member_erase(
     redis_url: RedisUrl = None,
     topic_prefix: TopicPrefix = "",
     key_prefix: KeyPrefix = "",
-    mqtt_credentials: Annotated[
-        Path | None,
-        typer.Option(
-            "--mqtt-credentials", help="The recommender service's credentials file (secure broker)."
-        ),
-    ] = None,
+    mqtt_credentials: MqttCredentials = None,
 ) -> None:
-    """Erase a member now: Redis data, prompts, outboxes (retained notice), BLE ids; leave a tombstone."""
+    """Erase a member now: Redis data, prompts, outboxes (retained notice), BLE ids; leave a tombstone.
+
+    On a secured broker it logs in as the recommender service (--mqtt-credentials)."""
     from pydantic import TypeAdapter, ValidationError
 
     from broker_config.contract import MemberRef, Topics
@@ -1625,11 +1622,7 @@ def member_erase(
         ) from None
     config = _store(store_config)
     host, port = _mqtt(run_dir, mqtt_url)
-    auth = None
-    if mqtt_credentials is not None:
-        from floorwalker.provision import load_credentials
-
-        auth = load_credentials(mqtt_credentials).auth()
+    auth = _auth(mqtt_credentials, "recommender")
     client = connect_redis(_redis(run_dir, redis_url))
     link = MqttLink(host, port, client_id=f"{topic_prefix.replace('/', '-')}erase-{member}", auth=auth)
     link.connect()

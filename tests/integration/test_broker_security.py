@@ -538,6 +538,7 @@ def test_record_and_replay_log_in_as_their_services(broker: SecureBroker, tmp_pa
         (["fuser"], "fuser"),
         (["record", "--out", "never-written.jsonl"], "recorder"),
         (["replay", "no-such-trace.jsonl"], "replay"),
+        (["member", "erase", "m_abcdef1", "--redis-url", "redis://127.0.0.1:1/0"], "recommender"),
     ],
 )
 def test_each_service_takes_only_its_own_credentials(
