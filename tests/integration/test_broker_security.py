@@ -403,11 +403,17 @@ def _non_member_checkout(pos: str) -> CheckoutEvent:
     )
 
 
+@pytest.mark.parametrize(
+    "replica",
+    [[], ["--share-group", "secured", "--replica", "r1"]],
+    ids=["one recommender", "a replica behind a shared subscription"],
+)
 def test_the_recommender_process_logs_in_and_prompts_the_handheld(
-    broker: SecureBroker, tmp_path: Path
+    broker: SecureBroker, tmp_path: Path, replica: list[str]
 ) -> None:
     """Secured end to end: the POS publishes as pos-2, the recommender consumes and prompts
-    as svc-recommender, and Dan's handheld reads the invite with its own login."""
+    as svc-recommender, and Dan's handheld reads the invite with its own login. A replica
+    subscribes with $share/...: the ACL must grant it like the plain topic."""
     key_prefix = f"t{uuid.uuid4().hex[:10]}/"
     dan = Client(broker.port, plain(broker.accounts["a-dan"]), [TOPICS.prompt(STORE, "a-dan")])
     pos = Client(broker.port, plain(broker.accounts["pos-2"]))
@@ -415,7 +421,7 @@ def test_the_recommender_process_logs_in_and_prompts_the_handheld(
     rec = _floorwalker(
         "--log-file", str(log), "recommender", "--mqtt-url", broker.mqtt_url,
         "--redis-url", broker.redis_url, "--key-prefix", key_prefix, "--run-dir", str(tmp_path),
-        "--mqtt-credentials", str(broker.credentials("svc-recommender")),
+        "--mqtt-credentials", str(broker.credentials("svc-recommender")), *replica,
     )  # fmt: skip
     try:
         _wait_for_log(rec, log, "serving on mqtt://")  # logged in, subscriptions confirmed
