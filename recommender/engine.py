@@ -456,8 +456,7 @@ class Recommender:
         opened = OpenPrompt(
             p.prompt_id, associate, m.zone, p.usual, manager, now, prompt.expires_at, cap, data
         )
-        self.router.sent(opened)
-        p.staged = (opened, topic, unsent_key)
+        p.staged = (self.router.sent(opened), topic, unsent_key)
         return [topic, data.decode(), UNSENT_TTL_S]
 
     def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> _Pending | None:
