@@ -440,6 +440,48 @@ def test_the_recommender_process_logs_in_and_prompts_the_handheld(
     assert rec.returncode == 0, rec.stderr.read().decode() if rec.stderr else ""
 
 
+def test_a_replica_adopts_a_dead_peers_session_with_its_own_login(
+    broker: SecureBroker, tmp_path: Path
+) -> None:
+    """r1 is SIGKILLed; what the broker then queues for r1's session still becomes prompts:
+    r2 connects as r1's session, logged in with its own service account, and ends it."""
+    key_prefix = f"t{uuid.uuid4().hex[:10]}/"
+    group = f"adopt{uuid.uuid4().hex[:6]}"
+    dan = Client(broker.port, plain(broker.accounts["a-dan"]), [TOPICS.prompt(STORE, "a-dan")])
+    pos = Client(broker.port, plain(broker.accounts["pos-2"]))
+    logs = {r: tmp_path / f"{r}.log" for r in ("r1", "r2")}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for r, log in logs.items():
+        procs[r] = _floorwalker(
+            "--log-file", str(log), "recommender", "--mqtt-url", broker.mqtt_url,
+            "--redis-url", broker.redis_url, "--key-prefix", key_prefix, "--run-dir", str(tmp_path / r),
+            "--mqtt-credentials", str(broker.credentials("svc-recommender")),
+            "--share-group", group, "--replica", r,
+        )  # fmt: skip
+    try:
+        for r, proc in procs.items():
+            _wait_for_log(proc, logs[r], "serving on mqtt://")
+        procs["r1"].kill()
+        procs["r1"].wait()
+        checkouts = [_non_member_checkout("pos-2") for _ in range(12)]
+        for checkout in checkouts:  # the broker hands r1's share of these to its session
+            assert not pos.publish(TOPICS.checkout(STORE, "lane-2"), encode(checkout)).is_failure
+        _wait_for_log(procs["r2"], logs["r2"], "adopted replica r1", timeout=30)
+        with dan._cond:
+            assert dan._cond.wait_for(lambda: len(dan.payloads) >= len(checkouts), 15), logs["r2"].read_text()
+        causes = [Prompt.model_validate_json(p).cause_event_id for p in dan.payloads]
+        assert sorted(causes) == sorted(c.event_id for c in checkouts)  # each once, none lost
+        [handled] = re.findall(r"adopted replica r1: (\d+) message", logs["r2"].read_text())
+        assert int(handled) > 0  # not vacuous: some came from r1's session
+        assert "refused" not in logs["r2"].read_text()
+    finally:
+        for proc in procs.values():
+            _stop(proc)
+        dan.close()
+        pos.close()
+        _drop_keys(broker.redis_url, key_prefix)
+
+
 def test_the_recommender_without_credentials_is_refused_in_one_line(
     broker: SecureBroker, tmp_path: Path
 ) -> None:
