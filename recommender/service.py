@@ -402,10 +402,12 @@ class RecommenderService:
     def _tick(self) -> None:
         """Once a second: catalog hot reload, long-dwell checks, re-routing."""
         try:
+            changed = [engine for engine in self.engines.values() if engine.catalog_changed()]
             with self._engine_lock:
                 outbound = []
+                for engine in changed:
+                    engine.apply_catalog()
                 for engine in self.engines.values():
-                    engine.reload_catalog()
                     outbound.extend(engine.tick(time.time()))
             for out in outbound:
                 self._publish(out)

@@ -8,10 +8,12 @@ earlier event has been handled, and "exactly one prompt" can be asserted without
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
@@ -30,6 +32,7 @@ from broker_config.contract import (
 )
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.mqtt import MqttLink
+from recommender.catalog import DEFAULT_CATALOG
 from recommender.keys import Keys
 from recommender.service import RecommenderService
 from tests.conftest import Collector
@@ -309,3 +312,65 @@ def test_state_script_failure_is_dead_lettered_and_serving_goes_on(running: Slic
     assert record.reason.value == "processing_error"
     assert "WRONGTYPE" in record.detail
     assert event.event_id in record.payload_excerpt
+
+
+def test_an_edited_catalog_takes_effect_without_a_restart(
+    services: Endpoints,
+    prefix: str,
+    store_config: StoreConfig,
+    collect: Callable[[list[str]], Collector],
+    tmp_path: Path,
+) -> None:
+    """The service re-reads a changed catalog within a tick; a broken edit is refused and
+    the catalog in force stays."""
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(DEFAULT_CATALOG.read_text())
+    topics = Topics(prefix)
+    prompts = collect([topics.subscription(TopicKind.PROMPT)])
+    service = RecommenderService(
+        store_config.model_copy(update={"catalog": catalog}),
+        services,
+        topic_prefix=prefix,
+        key_prefix=prefix,
+        client_id="rec-reload",
+    )
+    service.start()
+    thread = threading.Thread(target=service.serve, daemon=True)
+    thread.start()
+    link = MqttLink(services.mqtt_host, services.mqtt_port, client_id=f"{prefix[:-1]}-reload-producer")
+    link.connect()
+    pos = EnvelopeSource("pos-2")
+
+    def invite_headline() -> str:
+        event = pos.make(
+            CheckoutEvent,
+            time.time(),
+            member=None,
+            items=[{"sku": "kikkoman-500", "category": "sauces", "qty": 1, "amount_cents": 399}],
+            total_cents=399,
+        )
+        link.publish(topics.checkout(store_config.store, "lane-2"), encode(event), qos=1).wait_for_publish(5)
+        prompts.wait_for(lambda msgs: any(event.event_id.encode() in p for _, p in msgs))
+        found = [Prompt.model_validate_json(p) for p in prompts.on("/prompt")]
+        [prompt] = [q for q in found if q.cause_event_id == event.event_id]
+        return prompt.headline
+
+    def edit(old: str, new: str) -> None:
+        catalog.write_text(catalog.read_text().replace(old, new))
+        st = catalog.stat()
+        os.utime(catalog, (st.st_atime, st.st_mtime + 2))  # a new mtime even on a coarse clock
+
+    try:
+        assert invite_headline() == "Invite to join at lane-2"
+        edit('headline: "Invite to join at {zone}"', 'headline: "Ask about the card at {zone}"')
+        deadline = time.monotonic() + 10
+        while (headline := invite_headline()) != "Ask about the card at lane-2":
+            assert time.monotonic() < deadline, headline
+            time.sleep(0.2)
+        edit("    value: 5\n", "    value: 5\n    colour: blue\n")  # an unknown field: refused
+        time.sleep(2.5)  # two ticks
+        assert invite_headline() == "Ask about the card at lane-2"  # the previous one stays
+    finally:
+        link.close()
+        service.stop()
+        thread.join(10)
