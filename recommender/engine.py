@@ -152,7 +152,7 @@ class Recommender:
         #: How many of ``_after`` went out with the Redis call in progress: forgotten only
         #: once that call returned (on a connection error they go again with the next).
         self._after_sent = 0
-        #: In-process counters, flushed to the stats hash by :meth:`flush_stats`.
+        #: In-process counters, written to the stats hash (:meth:`take_stats`, :meth:`write_stats`).
         self.counters: Counter[str] = Counter()
         #: producer -> event ids of the batch being handled (kept only if it completes).
         self._batch_acks: dict[str, list[str]] = {}
@@ -778,12 +778,17 @@ class Recommender:
             )
         return Outbound(self.topics.deadletter(self.config.store), data)
 
-    def flush_stats(self) -> None:
-        """Add the in-process counters to the stats hash and reset them."""
-        if not self.counters:
+    def take_stats(self) -> Counter[str]:
+        """The counters since the last call; the caller writes them with :meth:`write_stats`
+        (the service does so outside the engine lock: the write is a Redis round trip)."""
+        counts, self.counters = self.counters, Counter()
+        return counts
+
+    def write_stats(self, counts: Counter[str]) -> None:
+        """Add ``counts`` to the stats hash (one round trip, on the shared client)."""
+        if not counts:
             return
         pipe = self._redis.pipeline(transaction=False)
-        for key, value in self.counters.items():
+        for key, value in counts.items():
             pipe.hincrby(self.keys.stats, key, value)
-        self.counters.clear()
         pipe.execute()

@@ -416,9 +416,14 @@ class RecommenderService:
             log.warning("tick skipped: Redis at %s unreachable (%s)", self.redis_url, exc)
 
     def _flush_stats(self) -> None:
-        try:
-            with self._engine_lock:
-                for engine in self.engines.values():
-                    engine.flush_stats()
-        except redis.RedisError as exc:
-            log.warning("could not write stats to Redis at %s (%s)", self.redis_url, exc)
+        """Write the engines' counters; only taking them holds the engine lock. A failed
+        write puts them back, for the next flush."""
+        with self._engine_lock:
+            taken = [(engine, engine.take_stats()) for engine in self.engines.values()]
+        for engine, counts in taken:
+            try:
+                engine.write_stats(counts)
+            except redis.RedisError as exc:
+                with self._engine_lock:
+                    engine.counters.update(counts)
+                log.warning("could not write stats to Redis at %s (%s); kept for later", self.redis_url, exc)

@@ -80,7 +80,7 @@ def feedback(e: Recommender, prompt: Prompt, associate: str, outcome: str, ts: f
 
 
 def stats(e: Recommender, client: redis.Redis) -> dict[str, int]:
-    e.flush_stats()
+    e.write_stats(e.take_stats())
     return {k.decode(): int(v) for k, v in client.hgetall(e.keys.stats).items()}  # type: ignore[union-attr]
 
 

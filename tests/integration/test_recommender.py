@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from broker_config.contract import (
 )
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.mqtt import MqttLink
+from floorwalker.services import free_port
 from recommender.catalog import DEFAULT_CATALOG
 from recommender.keys import Keys
 from recommender.service import RecommenderService
@@ -374,3 +376,25 @@ def test_an_edited_catalog_takes_effect_without_a_restart(
         link.close()
         service.stop()
         thread.join(10)
+
+
+def test_counters_survive_a_failed_stats_write(
+    services: Endpoints, prefix: str, store_config: StoreConfig, redis_client: redis.Redis
+) -> None:
+    """Stats are written outside the engine lock; a write Redis refuses puts them back."""
+    service = RecommenderService(store_config, services, topic_prefix=prefix, key_prefix=prefix)
+    engine = service.engine
+    try:
+        engine.counters["prompts"] += 3
+        shared = engine._redis
+        engine._redis = redis.Redis(port=free_port(), socket_connect_timeout=1)  # nothing listens
+        service._flush_stats()
+        assert engine.counters["prompts"] == 3  # kept for the next flush
+        engine.counters["prompts"] += 1  # counted meanwhile
+        engine._redis = shared
+        service._flush_stats()
+        assert engine.counters == Counter()
+        assert redis_client.hget(engine.keys.stats, "prompts") == b"4"
+    finally:
+        engine.close()
+        service.redis.close()
