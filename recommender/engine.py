@@ -54,15 +54,13 @@ from recommender.routing import OpenPrompt, Router
 
 log = logging.getLogger(__name__)
 
-#: Topics the recommender consumes (in every store, so a wrong store id is noticed).
-CONSUMES = (
-    TopicKind.PRESENCE,
-    TopicKind.CHECKOUT,
-    TopicKind.FOOTFALL,
-    TopicKind.FEEDBACK,
-    TopicKind.ASSOCIATE_STATUS,
-    TopicKind.ERASURE,
-)
+#: What one replica of a share group consumes: each event is work for exactly one of them.
+SHARED = (TopicKind.PRESENCE, TopicKind.CHECKOUT, TopicKind.FOOTFALL)
+#: What every replica consumes: what each one's routing and in-process state must know
+#: (associates' status, answers to prompts, erasures). In every store, so a wrong store id
+#: is noticed.
+BROADCAST = (TopicKind.FEEDBACK, TopicKind.ASSOCIATE_STATUS, TopicKind.ERASURE)
+CONSUMES = SHARED + BROADCAST
 #: Dwell checks remembered at most (member -> zone and since when).
 MAX_DWELLERS = 10_000
 #: Events whose producers keep them in an outbox until acknowledged (edge_agent/outbox.py).
@@ -165,8 +163,13 @@ class Recommender:
         """Close the decision connection (the caller closes its own client)."""
         self._decider.close()
 
-    def subscriptions(self) -> list[tuple[str, int]]:
-        return [(self.topics.subscription(kind), 1) for kind in CONSUMES]
+    def subscriptions(self, replicas: bool = False) -> list[tuple[str, bool]]:
+        """(topic filter, shared by the replicas of a group). With ``replicas`` the prompt
+        topic too: a peer's prompt makes its associate busy here as well."""
+        kinds = [(k, True) for k in SHARED] + [(k, False) for k in BROADCAST]
+        if replicas:
+            kinds.append((TopicKind.PROMPT, False))
+        return [(self.topics.subscription(kind), shared) for kind, shared in kinds]
 
     def reload_catalog(self) -> bool:
         """Hot reload (the service polls once a second); a broken file keeps the old one."""
@@ -472,6 +475,9 @@ class Recommender:
 
     def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> _Pending | None:
         message = decode(self.topics, topic, payload)
+        if isinstance(message.payload, Prompt):
+            self._observe(message.payload, message.address.subject, now)
+            return None
         if message.address.kind in ACKED:
             # Acknowledged once the whole batch returns: its scripts ran (or it went to the
             # dead-letter stream, which is final too).
@@ -531,6 +537,12 @@ class Recommender:
             self.router.set_status(subject, body.state, body.zone)
             return None
         raise TypeError(f"recommender does not consume {type(body).__name__}")  # CONSUMES prevents this
+
+    def _observe(self, prompt: Prompt, associate: str | None, now: float) -> None:
+        """A prompt on an associate's handheld, seen by every replica of a share group."""
+        if associate is None or prompt.producer == self._source.producer or prompt.expires_at <= now:
+            return  # our own (the router has it), or no longer holding anyone
+        self.router.observe(prompt.event_id, associate, prompt.ts, prompt.expires_at)
 
     def _act(self, p: _Pending, reply: Reply, now: float) -> list[Outbound]:
         if p.feedback is not None:
@@ -668,6 +680,9 @@ class Recommender:
             self._after.append(("profile", member, {"clv": f"{value:.2f}"}))
 
     def _feedback(self, fb: Feedback, reply: Reply, now: float) -> list[Outbound]:
+        # Every replica of a share group gets each feedback: the one whose script ran first
+        # counts it (the others see a duplicate), each one's router hears it.
+        self.router.answered(fb.prompt_id, fb.outcome)
         if reply.outcome is not Outcome.OK:
             self.counters[f"feedback_{reply.outcome.value}"] += 1
             return []
@@ -676,7 +691,6 @@ class Recommender:
         self.counters[f"feedback:{fb.outcome}:{kind}"] += 1
         if fb.reason is not None:
             self.counters[f"dismissed:{fb.reason.value}"] += 1
-        self.router.answered(fb.prompt_id, fb.outcome)
         if fb.outcome == "dismissed" and member:
             self._after.append(
                 ("dismissed", member, {"member": f"x|{action}|{fb.prompt_id}", "ts": f"{fb.ts}"})

@@ -84,6 +84,10 @@ class Router:
         #: Per associate: their open prompts' expiry, oldest first (busy() in O(1) amortized).
         self._held: dict[str, dict[str, float]] = {a: {} for a in self._associates}
         self._sent: dict[str, deque[float]] = {a: deque() for a in self._associates}
+        #: Prompts other replicas of a share group sent (prompt id -> associate), seen on the
+        #: prompt topic: they make their associate busy and count towards the hourly cap
+        #: here too. Re-routing them is their sender's job. Oldest first, at most MAX_OPEN.
+        self._peers: dict[str, str] = {}
 
     # -- inputs ------------------------------------------------------------------------
 
@@ -169,6 +173,20 @@ class Router:
             self._forget(next(iter(self._open)))
         return prompt
 
+    def observe(self, prompt_id: str, associate: str, sent_at: float, expires_at: float) -> None:
+        """A prompt another replica sent, or re-routed, to ``associate``."""
+        if associate not in self._associates or self._peers.get(prompt_id) == associate:
+            return  # not one of ours, or seen already (a redelivery)
+        before = self._peers.pop(prompt_id, None)
+        if before is not None:  # re-routed by its sender: off the previous associate's hands
+            self._held[before].pop(prompt_id, None)
+        self._peers[prompt_id] = associate
+        self._sent[associate].append(sent_at)
+        self._held[associate][prompt_id] = expires_at
+        while len(self._peers) > MAX_OPEN:
+            oldest = next(iter(self._peers))
+            self._held[self._peers.pop(oldest)].pop(oldest, None)
+
     def forget_if(self, doomed: Callable[[OpenPrompt], bool]) -> None:
         """Stop tracking the open prompts ``doomed`` picks (an erased member's)."""
         for prompt_id in [pid for pid, row in self._open.items() if doomed(_prompt(row))]:
@@ -187,9 +205,13 @@ class Router:
             self._held[_prompt(row).associate].pop(prompt_id, None)
 
     def answered(self, prompt_id: str, outcome: str) -> OpenPrompt | None:
-        """Feedback: accepted stops re-routing; dismissed or done frees the associate."""
+        """Feedback: accepted stops re-routing; dismissed or done frees the associate (a
+        peer's prompt too). Returns the prompt if it is one of ours."""
         row = self._open.get(prompt_id)
         if row is None:
+            peer = self._peers.get(prompt_id)
+            if peer is not None and outcome != "accepted":
+                self._held[peer].pop(prompt_id, None)
             return None
         prompt = _prompt(row)
         if outcome == "accepted":

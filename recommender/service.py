@@ -152,8 +152,15 @@ class RecommenderService:
         self._acked_at = time.monotonic()
         self._stop = threading.Event()
         self._adopting: set[str] = set()
-        self._filters = sorted({f for e in self.engines.values() for f, _ in e.subscriptions()})
-        subscriptions = [(self._shared(f), 1) for f in self._filters]
+        #: Work is shared by the group's replicas; what routing must know goes to each.
+        self._filters = sorted(
+            {
+                self._shared(f) if shared else f
+                for e in self.engines.values()
+                for f, shared in e.subscriptions(replicas=share is not None)
+            }
+        )
+        subscriptions = [(f, 1) for f in self._filters]
         self.link = MqttLink(
             endpoints.mqtt_host,
             endpoints.mqtt_port,
@@ -217,7 +224,7 @@ class RecommenderService:
         if self.share is not None and self._replica_keys is not None and self.link.connected:
             # Leave the group first, let what is in flight arrive and be handled, then end
             # the session: a stopped replica must not keep being handed its share.
-            self.link.client.unsubscribe([self._shared(f) for f in self._filters])
+            self.link.client.unsubscribe(self._filters)
             time.sleep(ADOPT_IDLE_S)
             self.link.close(end_session=True)
             try:
@@ -368,7 +375,7 @@ class RecommenderService:
             log.warning("replica %s stopped beating; %s adopts its session", peer, self.share.replica)
             # Leave the group at once: the broker stops handing this session new events but
             # still delivers what it holds (measured on Mosquitto 2.0: in flight and queued).
-            adopted.client.unsubscribe([self._shared(f) for f in self._filters])
+            adopted.client.unsubscribe(self._filters)
             last[0] = time.monotonic()
             if not quiet_for(ADOPT_IDLE_S, time.monotonic() + 60.0):
                 raise RuntimeError(f"replica {peer} took its session back")

@@ -340,3 +340,33 @@ def test_deferred_writes_survive_a_connection_lost_under_them(
     assert broken and not redis_client.exists(record)
     [_] = prompts(engine.handle(topic, data, T0 + 1))  # the broker redelivers the event
     assert redis_client.hget(record, "kind") == b"greet_vip"
+
+
+def test_replicas_see_each_others_prompts_and_answers(
+    engine: Recommender, redis_client: redis.Redis, prefix: str, store_config: StoreConfig
+) -> None:
+    """Two replicas of a share group: each one's prompts (seen on the prompt topic) make
+    the associate busy for the other, a re-route moves that, and a feedback (every replica
+    gets it) frees the associate in both, though only the first to run it counts it."""
+    a = Recommender(store_config, redis_client, Topics(prefix), engine.keys, producer="rec-a")
+    b = Recommender(store_config, redis_client, Topics(prefix), engine.keys, producer="rec-b")
+    _, data = enter(a, "pantry", "m_chen0001", T0)
+    [sent] = a.handle(a.topics.presence(a.config.store, "pantry"), data, T0)
+    a.after_publish()
+    assert sent.topic.endswith("/handheld/a-ben/prompt")
+    for replica in (a, b):  # both hear it on the prompt topic; a knows it already
+        assert replica.handle(sent.topic, sent.payload, T0) == []
+    assert b.router.busy("a-ben", T0 + 1) and a.router.busy("a-ben", T0 + 1)
+    assert b.router.choose("pantry", T0 + 1) != "a-ben"
+
+    [moved] = a.tick(T0 + 50)  # not accepted in time: a offers it to a-amy
+    assert b.handle(moved.topic, moved.payload, T0 + 50) == []
+    assert not b.router.busy("a-ben", T0 + 51) and b.router.busy("a-amy", T0 + 51)
+
+    prompt = Prompt.model_validate_json(moved.payload)
+    fb = EnvelopeSource("handheld-a-amy").make(Feedback, T0 + 60, prompt_id=prompt.event_id, outcome="done")
+    for replica in (b, a):  # b runs the feedback script first; a sees a duplicate
+        replica.handle(replica.topics.feedback(replica.config.store, "a-amy"), encode(fb), T0 + 60)
+    assert not a.router.busy("a-amy", T0 + 61) and not b.router.busy("a-amy", T0 + 61)
+    assert stats(b, redis_client)["feedback:done"] == 1
+    assert stats(a, redis_client)["feedback:done"] == 1  # the same hash: counted once

@@ -21,6 +21,7 @@ import redis
 
 from broker_config.contract import (
     MAX_PAYLOAD_BYTES,
+    AssociateStatus,
     CheckoutEvent,
     DeadLetter,
     EnvelopeSource,
@@ -36,7 +37,7 @@ from floorwalker.mqtt import MqttLink
 from floorwalker.services import free_port
 from recommender.catalog import DEFAULT_CATALOG
 from recommender.keys import Keys
-from recommender.service import RecommenderService
+from recommender.service import RecommenderService, Share
 from tests.conftest import Collector
 
 pytestmark = pytest.mark.integration
@@ -398,3 +399,59 @@ def test_counters_survive_a_failed_stats_write(
     finally:
         engine.close()
         service.redis.close()
+
+
+def test_every_replica_hears_associates_status(
+    services: Endpoints,
+    prefix: str,
+    store_config: StoreConfig,
+    collect: Callable[[list[str]], Collector],
+) -> None:
+    """Two replicas behind one shared subscription split the events, but each gets every
+    associate status: Dan goes on a break, so neither sends him the join invites of his
+    own lane. (A status sent before they subscribed reaches both anyway: it is retained.)"""
+    topics = Topics(prefix)
+    store = store_config.store
+    link = MqttLink(services.mqtt_host, services.mqtt_port, client_id=f"{prefix[:-1]}-status-producer")
+    link.connect()
+    prompts = collect([topics.subscription(TopicKind.PROMPT)])
+    replicas = [
+        RecommenderService(
+            store_config, services, topic_prefix=prefix, key_prefix=prefix, share=Share("st", r)
+        )
+        for r in ("r1", "r2")
+    ]
+    threads = []
+    for service in replicas:
+        service.start()
+        threads.append(threading.Thread(target=service.serve, daemon=True))
+        threads[-1].start()
+    pos = EnvelopeSource("pos-2")
+    try:
+        on_break = EnvelopeSource("handheld-a-dan").make(AssociateStatus, time.time(), state="on_break")
+        status = topics.associate_status(store, "a-dan")
+        link.publish(status, encode(on_break), qos=1, retain=True).wait_for_publish(5)
+        events = [
+            pos.make(
+                CheckoutEvent,
+                time.time(),
+                member=None,
+                items=[{"sku": "kikkoman-500", "category": "sauces", "qty": 1, "amount_cents": 399}],
+                total_cents=399,
+            )
+            for _ in range(12)
+        ]
+        for event in events:
+            link.publish(topics.checkout(store, "lane-2"), encode(event), qos=1).wait_for_publish(5)
+        prompts.wait_for(lambda msgs: len(msgs) >= len(events))
+        invites = [(t, Prompt.model_validate_json(p)) for t, p in prompts.messages]
+        assert sorted(p.cause_event_id for _, p in invites) == sorted(e.event_id for e in events)
+        assert not [t for t, _ in invites if "/a-dan/" in t]
+        assert {p.producer for _, p in invites} == {"st-r1", "st-r2"}  # both had a share
+    finally:
+        link.publish(topics.associate_status(store, "a-dan"), b"", qos=1, retain=True).wait_for_publish(5)
+        link.close()
+        for service in replicas:
+            service.stop()
+        for thread in threads:
+            thread.join(10)

@@ -148,3 +148,20 @@ def test_open_prompts_stay_out_of_the_collectors_full_passes(store_config: Store
     gc.collect()  # a pass untracks a tuple once what it holds is untracked: the next one does
     assert not any(gc.is_tracked(row) for row in router._open.values())
     assert moved.prompt_id == "p2"
+
+
+def test_a_peer_replicas_prompts_count_here_once_and_are_not_rerouted_here(store_config: StoreConfig) -> None:
+    router = Router(store_config, reroute_after_s=45)
+    for _ in range(2):  # a redelivery of the same prompt counts once
+        router.observe("peer-1", "a-ben", T, T + 300)
+    assert router.busy("a-ben", T + 1) and router.choose("pantry", T + 1) != "a-ben"
+    assert router.choose("pantry", T + 1, cap_per_hour=1) != "a-ben"
+    assert router.choose("pantry", T + 301, cap_per_hour=2) == "a-ben"  # expired; 1 of 2 this hour
+    assert router.due(T + 100) == []  # its sender re-routes it, not us
+    router.observe("peer-2", "a-ben", T + 400, T + 700)
+    router.answered("peer-2", "accepted")
+    assert router.busy("a-ben", T + 401)  # accepted: still on it
+    router.answered("peer-2", "done")
+    assert not router.busy("a-ben", T + 402)
+    router.observe("stranger", "a-nobody", T, T + 300)  # not one of this store's associates
+    assert router.choose("pantry", T + 402) == "a-ben"
