@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from string import Template
 
 from broker_config import BRIDGE_TEMPLATE
@@ -11,10 +12,16 @@ from floorwalker.provision import DeviceCredentials
 
 
 def render_bridge(
-    store: StoreConfig, login: DeviceCredentials, central_host: str, central_port: int, prefix: str = ""
+    store: StoreConfig,
+    login: DeviceCredentials,
+    central_host: str,
+    central_port: int,
+    prefix: str = "",
+    ca_file: Path | None = None,
 ) -> str:
-    """Bridge config text: this store's events go up to ``central_host:central_port``."""
-    tls = f"bridge_cafile {login.ca_file}" if login.ca_file is not None else "# plain MQTT (no ca_file)"
+    """Bridge config text: this store's events go up to ``central_host:central_port``;
+    over TLS when ``ca_file`` (the central broker's CA, as a file Mosquitto reads) is given."""
+    tls = f"bridge_cafile {ca_file}" if ca_file is not None else "# plain MQTT (no CA)"
     return Template(BRIDGE_TEMPLATE.read_text()).substitute(
         name=f"bridge-{store.store}",
         central_host=central_host,

@@ -696,7 +696,12 @@ def provision_bridge(
     host, _, port = central.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--central {central!r}: expected host:port")
-    text = render_bridge(_store(store_config), load_credentials(credentials), host, int(port), topic_prefix)
+    login = load_credentials(credentials)
+    ca_file = login.ca_file
+    if login.ca_pem is not None:  # Mosquitto reads its CA from a file: one next to the config
+        ca_file = out.with_name(f"{out.stem}-ca.crt").resolve()
+        ca_file.write_text(login.ca_pem)
+    text = render_bridge(_store(store_config), login, host, int(port), topic_prefix, ca_file)
     out.write_text(text)
     out.chmod(0o600)
     typer.echo(f"bridge config: {out} (include it in the store broker's config with include_dir)")

@@ -57,6 +57,12 @@ class MqttAuth:
     username: str
     password: str
     ca_file: Path | None = None
+    #: The CA certificate itself (PEM), as a credentials file carries it; wins over ca_file.
+    ca_pem: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.ca_pem is not None or self.ca_file is not None
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class MqttLink:
         keepalive: int = 30,
         auth: MqttAuth | None = None,
     ) -> None:
-        tls = auth is not None and auth.ca_file is not None
+        tls = auth is not None and auth.tls
         self._username = auth.username if auth is not None else None
         self.url = f"{'mqtts' if tls else 'mqtt'}://{host}:{port}"
         self._host, self._port, self._keepalive = host, port, keepalive
@@ -123,10 +129,16 @@ class MqttLink:
         client.on_socket_open = self._on_socket_open
         if auth is not None:
             client.username_pw_set(auth.username, auth.password)
-            if auth.ca_file is not None:
+            # An expired CA is one clear line here, not a failed handshake later.
+            if auth.ca_pem is not None:
+                from floorwalker.tls import check_certificate_pem
+
+                source = f"the store CA in {auth.username}'s credentials"
+                check_certificate_pem(auth.ca_pem, source, dt.datetime.now(dt.UTC))
+                client.tls_set_context(ssl.create_default_context(cadata=auth.ca_pem))
+            elif auth.ca_file is not None:
                 from floorwalker.tls import check_certificate
 
-                # An expired CA is one clear line here, not a failed handshake later.
                 check_certificate(auth.ca_file, dt.datetime.now(dt.UTC))
                 client.tls_set(ca_certs=str(auth.ca_file))
         self.client = client

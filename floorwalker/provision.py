@@ -51,11 +51,14 @@ class DeviceCredentials(BaseModel):
     store: str
     username: str
     password: str
-    #: The store CA certificate, when the broker has a TLS listener.
+    #: The store CA certificate (PEM), when the broker has a TLS listener: the file is all a
+    #: device needs, wherever it is copied to.
+    ca_pem: str | None = None
+    #: The store CA as a path instead (files provisioned before ``ca_pem``).
     ca_file: Path | None = None
 
     def auth(self) -> MqttAuth:
-        return MqttAuth(self.username, self.password, self.ca_file)
+        return MqttAuth(self.username, self.password, self.ca_file, self.ca_pem)
 
 
 def hash_password(password: str, *, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
@@ -109,7 +112,8 @@ class CredentialStore:
             ) from None
 
     def provision(self, kind: DeviceKind, ident: str, *, ca_file: Path | None = None) -> DeviceCredentials:
-        """Create (or rotate) the account and write the device's credentials file."""
+        """Create (or rotate) the account and write the device's credentials file (with the
+        certificate of ``ca_file``, the store CA, in it)."""
         account = Account(kind, ident)
         self._check(account)
         password = secrets.token_urlsafe(32)
@@ -122,7 +126,7 @@ class CredentialStore:
             store=self.store.store,
             username=account.username,
             password=password,
-            ca_file=ca_file,
+            ca_pem=ca_file.read_text() if ca_file is not None else None,
         )
         self._write(accounts, hashes)
         _write_private(self.dir / DEVICES / f"{account.username}.json", creds.model_dump_json(indent=2))

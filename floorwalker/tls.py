@@ -3,9 +3,11 @@
 ``floorwalker provision tls --hostname store-12.local`` makes, in the secrets directory:
 ``ca.key``/``ca.crt`` (the store CA, EC P-256) and ``server.key``/``server.crt`` for the
 broker's TLS listener, signed by that CA, valid for the given host names and 127.0.0.1.
-Devices get ``ca.crt`` and verify the broker with it. :func:`check_certificate` is what a
-gateway runs before connecting, so an expired certificate is one clear line naming the
-file and the date instead of a TLS handshake failure.
+Devices verify the broker with the CA: ``floorwalker provision`` puts its certificate into
+each device's credentials file (``ca_pem``), so that file alone is what a device needs.
+:func:`check_certificate` is what a device runs before connecting, so an expired
+certificate is one clear line naming where it came from and the date instead of a TLS
+handshake failure.
 """
 
 from __future__ import annotations
@@ -120,15 +122,27 @@ def _load_cert(path: Path) -> x509.Certificate:
 
 def check_certificate(path: Path, now: dt.datetime) -> x509.Certificate:
     """Load a certificate and refuse one that is expired or not yet valid, naming file and date."""
-    cert = _load_cert(path)
+    return _check_validity(_load_cert(path), str(path), now)
+
+
+def check_certificate_pem(pem: str, source: str, now: dt.datetime) -> x509.Certificate:
+    """Like :func:`check_certificate`, for a certificate's text; ``source`` names where it came from."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError as exc:
+        raise ConfigError(f"{source}: not a PEM certificate ({exc})") from None
+    return _check_validity(cert, source, now)
+
+
+def _check_validity(cert: x509.Certificate, source: str, now: dt.datetime) -> x509.Certificate:
     if now > cert.not_valid_after_utc:
         raise ConfigError(
-            f"{path}: certificate expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; "
-            "renew it with `floorwalker provision tls` and copy the new ca.crt to the device"
+            f"{source}: certificate expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; "
+            "renew it with `floorwalker provision tls`, then provision the device again"
         )
     if now < cert.not_valid_before_utc:
         raise ConfigError(
-            f"{path}: certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC; "
+            f"{source}: certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC; "
             "check this device's clock"
         )
     return cert

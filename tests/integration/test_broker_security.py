@@ -225,7 +225,7 @@ def test_anonymous_clients_are_refused(broker: SecureBroker) -> None:
 
 def test_tls_listener_with_the_store_ca(broker: SecureBroker) -> None:
     creds = broker.accounts["gw-chill"]
-    assert creds.ca_file is not None
+    assert creds.ca_pem is not None and creds.ca_file is None  # the CA travels in the file
     gw = Client(broker.tls_port, creds.auth())
     try:
         assert gw.link.url.startswith("mqtts://")
@@ -321,7 +321,7 @@ def _edge(port: int, credentials: Path, run_dir: Path) -> subprocess.Popen[bytes
 def test_the_gateway_process_logs_in_with_its_credentials_file(broker: SecureBroker, tmp_path: Path) -> None:
     devices = broker.store.dir / "devices"
     plain_creds = tmp_path / "gw-fresh.json"  # loopback listener: the same login without the CA
-    plain_creds.write_text(broker.accounts["gw-fresh"].model_copy(update={"ca_file": None}).model_dump_json())
+    plain_creds.write_text(broker.accounts["gw-fresh"].model_copy(update={"ca_pem": None}).model_dump_json())
     recorder = Client(broker.port, plain(broker.accounts["svc-recorder"]), [f"fw/v1/{STORE}/gw/+/status"])
     gateway = _edge(broker.port, plain_creds, tmp_path)
     try:
@@ -336,6 +336,25 @@ def test_the_gateway_process_logs_in_with_its_credentials_file(broker: SecureBro
     lines = err.decode().strip().splitlines()
     assert wrong.returncode == 2 and len(lines) == 1
     assert "credentials of 'gw-chill', not of 'gw-fresh'" in lines[0]
+
+
+def test_a_copied_credentials_file_is_all_a_gateway_needs_for_tls(
+    broker: SecureBroker, tmp_path: Path
+) -> None:
+    """Installed on a gateway, the file lies far from the provisioning machine's secrets:
+    the store CA is in it, so the agent verifies the TLS listener with nothing else."""
+    copied = tmp_path / "etc" / "credentials.json"
+    copied.parent.mkdir()
+    copied.write_bytes(broker.credentials("gw-fresh").read_bytes())
+    assert str(broker.store.dir) not in copied.read_text()  # no path back to the secrets
+    recorder = Client(broker.port, plain(broker.accounts["svc-recorder"]), [f"fw/v1/{STORE}/gw/+/status"])
+    gateway = _edge(broker.tls_port, copied, tmp_path)
+    try:
+        assert recorder.wait_for(TOPICS.status(STORE, "gw-fresh"), timeout=15), gateway.stderr
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(10)
+        recorder.close()
 
 
 def test_refused_publishes_are_counted_for_the_status(broker: SecureBroker) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import subprocess
 import sys
@@ -199,3 +200,41 @@ def test_crm_check(tmp_path: Path) -> None:
     assert "600 members imported, 0 rows skipped" in ok.stdout and "fitted on this data" in ok.stdout
     line = _one_error_line(floorwalker("crm", "check", str(tmp_path / "nope.json")))
     assert "nope.json" in line and "not found" in line
+
+
+def test_provision_bridge_writes_the_central_ca_beside_its_config(tmp_path: Path) -> None:
+    """The store's login on the central broker carries the central CA; Mosquitto reads a
+    CA from a file, so the bridge config gets one next to it."""
+    from broker_config.acl import DeviceKind
+    from floorwalker.provision import DeviceCredentials
+    from floorwalker.tls import make_store_ca
+
+    (tmp_path / "central").mkdir()
+    pem = make_store_ca(tmp_path / "central", "central", now=dt.datetime.now(dt.UTC)).read_text()
+    login = DeviceCredentials(
+        kind=DeviceKind.SERVICE,
+        id="bridge",
+        store="demo-store",
+        username="bridge-demo",
+        password="x",
+        ca_pem=pem,
+    )
+    creds = tmp_path / "bridge-login.json"
+    creds.write_text(login.model_dump_json())
+    out = tmp_path / "conf" / "bridge.conf"
+    out.parent.mkdir()
+    done = floorwalker(
+        "provision",
+        "bridge",
+        "--central",
+        "central.example:8883",
+        "--credentials",
+        str(creds),
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    ca = out.parent / "bridge-ca.crt"
+    assert ca.read_text() == pem
+    assert f"bridge_cafile {ca}" in out.read_text().splitlines()
+    assert "address central.example:8883" in out.read_text()

@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 
 from floorwalker.errors import ConfigError
-from floorwalker.tls import check_certificate, issue_server_cert, make_store_ca
+from floorwalker.tls import check_certificate, check_certificate_pem, issue_server_cert, make_store_ca
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
@@ -46,3 +46,21 @@ def test_unreadable_certificates(tmp_path: Path, content: bytes | None, problem:
         path.write_bytes(content)
     with pytest.raises(ConfigError, match=problem):
         check_certificate(path, NOW)
+
+
+@pytest.mark.parametrize(
+    ("days_later", "problem"),
+    [
+        (11, "the CA in gw-1's credentials: certificate expired on 2026-12-03"),
+        (-1, "the CA in gw-1's credentials: certificate is not valid before 2026-11-23"),
+    ],
+)
+def test_a_ca_carried_in_credentials_is_checked_the_same(
+    tmp_path: Path, days_later: int, problem: str
+) -> None:
+    pem = make_store_ca(tmp_path, "demo-store", now=NOW, days=10).read_text()
+    assert check_certificate_pem(pem, "the CA in gw-1's credentials", NOW).subject
+    with pytest.raises(ConfigError, match=problem):
+        check_certificate_pem(pem, "the CA in gw-1's credentials", NOW + dt.timedelta(days=days_later))
+    with pytest.raises(ConfigError, match="the CA in gw-1's credentials: not a PEM certificate"):
+        check_certificate_pem("junk", "the CA in gw-1's credentials", NOW)
