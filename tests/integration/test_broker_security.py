@@ -318,18 +318,23 @@ def _edge(port: int, credentials: Path, run_dir: Path) -> subprocess.Popen[bytes
     )  # fmt: skip
 
 
-def test_the_gateway_process_logs_in_with_its_credentials_file(broker: SecureBroker, tmp_path: Path) -> None:
-    devices = broker.store.dir / "devices"
-    plain_creds = tmp_path / "gw-fresh.json"  # loopback listener: the same login without the CA
-    plain_creds.write_text(broker.accounts["gw-fresh"].model_copy(update={"ca_pem": None}).model_dump_json())
+def _gateway_reports_status(broker: SecureBroker, port: int, credentials: Path, run_dir: Path) -> None:
+    """gw-fresh's agent, started with ``credentials``, gets its status onto the broker."""
     recorder = Client(broker.port, plain(broker.accounts["svc-recorder"]), [f"fw/v1/{STORE}/gw/+/status"])
-    gateway = _edge(broker.port, plain_creds, tmp_path)
+    gateway = _edge(port, credentials, run_dir)
     try:
         assert recorder.wait_for(TOPICS.status(STORE, "gw-fresh"), timeout=15), gateway.stderr
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(10)
         recorder.close()
+
+
+def test_the_gateway_process_logs_in_with_its_credentials_file(broker: SecureBroker, tmp_path: Path) -> None:
+    devices = broker.store.dir / "devices"
+    plain_creds = tmp_path / "gw-fresh.json"  # loopback listener: the same login without the CA
+    plain_creds.write_text(broker.accounts["gw-fresh"].model_copy(update={"ca_pem": None}).model_dump_json())
+    _gateway_reports_status(broker, broker.port, plain_creds, tmp_path)
     # Another device's credentials file is refused before connecting, in one line.
     wrong = _edge(broker.port, devices / "gw-chill.json", tmp_path)
     _, err = wrong.communicate(timeout=30)
@@ -347,14 +352,7 @@ def test_a_copied_credentials_file_is_all_a_gateway_needs_for_tls(
     copied.parent.mkdir()
     copied.write_bytes(broker.credentials("gw-fresh").read_bytes())
     assert str(broker.store.dir) not in copied.read_text()  # no path back to the secrets
-    recorder = Client(broker.port, plain(broker.accounts["svc-recorder"]), [f"fw/v1/{STORE}/gw/+/status"])
-    gateway = _edge(broker.tls_port, copied, tmp_path)
-    try:
-        assert recorder.wait_for(TOPICS.status(STORE, "gw-fresh"), timeout=15), gateway.stderr
-    finally:
-        gateway.send_signal(signal.SIGTERM)
-        gateway.wait(10)
-        recorder.close()
+    _gateway_reports_status(broker, broker.tls_port, copied, tmp_path)
 
 
 def test_refused_publishes_are_counted_for_the_status(broker: SecureBroker) -> None:

@@ -7,6 +7,7 @@ earlier event has been handled, and "exactly one prompt" can be asserted without
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -68,13 +69,7 @@ class Slice:
 
     def checkout(self, member: str | None = None, lane: str = "lane-1") -> CheckoutEvent:
         source = self.pos1 if lane == "lane-1" else self.pos2
-        event = source.make(
-            CheckoutEvent,
-            time.time(),
-            member=member,
-            items=[{"sku": "kikkoman-500", "category": "sauces", "qty": 1, "amount_cents": 399}],
-            total_cents=399,
-        )
+        event = checkout_event(source, member)
         self.send(self.topics.checkout(self.store, lane), encode(event))
         return event
 
@@ -95,6 +90,41 @@ class Slice:
         ]
 
 
+def checkout_event(pos: EnvelopeSource, member: str | None = None) -> CheckoutEvent:
+    """A basket with a bottle of soy sauce at ``pos``'s till (a guest's earns a join invite)."""
+    return pos.make(
+        CheckoutEvent,
+        time.time(),
+        member=member,
+        items=[{"sku": "kikkoman-500", "category": "sauces", "qty": 1, "amount_cents": 399}],
+        total_cents=399,
+    )
+
+
+def producer(services: Endpoints, prefix: str, role: str) -> MqttLink:
+    """A raw connection that publishes exact bytes, as a device would."""
+    link = MqttLink(services.mqtt_host, services.mqtt_port, client_id=f"{prefix[:-1]}-{role}")
+    link.connect()
+    return link
+
+
+@contextlib.contextmanager
+def serving(*services: RecommenderService) -> Iterator[None]:
+    """Start each service and serve it on a thread of its own until the block ends."""
+    threads: list[threading.Thread] = []
+    try:
+        for service in services:
+            service.start()
+            threads.append(threading.Thread(target=service.serve, daemon=True))
+            threads[-1].start()
+        yield
+    finally:
+        for service in services:
+            service.stop()
+        for thread in threads:
+            thread.join(10)
+
+
 @pytest.fixture
 def running(
     services: Endpoints,
@@ -113,29 +143,24 @@ def running(
         key_prefix=prefix,
         client_id="rec-test",
     )
-    service.start()
-    thread = threading.Thread(target=service.serve, daemon=True)
-    thread.start()
-    link = MqttLink(services.mqtt_host, services.mqtt_port, client_id=f"{prefix[:-1]}-producer")
-    link.connect()
-    s = Slice(
-        topics,
-        Keys(store_config.store, prefix),
-        store_config.store,
-        link,
-        prompts,
-        deadletters,
-        EnvelopeSource("gw-entrance"),
-        EnvelopeSource("gw-fresh"),
-        EnvelopeSource("pos-1"),
-        EnvelopeSource("pos-2"),
-        redis_client,
-    )
-    s.sentinel()  # the recommender is subscribed and serving
-    yield s
-    link.close()
-    service.stop()
-    thread.join(10)
+    with serving(service):
+        link = producer(services, prefix, "producer")
+        s = Slice(
+            topics,
+            Keys(store_config.store, prefix),
+            store_config.store,
+            link,
+            prompts,
+            deadletters,
+            EnvelopeSource("gw-entrance"),
+            EnvelopeSource("gw-fresh"),
+            EnvelopeSource("pos-1"),
+            EnvelopeSource("pos-2"),
+            redis_client,
+        )
+        s.sentinel()  # the recommender is subscribed and serving
+        yield s
+        link.close()
 
 
 def test_member_entering_a_zone_gets_exactly_one_greeting_with_a_reason(running: Slice) -> None:
@@ -337,21 +362,11 @@ def test_an_edited_catalog_takes_effect_without_a_restart(
         key_prefix=prefix,
         client_id="rec-reload",
     )
-    service.start()
-    thread = threading.Thread(target=service.serve, daemon=True)
-    thread.start()
-    link = MqttLink(services.mqtt_host, services.mqtt_port, client_id=f"{prefix[:-1]}-reload-producer")
-    link.connect()
+    link = producer(services, prefix, "reload-producer")
     pos = EnvelopeSource("pos-2")
 
     def invite_headline() -> str:
-        event = pos.make(
-            CheckoutEvent,
-            time.time(),
-            member=None,
-            items=[{"sku": "kikkoman-500", "category": "sauces", "qty": 1, "amount_cents": 399}],
-            total_cents=399,
-        )
+        event = checkout_event(pos)
         link.publish(topics.checkout(store_config.store, "lane-2"), encode(event), qos=1).wait_for_publish(5)
         prompts.wait_for(lambda msgs: any(event.event_id.encode() in p for _, p in msgs))
         found = [Prompt.model_validate_json(p) for p in prompts.on("/prompt")]
@@ -363,7 +378,7 @@ def test_an_edited_catalog_takes_effect_without_a_restart(
         st = catalog.stat()
         os.utime(catalog, (st.st_atime, st.st_mtime + 2))  # a new mtime even on a coarse clock
 
-    try:
+    with serving(service):
         assert invite_headline() == "Invite to join at lane-2"
         edit('headline: "Invite to join at {zone}"', 'headline: "Ask about the card at {zone}"')
         deadline = time.monotonic() + 10
@@ -373,10 +388,7 @@ def test_an_edited_catalog_takes_effect_without_a_restart(
         edit("    value: 5\n", "    value: 5\n    colour: blue\n")  # an unknown field: refused
         time.sleep(2.5)  # two ticks
         assert invite_headline() == "Ask about the card at lane-2"  # the previous one stays
-    finally:
-        link.close()
-        service.stop()
-        thread.join(10)
+    link.close()
 
 
 def test_counters_survive_a_failed_stats_write(
@@ -412,8 +424,7 @@ def test_every_replica_hears_associates_status(
     own lane. (A status sent before they subscribed reaches both anyway: it is retained.)"""
     topics = Topics(prefix)
     store = store_config.store
-    link = MqttLink(services.mqtt_host, services.mqtt_port, client_id=f"{prefix[:-1]}-status-producer")
-    link.connect()
+    link = producer(services, prefix, "status-producer")
     prompts = collect([topics.subscription(TopicKind.PROMPT)])
     replicas = [
         RecommenderService(
@@ -421,37 +432,20 @@ def test_every_replica_hears_associates_status(
         )
         for r in ("r1", "r2")
     ]
-    threads = []
-    for service in replicas:
-        service.start()
-        threads.append(threading.Thread(target=service.serve, daemon=True))
-        threads[-1].start()
     pos = EnvelopeSource("pos-2")
     try:
-        on_break = EnvelopeSource("handheld-a-dan").make(AssociateStatus, time.time(), state="on_break")
-        status = topics.associate_status(store, "a-dan")
-        link.publish(status, encode(on_break), qos=1, retain=True).wait_for_publish(5)
-        events = [
-            pos.make(
-                CheckoutEvent,
-                time.time(),
-                member=None,
-                items=[{"sku": "kikkoman-500", "category": "sauces", "qty": 1, "amount_cents": 399}],
-                total_cents=399,
-            )
-            for _ in range(12)
-        ]
-        for event in events:
-            link.publish(topics.checkout(store, "lane-2"), encode(event), qos=1).wait_for_publish(5)
-        prompts.wait_for(lambda msgs: len(msgs) >= len(events))
-        invites = [(t, Prompt.model_validate_json(p)) for t, p in prompts.messages]
-        assert sorted(p.cause_event_id for _, p in invites) == sorted(e.event_id for e in events)
-        assert not [t for t, _ in invites if "/a-dan/" in t]
-        assert {p.producer for _, p in invites} == {"st-r1", "st-r2"}  # both had a share
+        with serving(*replicas):
+            on_break = EnvelopeSource("handheld-a-dan").make(AssociateStatus, time.time(), state="on_break")
+            status = topics.associate_status(store, "a-dan")
+            link.publish(status, encode(on_break), qos=1, retain=True).wait_for_publish(5)
+            events = [checkout_event(pos) for _ in range(12)]
+            for event in events:
+                link.publish(topics.checkout(store, "lane-2"), encode(event), qos=1).wait_for_publish(5)
+            prompts.wait_for(lambda msgs: len(msgs) >= len(events))
+            invites = [(t, Prompt.model_validate_json(p)) for t, p in prompts.messages]
+            assert sorted(p.cause_event_id for _, p in invites) == sorted(e.event_id for e in events)
+            assert not [t for t, _ in invites if "/a-dan/" in t]
+            assert {p.producer for _, p in invites} == {"st-r1", "st-r2"}  # both had a share
     finally:
         link.publish(topics.associate_status(store, "a-dan"), b"", qos=1, retain=True).wait_for_publish(5)
         link.close()
-        for service in replicas:
-            service.stop()
-        for thread in threads:
-            thread.join(10)
