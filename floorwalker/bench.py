@@ -56,6 +56,7 @@ from broker_config.contract import (
     decode,
     encode,
 )
+from floorwalker.bench_relay import TRIVIAL_SCRIPT
 from floorwalker.config import Endpoints, StoreConfig, load_store_config
 from floorwalker.errors import FloorwalkerError
 from floorwalker.mqtt import MqttLink, Received
@@ -80,7 +81,8 @@ READY_TIMEOUT_S = 30.0
 #: The bench process publishes and receives on three threads; a short GIL switch interval
 #: keeps a busy thread from delaying a receive callback by up to the 5 ms default.
 SWITCH_INTERVAL_S = 0.0005
-TRIVIAL_SCRIPT = "return 1"
+#: The relay is timed at the rates' lower end: each of its events costs two hops.
+RELAY_RATE_EPS = 500.0
 
 
 class BenchError(FloorwalkerError):
@@ -118,6 +120,8 @@ class RateResult:
     #: guest checkouts (one), the two halves of the load.
     p50_member_ms: float | None = None
     p50_guest_ms: float | None = None
+    #: p50 over the relay's (:attr:`Floor.relay_p50_ms`): what deciding adds, as a factor.
+    p50_over_relay: float | None = None
 
 
 def percentile(samples: Sequence[float] | np.ndarray[Any, Any], q: float) -> float | None:
@@ -136,6 +140,7 @@ def summarize(
     floor_p50_ms: float,
     max_send_lag_ms: float = 0.0,
     member_ids: Collection[str] = (),
+    relay_p50_ms: float | None = None,
 ) -> RateResult:
     """One rate's result from what was sent and what came back.
 
@@ -192,6 +197,7 @@ def summarize(
         target_met=met,
         p50_member_ms=percentile(by_kind[True], 50),
         p50_guest_ms=percentile(by_kind[False], 50),
+        p50_over_relay=p50 / relay_p50_ms if p50 is not None and relay_p50_ms else None,
     )
 
 
@@ -209,7 +215,7 @@ class RateSamples:
     others_busy_pct: float | None
     member_ids: list[str] = field(default_factory=list)
 
-    def result(self, floor_p50_ms: float) -> RateResult:
+    def result(self, floor_p50_ms: float, relay_p50_ms: float | None = None) -> RateResult:
         r = summarize(
             rate_eps=self.rate_eps,
             duration_s=self.duration_s,
@@ -218,6 +224,7 @@ class RateSamples:
             floor_p50_ms=floor_p50_ms,
             max_send_lag_ms=self.max_send_lag_ms,
             member_ids=self.member_ids,
+            relay_p50_ms=relay_p50_ms,
         )
         return replace(
             r,
@@ -235,6 +242,12 @@ class Floor:
     evalsha_p50_ms: float
     evalsha_p99_ms: float
     evalsha_samples: int
+    #: Event -> message through a relay process that only receives, runs one trivial
+    #: EVALSHA and publishes (:mod:`floorwalker.bench_relay`): the least the real path's
+    #: shape (two hops, one script, Python and paho) costs. Not part of the target.
+    relay_p50_ms: float | None = None
+    relay_p99_ms: float | None = None
+    relay_samples: int = 0
     #: Machine load while the floor was measured (as for each rate): a busy neighbour
     #: inflates the floor too.
     floor_machine_busy_pct: float | None = None
@@ -245,12 +258,17 @@ class Floor:
         return self.mqtt_hop_p50_ms + self.evalsha_p50_ms
 
 
-def floor_from_samples(mqtt_hop_ms: Sequence[float], evalsha_ms: Sequence[float]) -> Floor:
+def floor_from_samples(
+    mqtt_hop_ms: Sequence[float], evalsha_ms: Sequence[float], relay_ms: Sequence[float] = ()
+) -> Floor:
     hop50, hop99 = percentile(mqtt_hop_ms, 50), percentile(mqtt_hop_ms, 99)
     ev50, ev99 = percentile(evalsha_ms, 50), percentile(evalsha_ms, 99)
     if hop50 is None or hop99 is None or ev50 is None or ev99 is None:
         raise BenchError("the floor measurement got no samples")
-    return Floor(hop50, hop99, len(mqtt_hop_ms), ev50, ev99, len(evalsha_ms))
+    return Floor(
+        hop50, hop99, len(mqtt_hop_ms), ev50, ev99, len(evalsha_ms),
+        percentile(relay_ms, 50), percentile(relay_ms, 99), len(relay_ms),
+    )  # fmt: skip
 
 
 def machine_info() -> dict[str, Any]:
@@ -277,6 +295,7 @@ def report(floor: Floor, results: Sequence[RateResult], floors: Sequence[Floor] 
         },
         "floor_p50_ms": floor.floor_p50_ms,
         **asdict(floor),
+        "relay_over_floor": floor.relay_p50_ms / floor.floor_p50_ms if floor.relay_p50_ms else None,
         "floor_runs": [{"floor_p50_ms": f.floor_p50_ms, **asdict(f)} for f in floors or [floor]],
         "rates": [asdict(r) for r in results],
     }
@@ -439,6 +458,64 @@ def measure_evalsha(redis_url: str, samples: int) -> list[float]:
         client.close()
 
 
+def measure_relay(ep: Endpoints, prefix: str, samples: int, rate_eps: float) -> list[float]:
+    """Event -> message latency through :mod:`floorwalker.bench_relay` (a separate process
+    that receives, runs one trivial ``EVALSHA`` and publishes), in ms: the least a
+    recommender of this shape could cost. Two broker hops, like the real path."""
+    topic_in, topic_out = f"{prefix}bench/relay/in", f"{prefix}bench/relay/out"
+    received: list[float] = []
+    probes: list[bytes] = []
+
+    def on_message(msg: Received) -> bool:
+        now = time.perf_counter()
+        if msg.payload.startswith(b"probe"):
+            probes.append(msg.payload)
+        else:
+            received.append((now - float(msg.payload)) * 1000.0)
+        return True
+
+    argv = [
+        sys.executable, "-m", "floorwalker.bench_relay",
+        "--mqtt-host", ep.mqtt_host, "--mqtt-port", str(ep.mqtt_port), "--redis-url", ep.redis_url,
+        "--client-id", _client_id(prefix, "relay"), "--topic-in", topic_in, "--topic-out", topic_out,
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        if proc.stdout.readline().strip() != b"ready":
+            proc.wait(READY_TIMEOUT_S)
+            why = proc.stderr.read().decode(errors="replace").strip().splitlines()
+            raise BenchError(f"the floor's relay process did not start: {why[-1] if why else 'no output'}")
+        sub = MqttLink(ep.mqtt_host, ep.mqtt_port, _client_id(prefix, "relay-sub"),
+                       subscriptions=[(topic_out, 1)], on_message=on_message)  # fmt: skip
+        pub = MqttLink(ep.mqtt_host, ep.mqtt_port, _client_id(prefix, "relay-pub"))
+        sub.connect()
+        try:
+            pub.connect()
+            try:
+                deadline = time.monotonic() + READY_TIMEOUT_S
+                while not probes:  # until both subscriptions are in place
+                    if time.monotonic() > deadline:
+                        raise BenchError(f"the relay's probe never came back through {ep.mqtt_url}")
+                    pub.publish(topic_in, b"probe", qos=1)
+                    _wait(lambda: bool(probes), 0.1)
+                for _i, _lag in paced(samples, rate_eps):
+                    pub.publish(topic_in, repr(time.perf_counter()).encode(), qos=1)
+                _wait(lambda: len(received) >= samples, 10.0)
+            finally:
+                pub.close()
+        finally:
+            sub.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return received
+
+
 def measure_floor(
     ep: Endpoints,
     prefix: str,
@@ -450,9 +527,10 @@ def measure_floor(
     meter.start()
     hops = measure_mqtt_hop(ep, prefix, samples, rate_eps)
     evalsha = measure_evalsha(ep.redis_url, samples)
+    relay = measure_relay(ep, prefix, samples, RELAY_RATE_EPS)
     _, busy, others = meter.stop()
     return replace(
-        floor_from_samples(hops, evalsha), floor_machine_busy_pct=busy, floor_others_busy_pct=others
+        floor_from_samples(hops, evalsha, relay), floor_machine_busy_pct=busy, floor_others_busy_pct=others
     )
 
 
@@ -773,9 +851,15 @@ def print_table(floor: Floor, results: Sequence[RateResult], console: Console) -
         f"MQTT hop p50 {floor.mqtt_hop_p50_ms:.3f} ms (p99 {floor.mqtt_hop_p99_ms:.3f}) + "
         f"EVALSHA p50 {floor.evalsha_p50_ms:.3f} ms (p99 {floor.evalsha_p99_ms:.3f}); {load}"
     )
+    if floor.relay_p50_ms is not None:
+        console.print(
+            f"relay p50 {floor.relay_p50_ms:.3f} ms (p99 {_ms(floor.relay_p99_ms)}, "
+            f"{floor.relay_p50_ms / floor.floor_p50_ms:.1f} x floor): receive, one trivial EVALSHA, "
+            "publish -- the least this path's shape costs"
+        )
     table = Table(title="event -> prompt latency (ms)")
     for col in ("rate", "achieved", "sent", "received", "lost", "dup", "p50", "p90", "p99", "max",
-                "x floor", "target", "busy (others)"):  # fmt: skip
+                "x floor", "x relay", "target", "busy (others)"):  # fmt: skip
         table.add_column(col, justify="right")
     for r in results:
         table.add_row(
@@ -790,6 +874,7 @@ def print_table(floor: Floor, results: Sequence[RateResult], console: Console) -
             _ms(r.p99_ms),
             _ms(r.max_ms),
             "-" if r.p50_over_floor is None else f"{r.p50_over_floor:.1f}",
+            "-" if r.p50_over_relay is None else f"{r.p50_over_relay:.1f}",
             "[green]met[/]" if r.target_met else "[red]missed[/]",
             _busy(r.machine_busy_pct, r.others_busy_pct, short=True),
         )
@@ -850,7 +935,7 @@ def run_on(
         sys.setswitchinterval(old_interval)
     # A neighbour's burst only ever inflates the floor: judge against the lower measurement.
     floor = min(floors, key=lambda f: f.floor_p50_ms)
-    results = [run.result(floor.floor_p50_ms) for run in runs]
+    results = [run.result(floor.floor_p50_ms, floor.relay_p50_ms) for run in runs]
     print_table(floor, results, console)
     doc = report(floor, results, floors)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,9 @@ import pytest
 import redis
 from rich.console import Console
 
-from floorwalker.bench import run_on
+from floorwalker.bench import BenchError, measure_relay, run_on
 from floorwalker.config import Endpoints
+from floorwalker.services import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +36,10 @@ def test_short_bench_run(services: Endpoints, tmp_path: Path) -> None:
     assert len(doc["floor_runs"]) == 2
     assert doc["floor_p50_ms"] == min(f["floor_p50_ms"] for f in doc["floor_runs"])
     assert doc["machine"]["cpu_count"] >= 1 and doc["machine"]["python"] and doc["timestamp"]
+    # Every message sent through the relay process came back, in both floor measurements.
+    assert [f["relay_samples"] for f in doc["floor_runs"]] == [200, 200]
+    assert doc["relay_p50_ms"] > 0
+    assert doc["relay_over_floor"] == pytest.approx(doc["relay_p50_ms"] / doc["floor_p50_ms"])
 
     [rate] = doc["rates"]
     assert rate["rate_eps"] == 200.0
@@ -48,6 +53,7 @@ def test_short_bench_run(services: Endpoints, tmp_path: Path) -> None:
         assert rate[key] > 0, key
     assert rate["p50_ms"] <= rate["p90_ms"] <= rate["p99_ms"] <= rate["max_ms"]
     assert rate["p50_over_floor"] == pytest.approx(rate["p50_ms"] / doc["floor_p50_ms"])
+    assert rate["p50_over_relay"] == pytest.approx(rate["p50_ms"] / doc["relay_p50_ms"])
     assert isinstance(rate["target_met"], bool)
 
     # The recommender ran as its own process and logged there; the bench cleaned up its keys.
@@ -70,3 +76,10 @@ def test_short_handheld_bench_run(services: Endpoints, tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["deliveries"] == 120 and doc["p50_ms"] > 0 and doc["floor_mqtt_hop_p50_ms"] > 0
     assert doc["machine"]["cpu_count"] >= 1
+
+
+def test_relay_that_cannot_start_is_one_line(services: Endpoints, tmp_path: Path) -> None:
+    dead = Endpoints(services.mqtt_host, services.mqtt_port, f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(BenchError, match=r"relay process did not start: .*[Cc]onnect") as caught:
+        measure_relay(dead, "benchrelaydead/", 10, 100.0)
+    assert "\n" not in str(caught.value)

@@ -100,8 +100,26 @@ def test_floor_is_hop_plus_evalsha() -> None:
     assert floor.evalsha_p50_ms == pytest.approx(0.06)
     assert floor.floor_p50_ms == pytest.approx(0.36)
     assert (floor.mqtt_hop_samples, floor.evalsha_samples) == (3, 3)
+    assert floor.relay_p50_ms is None and floor.relay_samples == 0
     with pytest.raises(BenchError):
         floor_from_samples([], [0.1])
+
+
+def test_relay_floor_and_the_factor_over_it() -> None:
+    floor = floor_from_samples([0.2, 0.3, 0.4], [0.05, 0.06, 0.07], [0.5, 0.6, 0.7, 2.0])
+    assert floor.relay_p50_ms == pytest.approx(0.65)
+    assert floor.relay_samples == 4
+    assert floor.floor_p50_ms == pytest.approx(0.36)  # the relay is not part of the floor
+    sent = ids(3)
+    receipts = [(sent[0], 1.0), (sent[1], 1.3), (sent[2], 2.0)]
+    r = summarize(rate_eps=3, duration_s=1.0, expected_ids=sent, receipts=receipts,
+                  floor_p50_ms=floor.floor_p50_ms, relay_p50_ms=floor.relay_p50_ms)  # fmt: skip
+    assert r.p50_over_relay == pytest.approx(1.3 / 0.65)
+    assert r.p50_over_floor == pytest.approx(1.3 / 0.36)
+    doc = report(floor, [r])
+    assert doc["relay_over_floor"] == pytest.approx(0.65 / 0.36)
+    without = summarize(rate_eps=3, duration_s=1.0, expected_ids=sent, receipts=receipts, floor_p50_ms=0.36)
+    assert without.p50_over_relay is None
 
 
 @pytest.mark.parametrize("rate", [0.5, 200, 500, 2000, 1_000_000])
