@@ -140,10 +140,10 @@ class Decider:
         calls = [
             ScriptCall("read", [k.profile(m), k.visit(m), k.contacts(m)], [repr(since)]) for m in members
         ]
-        replies = self._execute(calls)
+        replies = self._execute(calls)[0]
         if any(isinstance(r, NoScriptError) for r in replies):
             self.load()
-            replies = self._execute(calls)
+            replies = self._execute(calls)[0]
         out: list[MemberState | redis.ResponseError] = []
         for reply in replies:
             if isinstance(reply, redis.ResponseError):
@@ -167,15 +167,23 @@ class Decider:
         Connection errors are raised: nothing in the batch is acknowledged, and a retry is
         safe because the scripts deduplicate on event id.
         """
+        return self.run_then(calls, prelude)[0]
+
+    def run_then(
+        self, calls: Sequence[ScriptCall], prelude: Prelude | None = None, then: Sequence[Command] = ()
+    ) -> tuple[list[Reply | redis.ResponseError], list[Any]]:
+        """:meth:`run`, with ``then`` sent after the scripts in the same round trip; their
+        replies (an error in its place) come second."""
         if not calls:
-            return []
-        replies = self._execute(calls, prelude)
+            return [], (self.raw(then) if then else [])
+        replies, after = self._execute(calls, prelude, then)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:  # Redis restarted or its script cache was flushed: load and rerun those
             self.load()
-            for i, reply in zip(missing, self._execute([calls[i] for i in missing]), strict=True):
+            for i, reply in zip(missing, self._execute([calls[i] for i in missing])[0], strict=True):
                 replies[i] = reply
-        return [reply if isinstance(reply, redis.ResponseError) else parse_reply(reply) for reply in replies]
+        parsed = [r if isinstance(r, redis.ResponseError) else parse_reply(r) for r in replies]
+        return parsed, after
 
     def one(self, call: ScriptCall) -> Reply:
         result = self.run([call])[0]
@@ -183,7 +191,10 @@ class Decider:
             raise result
         return result
 
-    def _execute(self, calls: Sequence[ScriptCall], prelude: Prelude | None = None) -> list[Any]:
+    def _execute(
+        self, calls: Sequence[ScriptCall], prelude: Prelude | None = None, then: Sequence[Command] = ()
+    ) -> tuple[list[Any], list[Any]]:
+        """(the calls' replies, ``then``'s replies)."""
         before = prelude() if prelude is not None else []
         refused: dict[int, cluster.CrossSlotScript] = {}
         if self._cluster is not None:
@@ -195,11 +206,12 @@ class Decider:
                     refused[i] = exc
         sent = [c for i, c in enumerate(calls) if i not in refused]
         commands = before + [("EVALSHA", SHAS[c.script], len(c.keys), *c.keys, *c.args) for c in sent]
-        replies = iter(self.raw(commands)[len(before) :])
+        everything = self.raw([*commands, *then])
+        replies = iter(everything[len(before) : len(commands)])
         # A refused call's error stands in its place (a ResponseError: the event is dead-lettered).
         return [
             redis.ResponseError(str(refused[i])) if i in refused else next(replies) for i in range(len(calls))
-        ]
+        ], everything[len(commands) :]
 
     def close(self) -> None:
         with self._lock:

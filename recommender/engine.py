@@ -50,7 +50,7 @@ from recommender.eligibility import Moment, Settings
 from recommender.keys import DEADLETTER_MAXLEN, HISTORY_TTL_S, UNSENT_TTL_S, Keys
 from recommender.prompts import Cause, build_prompt
 from recommender.propensity import DEFAULT_MODEL, Propensity
-from recommender.routing import OpenPrompt, Router
+from recommender.routing import HOLD_S, OpenPrompt, Router
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,10 @@ class _Pending:
     #: A prompt built and routed before its claim (see :meth:`Recommender._stage`):
     #: the open prompt, its topic and the key its unsent copy is kept under.
     staged: tuple[OpenPrompt, str, str] | None = None
+    #: The free associate it was routed to, held in Redis for the other replicas (with
+    #: ``replicated``), and whether another replica held them first.
+    hold: str | None = None
+    hold_lost: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +117,13 @@ class Recommender:
         producer: str = "recommender",
         *,
         model: CrmModel | None = None,
+        replicated: bool = False,
     ) -> None:
+        """``replicated``: other replicas of a share group route prompts for this store
+        too, so a free associate this one picks is held in Redis for a moment
+        (:data:`~recommender.routing.HOLD_S`) until the others have heard of the prompt."""
         self.config = config
+        self._replicated = replicated
         self.topics = topics
         self.keys = keys
         self._redis = client
@@ -309,8 +318,13 @@ class Recommender:
                 p.call = self._script_call(p, now, policy.conversion_window_days * DAY)
         # Deferred writes (prompt records, dismissals, CLVs) ride along, ahead of the scripts:
         # a feedback in this batch finds the record of a prompt sent in the last one.
-        replies = self._decider.run([p.call for p in pending if p.call is not None], self._write_after)
+        holders = [p for p in pending if p.hold is not None]
+        holds = [self._hold(p.hold, p.prompt_id) for p in holders if p.hold is not None]
+        calls = [p.call for p in pending if p.call is not None]
+        replies, held = self._decider.run_then(calls, self._write_after, holds)
         self._wrote_after()
+        for p, ok in zip(holders, held, strict=True):
+            p.hold_lost = ok is None  # SET NX refused: a peer holds them (an error does not block)
         it = iter(replies)
         for p in pending:
             if p.call is None:
@@ -460,6 +474,8 @@ class Recommender:
             associate = self.router.for_lane(p.lane, now, cap)
         else:
             associate = self.router.choose(m.zone, now, usual=p.usual, manager=manager, cap_per_hour=cap)
+            if associate is not None and self._replicated and self.router.free(associate, now):
+                p.hold = associate
         if associate is None:
             return nothing
         cause = Cause(p.cause.event_id, p.cause.ts, None, zone=m.zone) if manager else p.cause
@@ -472,6 +488,47 @@ class Recommender:
         )
         p.staged = (self.router.sent(opened), topic, unsent_key)
         return [topic, data.decode(), UNSENT_TTL_S]
+
+    def _hold(self, associate: str, prompt_id: str) -> Command:
+        return ("SET", self.keys.associate_hold(associate), prompt_id, "NX", "PX", int(HOLD_S * 1000))
+
+    def _rehome(self, p: _Pending, now: float) -> None:
+        """Another replica gave our staged prompt's associate a prompt in the same instant
+        (its hold came first) and ours is not published yet: offer it to the next best free
+        associate instead. Nobody else free: it stays, as when everyone is busy."""
+        assert p.staged is not None
+        opened, _, unsent_key = p.staged
+        for _ in range(len(self._associates)):
+            self.counters["routing:collisions"] += 1
+            self.router.hold(opened.associate, now + HOLD_S)  # until the peer's prompt reaches us
+            nxt = self.router.choose(
+                opened.zone, now, usual=opened.usual, manager=opened.manager, cap_per_hour=opened.cap_per_hour
+            )
+            if nxt is None or nxt == opened.associate:
+                return
+            free = self.router.free(nxt, now)
+            topic = self.topics.prompt(self.config.store, nxt)
+            # The unsent copy names the associate (its topic): a restart publishes it there.
+            commands: list[Command] = [
+                ("HSET", unsent_key, opened.prompt_id, f"{topic}\n{opened.payload.decode()}")
+            ]
+            if free:
+                commands.append(self._hold(nxt, opened.prompt_id))
+            try:
+                replies = self._decider.raw(commands)
+            except redis.RedisError as exc:
+                log.warning(
+                    "could not move prompt %s off %s (%s); sent there",
+                    opened.prompt_id,
+                    opened.associate,
+                    exc,
+                )
+                return
+            self.router.withdraw(opened)
+            opened = self.router.sent(opened._replace(associate=nxt, sent_at=now, tried=()))
+            p.staged = (opened, topic, unsent_key)
+            if not free or replies[-1] is not None:
+                return
 
     def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> _Pending | None:
         message = decode(self.topics, topic, payload)
@@ -583,6 +640,8 @@ class Recommender:
             "holdout": "0",
         }
         if p.staged is not None:
+            if p.hold_lost:
+                self._rehome(p, now)
             opened, topic, unsent_key = p.staged
             self.counters[f"prompt:{kind}"] += 1
             self.counters["prompts"] += 1

@@ -21,6 +21,8 @@ pattern                                type     TTL               written by
 {p}fw:{store}:zone:{zone}:seen         zset     dedupe_ttl_s      footfall script
 {p}fw:{store}:zone:{zone}:cooldown:{a} string   action cool-down  footfall script (store actions)
 {p}fw:{store}:prompt:{id}              hash     history (8 d)     recommender; feedback script
+{p}fw:{store}:assoc:{a}:hold           string   HOLD_S (2 s)      recommender replicas (who just
+                                                                  gave associate a a prompt)
 {p}fw:{store}:crm:model                string   none              CRM import (CLV, RFM, cross-sell)
 {p}fw:{store}:deadletter               stream   capped (MAXLEN)   recommender
 {p}fw:{store}:stats                    hash     none (counters)   recommender
@@ -106,6 +108,9 @@ class Keys:
 
     def prompt(self, prompt_id: str) -> str:
         return f"{self._base}:prompt:{prompt_id}"
+
+    def associate_hold(self, associate: str) -> str:
+        return f"{self._base}:assoc:{associate}:hold"
 
     @property
     def crm_model(self) -> str:

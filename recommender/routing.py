@@ -22,6 +22,11 @@ from floorwalker.config import StoreConfig
 HOUR = 3600.0
 #: Open prompts remembered at most (the oldest is forgotten first).
 MAX_OPEN = 10_000
+#: How long a replica of a share group holds a free associate it just chose, in Redis
+#: (:meth:`Recommender` with ``replicated``): long enough for every peer to hear of the
+#: prompt on the prompt topic (milliseconds; seconds under a backlog), after which their
+#: own routers know the associate is busy.
+HOLD_S = 2.0
 #: The status of an associate never heard from: available, in their home zones.
 _UNHEARD: tuple[str, str | None] = ("available", None)
 _AWAY = frozenset({"on_break", "signed_out"})
@@ -103,6 +108,18 @@ class Router:
                 return True
             del held[pid]  # expired: no longer holds them
         return False
+
+    def free(self, associate: str, now: float) -> bool:
+        """Available and holding no open prompt: the kind of associate :meth:`choose` prefers."""
+        return self._status.get(associate, _UNHEARD)[0] == "available" and not self.busy(associate, now)
+
+    def hold(self, associate: str, until: float) -> None:
+        """Count ``associate`` as busy until ``until``: another replica just gave them a
+        prompt that has not reached us yet (it will, through :meth:`observe`)."""
+        held = self._held.get(associate)
+        if held is not None:
+            held.pop("", None)  # one hold at a time ("" is no prompt's id)
+            held[""] = until
 
     def _distance(self, associate: str, here: str | None, zone: str | None) -> float:
         """From where ``associate`` stands (``here``), else their nearest home zone."""

@@ -140,7 +140,7 @@ class RecommenderService:
                     "fitted" if model.clv.fitted else "CDNOW prior",
                 )
             self.engines[c.store] = Recommender(
-                c, self.redis, self.topics, keys, producer=producer, model=model
+                c, self.redis, self.topics, keys, producer=producer, model=model, replicated=share is not None
             )
         self.engine = self.engines[configs[0].store]
         self.keys = self.engine.keys

@@ -44,6 +44,20 @@ def test_a_script_runs_and_a_lost_script_cache_is_reloaded(
     assert not isinstance(again, redis.ResponseError) and again.outcome is Outcome.DUPLICATE
 
 
+def test_commands_after_the_scripts_answer_in_the_same_round_trip(
+    decider: Decider, redis_client: redis.Redis, prefix: str
+) -> None:
+    record = Keys("s1", prefix).prompt("p2")
+    redis_client.hset(record, mapping={"kind": "greet_vip", "action": "greet_vip", "member": "m1"})
+    hold = f"{prefix}hold"
+    then = [("SET", hold, "p2", "NX", "PX", 2000), ("SET", hold, "p3", "NX", "PX", 2000), ("HGET", hold, "x")]
+    [reply], after = decider.run_then([ScriptCall("feedback", [record], args("done", 1.0))], None, then)
+    assert not isinstance(reply, redis.ResponseError) and reply.outcome is Outcome.OK
+    assert after[:2] == ["OK", None]  # the second SET NX found the first one's value
+    assert isinstance(after[2], redis.ResponseError)  # WRONGTYPE, for that command only
+    assert redis_client.get(hold) == b"p2"
+
+
 def test_a_dropped_connection_is_one_error_then_a_new_connection(
     decider: Decider, services: Endpoints, prefix: str
 ) -> None:

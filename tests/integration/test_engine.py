@@ -302,7 +302,7 @@ def test_acks_gather_across_batches_and_only_for_batches_that_completed(
         raise redis.ConnectionError("Redis went away")
 
     _, data3 = enter(engine, "entrance", "m_okafor011", T0 + 2)
-    monkeypatch.setattr(engine._decider, "run", redis_down)
+    monkeypatch.setattr(engine._decider, "run_then", redis_down)
     with pytest.raises(redis.ConnectionError):
         engine.handle(topic, data3, T0 + 2)
     assert engine.acks_pending == 2  # the failed batch is redelivered, so not acknowledged
@@ -370,3 +370,48 @@ def test_replicas_see_each_others_prompts_and_answers(
     assert not a.router.busy("a-amy", T0 + 61) and not b.router.busy("a-amy", T0 + 61)
     assert stats(b, redis_client)["feedback:done"] == 1
     assert stats(a, redis_client)["feedback:done"] == 1  # the same hash: counted once
+
+
+@pytest.mark.parametrize(("replicated", "same_associate"), [(True, False), (False, True)])
+def test_replicas_deciding_in_the_same_instant_hold_the_associate(
+    engine: Recommender,
+    redis_client: redis.Redis,
+    prefix: str,
+    store_config: StoreConfig,
+    replicated: bool,
+    same_associate: bool,
+) -> None:
+    """Two replicas route a prompt for the same zone before either has heard of the
+    other's. As replicas, the first holds the free associate in Redis and the second
+    offers its prompt to the next free one (its unsent copy and record follow); without
+    the hold both pick the same associate."""
+    a, b = (
+        Recommender(
+            store_config,
+            redis_client,
+            Topics(prefix),
+            engine.keys,
+            producer=f"rec-{r}",
+            replicated=replicated,
+        )
+        for r in "ab"
+    )
+    [sent_a] = a.handle(
+        a.topics.presence(a.config.store, "pantry"), enter(a, "pantry", "m_chen0001", T0)[1], T0
+    )
+    [sent_b] = b.handle(
+        b.topics.presence(b.config.store, "pantry"), enter(b, "pantry", "m_okafor02", T0)[1], T0
+    )
+    assert sent_a.topic.endswith("/handheld/a-ben/prompt")
+    assert (sent_b.topic == sent_a.topic) is same_associate
+    for replica in (a, b):
+        replica.after_publish()
+    moved_to = sent_b.topic.split("/")[-2]
+    prompt_b = Prompt.model_validate_json(sent_b.payload)
+    assert redis_client.hget(engine.keys.prompt(prompt_b.event_id), "associate") == moved_to.encode()
+    unsent = redis_client.hget(engine.keys.unsent("m_okafor02"), prompt_b.event_id)
+    assert unsent is not None and unsent.split(b"\n", 1)[0] == sent_b.topic.encode()
+    assert b.router.busy(moved_to, T0 + 1)
+    if replicated:
+        assert stats(b, redis_client)["routing:collisions"] == 1
+        assert not a.router.busy(moved_to, T0 + 1)  # b's prompt has not reached a yet

@@ -165,3 +165,15 @@ def test_a_peer_replicas_prompts_count_here_once_and_are_not_rerouted_here(store
     assert not router.busy("a-ben", T + 402)
     router.observe("stranger", "a-nobody", T, T + 300)  # not one of this store's associates
     assert router.choose("pantry", T + 402) == "a-ben"
+
+
+def test_a_hold_makes_an_associate_busy_until_it_ends(store_config: StoreConfig) -> None:
+    router = Router(store_config)
+    assert router.free("a-ben", T)
+    router.hold("a-ben", T + 2)
+    router.hold("a-ben", T + 3)  # a later hold replaces the earlier one
+    assert not router.free("a-ben", T + 2.5) and router.choose("pantry", T + 2.5) != "a-ben"
+    assert router.free("a-ben", T + 3) and router.choose("pantry", T + 3) == "a-ben"
+    router.hold("a-nobody", T + 9)  # not an associate of the store: ignored
+    router.set_status("a-ben", "busy", "pantry")
+    assert not router.free("a-ben", T + 4)  # said busy on the handheld
