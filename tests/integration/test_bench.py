@@ -38,7 +38,7 @@ def test_short_bench_run(services: Endpoints, tmp_path: Path) -> None:
     assert doc["machine"]["cpu_count"] >= 1 and doc["machine"]["python"] and doc["timestamp"]
     # Every message sent through the relay process came back, in both floor measurements.
     assert [f["relay_samples"] for f in doc["floor_runs"]] == [200, 200]
-    assert doc["relay_p50_ms"] > 0
+    assert doc["relay_p50_ms"] == min(f["relay_p50_ms"] for f in doc["floor_runs"]) > 0
     assert doc["relay_over_floor"] == pytest.approx(doc["relay_p50_ms"] / doc["floor_p50_ms"])
 
     [rate] = doc["rates"]
