@@ -12,7 +12,8 @@ trace then holds both: what the gateways sent and what the fuser made of it.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from broker_config.contract import (
@@ -26,6 +27,7 @@ from broker_config.contract import (
 )
 from edge_agent.agent import MAX_SIGHTINGS
 from edge_agent.ble_sightings import Advert, SightingTable
+from floorwalker.config import StoreConfig
 from floorwalker.errors import ConfigError
 from recommender.eid_resolver import read_key_file
 from recommender.fuser import Fuser, resolver_for
@@ -64,9 +66,22 @@ class _TrueZones:
         return out
 
 
-def ble(devices: Devices, shoppers: Sequence[Shopper], seed: int) -> list[Emission]:
-    """Gateways' BLE reports and the fuser's presence events for one simulated day."""
-    config = devices.config
+@dataclass(frozen=True, slots=True)
+class GatewayReport:
+    """One ``BleReport`` a gateway publishes: its time, gateway and contract fields."""
+
+    ts: float
+    gateway: str
+    window_s: float
+    sightings: list[dict[str, Any]]
+
+
+def gateway_reports(
+    config: StoreConfig, shoppers: Sequence[Shopper], seed: int
+) -> Iterator[tuple[float, list[GatewayReport]]]:
+    """What the gateways publish about the recognizable members' phones: at every report
+    interval from the first phone heard until the last could have gone away, that
+    instant and its reports (often none)."""
     p = config.ble_presence
     if p.secrets is None:
         raise ConfigError(
@@ -75,40 +90,63 @@ def ble(devices: Devices, shoppers: Sequence[Shopper], seed: int) -> list[Emissi
     radio = RadioModel(config, bytes.fromhex(read_key_file(p.secrets).store_key), seed=seed)
     samples = [x for s in shoppers if s.member and s.recognizable for x in s.positions(POSITION_PERIOD_S)]
     if not samples:
-        return []
+        return
     tables = {
         g.id: SightingTable(g.ble, change_db=p.report_change_db, heartbeat_s=p.report_heartbeat_s)
         for g in config.gateways
         if g.position is not None
     }
+
+    def report(now: float) -> list[GatewayReport]:
+        out = []
+        for gid, table in tables.items():
+            window, due = table.report(now)
+            # As the gateway does: at most MAX_SIGHTINGS ids per report; a crowd takes several.
+            for first in range(0, len(due), MAX_SIGHTINGS):
+                out.append(
+                    GatewayReport(now, gid, window, [x.fields() for x in due[first : first + MAX_SIGHTINGS]])
+                )
+        return out
+
+    interval = p.report_interval_s
+    next_report = min(x.ts for x in samples) + interval
+    for record in radio.hear(samples):
+        while record["ts"] >= next_report:
+            yield next_report, report(next_report)
+            next_report += interval
+        if record["gateway"] in tables:
+            tables[record["gateway"]].add(Advert(record["ts"], record["rssi"], bytes.fromhex(record["adv"])))
+    end = max(x.ts for x in samples) + p.away_timeout_s + 2 * interval
+    while next_report <= end:
+        yield next_report, report(next_report)
+        next_report += interval
+
+
+def ble(devices: Devices, shoppers: Sequence[Shopper], seed: int) -> list[Emission]:
+    """Gateways' BLE reports and the fuser's presence events for one simulated day."""
+    config = devices.config
+    p = config.ble_presence
     fuser = Fuser(config, resolver_for(config), Topics())
-    feed = {gid: EnvelopeSource(gid) for gid in tables}  # the fuser's input copies (ids do not matter)
+    feed = {g.id: EnvelopeSource(g.id) for g in config.gateways if g.position is not None}
     truth = _TrueZones(shoppers)
     store = config.store
     topics = devices.topics
     out: list[Emission] = []
-    start = min(x.ts for x in samples)
-    for gid in tables:
-        fuser.handle(
-            topics.status(store, gid), encode(feed[gid].make(GatewayStatus, start, state="online")), start
-        )
-
-    def report(now: float) -> None:
-        for gid, table in tables.items():
-            window, due = table.report(now)
-            if not due:
-                continue
-            present = truth.present(now)
-            near = {m: z for m, z in present.items() if z in devices.zones_of.get(gid, ())}
-            # As the gateway does: at most MAX_SIGHTINGS ids per report; a crowd takes several.
-            for first in range(0, len(due), MAX_SIGHTINGS):
-                fields: dict[str, Any] = {
-                    "window_s": window,
-                    "sightings": [s.fields() for s in due[first : first + MAX_SIGHTINGS]],
-                }
-                topic = topics.ble(store, gid)
-                out.append(Emission(now, gid, topic, BleReport, fields, {"members_in_zones": near}))
-                fuser.handle(topic, encode(feed[gid].make(BleReport, now, **fields)), now)
+    started = False
+    for now, reports in gateway_reports(config, shoppers, seed):
+        if not started:  # every gateway is online from the first phone heard
+            started = True
+            start = now - p.report_interval_s
+            for gid, source in feed.items():
+                status = encode(source.make(GatewayStatus, start, state="online"))
+                fuser.handle(topics.status(store, gid), status, start)
+        present = truth.present(now) if reports else {}
+        for r in reports:
+            near = {m: z for m, z in present.items() if z in devices.zones_of.get(r.gateway, ())}
+            fields: dict[str, Any] = {"window_s": r.window_s, "sightings": r.sightings}
+            topic = topics.ble(store, r.gateway)
+            out.append(Emission(now, r.gateway, topic, BleReport, fields, {"members_in_zones": near}))
+            fuser.handle(topic, encode(feed[r.gateway].make(BleReport, now, **fields)), now)
         for topic, payload in fuser.tick(now):
             event = decode(topics, topic, payload).payload
             assert isinstance(event, PresenceEvent)
@@ -116,17 +154,4 @@ def ble(devices: Devices, shoppers: Sequence[Shopper], seed: int) -> list[Emissi
             fields = {"member": event.member, "action": event.action, "confidence": event.confidence}
             fact = {"member": event.member, "zone": zone, "true_zone": truth.at(event.member, event.ts)}
             out.append(Emission(event.ts, p.fuser, topic, PresenceEvent, fields, fact))
-
-    interval = p.report_interval_s
-    next_report = start + interval
-    for record in radio.hear(samples):
-        while record["ts"] >= next_report:
-            report(next_report)
-            next_report += interval
-        if record["gateway"] in tables:
-            tables[record["gateway"]].add(Advert(record["ts"], record["rssi"], bytes.fromhex(record["adv"])))
-    end = max(x.ts for x in samples) + p.away_timeout_s + 2 * interval
-    while next_report <= end:
-        report(next_report)
-        next_report += interval
     return out
