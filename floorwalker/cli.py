@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import typer
@@ -464,9 +464,10 @@ def simulate(
         str | None,
         typer.Option(
             "--presence",
-            help="With --out: 'ble' (RF model -> gateways' BLE reports -> the fuser's presence) or "
-            "'model' (presence events from a simple error model). Default: ble when the store "
-            "has ble_presence.secrets.",
+            help="'ble' (phones through the RF model -> gateways' BLE reports -> the fuser's "
+            "presence; live, run `floorwalker fuser` beside it, as `make demo` does) or 'model' "
+            "(presence events from the gateways themselves; with --out from a simple error model of "
+            "the fuser). Default: ble when the store has ble_presence.secrets.",
         ),
     ] = None,
     camera_gateway: Annotated[
@@ -487,6 +488,7 @@ def simulate(
         )  # fmt: skip
         return
     from recommender.crm import read_fixture
+    from simulators.floorplan import build_floorplan
     from simulators.live import LiveStore, shoppers_from
     from simulators.scenario import build
 
@@ -500,13 +502,32 @@ def simulate(
     unknown = sorted(set(camera_gateway) - {g.id for g in config.gateways})
     if unknown:
         raise ConfigError(f"--camera-gateway {unknown[0]!r}: not a gateway of store {config.store!r}")
-    live = LiveStore(config, host, port, topic_prefix=topic_prefix, camera_gateways=frozenset(camera_gateway))
+    mode = _presence_mode(presence, config)
+    if mode == "ble":
+        build_floorplan(config, str(store_config or demo_store_path()))  # members walk the floor plan
+        typer.echo(
+            "members' presence: gateways' BLE reports; `floorwalker fuser` turns them into presence", err=True
+        )
+        if speed > MAX_BLE_SPEED:
+            typer.echo(
+                f"warning: at --speed {speed:g} zone visits last too few wall-clock seconds for the fuser "
+                f"(use at most {MAX_BLE_SPEED:g}, or --presence model)",
+                err=True,
+            )
+    live = LiveStore(
+        config,
+        host,
+        port,
+        topic_prefix=topic_prefix,
+        camera_gateways=frozenset(camera_gateway),
+        presence=mode,
+    )
     stop = _stop_on_signals()
     live.start()
     try:
         n = 0
         while not stop.is_set() and (rounds == 0 or n < rounds):
-            live.play(build(config, shoppers, seed + n), stop, speed=speed)
+            live.play(build(config, shoppers, seed + n), stop, speed=speed, seed=seed + n)
             n += 1
     finally:
         live.stop()
@@ -1096,6 +1117,24 @@ def bench_decide(
 # -- simulators, traces and replay (issue 4) ---------------------------------------------
 
 
+#: Above this --speed the fuser, which works in wall-clock seconds, misses short zone visits.
+MAX_BLE_SPEED = 3.0
+
+
+def _presence_mode(presence: str | None, config: StoreConfig) -> Literal["ble", "model"]:
+    """``--presence``, by default ble when the store has the BLE key file."""
+    mode = presence or ("ble" if config.ble_presence.secrets is not None else "model")
+    if mode == "ble":
+        if config.ble_presence.secrets is None:
+            raise ConfigError(
+                "--presence ble: the store config has no ble_presence.secrets (use --presence model)"
+            )
+        return "ble"
+    if mode == "model":
+        return "model"
+    raise ConfigError(f"--presence {presence!r}: expected ble or model")
+
+
 def _simulate_to(
     layout: Path,
     out: Path,
@@ -1124,9 +1163,7 @@ def _simulate_to(
                 f"--start {start!r}: expected an ISO time like 2026-03-02T08:00+00:00, or now"
             ) from None
         t0 = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
-    mode = presence or ("ble" if config.ble_presence.secrets is not None else "model")
-    if mode not in ("ble", "model"):
-        raise ConfigError(f"--presence {presence!r}: expected ble or model")
+    mode = _presence_mode(presence, config)
     started = time.perf_counter()
     day = simulate_day(
         config,
@@ -1136,7 +1173,7 @@ def _simulate_to(
         seed=seed,
         source=str(layout),
         start=t0,
-        presence="ble" if mode == "ble" else "model",
+        presence=mode,
     )
     trace, truth = day.write(out)
     typer.echo(

@@ -1,9 +1,10 @@
 """``floorwalker demo``: a simulated store end to end on this machine.
 
-Starts our own Mosquitto and Redis, then the recommender, the handheld API, a real edge
-agent counting people with its camera (OpenCV's sample street video stands in for the
-entrance camera, when Debian's ``opencv-doc`` is installed) and the simulated store's
-other gateways and tills as separate processes, prints the handheld and dashboard links
+Starts our own Mosquitto and Redis, then the recommender, the handheld API, the BLE fuser,
+a real edge agent counting people with its camera (OpenCV's sample street video stands in
+for the entrance camera, when Debian's ``opencv-doc`` is installed) and the simulated
+store's other gateways (publishing what they hear of members' phones) and tills as
+separate processes, prints the handheld and dashboard links
 and a live line of counts, and on Ctrl-C stops everything it started.
 """
 
@@ -151,7 +152,11 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
                 f" — see {run_dir / 'api.log'}"
             )
         camera = _camera_gateway(config)
-        simulate = ["simulate", *common, "--speed", str(speed)]
+        # Members' phones as the gateways hear them, made presence by the store's fuser.
+        ble = config.ble_presence.secrets is not None
+        simulate = ["simulate", *common, "--speed", str(speed), "--presence", "ble" if ble else "model"]
+        if ble:
+            children["fuser"] = _spawn("fuser", ["fuser", *common], run_dir)
         if camera is not None:
             edge = ["edge", "--gateway-config", str(CAMERA_GATEWAY_CONFIG), "--mqtt-url", endpoints.mqtt_url]
             children["camera"] = _spawn("camera", edge, run_dir)
@@ -163,6 +168,8 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
             print(f"  camera  {camera} counts people on OpenCV's sample video -> entrance footfall")
         else:
             print("  camera  skipped: no sample video (install Debian's opencv-doc to see it)")
+        if ble:
+            print("  BLE     members' phones heard by the gateways -> fuser -> zone presence")
         for line in _signin_lines(client, config, base):
             print(line)
         print(f"  broker {endpoints.mqtt_url}   redis {endpoints.redis_url}   logs {run_dir}")

@@ -238,3 +238,18 @@ def test_provision_bridge_writes_the_central_ca_beside_its_config(tmp_path: Path
     assert ca.read_text() == pem
     assert f"bridge_cafile {ca}" in out.read_text().splitlines()
     assert "address central.example:8883" in out.read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--presence", "radar"], "--presence 'radar': expected ble or model"),
+        (["--presence", "ble", "--layout", "simulators/data/big_store.yaml"], "no ble_presence.secrets"),
+    ],
+)
+def test_simulate_presence_mistakes_are_one_line(services: Endpoints, extra: list[str], says: str) -> None:
+    from tests.conftest import REPO
+
+    extra = [str(REPO / x) if x.endswith(".yaml") else x for x in extra]
+    line = _one_error_line(floorwalker("simulate", "--mqtt-url", services.mqtt_url, "--rounds", "1", *extra))
+    assert says in line

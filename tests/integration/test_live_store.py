@@ -51,3 +51,59 @@ def test_camera_gateway_keeps_its_status_and_footfall(
     assert (topics.footfall(store, "entrance") in got) is not camera
     assert (topics.status(store, "gw-entrance") in got) is not camera
     assert topics.status(store, "gw-fresh") in got
+
+
+def test_members_presence_through_ble_and_a_real_fuser(
+    services: Endpoints,
+    prefix: str,
+    store_config: StoreConfig,
+    collect: Callable[[list[str]], Collector],
+) -> None:
+    """With ``ble`` presence the gateways publish only BLE reports of rotating ids; the
+    fuser process resolves them and says where the member is. Nothing else speaks for the
+    member's presence, and no report names them."""
+    from broker_config.contract import BleReport, PresenceEvent, decode
+    from recommender.fuser import FuserService
+
+    topics = Topics(prefix)
+    store = store_config.store
+    seen = collect([topics.subscription(k, store) for k in (TopicKind.BLE, TopicKind.PRESENCE)])
+    fuser = FuserService(store_config, services, topic_prefix=prefix)
+    threads = [threading.Thread(target=fuser.run)]
+    live = LiveStore(
+        store_config, services.mqtt_host, services.mqtt_port, topic_prefix=prefix, presence="ble"
+    )
+    steps = [
+        Presence(0.0, "gw-entrance", "entrance", "m_chen0001", "enter"),
+        Presence(12.0, "gw-entrance", "entrance", "m_chen0001", "leave"),
+        Presence(12.0, "gw-fresh", "pantry", "m_chen0001", "enter"),
+        Presence(60.0, "gw-fresh", "pantry", "m_chen0001", "leave"),
+    ]
+    stop = threading.Event()
+    threads.append(threading.Thread(target=live.play, args=(steps, stop), kwargs={"speed": 4.0, "seed": 3}))
+    threads[0].start()
+    live.start()
+    try:
+        threads[1].start()
+
+        def fused(messages: list[tuple[str, bytes]]) -> bool:
+            return any(t == topics.presence(store, "pantry") and b'"enter"' in p for t, p in messages)
+
+        seen.wait_for(fused, timeout=30)
+    finally:
+        stop.set()
+        threads[1].join(15)
+        live.stop()
+        fuser.stop()
+        threads[0].join(15)
+    presence = [decode(topics, t, p).payload for t, p in seen.messages if "/presence" in t]
+    reports = [decode(topics, t, p).payload for t, p in seen.messages if t.endswith("/ble")]
+    assert all(
+        isinstance(e, PresenceEvent) and e.producer == store_config.ble_presence.fuser for e in presence
+    )
+    assert any(
+        isinstance(e, PresenceEvent) and e.member == "m_chen0001" and e.action == "enter" for e in presence
+    )
+    assert reports and all(isinstance(r, BleReport) and r.sightings for r in reports)
+    assert not any(b"m_chen0001" in p for t, p in seen.messages if t.endswith("/ble"))
+    assert live.sent["ble"] >= len(reports) and live.sent["presence:enter"] == 0
