@@ -408,13 +408,21 @@ def run_scale_bench(replica_counts: list[int], rate_eps: float, seconds: float, 
                     rec_cpu = sum(cpu1[: len(pids)]) - sum(cpu0[: len(pids)])
                     redis_cpu = sum(cpu1[len(pids) :]) - sum(cpu0[len(pids) :])
                     rss = [_rss_mb(p) for p in pids]
-                    client = cluster.connect(url)
-                    try:
-                        memory = member_memory(client, configs, prefix, sample=min(members, 50))
-                    finally:
-                        client.close()
                 finally:
-                    reps.stop()
+                    reps.stop()  # a stopping replica writes its last counters
+                client = cluster.connect(url)
+                try:
+                    memory = member_memory(client, configs, prefix, sample=min(members, 50))
+                    # Prompts moved off an associate another replica held in the same instant.
+                    collisions = sum(
+                        int(
+                            cast(bytes | None, client.hget(Keys(c.store, prefix).stats, "routing:collisions"))
+                            or 0
+                        )
+                        for c in configs
+                    )
+                finally:
+                    client.close()
                 events = report["events"]
                 rows.append(
                     {
@@ -430,6 +438,7 @@ def run_scale_bench(replica_counts: list[int], rate_eps: float, seconds: float, 
                         "lost_events": report["lost_events"],
                         "duplicate_prompts": report["duplicate_prompts"],
                         "order_violations": report["order_violations"],
+                        "routing_collisions": collisions,
                         "member_bytes": memory,
                         "replica_rss_mb": round(sum(rss) / len(rss), 1),
                     }
