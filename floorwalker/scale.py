@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -382,8 +383,9 @@ def run_scale_bench(replica_counts: list[int], rate_eps: float, seconds: float, 
     members = max(1, round(rate_eps * seconds / (stores * steps)))
     gap = stores * members / rate_eps
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="fw-scale-") as tmp:
-        base = Path(tmp)
+    base = Path(tempfile.mkdtemp(prefix="fw-scale-"))
+    clean = False
+    try:
         (base / "services").mkdir()
         services = Services(base / "services")
         endpoints = services.up()
@@ -394,7 +396,9 @@ def run_scale_bench(replica_counts: list[int], rate_eps: float, seconds: float, 
             configs = load_chain(paths)
             for n in replica_counts:
                 prefix = f"b{uuid.uuid4().hex[:8]}/"
-                reps = Replicas(paths, endpoints, url, prefix, log_dir=base)
+                logs = base / f"replicas-{n}"
+                logs.mkdir(exist_ok=True)
+                reps = Replicas(paths, endpoints, url, prefix, log_dir=logs)
                 try:
                     reps.start([f"r{i}" for i in range(n)])
                     redis_pids = [p.pid for p in local._procs]
@@ -446,6 +450,14 @@ def run_scale_bench(replica_counts: list[int], rate_eps: float, seconds: float, 
         finally:
             local.down()
             services.down()
+        clean = all(
+            r["lost_events"] == 0 and r["duplicate_prompts"] == 0 and r["order_violations"] == 0 for r in rows
+        )
+    finally:
+        if clean:
+            shutil.rmtree(base, ignore_errors=True)
+        else:  # the replicas' logs say what happened to a lost or repeated event
+            Console().print(f"[red]a run lost or repeated something[/]: replicas' logs kept in {base}")
     result = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_info(),
