@@ -405,6 +405,15 @@ def _wait(predicate: Callable[[], bool], timeout: float, poll: float = 0.01) -> 
 def measure_mqtt_hop(ep: Endpoints, prefix: str, samples: int, rate_eps: float) -> list[float]:
     """One QoS 1 publish -> receive hop through the broker, in ms (same process, perf_counter)."""
     topic = f"{prefix}bench/floor"
+    return _timed_messages(ep, prefix, "floor", topic, topic, samples, rate_eps)
+
+
+def _timed_messages(
+    ep: Endpoints, prefix: str, role: str, publish_to: str, receive_on: str, samples: int, rate_eps: float
+) -> list[float]:
+    """Publish ``samples`` time stamps to ``publish_to`` (QoS 1, paced at ``rate_eps``) and
+    time each one's arrival on ``receive_on``, in ms (perf_counter: both ends are here).
+    Probes go first, until one comes back: every subscription on the way is in place."""
     received: list[float] = []
     probes: list[bytes] = []
 
@@ -417,21 +426,23 @@ def measure_mqtt_hop(ep: Endpoints, prefix: str, samples: int, rate_eps: float) 
             received.append((now - float(payload)) * 1000.0)
         return True
 
-    sub = MqttLink(ep.mqtt_host, ep.mqtt_port, _client_id(prefix, "floor-sub"),
-                   subscriptions=[(topic, 1)], on_message=on_message)  # fmt: skip
-    pub = MqttLink(ep.mqtt_host, ep.mqtt_port, _client_id(prefix, "floor-pub"))
+    sub = MqttLink(ep.mqtt_host, ep.mqtt_port, _client_id(prefix, f"{role}-sub"),
+                   subscriptions=[(receive_on, 1)], on_message=on_message)  # fmt: skip
+    pub = MqttLink(ep.mqtt_host, ep.mqtt_port, _client_id(prefix, f"{role}-pub"))
     sub.connect()
     try:
         pub.connect()
         try:
             deadline = time.monotonic() + READY_TIMEOUT_S
-            while not probes:  # until the subscription is in place
+            while not probes:
                 if time.monotonic() > deadline:
-                    raise BenchError(f"the floor probe on {topic} never came back through {ep.mqtt_url}")
-                pub.publish(topic, b"probe", qos=1)
+                    raise BenchError(
+                        f"the {role} probe on {publish_to} never came back through {ep.mqtt_url}"
+                    )
+                pub.publish(publish_to, b"probe", qos=1)
                 _wait(lambda: bool(probes), 0.1)
             for _i, _lag in paced(samples, rate_eps):
-                pub.publish(topic, repr(time.perf_counter()).encode(), qos=1)
+                pub.publish(publish_to, repr(time.perf_counter()).encode(), qos=1)
             _wait(lambda: len(received) >= samples, 10.0)
         finally:
             pub.close()
@@ -463,17 +474,6 @@ def measure_relay(ep: Endpoints, prefix: str, samples: int, rate_eps: float) -> 
     that receives, runs one trivial ``EVALSHA`` and publishes), in ms: the least a
     recommender of this shape could cost. Two broker hops, like the real path."""
     topic_in, topic_out = f"{prefix}bench/relay/in", f"{prefix}bench/relay/out"
-    received: list[float] = []
-    probes: list[bytes] = []
-
-    def on_message(msg: Received) -> bool:
-        now = time.perf_counter()
-        if msg.payload.startswith(b"probe"):
-            probes.append(msg.payload)
-        else:
-            received.append((now - float(msg.payload)) * 1000.0)
-        return True
-
     argv = [
         sys.executable, "-m", "floorwalker.bench_relay",
         "--mqtt-host", ep.mqtt_host, "--mqtt-port", str(ep.mqtt_port), "--redis-url", ep.redis_url,
@@ -486,26 +486,7 @@ def measure_relay(ep: Endpoints, prefix: str, samples: int, rate_eps: float) -> 
             proc.wait(READY_TIMEOUT_S)
             why = proc.stderr.read().decode(errors="replace").strip().splitlines()
             raise BenchError(f"the floor's relay process did not start: {why[-1] if why else 'no output'}")
-        sub = MqttLink(ep.mqtt_host, ep.mqtt_port, _client_id(prefix, "relay-sub"),
-                       subscriptions=[(topic_out, 1)], on_message=on_message)  # fmt: skip
-        pub = MqttLink(ep.mqtt_host, ep.mqtt_port, _client_id(prefix, "relay-pub"))
-        sub.connect()
-        try:
-            pub.connect()
-            try:
-                deadline = time.monotonic() + READY_TIMEOUT_S
-                while not probes:  # until both subscriptions are in place
-                    if time.monotonic() > deadline:
-                        raise BenchError(f"the relay's probe never came back through {ep.mqtt_url}")
-                    pub.publish(topic_in, b"probe", qos=1)
-                    _wait(lambda: bool(probes), 0.1)
-                for _i, _lag in paced(samples, rate_eps):
-                    pub.publish(topic_in, repr(time.perf_counter()).encode(), qos=1)
-                _wait(lambda: len(received) >= samples, 10.0)
-            finally:
-                pub.close()
-        finally:
-            sub.close()
+        return _timed_messages(ep, prefix, "relay", topic_in, topic_out, samples, rate_eps)
     finally:
         proc.terminate()
         try:
@@ -513,7 +494,6 @@ def measure_relay(ep: Endpoints, prefix: str, samples: int, rate_eps: float) -> 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    return received
 
 
 def measure_floor(
