@@ -417,13 +417,14 @@ def run_scale_bench(replica_counts: list[int], rate_eps: float, seconds: float, 
                 client = cluster.connect(url)
                 try:
                     memory = member_memory(client, configs, prefix, sample=min(members, 50))
+                    stats = [
+                        cast(dict[bytes, bytes], client.hgetall(Keys(c.store, prefix).stats)) for c in configs
+                    ]
                     # Prompts moved off an associate another replica held in the same instant.
-                    collisions = sum(
-                        int(
-                            cast(bytes | None, client.hget(Keys(c.store, prefix).stats, "routing:collisions"))
-                            or 0
-                        )
-                        for c in configs
+                    collisions = sum(int(st.get(b"routing:collisions", 0)) for st in stats)
+                    # Events dead-lettered (a lost event that was rejected, not undelivered).
+                    rejected = sum(
+                        int(v) for st in stats for k, v in st.items() if k.startswith(b"rejected:")
                     )
                 finally:
                     client.close()
@@ -443,6 +444,7 @@ def run_scale_bench(replica_counts: list[int], rate_eps: float, seconds: float, 
                         "duplicate_prompts": report["duplicate_prompts"],
                         "order_violations": report["order_violations"],
                         "routing_collisions": collisions,
+                        "rejected_events": rejected,
                         "member_bytes": memory,
                         "replica_rss_mb": round(sum(rss) / len(rss), 1),
                     }
