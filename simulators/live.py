@@ -24,11 +24,14 @@ from broker_config.contract import Topics
 from edge_agent.publisher import EdgePublisher
 from floorwalker.config import StoreConfig
 from recommender.crm import CrmFixture
-from simulators import shoppers as day
 from simulators.ble_sensor import gateway_reports
 from simulators.floorplan import build_floorplan
 from simulators.footfall_tally import FootfallTally
 from simulators.scenario import Checkout, Footfall, Presence, Shopper, Step
+from simulators.shoppers import Keyframe
+from simulators.shoppers import Shopper as WalkingShopper
+
+log = logging.getLogger(__name__)
 
 #: Seconds a member takes to walk from their spot in one zone to their spot in the next.
 WALK_S = 3.0
@@ -51,7 +54,7 @@ class GatewayBle:
 
 def walkers(
     config: StoreConfig, steps: Sequence[Step], to_wall: Callable[[float], float], seed: int
-) -> list[day.Shopper]:
+) -> list[WalkingShopper]:
     """The scenario's recognizable members as walking shoppers: a spot in each zone of
     their route, held from entering until :data:`WALK_S` before leaving, then a walk to
     the next spot; keyframes in wall-clock time (the phones' ids rotate by it)."""
@@ -68,13 +71,13 @@ def walkers(
                 visits.setdefault(step.member, []).append((to_wall(at), to_wall(step.at), zone))
     out = []
     for member, route in visits.items():
-        frames: list[day.Keyframe] = []
+        frames: list[Keyframe] = []
         for enter, leave, zone in route:
             x, y = plan.random_point(zone, rng)
-            frames += [day.Keyframe(enter, x, y, zone), day.Keyframe(max(enter, leave - WALK_S), x, y, zone)]
+            frames += [Keyframe(enter, x, y, zone), Keyframe(max(enter, leave - WALK_S), x, y, zone)]
         last = frames[-1]
-        frames.append(day.Keyframe(route[-1][1], last.x, last.y, last.zone))
-        out.append(day.Shopper(member, member, True, True, frames[0].t, frames))
+        frames.append(Keyframe(route[-1][1], last.x, last.y, last.zone))
+        out.append(WalkingShopper(member, member, True, True, frames[0].t, frames))
     return out
 
 
@@ -89,9 +92,6 @@ def ble_steps(
         for now, reports in gateway_reports(config, people, seed)
         for r in reports
     ]
-
-
-log = logging.getLogger(__name__)
 
 
 def shoppers_from(fixture: CrmFixture, non_members: int) -> list[Shopper]:
