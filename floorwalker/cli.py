@@ -489,7 +489,7 @@ def simulate(
         return
     from recommender.crm import read_fixture
     from simulators.floorplan import build_floorplan
-    from simulators.live import LiveStore, shoppers_from
+    from simulators.live import MAX_BLE_SPEED, LiveStore, shoppers_from
     from simulators.scenario import build
 
     config = _store(store_config)
@@ -1115,10 +1115,6 @@ def bench_decide(
 
 
 # -- simulators, traces and replay (issue 4) ---------------------------------------------
-
-
-#: Above this --speed the fuser, which works in wall-clock seconds, misses short zone visits.
-MAX_BLE_SPEED = 3.0
 
 
 def _presence_mode(presence: str | None, config: StoreConfig) -> Literal["ble", "model"]:

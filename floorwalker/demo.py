@@ -24,6 +24,7 @@ from floorwalker.config import StoreConfig, load_store_config
 from floorwalker.errors import ServiceStartError
 from floorwalker.services import Services, free_port, log_tail, port_is_free
 from recommender.keys import Keys
+from simulators.live import MAX_BLE_SPEED
 
 HEALTH_TIMEOUT_S = 20.0
 #: The demo's camera gateway: gw-entrance with the sample video as its camera.
@@ -152,8 +153,9 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
                 f" — see {run_dir / 'api.log'}"
             )
         camera = _camera_gateway(config)
-        # Members' phones as the gateways hear them, made presence by the store's fuser.
-        ble = config.ble_presence.secrets is not None
+        # Members' phones as the gateways hear them, made presence by the store's fuser
+        # (which works in wall-clock seconds: a fast-forwarded demo plays presence instead).
+        ble = config.ble_presence.secrets is not None and speed <= MAX_BLE_SPEED
         simulate = ["simulate", *common, "--speed", str(speed), "--presence", "ble" if ble else "model"]
         if ble:
             children["fuser"] = _spawn("fuser", ["fuser", *common], run_dir)
@@ -170,6 +172,10 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
             print("  camera  skipped: no sample video (install Debian's opencv-doc to see it)")
         if ble:
             print("  BLE     members' phones heard by the gateways -> fuser -> zone presence")
+        elif config.ble_presence.secrets is not None:
+            print(
+                f"  BLE     skipped above --speed {MAX_BLE_SPEED:g}: the gateways publish presence themselves"
+            )
         for line in _signin_lines(client, config, base):
             print(line)
         print(f"  broker {endpoints.mqtt_url}   redis {endpoints.redis_url}   logs {run_dir}")

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 WALK_S = 3.0
 #: How members' presence reaches the broker (see the module's docstring).
 PresenceMode = Literal["ble", "model"]
+#: Above this speed the fuser, which works in wall-clock seconds, misses short zone visits.
+MAX_BLE_SPEED = 3.0
 
 
 @dataclass(frozen=True, slots=True)
