@@ -67,6 +67,8 @@ MAX_DWELLERS = 10_000
 ACKED = (TopicKind.PRESENCE, TopicKind.CHECKOUT, TopicKind.FOOTFALL)
 #: Event ids per acknowledgement message (the contract's limit).
 ACK_CHUNK = 256
+#: Prompts remembered at most whose batch failed before its claim was confirmed.
+MAX_UNCONFIRMED = 10_000
 #: A member who has not bought for this long and comes back counts as won back.
 LAPSE_S = 60 * DAY
 
@@ -167,6 +169,9 @@ class Recommender:
         self._acks: dict[str, list[str]] = {}
         #: How many ids wait in ``_acks``.
         self.acks_pending = 0
+        #: Prompts staged in a batch whose Redis call failed: claimed or not, never published
+        #: (:meth:`_again`). Oldest first, at most MAX_UNCONFIRMED.
+        self._unconfirmed: dict[str, None] = {}
 
     def close(self) -> None:
         """Close the decision connection (the caller closes its own client)."""
@@ -321,7 +326,18 @@ class Recommender:
         holders = [p for p in pending if p.hold is not None]
         holds = [self._hold(p.hold, p.prompt_id) for p in holders if p.hold is not None]
         calls = [p.call for p in pending if p.call is not None]
-        replies, held = self._decider.run_then(calls, self._write_after, holds)
+        try:
+            replies, held = self._decider.run_then(calls, self._write_after, holds)
+        except redis.RedisError:
+            # The scripts may or may not have run. Their staged prompts leave the router
+            # (never published); one whose claim did run comes back with the retry (_again).
+            for p in pending:
+                if p.staged is not None:
+                    self.router.withdraw(p.staged[0])
+                    self._unconfirmed[p.prompt_id] = None
+            while len(self._unconfirmed) > MAX_UNCONFIRMED:
+                del self._unconfirmed[next(iter(self._unconfirmed))]
+            raise
         self._wrote_after()
         for p, ok in zip(holders, held, strict=True):
             p.hold_lost = ok is None  # SET NX refused: a peer holds them (an error does not block)
@@ -609,6 +625,8 @@ class Recommender:
             self.router.withdraw(p.staged[0])
             p.staged = None
         self.counters[f"outcome:{reply.outcome.value}"] += 1
+        if reply.outcome is Outcome.DUPLICATE and len(reply.rest) == 3 and reply.rest[1] in self._unconfirmed:
+            return self._again(reply.rest, now)
         if reply.outcome is not Outcome.OK:
             return []
         m = p.moment
@@ -669,6 +687,37 @@ class Recommender:
         self.counters["prompts"] += 1
         self._after.append(("prompt", prompt_id, {**record, "associate": associate}))
         return [Outbound(self.topics.prompt(self.config.store, associate), data)]
+
+    def _again(self, unsent: tuple[str, ...], now: float) -> list[Outbound]:
+        """The prompt an event claimed in a batch of ours whose reply was lost (the script
+        ran, the call failed, the event came again as a duplicate): publish its unsent copy
+        now, where it was routed, and count and record it as that batch would have."""
+        key, prompt_id, blob = unsent
+        del self._unconfirmed[prompt_id]
+        topic, _, text = blob.partition("\n")
+        payload = text.encode()
+        prompt = Prompt.model_validate_json(payload)
+        associate = self.topics.parse(topic).subject or ""
+        rule = prompt.reason.rule if prompt.reason else ""
+        action = next((a for a in self.core.catalog.actions if a.id == rule), None)
+        cap = action.caps.per_associate_per_hour if action else None
+        manager = prompt.kind is PromptKind.OPEN_TILL
+        self.router.sent(
+            OpenPrompt(prompt_id, associate, prompt.zone, None, manager, now, prompt.expires_at, cap, payload)
+        )
+        record = {
+            "kind": prompt.kind.value,
+            "action": rule,
+            "member": prompt.customer.member or "",
+            "associate": associate,
+            "ts": f"{prompt.ts:.3f}",
+            "holdout": "0",
+        }
+        self._after.append(("prompt", prompt_id, record))
+        self.counters["republished"] += 1
+        self.counters[f"prompt:{prompt.kind.value}"] += 1
+        self.counters["prompts"] += 1
+        return [Outbound(topic, payload, unsent=(key, prompt_id))]
 
     def unsent_prompts(self, now: float | None = None) -> list[Outbound]:
         """Prompts claimed but never confirmed by the broker (we crashed, or the broker

@@ -9,13 +9,17 @@
 -- ARGV: 1 event_id, 2 ts, 3 now, 4 member ('' for none), 5 dedupe_window, 6 dedupe_ttl,
 --       7 max_age, 8 conversion window s, 9 lapse s (a longer gap marks a win-back),
 --       10 total cents, 11.. categories in the basket
--- Returns {outcome [, orders, first, last, spend, conversions ('kind|prompt|ts|holdout|category')...]}
+-- Returns {outcome [, orders, first, last, spend, conversions ('kind|prompt|ts|holdout|category')...]},
+-- or for a non-member {'duplicate' [, unsent key, prompt id, topic\npayload]} (see unsent_for)
 local event_id, ts, now, member = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 
 if member ~= '' and KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then
   return {'erased'}  -- an erased member's basket counts for the lane, not for them
 end
 if seen_before(KEYS[1], event_id, ts, tonumber(ARGV[5]), tonumber(ARGV[6])) then
+  if member == '' then
+    return {'duplicate', unpack(unsent_for(KEYS[2], event_id))}
+  end
   return {'duplicate'}
 end
 if member == '' then

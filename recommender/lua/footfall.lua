@@ -3,9 +3,10 @@
 -- KEYS: 1 the zone's seen (zset), 2 the action's cool-down key (string), 3 unsent prompts (hash)
 -- ARGV: 1 event_id, 2 ts, 3 now, 4 dedupe_window, 5 dedupe_ttl, 6 max_age, 7 cool-down s,
 --       8 prompt id, 9 the prompt's topic ('' none), 10 its payload, 11 unsent TTL s
--- Returns {outcome [, 'claimed' | 'capped']}
+-- Returns {outcome [, 'claimed' | 'capped']}, or {'duplicate' [, unsent key, prompt id,
+-- topic\npayload]} (see unsent_for)
 if seen_before(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])) then
-  return {'duplicate'}
+  return {'duplicate', unpack(unsent_for(KEYS[3], ARGV[1]))}
 end
 if tonumber(ARGV[3]) - tonumber(ARGV[2]) > tonumber(ARGV[6]) then
   return {'stale'}

@@ -10,7 +10,8 @@
 --       20 conversion window s, 21 the prompt's topic ('' none), 22 its payload, 23 unsent TTL s
 --       (the prompt is built before the claim, so claim and prompt are one write: a crash
 --       after this script leaves the prompt in KEYS[6] for the restart to publish)
--- Returns {outcome [, 'claimed' | 'capped' | 'moved']}
+-- Returns {outcome [, 'claimed' | 'capped' | 'moved']}, or {'duplicate' [, unsent key, prompt id,
+-- topic\npayload]} (see unsent_for)
 local event_id, ts, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local zone, action = ARGV[4], ARGV[5]
 
@@ -18,7 +19,7 @@ if KEYS[7] and redis.call('EXISTS', KEYS[7]) == 1 then
   return {'erased'}  -- before the dedupe set, which would otherwise come back
 end
 if seen_before(KEYS[1], event_id, ts, tonumber(ARGV[6]), tonumber(ARGV[7])) then
-  return {'duplicate'}
+  return {'duplicate', unpack(unsent_for(KEYS[6], event_id))}
 end
 local consent = redis.call('HGET', KEYS[3], 'consent')
 if not consent then

@@ -415,3 +415,86 @@ def test_replicas_deciding_in_the_same_instant_hold_the_associate(
     if replicated:
         assert stats(b, redis_client)["routing:collisions"] == 1
         assert not a.router.busy(moved_to, T0 + 1)  # b's prompt has not reached a yet
+
+
+@pytest.mark.parametrize("who", ["m_chen0001", None])
+def test_a_prompt_whose_reply_was_lost_goes_out_when_its_event_comes_again(
+    engine: Recommender, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch, who: str | None
+) -> None:
+    """Redis ran the event's script (claim and unsent copy written) but its reply never
+    came back (a timeout, a reset): the batch fails and the event comes again. The retry
+    finds it a duplicate and still publishes the claimed prompt, to the associate it was
+    routed to, with its record; once the broker has confirmed it, never again."""
+    from recommender.decide import SHAS
+
+    real_raw = engine._decider.raw
+    lost: list[int] = []
+
+    def runs_then_breaks(commands: list[tuple[object, ...]]) -> list[object]:
+        replies = real_raw(commands)  # type: ignore[arg-type]
+        if not lost and any(c[0] == "EVALSHA" and c[1] != SHAS["read"] for c in commands):
+            lost.append(len(commands))
+            raise redis.TimeoutError("Redis did not answer in time")
+        return replies
+
+    monkeypatch.setattr(engine._decider, "raw", runs_then_breaks)
+    if who is not None:
+        topic, data = (
+            engine.topics.presence(engine.config.store, "entrance"),
+            enter(engine, "entrance", who, T0)[1],
+        )
+    else:
+        items = [{"sku": "milk-1", "category": "milk", "qty": 1, "amount_cents": 500}]
+        event = pos.make(CheckoutEvent, T0, member=None, items=items, total_cents=500)
+        topic, data = engine.topics.checkout(engine.config.store, "lane-1"), encode(event)
+    with pytest.raises(redis.TimeoutError):
+        engine.handle(topic, data, T0)
+    assert lost
+    unsent_key = engine.keys.unsent(who) if who else engine.keys.lane_unsent("lane-1")
+    [(_, claimed)] = redis_client.hgetall(unsent_key).items()  # type: ignore[union-attr]
+    routed_to = claimed.split(b"\n", 1)[0].decode()
+    associate = routed_to.split("/")[-2]
+
+    [again] = engine.handle(topic, data, T0 + 0.5)  # the broker redelivers the event
+    assert again.topic == routed_to and associate in {a.id for a in engine.config.associates}
+    prompt = Prompt.model_validate_json(again.payload)
+    assert again.unsent is not None and again.unsent[1] == prompt.event_id
+    assert redis_client.hexists(again.unsent[0], prompt.event_id)  # until the broker confirms it
+    engine.after_publish()
+    assert redis_client.hget(engine.keys.prompt(prompt.event_id), "associate") == associate.encode()
+    assert engine.router.busy(associate, T0 + 1)
+    assert stats(engine, redis_client)["republished"] == 1
+
+    engine.mark_sent([again.unsent])
+    assert engine.handle(topic, data, T0 + 1) == []  # confirmed: a third delivery sends nothing
+
+
+def test_a_batch_that_never_reached_redis_leaves_no_phantom_prompt(
+    engine: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call fails before Redis ran anything: the retry claims and publishes one prompt,
+    and the one routed in the failed attempt is not left open (a re-route would publish
+    it, unclaimed, as a second prompt for the event)."""
+    from recommender.decide import SHAS
+
+    real_raw = engine._decider.raw
+    refused: list[int] = []
+
+    def refuses_once(commands: list[tuple[object, ...]]) -> list[object]:
+        if not refused and any(c[0] == "EVALSHA" and c[1] != SHAS["read"] for c in commands):
+            refused.append(len(commands))
+            raise redis.ConnectionError("Connection refused")
+        return real_raw(commands)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine._decider, "raw", refuses_once)
+    topic, data = (
+        engine.topics.presence(engine.config.store, "entrance"),
+        enter(engine, "entrance", "m_chen0001", T0)[1],
+    )
+    with pytest.raises(redis.ConnectionError):
+        engine.handle(topic, data, T0)
+    [sent] = engine.handle(topic, data, T0 + 0.5)
+    engine.after_publish()
+    prompt = Prompt.model_validate_json(sent.payload)
+    rerouted = engine.tick(T0 + 60)  # not accepted in time: every open prompt is offered again
+    assert [Prompt.model_validate_json(o.payload).event_id for o in rerouted] == [prompt.event_id]
