@@ -67,6 +67,8 @@ MAX_DWELLERS = 10_000
 ACKED = (TopicKind.PRESENCE, TopicKind.CHECKOUT, TopicKind.FOOTFALL)
 #: Event ids per acknowledgement message (the contract's limit).
 ACK_CHUNK = 256
+#: Deletes an associate's hold if a given prompt still holds it.
+_RELEASE_HOLD = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 #: Prompts remembered at most whose batch failed before its claim was confirmed.
 MAX_UNCONFIRMED = 10_000
 #: A member who has not bought for this long and comes back counts as won back.
@@ -347,8 +349,7 @@ class Recommender:
                 continue
             reply = next(it)
             if isinstance(reply, redis.ResponseError):
-                if p.staged is not None:
-                    self.router.withdraw(p.staged[0])
+                self._unstage(p)
                 error = ContractError(RejectReason.PROCESSING_ERROR, f"state script failed: {reply}")
                 results[p.index] = [self.reject(messages[p.index][0], messages[p.index][1], error, now)]
                 continue
@@ -505,6 +506,15 @@ class Recommender:
         p.staged = (self.router.sent(opened), topic, unsent_key)
         return [topic, data.decode(), UNSENT_TTL_S]
 
+    def _unstage(self, p: _Pending) -> None:
+        """A staged prompt whose claim failed: off the router, and its hold released."""
+        if p.staged is None:
+            return
+        self.router.withdraw(p.staged[0])
+        p.staged = None
+        if p.hold is not None and not p.hold_lost:
+            self._after.append(("release", p.hold, {"id": p.prompt_id}))
+
     def _hold(self, associate: str, prompt_id: str) -> Command:
         return ("SET", self.keys.associate_hold(associate), prompt_id, "NX", "PX", int(HOLD_S * 1000))
 
@@ -621,9 +631,8 @@ class Recommender:
         if p.feedback is not None:
             return self._feedback(p.feedback, reply, now)
         guest = p.moment is not None and p.moment.trigger == "checkout" and p.member is None
-        if p.staged is not None and not (reply.claimed or (guest and reply.outcome is Outcome.OK)):
-            self.router.withdraw(p.staged[0])
-            p.staged = None
+        if not (reply.claimed or (guest and reply.outcome is Outcome.OK)):
+            self._unstage(p)
         self.counters[f"outcome:{reply.outcome.value}"] += 1
         if reply.outcome is Outcome.DUPLICATE and len(reply.rest) == 3 and reply.rest[1] in self._unconfirmed:
             return self._again(reply.rest, now)
@@ -794,7 +803,10 @@ class Recommender:
         if reply.outcome is not Outcome.OK:
             self.counters[f"feedback_{reply.outcome.value}"] += 1
             return []
-        kind, action, member, _holdout, _associate = reply.rest
+        kind, action, member, _holdout, associate = reply.rest
+        if self._replicated and fb.outcome != "accepted" and associate:
+            # Dismissed or done: the associate is free again, for every replica at once.
+            self._after.append(("release", associate, {"id": fb.prompt_id}))
         self.counters[f"feedback:{fb.outcome}"] += 1
         self.counters[f"feedback:{fb.outcome}:{kind}"] += 1
         if fb.reason is not None:
@@ -821,8 +833,9 @@ class Recommender:
         self._after_sent = 0
 
     def _write_after(self) -> list[Command]:
-        """Writes that need not delay a prompt: prompt records, dismissals, new CLVs, and
-        forgetting the unsent copies of prompts the broker confirmed. They stay queued
+        """Writes that need not delay a prompt: prompt records, dismissals, new CLVs,
+        forgetting the unsent copies of prompts the broker confirmed, and releasing the
+        holds of prompts not claimed or answered. They stay queued
         until the call carrying them returns (:meth:`_wrote_after`); each is idempotent,
         so sending one again after a broken connection is harmless."""
         self._after_sent = len(self._after)
@@ -833,6 +846,8 @@ class Recommender:
                 commands.append(("EXPIRE", self.keys.prompt(key), HISTORY_TTL_S))
             elif what == "sent":
                 commands.append(("HDEL", key, data["id"]))
+            elif what == "release":  # only the hold this prompt took (a peer's may follow)
+                commands.append(("EVAL", _RELEASE_HOLD, 1, self.keys.associate_hold(key), data["id"]))
             elif what == "dismissed":
                 commands.append(("ZADD", self.keys.contacts(key), data["ts"], data["member"]))
                 commands.append(("EXPIRE", self.keys.contacts(key), HISTORY_TTL_S))

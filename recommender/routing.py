@@ -25,9 +25,8 @@ MAX_OPEN = 10_000
 #: How long a replica of a share group holds a free associate it just chose, in Redis
 #: (:meth:`Recommender` with ``replicated``): long enough for every peer to hear of the
 #: prompt on the prompt topic (milliseconds; seconds under a backlog), after which their
-#: own routers know the associate is busy. The hold is not released early: a prompt
-#: answered (or not claimed) within HOLD_S keeps its associate held until then, which
-#: only sends another prompt of that moment to the next free associate.
+#: own routers know the associate is busy. A prompt whose claim fails, or that is
+#: dismissed or done, releases its hold at once (with the next batch's writes).
 HOLD_S = 2.0
 #: The status of an associate never heard from: available, in their home zones.
 _UNHEARD: tuple[str, str | None] = ("available", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -498,3 +499,39 @@ def test_a_batch_that_never_reached_redis_leaves_no_phantom_prompt(
     prompt = Prompt.model_validate_json(sent.payload)
     rerouted = engine.tick(T0 + 60)  # not accepted in time: every open prompt is offered again
     assert [Prompt.model_validate_json(o.payload).event_id for o in rerouted] == [prompt.event_id]
+
+
+def test_a_hold_ends_when_its_prompt_is_answered_or_not_claimed(
+    engine: Recommender, redis_client: redis.Redis, prefix: str, store_config: StoreConfig
+) -> None:
+    """A replica's hold on an associate lasts while its prompt is open (at most HOLD_S):
+    done frees them for every replica at once, and so does a claim the script refused."""
+    a, b = (
+        Recommender(
+            store_config, redis_client, Topics(prefix), engine.keys, producer=f"rec-{r}", replicated=True
+        )
+        for r in "ab"
+    )
+    zone = a.topics.presence(a.config.store, "pantry")
+    [sent] = a.handle(zone, enter(a, "pantry", "m_chen0001", T0)[1], T0)
+    held = engine.keys.associate_hold("a-ben")
+    prompt = Prompt.model_validate_json(sent.payload)
+    assert sent.topic.endswith("/a-ben/prompt") and redis_client.get(held) == prompt.event_id.encode()
+    a.after_publish()
+    feedback(a, prompt, "a-ben", "done", T0 + 1)
+    assert redis_client.exists(held) == 0
+
+    # b decides for the same member before it could know: its core chooses a greeting
+    # (it reads no visit), routes it to a free associate and holds them; the script, which
+    # sees the visit, refuses the claim, and the hold goes with b's next writes.
+    real_read = b._decider.read
+
+    def reads_no_visit(members: list[str], since: float) -> list[object]:
+        return [replace(s, visit={}, contacts=[]) for s in real_read(members, since)]  # type: ignore[type-var]
+
+    b._decider.read = reads_no_visit  # type: ignore[method-assign,assignment]
+    assert b.handle(zone, enter(b, "pantry", "m_chen0001", T0 + 2)[1], T0 + 2) == []
+    assert stats(b, redis_client)["outcome:capped"] == 1
+    assert redis_client.keys(f"{prefix}*:assoc:*:hold") != []  # held until the writes go
+    b.after_publish()
+    assert redis_client.keys(f"{prefix}*:assoc:*:hold") == []
