@@ -251,6 +251,9 @@ class Recommender:
         out: list[Outbound] = []
         for prompt, associate in self.router.due(now):
             self.counters["rerouted"] += 1
+            if self._replicated and self._decider.raw([self._hold(associate, prompt.prompt_id)]) == [None]:
+                prompt = self._rehome(prompt, None, now)  # a peer just gave them one
+                associate = prompt.associate
             self._redis.hset(self.keys.prompt(prompt.prompt_id), "associate", associate)
             out.append(Outbound(self.topics.prompt(self.config.store, associate), prompt.payload))
         dwell_actions = [
@@ -518,30 +521,34 @@ class Recommender:
     def _hold(self, associate: str, prompt_id: str) -> Command:
         return ("SET", self.keys.associate_hold(associate), prompt_id, "NX", "PX", int(HOLD_S * 1000))
 
-    def _rehome(self, p: _Pending, now: float) -> None:
-        """Another replica gave our staged prompt's associate a prompt in the same instant
-        (its hold came first) and ours is not published yet: offer it to the next best free
-        associate instead. Nobody else free: it stays, as when everyone is busy."""
-        assert p.staged is not None
-        opened, _, unsent_key = p.staged
+    def _rehome(self, opened: OpenPrompt, unsent_key: str | None, now: float) -> OpenPrompt:
+        """Another replica gave ``opened``'s associate a prompt in the same instant (its
+        hold came first) and ours is not published yet: offer it to the next best free
+        associate instead, not to one it was offered to before. Nobody else free: it stays,
+        as when everyone is busy. Returns the prompt as routed in the end."""
+        before = opened.tried[:-1]  # associates it was offered to earlier (re-routes)
         for _ in range(len(self._associates)):
             self.counters["routing:collisions"] += 1
             self.router.hold(opened.associate, now + HOLD_S)  # until the peer's prompt reaches us
             nxt = self.router.choose(
-                opened.zone, now, usual=opened.usual, manager=opened.manager, cap_per_hour=opened.cap_per_hour
+                opened.zone,
+                now,
+                usual=opened.usual,
+                manager=opened.manager,
+                exclude=before,
+                cap_per_hour=opened.cap_per_hour,
             )
             if nxt is None or nxt == opened.associate:
-                return
+                return opened
             free = self.router.free(nxt, now)
-            topic = self.topics.prompt(self.config.store, nxt)
-            # The unsent copy names the associate (its topic): a restart publishes it there.
-            commands: list[Command] = [
-                ("HSET", unsent_key, opened.prompt_id, f"{topic}\n{opened.payload.decode()}")
-            ]
+            commands: list[Command] = []
+            if unsent_key is not None:  # the unsent copy names the associate: a restart publishes it there
+                topic = self.topics.prompt(self.config.store, nxt)
+                commands.append(("HSET", unsent_key, opened.prompt_id, f"{topic}\n{opened.payload.decode()}"))
             if free:
                 commands.append(self._hold(nxt, opened.prompt_id))
             try:
-                replies = self._decider.raw(commands)
+                replies = self._decider.raw(commands) if commands else []
             except redis.RedisError as exc:
                 log.warning(
                     "could not move prompt %s off %s (%s); sent there",
@@ -549,12 +556,12 @@ class Recommender:
                     opened.associate,
                     exc,
                 )
-                return
+                return opened
             self.router.withdraw(opened)
-            opened = self.router.sent(opened._replace(associate=nxt, sent_at=now, tried=()))
-            p.staged = (opened, topic, unsent_key)
+            opened = self.router.sent(opened._replace(associate=nxt, sent_at=now, tried=before))
             if not free or replies[-1] is not None:
-                return
+                return opened
+        return opened
 
     def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> _Pending | None:
         message = decode(self.topics, topic, payload)
@@ -668,7 +675,8 @@ class Recommender:
         }
         if p.staged is not None:
             if p.hold_lost:
-                self._rehome(p, now)
+                moved = self._rehome(p.staged[0], p.staged[2], now)
+                p.staged = (moved, self.topics.prompt(self.config.store, moved.associate), p.staged[2])
             opened, topic, unsent_key = p.staged
             self.counters[f"prompt:{kind}"] += 1
             self.counters["prompts"] += 1

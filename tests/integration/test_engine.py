@@ -535,3 +535,37 @@ def test_a_hold_ends_when_its_prompt_is_answered_or_not_claimed(
     assert redis_client.keys(f"{prefix}*:assoc:*:hold") != []  # held until the writes go
     b.after_publish()
     assert redis_client.keys(f"{prefix}*:assoc:*:hold") == []
+
+
+@pytest.mark.parametrize("replicated", [True, False])
+def test_a_reroute_takes_a_hold_too(
+    engine: Recommender, redis_client: redis.Redis, prefix: str, store_config: StoreConfig, replicated: bool
+) -> None:
+    """A prompt not accepted in time is offered to the next best associate; as a replica,
+    one a peer has just given a prompt (their hold is in Redis) is passed over for the
+    next free one, and the re-routed prompt holds whoever gets it."""
+    a = Recommender(
+        store_config, redis_client, Topics(prefix), engine.keys, producer="rec-a", replicated=replicated
+    )
+    [sent] = a.handle(
+        a.topics.presence(a.config.store, "pantry"), enter(a, "pantry", "m_chen0001", T0)[1], T0
+    )
+    a.after_publish()
+    assert sent.topic.endswith("/a-ben/prompt")
+    later = T0 + 60
+    first_choice = a.router.choose("pantry", later, exclude=("a-ben",))
+    assert first_choice is not None
+    redis_client.set(
+        engine.keys.associate_hold(first_choice), "peer-prompt", px=2000
+    )  # as a peer's claim does
+
+    [moved] = a.tick(later)
+    went_to = moved.topic.split("/")[-2]
+    prompt = Prompt.model_validate_json(moved.payload)
+    assert redis_client.hget(engine.keys.prompt(prompt.event_id), "associate") == went_to.encode()
+    if replicated:
+        assert went_to not in (first_choice, "a-ben")
+        assert redis_client.get(engine.keys.associate_hold(went_to)) == prompt.event_id.encode()
+        assert stats(a, redis_client)["routing:collisions"] == 1
+    else:
+        assert went_to == first_choice
