@@ -69,6 +69,9 @@ ACKED = (TopicKind.PRESENCE, TopicKind.CHECKOUT, TopicKind.FOOTFALL)
 ACK_CHUNK = 256
 #: Deletes an associate's hold if a given prompt still holds it.
 _RELEASE_HOLD = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+#: Another replica's unsent prompt copy older than this has nobody left to publish it
+#: (a live replica publishes its own in milliseconds and forgets the copy within a second).
+ORPHAN_AFTER_S = 10.0
 #: Prompts remembered at most whose batch failed before its claim was confirmed.
 MAX_UNCONFIRMED = 10_000
 #: A member who has not bought for this long and comes back counts as won back.
@@ -736,10 +739,14 @@ class Recommender:
         self.counters["prompts"] += 1
         return [Outbound(topic, payload, unsent=(key, prompt_id))]
 
-    def unsent_prompts(self, now: float | None = None) -> list[Outbound]:
-        """Prompts claimed but never confirmed by the broker (we crashed, or the broker
-        did): published again at start. The handheld API drops a prompt id it already has.
-        With ``now``, a prompt already expired is dropped (counted) instead."""
+    def unsent_prompts(self, now: float | None = None, *, of: str | None = None) -> list[Outbound]:
+        """Prompts claimed but never confirmed by the broker (a crash before the publish,
+        or the broker's): published again at start. As a replica, those this producer made
+        (our previous run), and another replica's only once older than
+        :data:`ORPHAN_AFTER_S` (a live one publishes its own within milliseconds); ``of``:
+        just that producer's (a dead replica's, whose session we adopted). The handheld API
+        drops a prompt id it already has. With ``now``, a prompt already expired is dropped
+        (counted) instead."""
         out: list[Outbound] = []
         expired: list[tuple[str, str]] = []
         for key in self._redis.scan_iter(match=self.keys.unsent_pattern(), count=500):
@@ -747,7 +754,10 @@ class Recommender:
             name = key.decode() if isinstance(key, bytes) else str(key)
             for prompt_id, blob in entries.items():
                 topic, _, payload = blob.partition(b"\n")
-                if now is not None and Prompt.model_validate_json(payload).expires_at <= now:
+                prompt = Prompt.model_validate_json(payload)
+                if not self._orphaned(prompt, now, of):
+                    continue
+                if now is not None and prompt.expires_at <= now:
                     expired.append((name, prompt_id.decode()))
                     continue
                 out.append(Outbound(topic.decode(), payload, unsent=(name, prompt_id.decode())))
@@ -755,6 +765,14 @@ class Recommender:
             self.counters["unsent_expired"] += len(expired)
             self.mark_sent(expired)
         return out
+
+    def _orphaned(self, prompt: Prompt, now: float | None, of: str | None) -> bool:
+        """Whether :meth:`unsent_prompts` should publish this unsent copy (see there)."""
+        if of is not None:
+            return prompt.producer == of
+        if not self._replicated or prompt.producer == self._source.producer:
+            return True
+        return now is not None and now - prompt.ts >= ORPHAN_AFTER_S  # else a live peer's
 
     def mark_sent(self, sent: Sequence[tuple[str, str]]) -> None:
         """The broker has these prompts (PUBACK): forget their unsent copies."""

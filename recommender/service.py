@@ -80,8 +80,12 @@ class Share:
             if not _REPLICA_ID.fullmatch(value):
                 raise ConfigError(f"{flag} {value!r}: use lower-case letters, digits, - and _ (at most 23)")
 
+    def producer(self, replica: str) -> str:
+        """The producer id on a replica's prompts."""
+        return f"{self.group}-{replica}"
+
     def client_id(self, topic_prefix: str, replica: str) -> str:
-        return f"{topic_prefix.replace('/', '-')}{self.group}-{replica}"
+        return f"{topic_prefix.replace('/', '-')}{self.producer(replica)}"
 
 
 class RecommenderService:
@@ -120,7 +124,7 @@ class RecommenderService:
         self._auth = auth
         self._replica_keys = ReplicaKeys(share.group, key_prefix) if share else None
         #: The producer id on our prompts; the MQTT client id adds the topic prefix.
-        producer = f"{share.group}-{share.replica}" if share is not None else client_id
+        producer = share.producer(share.replica) if share is not None else client_id
         client_id = f"{topic_prefix.replace('/', '-')}{producer}"
         #: One engine per store this process serves (a message goes to its store's engine).
         self.engines: dict[str, Recommender] = {}
@@ -380,8 +384,20 @@ class RecommenderService:
             if not quiet_for(ADOPT_IDLE_S, time.monotonic() + 60.0):
                 raise RuntimeError(f"replica {peer} took its session back")
             adopted.close(end_session=True)
+            # Prompts it claimed but never published: nobody else will (a restart of ours
+            # leaves a live peer's alone for a while).
+            with self._engine_lock:
+                dead = self.share.producer(peer)
+                orphans = [o for e in self.engines.values() for o in e.unsent_prompts(time.time(), of=dead)]
+            for out in orphans:
+                self._publish(out)
             self.redis.srem(rk.members, peer)
-            log.warning("adopted replica %s: %d message(s) handled, its session ended", peer, handled[0])
+            log.warning(
+                "adopted replica %s: %d message(s) handled, %d of its prompts published, its session ended",
+                peer,
+                handled[0],
+                len(orphans),
+            )
         except Exception as exc:  # a failed adoption is tried again on the next watch
             log.error("adoption of replica %s stopped (%s)", peer, exc)
             adopted.close()

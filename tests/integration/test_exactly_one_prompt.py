@@ -131,3 +131,26 @@ def test_the_service_publishes_prompts_claimed_before_it_started(
     finally:
         service.stop()
         thread.join(10)
+
+
+def test_a_starting_replica_leaves_a_live_peers_unsent_prompts_alone(
+    redis_client: redis.Redis, prefix: str, store_config: StoreConfig
+) -> None:
+    """At start a replica publishes the unsent copies it made itself, and a peer's only
+    once nobody can be about to publish them (older than ORPHAN_AFTER_S), or when it
+    adopts that peer's session (``of``)."""
+    from recommender.engine import ORPHAN_AFTER_S
+
+    keys = _engine(redis_client, prefix, store_config).keys  # the CRM, loaded
+    a, b = (
+        Recommender(store_config, redis_client, Topics(prefix), keys, producer=f"rec-{r}", replicated=True)
+        for r in "ab"
+    )
+    topic, data = _enter(a, "m_chen0001", T0)
+    [claimed] = a.handle(topic, data, T0)
+    soon = T0 + 1
+    assert [o.payload for o in a.unsent_prompts(soon)] == [claimed.payload]  # its own
+    assert b.unsent_prompts(soon) == []  # a live peer's: it publishes it itself
+    assert [o.payload for o in b.unsent_prompts(soon, of="rec-a")] == [claimed.payload]
+    assert b.unsent_prompts(soon, of="rec-c") == []
+    assert [o.payload for o in b.unsent_prompts(T0 + ORPHAN_AFTER_S + 1)] == [claimed.payload]  # orphaned
