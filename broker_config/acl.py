@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from broker_config.contract import TOPIC_ROOT
-from floorwalker.config import StoreConfig
+
+if TYPE_CHECKING:  # the wire imports nothing of ours at run time but errors
+    from floorwalker.config import StoreConfig
 
 
 class DeviceKind(StrEnum):

@@ -1,7 +1,7 @@
 """The gateway process: connect, announce ``online`` (retained, last will ``offline``),
 heartbeat, run the gateway's cameras, and say ``offline`` on a clean stop.
 
-Each camera runs on its own thread (:class:`edge_agent.camera_worker.CameraWorker`); its
+Each camera runs on its own thread (:class:`edge_agent.camera.worker.CameraWorker`); its
 health goes into the status (``sensors``, and a one-line summary in ``detail``), sent with
 every heartbeat and, throttled, whenever a camera's state changes. A camera that fails
 is reported there; the gateway and its other cameras keep running.
@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from broker_config.contract import SensorHealth, Topics
-from edge_agent.ble_sightings import Advert, SightingTable
+from edge_agent.ble.scanner import Scanner, make_scanner
+from edge_agent.ble.sightings import Advert, SightingTable
 from edge_agent.gateway_config import CameraConfig
 from edge_agent.publisher import EdgePublisher
-from edge_agent.scanner import Scanner, make_scanner
 from floorwalker import systemd_notify
 from floorwalker.config import BleScannerConfig, StoreConfig
 from floorwalker.errors import ConfigError
@@ -69,7 +69,7 @@ def run_gateway(
 
     ``scanner`` overrides the gateway's configured BLE scanner (e.g. a replay trace).
     """
-    from edge_agent.camera_worker import CameraWorker
+    from edge_agent.camera.worker import CameraWorker
 
     gw = next((g for g in config.gateways if g.id == gateway), None)
     if gw is None:

@@ -22,9 +22,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from broker_config.contract import Ident
-from edge_agent.camera import SourceConfig
-from edge_agent.detector import ModelConfig, SsdLiteModel
-from edge_agent.tracker import TrackerConfig
+from edge_agent.camera.detector import ModelConfig, SsdLiteModel
+from edge_agent.camera.source import SourceConfig
+from edge_agent.camera.tracker import TrackerConfig
 from floorwalker import geometry
 from floorwalker.config import StoreConfig, load_yaml_model
 from floorwalker.errors import ConfigError

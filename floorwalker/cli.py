@@ -25,6 +25,7 @@ from floorwalker.config import Endpoints, StoreConfig, load_store_config
 from floorwalker.errors import ConfigError, FloorwalkerError
 from floorwalker.mqtt import MqttAuth
 from floorwalker.services import Services
+from simulators.stores import BIG_STORE, DEMO_STORE
 
 if TYPE_CHECKING:
     from simulators.evaluate import Output
@@ -52,12 +53,6 @@ provision_app = typer.Typer(
 app.add_typer(provision_app, name="provision")
 
 DEFAULT_RUN_DIR = Path(os.environ.get("FLOORWALKER_RUN_DIR", ".run"))
-
-
-def demo_store_path() -> Path:
-    import simulators
-
-    return Path(simulators.__file__).resolve().parent / "data" / "demo_store.yaml"
 
 
 # -- shared options ----------------------------------------------------------------------
@@ -118,7 +113,7 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def _store(path: Path | None) -> StoreConfig:
-    return load_store_config(path or demo_store_path())
+    return load_store_config(path or DEMO_STORE)
 
 
 def _mqtt(run_dir: Path, mqtt_url: str | None) -> tuple[str, int]:
@@ -421,7 +416,7 @@ def api(
     mqtt_credentials: MqttCredentials = None,
 ) -> None:
     """Serve the handheld pages (live prompts over SSE), the manager's dashboard and /metrics."""
-    from floorwalker.api import run_api
+    from handheld import run_api
 
     config = _store(store_config)
     ep = _endpoints(run_dir, mqtt_url, redis_url)
@@ -483,7 +478,7 @@ def simulate(
     Without: play scripted shoppers live onto the broker as the store's gateways and tills."""
     if out is not None:
         _simulate_to(
-            store_config or demo_store_path(), out, hours=hours, visitors=visitors, seed=seed, start=start,
+            store_config or DEMO_STORE, out, hours=hours, visitors=visitors, seed=seed, start=start,
             presence=presence,
         )  # fmt: skip
         return
@@ -504,7 +499,7 @@ def simulate(
         raise ConfigError(f"--camera-gateway {unknown[0]!r}: not a gateway of store {config.store!r}")
     mode = _presence_mode(presence, config)
     if mode == "ble":
-        build_floorplan(config, str(store_config or demo_store_path()))  # members walk the floor plan
+        build_floorplan(config, str(store_config or DEMO_STORE))  # members walk the floor plan
         typer.echo(
             "members' presence: gateways' BLE reports; `floorwalker fuser` turns them into presence", err=True
         )
@@ -570,9 +565,9 @@ def demo(
     speed: Annotated[float, typer.Option("--speed", help="Simulation speed.")] = 1.0,
 ) -> None:
     """Run a simulated store end to end: services, recommender, handheld pages, simulator."""
-    from floorwalker.demo import run_demo
+    from simulators.demo import run_demo
 
-    run_demo(store_config or demo_store_path(), run_dir, port=port, speed=speed)
+    run_demo(store_config or DEMO_STORE, run_dir, port=port, speed=speed)
 
 
 @bench_app.command("e2e")
@@ -587,7 +582,7 @@ def bench_e2e(
     ),
 ) -> None:
     """Event -> prompt latency through the real broker, recommender and Redis, next to the floor."""
-    from floorwalker.bench import run_bench
+    from bench.e2e import run_bench
 
     run_bench(_comma_list(rates, "--rates", float, "numbers like 500,2000"), duration_s, out)
 
@@ -755,7 +750,7 @@ def eval_footfall(
     from rich.console import Console
     from rich.table import Table
 
-    from edge_agent.footfall_eval import evaluate, load_mot, load_truth
+    from bench.footfall_eval import evaluate, load_mot, load_truth
 
     truth = load_truth(gt)
     boxes = load_mot(mot) if mot is not None else None
@@ -858,7 +853,7 @@ def bench_footfall(
     ] = 1,
 ) -> None:
     """Frames per second of detector + tracker + counting on one core, and peak RSS."""
-    from floorwalker.bench_footfall import run_footfall_bench
+    from bench.footfall import run_footfall_bench
 
     if frames < 1:
         raise ConfigError(f"--frames {frames}: must be at least 1")
@@ -875,8 +870,8 @@ def camera_snapshot(
     camera: Annotated[str | None, typer.Option("--camera", help="Camera id (default: the first).")] = None,
 ) -> None:
     """Debug aid: grab one frame, draw the configured lines, zones and queues, write a PNG."""
+    from edge_agent.camera.overlay import snapshot
     from edge_agent.gateway_config import load_gateway_config
-    from edge_agent.overlay import snapshot
 
     gw = load_gateway_config(gateway_config)
     cams = [c for c in gw.cameras if camera is None or c.id == camera]
@@ -911,7 +906,7 @@ def token_issue(
     ] = "http://127.0.0.1:8080",
 ) -> None:
     """Issue a sign-in token (shown once; Redis keeps only its hash) and print the sign-in link."""
-    from floorwalker.api.auth import issue_token
+    from handheld.auth import issue_token
     from recommender.keys import Keys
     from recommender.service import connect_redis
 
@@ -945,7 +940,7 @@ def token_revoke(
     key_prefix: KeyPrefix = "",
 ) -> None:
     """Revoke every token of an associate at once (their open pages get 401 on the next call)."""
-    from floorwalker.api.auth import revoke_tokens
+    from handheld.auth import revoke_tokens
     from recommender.keys import Keys
     from recommender.service import connect_redis
 
@@ -969,7 +964,7 @@ def bench_handheld(
     ),
 ) -> None:
     """Prompt on the broker -> SSE event on every open handheld page, next to a raw MQTT hop."""
-    from floorwalker.handheld_bench import run_bench
+    from bench.handheld import run_bench
 
     run_bench(prompts, rate, pages, out)
 
@@ -1109,7 +1104,7 @@ def bench_decide(
     ),
 ) -> None:
     """Decisions/s of the pure decision core (eligibility, scoring, arbitration, wording) on one core."""
-    from floorwalker.bench_decide import run_decide_bench
+    from bench.decide import run_decide_bench
 
     run_decide_bench(seconds, out)
 
@@ -1358,7 +1353,7 @@ def _replay_and_capture(
     from simulators.harness import RecommenderProcess, replay_and_capture
     from simulators.replay import ReplayOptions
 
-    layout = store_config or demo_store_path()
+    layout = store_config or DEMO_STORE
     config = load_store_config(layout)
     if not start_system:
         options = ReplayOptions(speed=speed, topic_prefix=topic_prefix)
@@ -1402,15 +1397,9 @@ def bench_simulate(
     ),
 ) -> None:
     """Generate a full day (20 zones, 5 000 visitors) and replay it at max speed through the system."""
-    from simulators.bench import run_simulate_bench
+    from bench.simulate import run_simulate_bench
 
-    run_simulate_bench(layout or big_store_path(), visitors, hours, out)
-
-
-def big_store_path() -> Path:
-    import simulators
-
-    return Path(simulators.__file__).resolve().parent / "data" / "big_store.yaml"
+    run_simulate_bench(layout or BIG_STORE, visitors, hours, out)
 
 
 # -- BLE presence: fuser, evaluation, calibration, benchmark -----------------------------
@@ -1431,7 +1420,7 @@ def fuser(
     mqtt_credentials: MqttCredentials = None,
 ) -> None:
     """Resolve gateways' rotating BLE ids and fuse them into zone enter/leave presence events."""
-    from recommender.fuser import FuserService
+    from presence.fuser import FuserService
 
     config = _store(store_config)
     host, port = _mqtt(run_dir, mqtt_url)
@@ -1460,8 +1449,8 @@ def eval_presence(
     ] = None,
 ) -> None:
     """Zone accuracy, neighbour confusion and zone-change delay of BLE presence on a trace."""
-    from recommender.fuser import resolver_for
-    from recommender.presence_eval import run_eval
+    from bench.presence_eval import run_eval
+    from presence.fuser import resolver_for
 
     config = _store(store_config)
     if survey is not None:
@@ -1506,9 +1495,9 @@ def eval_presence_trace(
 ) -> None:
     """Make an evaluation trace: demo walks of the CRM's consenting members through the RF model."""
 
+    from bench.presence_eval import demo_walks, write_trace, write_truth
+    from floorwalker.ble_keys import read_key_file
     from recommender.crm import read_fixture
-    from recommender.eid_resolver import read_key_file
-    from recommender.presence_eval import demo_walks, write_trace, write_truth
     from simulators.ble_radio import RadioModel
 
     config = _store(store_config)
@@ -1525,7 +1514,7 @@ def eval_presence_trace(
     walks.sort(key=lambda s: s.ts)
     radio = RadioModel(config, key, seed=seed)
     if survey:
-        from recommender.ble_survey import survey_walk
+        from presence.survey import survey_walk
 
         # Same store, same radio (one model), an hour before the walks: the calibration
         # phone walked up and down the floor.
@@ -1549,8 +1538,8 @@ def calibrate_survey(
     store_config: StoreOpt = None,
 ) -> None:
     """Learn each gateway's RSSI residual over the floor from a site-survey walk."""
-    from recommender.ble_survey import build_survey
-    from recommender.presence_eval import read_truth, trace_records
+    from bench.presence_eval import read_truth, trace_records
+    from presence.survey import build_survey
 
     config = _store(store_config)
     survey_map = build_survey(config, trace_records(trace), read_truth(walk))
@@ -1568,8 +1557,8 @@ def calibrate_ble(
     store_config: StoreOpt = None,
 ) -> None:
     """Fit each gateway's measured power and path-loss exponent; print the config's `ble:` lines."""
-    from edge_agent.ble_calibration import as_yaml, calibrate, read_points
-    from recommender.presence_eval import trace_records
+    from bench.presence_eval import trace_records
+    from edge_agent.ble.calibration import as_yaml, calibrate, read_points
 
     config = _store(store_config)
     fits = calibrate(config, read_points(points), trace_records(trace))
@@ -1587,7 +1576,7 @@ def calibrate_record(
     store_config: StoreOpt = None,
 ) -> None:
     """Record what this gateway's scanner hears (e.g. while walking the calibration phone round)."""
-    from edge_agent.scanner import make_scanner, record
+    from edge_agent.ble.scanner import make_scanner, record
     from floorwalker.config import BleakScannerConfig
 
     config = _store(store_config)
@@ -1618,7 +1607,7 @@ def bench_ble(
     """Adverts/s through parse + smooth + resolve + fuse on one core."""
     from rich.console import Console
 
-    from recommender.ble_bench import print_ble, run_ble_bench
+    from bench.ble import print_ble, run_ble_bench
 
     print_ble(run_ble_bench(_store(store_config), out, rounds=rounds, repeats=repeats), Console())
 
@@ -1689,7 +1678,7 @@ def bench_outbox(
     ),
 ) -> None:
     """The gateway outbox: committed inserts/s, acks/s, bytes per event, 72 h of a busy store."""
-    from edge_agent.outbox_bench import run_outbox_bench
+    from bench.outbox import run_outbox_bench
 
     if events < 100:
         raise ConfigError(f"--events {events}: use at least 100")
@@ -1712,7 +1701,7 @@ def bench_scale(
     ),
 ) -> None:
     """Recommender replicas (1, 2, 3) on a local 3-master Redis Cluster behind one shared subscription."""
-    from floorwalker.scale import run_scale_bench
+    from bench.scale import run_scale_bench
 
     counts = _comma_list(replicas, "--replicas", int, "counts like 1,2,3")
     if not counts or min(counts) < 1 or rate <= 0 or seconds <= 0:

@@ -108,7 +108,7 @@ class BleakScannerConfig(_Strict):
 
 
 class ReplayScannerConfig(_Strict):
-    """Recorded advertisements (JSONL, see ``edge_agent/scanner.py``) instead of a radio."""
+    """Recorded advertisements (JSONL, see ``edge_agent/ble/scanner.py``) instead of a radio."""
 
     kind: Literal["replay"] = "replay"
     path: Path

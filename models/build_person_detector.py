@@ -13,7 +13,7 @@ decoding (anchors are constants folded into the graph) and drop TensorFlow's own
 preprocessing loop and its non-maximum suppression (while-loops that convert poorly and run
 slowly); the runtime does the resize, and the score threshold and NMS in numpy.
 
-The ONNX file's interface (checked by ``edge_agent.detector`` at load):
+The ONNX file's interface (checked by ``edge_agent.camera.detector`` at load):
 
     input   image   uint8   [1, 300, 300, 3]  RGB
     output  boxes   float32 [1, 1917, 4]      ymin, xmin, ymax, xmax, fractions of the image

@@ -153,7 +153,7 @@ class Recommender:
         self._zones = {z.id: z for z in config.zones}
         self._categories = {z.id: tuple(z.categories) for z in config.zones}
         self._gateway_zones = {g.id: set(g.zones) for g in config.gateways}
-        # The store-level BLE fuser speaks for every zone (recommender/fuser.py).
+        # The store-level BLE fuser speaks for every zone (presence/fuser.py).
         self._gateway_zones[config.ble_presence.fuser] = set(self._categories)
         self._lanes = {lane.id: lane for lane in config.lanes}
         self._associates = {a.id for a in config.associates}

@@ -119,7 +119,7 @@ def _revoke_ble(config: StoreConfig, member: str) -> bool:
     path = config.ble_presence.secrets
     if path is None or not path.is_file():
         return False
-    from recommender.eid_resolver import read_key_file, write_key_file
+    from floorwalker.ble_keys import read_key_file, write_key_file
 
     key = read_key_file(path)
     if member not in key.revoked:

@@ -1,15 +1,15 @@
 """The RF model: what each gateway's scanner hears from members' phones as they move.
 
-Input: shoppers' positions over time (:class:`~simulators.movement.PositionSample`); only
+Input: shoppers' positions over time (:class:`~presence.positions.PositionSample`); only
 members whose app advertises (``member`` set) are heard. Output: advertisement records
-in the replay format of :mod:`edge_agent.scanner` (``ts``, ``gateway``, ``rssi``, ``adv``
+in the replay format of :mod:`edge_agent.ble.scanner` (``ts``, ``gateway``, ``rssi``, ``adv``
 hex), sorted by time, ready for a replay scanner or ``floorwalker eval presence``.
 
 Per advertisement and gateway:
 
 * the phone advertises every ``advert_interval_s`` plus the 0..10 ms random delay BLE adds;
   its payload is the member app's frame with the rotating EID of
-  :class:`edge_agent.eid.MemberBeacon`, computed on the phone's own (skewed) clock;
+  :class:`edge_agent.ble.eid.MemberBeacon`, computed on the phone's own (skewed) clock;
 * received power follows the log-distance path-loss model with the gateway's *true*
   parameters, which differ from its configured calibration by up to
   ``calibration_error_db`` / ``exponent_error``;
@@ -39,9 +39,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypedDict
 
-from edge_agent.eid import MemberBeacon, member_secret
+from edge_agent.ble.eid import MemberBeacon, member_secret
 from floorwalker.config import StoreConfig
-from simulators.movement import PositionSample
+from presence.positions import PositionSample
 
 #: Samples further apart than this are separate visits: the phone is not heard in between.
 MAX_GAP_S = 10.0

@@ -2,9 +2,9 @@
 
 Members' :class:`PositionSample` s go through the RF model (``simulators/ble_radio.py``:
 path loss, shadowing, body loss, drops, rotating ephemeral ids) to what each gateway's
-scanner hears; each gateway's :class:`SightingTable` (``edge_agent/ble_sightings.py``, the
+scanner hears; each gateway's :class:`SightingTable` (``edge_agent/ble/sightings.py``, the
 gateway's own core) turns that into a :class:`BleReport` every ``report_interval_s``,
-exactly as a gateway publishes; and the store-level fuser's core (``recommender/fuser.py``)
+exactly as a gateway publishes; and the store-level fuser's core (``presence/fuser.py``)
 turns the reports into the :class:`PresenceEvent` s the fuser process would publish. The
 trace then holds both: what the gateways sent and what the fuser made of it.
 """
@@ -26,11 +26,11 @@ from broker_config.contract import (
     encode,
 )
 from edge_agent.agent import MAX_SIGHTINGS
-from edge_agent.ble_sightings import Advert, SightingTable
+from edge_agent.ble.sightings import Advert, SightingTable
+from floorwalker.ble_keys import read_key_file
 from floorwalker.config import StoreConfig
 from floorwalker.errors import ConfigError
-from recommender.eid_resolver import read_key_file
-from recommender.fuser import Fuser, resolver_for
+from presence.fuser import Fuser, resolver_for
 from simulators.ble_radio import RadioModel
 from simulators.sensors import Devices, Emission
 from simulators.shoppers import Shopper

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 from floorwalker import geometry
 from floorwalker.config import StoreConfig
+from presence.positions import PositionSample
 from recommender.crm import CrmFixture, Member
 from simulators.arrivals import poisson
 from simulators.checkout import LaneVisit, Tills
 from simulators.floorplan import Floorplan, Point
-from simulators.movement import PositionSample
 
 #: Dwell in a zone without shelves (entrance, checkout passage), seconds.
 TRANSIT_DWELL_S = 4.0

@@ -29,10 +29,10 @@ from broker_config.contract import (
     encode,
     new_event_id,
 )
-from floorwalker.api import create_app
-from floorwalker.api.auth import COOKIE, issue_token
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.mqtt import MqttLink
+from handheld import create_app
+from handheld.auth import COOKIE, issue_token
 from recommender.keys import Keys
 
 pytestmark = pytest.mark.integration

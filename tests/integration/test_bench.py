@@ -14,7 +14,7 @@ import pytest
 import redis
 from rich.console import Console
 
-from floorwalker.bench import BenchError, measure_relay, run_on
+from bench.e2e import BenchError, measure_relay, run_on
 from floorwalker.config import Endpoints
 from floorwalker.services import free_port
 
@@ -67,7 +67,7 @@ def test_short_bench_run(services: Endpoints, tmp_path: Path) -> None:
 
 
 def test_short_handheld_bench_run(services: Endpoints, tmp_path: Path) -> None:
-    from floorwalker.handheld_bench import run_on as run_handheld
+    from bench.handheld import run_on as run_handheld
 
     out = tmp_path / "handheld.json"
     console = Console(file=io.StringIO(), width=140)

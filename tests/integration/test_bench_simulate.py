@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from simulators.bench import run_simulate_bench
+from bench.simulate import run_simulate_bench
 from tests.conftest import DEMO_STORE
 
 pytestmark = pytest.mark.integration

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.presence_eval import write_trace
 from broker_config.contract import BleReport, PresenceEvent, Prompt, PromptKind, TopicKind, Topics
 from edge_agent.agent import run_gateway
 from floorwalker.config import Endpoints, ReplayScannerConfig, StoreConfig, load_store_config
-from recommender.fuser import FuserService
-from recommender.presence_eval import write_trace
+from presence.fuser import FuserService
+from presence.positions import PositionSample
 from recommender.service import RecommenderService
 from simulators.ble_radio import RadioModel, RadioParams
-from simulators.movement import PositionSample
 from tests.conftest import DEMO_STORE, Collector
 
 pytestmark = pytest.mark.integration

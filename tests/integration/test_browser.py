@@ -35,12 +35,12 @@ from broker_config.contract import (
     encode,
     new_event_id,
 )
-from floorwalker.api import create_app
-from floorwalker.api.auth import issue_token
-from floorwalker.api.server import ApiServer, make_server
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.mqtt import MqttLink
 from floorwalker.services import free_port
+from handheld import create_app
+from handheld.auth import issue_token
+from handheld.server import ApiServer, make_server
 from recommender.keys import Keys
 from recommender.service import RecommenderService
 from tests.conftest import Collector

@@ -15,10 +15,10 @@ from edge_agent.outbox import Outbox
 from edge_agent.publisher import EdgePublisher
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.mqtt import MqttLink
+from presence.fuser import Fuser, resolver_for
 from recommender.crm import load_into_redis, read_crm
 from recommender.engine import Recommender
 from recommender.erasure import erase_member
-from recommender.fuser import Fuser, resolver_for
 from recommender.keys import Keys
 
 pytestmark = pytest.mark.integration

@@ -63,7 +63,7 @@ def test_members_presence_through_ble_and_a_real_fuser(
     fuser process resolves them and says where the member is. Nothing else speaks for the
     member's presence, and no report names them."""
     from broker_config.contract import BleReport, PresenceEvent, decode
-    from recommender.fuser import FuserService
+    from presence.fuser import FuserService
 
     topics = Topics(prefix)
     store = store_config.store

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from broker_config.contract import CheckoutEvent, EnvelopeSource, PresenceEvent, Topics, encode
-from floorwalker.api import create_app
-from floorwalker.api.auth import issue_token
 from floorwalker.cli import app as cli
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.mqtt import MqttLink
+from handheld import create_app
+from handheld.auth import issue_token
 from recommender.keys import Keys
 from recommender.service import RecommenderService
 

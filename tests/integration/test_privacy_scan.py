@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from edge_agent.agent import run_gateway
-from edge_agent.eid import member_secret
+from edge_agent.ble.eid import member_secret
+from floorwalker.ble_keys import read_key_file
 from floorwalker.config import Endpoints, ReplayScannerConfig, load_store_config
+from presence.fuser import FuserService
 from recommender.crm import read_fixture
-from recommender.eid_resolver import read_key_file
-from recommender.fuser import FuserService
 from recommender.service import RecommenderService
 from simulators import scenario
 from simulators.live import LiveStore, shoppers_from

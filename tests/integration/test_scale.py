@@ -19,10 +19,10 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from bench.local_cluster import LocalCluster
+from bench.scale import Replicas, drive, finish, load_chain, write_chain
 from floorwalker.config import Endpoints
 from floorwalker.errors import ConfigError
-from floorwalker.local_cluster import LocalCluster
-from floorwalker.scale import Replicas, drive, finish, load_chain, write_chain
 from recommender import cluster
 from recommender.decide import Decider, ScriptCall, args
 from recommender.keys import Keys, ReplicaKeys

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from broker_config.contract import EnvelopeSource, GatewayStatus
-from floorwalker.api.floor import (
+from floorwalker.config import StoreConfig
+from handheld.floor import (
     day_and_hour,
     entry_zones,
     funnel_from_stats,
@@ -16,7 +17,6 @@ from floorwalker.api.floor import (
     typical_day,
     zone_views,
 )
-from floorwalker.config import StoreConfig
 
 
 def test_funnel_reads_the_stats_fields_and_shows_zero_when_absent() -> None:

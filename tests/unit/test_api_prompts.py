@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker_config.contract import PromptKind
-from floorwalker.api.handheld import card_from_profile
-from floorwalker.api.prompts import QUEUE_SIZE, HandheldPrompt, LiveFeed, parse_sid
+from handheld.prompts import QUEUE_SIZE, HandheldPrompt, LiveFeed, parse_sid
+from handheld.routes import card_from_profile
 
 
 @pytest.mark.parametrize(

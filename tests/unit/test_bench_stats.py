@@ -8,8 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from broker_config.contract import CheckoutEvent, EnvelopeSource, PresenceEvent, encode
-from floorwalker.bench import (
+from bench.e2e import (
     TARGET_P99_MS,
     BenchError,
     Floor,
@@ -21,6 +20,7 @@ from floorwalker.bench import (
     restamp,
     summarize,
 )
+from broker_config.contract import CheckoutEvent, EnvelopeSource, PresenceEvent, encode
 
 REQUIRED_RATE_FIELDS = {
     "rate_eps", "achieved_eps", "duration_s", "sent", "prompts_expected", "prompts_received",

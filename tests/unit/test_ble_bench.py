@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.ble import TARGET_ADVERTS_PER_S, run_ble_bench
 from floorwalker.config import StoreConfig
-from recommender.ble_bench import TARGET_ADVERTS_PER_S, run_ble_bench
 
 
 def test_small_ble_bench_run(store_config: StoreConfig, tmp_path: Path) -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.ble_calibration import as_yaml, calibrate, fit_path_loss, read_points
-from edge_agent.ble_sightings import Advert
+from edge_agent.ble.calibration import as_yaml, calibrate, fit_path_loss, read_points
+from edge_agent.ble.sightings import Advert
 from floorwalker.config import StoreConfig
 from floorwalker.errors import ConfigError
+from presence.positions import PositionSample
 from simulators.ble_radio import RadioModel, RadioParams
-from simulators.movement import PositionSample
 
 KEY = bytes(range(32))
 T0 = 1_800_000_000.0

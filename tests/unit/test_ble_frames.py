@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.ble_frames import (
+from edge_agent.ble.frames import (
     AdFields,
     EddystoneEid,
     EddystoneTlm,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import statistics
 
-from edge_agent.ble_frames import MemberAdvert, parse
-from edge_agent.eid import MemberBeacon, member_secret
+from edge_agent.ble.eid import MemberBeacon, member_secret
+from edge_agent.ble.frames import MemberAdvert, parse
 from floorwalker.config import StoreConfig
+from presence.positions import PositionSample
 from simulators.ble_radio import RadioModel, RadioParams
-from simulators.movement import PositionSample
 
 KEY = bytes(range(32))
 T0 = 1_800_000_000.0

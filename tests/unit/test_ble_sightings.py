@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from edge_agent.ble_frames import encode_ibeacon, encode_member_advert
-from edge_agent.ble_sightings import Advert, SightingTable
+from edge_agent.ble.frames import encode_ibeacon, encode_member_advert
+from edge_agent.ble.sightings import Advert, SightingTable
 from floorwalker.config import BleCalibration
 
 EID = bytes.fromhex("0102030405060708")

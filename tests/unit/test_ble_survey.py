@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import yaml
 
-from edge_agent.ble_sightings import Advert
+from edge_agent.ble.sightings import Advert
 from floorwalker.config import StoreConfig, load_store_config
 from floorwalker.errors import ConfigError
-from recommender.ble_survey import SurveyMap, build_survey, predicted_rssi, read_survey, survey_walk
-from recommender.fuser import zone_model_for
-from recommender.zone_fusion import FusionParams, ZoneModel
-from simulators.movement import PositionSample
+from presence.fuser import zone_model_for
+from presence.positions import PositionSample
+from presence.survey import SurveyMap, build_survey, predicted_rssi, read_survey, survey_walk
+from presence.zone_fusion import FusionParams, ZoneModel
 
 POWER, N = -59.0, 2.0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.camera import FileSource, FrameSource, HttpSource, RtspSource, describe_source
+from edge_agent.camera.source import FileSource, FrameSource, HttpSource, RtspSource, describe_source
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 

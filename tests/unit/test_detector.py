@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edge_agent.detector import (
+from edge_agent.camera.detector import (
     PERSON_SSDLITE,
     PERSON_SSDLITE_SHA256,
     Detections,

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.ble_frames import MemberAdvert, parse
-from edge_agent.eid import MemberBeacon, eid_for, member_secret, window_index
+from edge_agent.ble.eid import MemberBeacon, eid_for, member_secret, window_index
+from edge_agent.ble.frames import MemberAdvert, parse
+from floorwalker.ble_keys import BleKeyFile
+from presence.eid_resolver import EidResolver
 from recommender.crm import Consent, CrmFixture, Member
-from recommender.eid_resolver import BleKeyFile, EidResolver
 
 KEY = bytes(range(32))
 W = 300  # window, s

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from broker_config.contract import EnvelopeSource, FootfallEvent, GatewayStatus, SensorHealth, decode, encode
 from broker_config.contract import Topics as ContractTopics
-from edge_agent.footfall import FootfallAggregator, FrameCounts
+from edge_agent.camera.footfall import FootfallAggregator, FrameCounts
+from edge_agent.camera.line_counter import Crossing
 from edge_agent.gateway_config import PublishConfig
-from edge_agent.line_counter import Crossing
 
 T0 = 1_800_000_000.0
 PUBLISH = PublishConfig(interval_s=10, min_interval_s=1)

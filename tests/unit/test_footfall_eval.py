@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge_agent.footfall_eval import Counted, GtCrossing, match
+from bench.footfall_eval import Counted, GtCrossing, match
 from floorwalker.cli import app
 from tests.conftest import REPO
 
@@ -100,7 +100,7 @@ def test_detector_precision_and_recall_on_hand_boxed_people(tmp_path: Path) -> N
     ],
 )
 def test_broken_mot_files(tmp_path: Path, text: str, message: str) -> None:
-    from edge_agent.footfall_eval import load_mot
+    from bench.footfall_eval import load_mot
     from floorwalker.errors import ConfigError
 
     path = tmp_path / "gt.txt"

@@ -18,10 +18,10 @@ from broker_config.contract import (
     Topics,
     encode,
 )
-from edge_agent.eid import MemberBeacon, member_secret
+from edge_agent.ble.eid import MemberBeacon, member_secret
 from floorwalker.config import StoreConfig
-from recommender.fuser import Fuser, resolver_for
-from recommender.zone_fusion import ZoneState
+from presence.fuser import Fuser, resolver_for
+from presence.zone_fusion import ZoneState
 
 T0 = 1_800_000_000.0
 TOPICS = Topics("t/")

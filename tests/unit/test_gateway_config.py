@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge_agent.camera import FileSource
-from edge_agent.detector import SsdLiteModel, YoloModel
+from edge_agent.camera.detector import SsdLiteModel, YoloModel
+from edge_agent.camera.source import FileSource
 from edge_agent.gateway_config import (
     CameraConfig,
     check_against_store,

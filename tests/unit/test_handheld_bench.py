@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from floorwalker.handheld_bench import summarize
+from bench.handheld import summarize
 
 
 def test_summary_counts_lost_and_repeated_per_page() -> None:

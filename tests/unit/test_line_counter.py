@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.detector import Detections
-from edge_agent.footfall import CameraCounter
+from edge_agent.camera.detector import Detections
+from edge_agent.camera.footfall import CameraCounter
+from edge_agent.camera.line_counter import CountLine, LineCounter
 from edge_agent.gateway_config import CameraConfig
-from edge_agent.line_counter import CountLine, LineCounter
 
 #: A vertical line at x = 300 from y = 100 to 500; "inside" is the left.
 LINE = CountLine("door", (300, 100), (300, 500), inside=(100, 300))

@@ -96,7 +96,7 @@ def test_presence_dropped_only_after_footfall_cannot_shrink_and_checkouts_never(
 
 
 def test_bench_outbox_runs_small_and_accounts_for_every_event(tmp_path: Path) -> None:
-    from edge_agent.outbox_bench import run_outbox_bench
+    from bench.outbox import run_outbox_bench
 
     result = run_outbox_bench(300, tmp_path / "outbox.json")
     assert result["left_after_acks"] == 0

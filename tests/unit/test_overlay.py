@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_agent.camera.overlay import LINE, REGION, draw
 from edge_agent.gateway_config import CameraConfig
-from edge_agent.overlay import LINE, REGION, draw
 
 
 def test_lines_and_detect_regions_are_drawn_where_configured() -> None:

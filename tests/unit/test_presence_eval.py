@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from floorwalker.config import StoreConfig
-from floorwalker.errors import ConfigError
-from recommender.fuser import resolver_for
-from recommender.presence_eval import (
+from bench.presence_eval import (
     demo_walks,
     evaluate,
     neighbours,
@@ -20,9 +17,12 @@ from recommender.presence_eval import (
     write_trace,
     write_truth,
 )
-from recommender.zone_fusion import ZoneChange
+from floorwalker.config import StoreConfig
+from floorwalker.errors import ConfigError
+from presence.fuser import resolver_for
+from presence.positions import PositionSample
+from presence.zone_fusion import ZoneChange
 from simulators.ble_radio import RadioModel
-from simulators.movement import PositionSample
 
 M = "m_chen0001"
 

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from edge_agent.rssi import RssiFilter, distance_m, rssi_in_range
+from edge_agent.ble.rssi import RssiFilter, distance_m, rssi_in_range
 
 
 def test_smoothing_shrinks_the_scatter_of_a_steady_signal() -> None:

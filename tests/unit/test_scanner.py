@@ -8,9 +8,9 @@ import threading
 import time
 from pathlib import Path
 
-from edge_agent.ble_frames import encode_member_advert
-from edge_agent.ble_sightings import Advert
-from edge_agent.scanner import BleakRadioScanner, ReplayScanner, make_scanner, record
+from edge_agent.ble.frames import encode_member_advert
+from edge_agent.ble.scanner import BleakRadioScanner, ReplayScanner, make_scanner, record
+from edge_agent.ble.sightings import Advert
 from floorwalker.config import BleakScannerConfig, ReplayScannerConfig
 
 ADV = encode_member_advert(bytes(8), -59).hex()

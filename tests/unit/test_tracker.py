@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edge_agent.detector import Detections
-from edge_agent.tracker import Tracker, TrackerConfig, greedy_match, iou_matrix
+from edge_agent.camera.detector import Detections
+from edge_agent.camera.tracker import Tracker, TrackerConfig, greedy_match, iou_matrix
 
 FPS = 10.0
 
@@ -157,7 +157,7 @@ def test_a_lost_prediction_stops_after_predict_s() -> None:
 
 
 def test_a_line_crossed_while_hidden_counts_once_the_person_is_picked_up_again() -> None:
-    from edge_agent.line_counter import CountLine, LineCounter
+    from edge_agent.camera.line_counter import CountLine, LineCounter
 
     def counted(reid_distance: float) -> list[str]:
         tracker = Tracker(TrackerConfig(lost_s=1.5, reid_distance=reid_distance))

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.ble_sightings import Advert
+from edge_agent.ble.sightings import Advert
 from floorwalker.config import BlePresenceConfig, StoreConfig
-from recommender.ble_presence import PresencePipeline
-from recommender.eid_resolver import EidResolver
-from recommender.zone_fusion import SURVEYED, FusionParams, ZoneChange, ZoneFusion, ZoneModel, ZoneState
+from presence.eid_resolver import EidResolver
+from presence.pipeline import PresencePipeline
+from presence.positions import PositionSample
+from presence.zone_fusion import SURVEYED, FusionParams, ZoneChange, ZoneFusion, ZoneModel, ZoneState
 from simulators.ble_radio import RadioModel, RadioParams
-from simulators.movement import PositionSample
 
 POWER, N = -59.0, 2.0
 M = "m_chen0001"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_agent.zones import PolygonZone
+from edge_agent.camera.zones import PolygonZone
 
 SQUARE = [(100.0, 100.0), (300.0, 100.0), (300.0, 300.0), (100.0, 300.0)]
 IN, OUT = (200.0, 200.0), (400.0, 200.0)

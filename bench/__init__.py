@@ -1,0 +1,1 @@
+"""Benchmarks and evaluation harnesses. Product code never imports this package."""

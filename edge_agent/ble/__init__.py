@@ -1,0 +1,1 @@
+"""BLE on the gateway: advert frames, sightings, RSSI smoothing, the scanner, rotating ids."""

@@ -1,0 +1,1 @@
+"""Camera footfall on the gateway: frames -> detections -> tracks -> line crossings and zone counts."""

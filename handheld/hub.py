@@ -1,0 +1,270 @@
+"""The API's connections: one MQTT session and one Redis client for the store.
+
+The API subscribes to the store's prompts, footfall, gateway status, associate status and
+dead letters. Prompts get the member's display name from Redis here (names never travel
+on MQTT), are stored in the associate's Redis stream and handed to the event loop for the
+open pages. Associates' answers and status go back out on the contract's topics.
+
+Threads: paho delivers on its network thread, where the blocking Redis calls happen; the
+stored prompt is handed to the loop with ``call_soon_threadsafe``. Gateway and associate
+status are small dicts replaced whole under a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+
+import redis
+
+from broker_config.contract import (
+    AssociateStatus,
+    ContractError,
+    DeadLetter,
+    DismissReason,
+    EnvelopeSource,
+    Feedback,
+    FootfallEvent,
+    GatewayStatus,
+    Prompt,
+    TopicKind,
+    Topics,
+    decode,
+    encode,
+)
+from floorwalker.config import AssociateConfig, Endpoints, StoreConfig
+from floorwalker.errors import FloorwalkerError, ServiceUnavailable
+from floorwalker.mqtt import MqttAuth, MqttLink, Received
+from handheld.floor import FloorStore, GatewayView, gateway_view
+from handheld.metrics import ApiMetrics
+from handheld.prompts import HandheldPrompt, LiveFeed, Outcome, PromptStore
+from recommender.keys import Keys
+from recommender.service import connect_redis
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBED = (
+    TopicKind.PROMPT,
+    TopicKind.FOOTFALL,
+    TopicKind.STATUS,
+    TopicKind.ASSOCIATE_STATUS,
+    TopicKind.DEADLETTER,
+)
+
+
+def handheld_producer(associate: str) -> str:
+    """Producer id for an associate's handheld; hashed when the id would be too long."""
+    producer = f"handheld-{associate}"
+    if len(producer) <= 48:  # the contract's Ident limit
+        return producer
+    return f"handheld-{hashlib.sha256(associate.encode()).hexdigest()[:16]}"
+
+
+class StoreHub:
+    def __init__(
+        self,
+        config: StoreConfig,
+        endpoints: Endpoints,
+        *,
+        topic_prefix: str = "",
+        key_prefix: str = "",
+        auth: MqttAuth | None = None,
+    ) -> None:
+        self.config = config
+        self.topics = Topics(topic_prefix)
+        self.keys = Keys(config.store, key_prefix)
+        self.associates: dict[str, AssociateConfig] = {a.id: a for a in config.associates}
+        self.feed = LiveFeed()
+        self.metrics = ApiMetrics()
+        self.redis_url = endpoints.redis_url
+        self._redis: redis.Redis | None = None
+        self._prompts: PromptStore | None = None
+        self._floor: FloorStore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._gateways: dict[str, GatewayStatus] = {}
+        self._statuses: dict[str, AssociateStatus] = {}
+        self._sources = {
+            a: EnvelopeSource(handheld_producer(a), start_seq=time.time_ns() // 1000) for a in self.associates
+        }
+        # A persistent session: prompts published while the API restarts are delivered after.
+        self.link = MqttLink(
+            endpoints.mqtt_host,
+            endpoints.mqtt_port,
+            client_id=f"{topic_prefix.replace('/', '-')}handheld-api-{config.store}",
+            subscriptions=[(self.topics.subscription(k, config.store), 1) for k in SUBSCRIBED],
+            on_message=self._on_message,
+            persistent_session=True,
+            auth=auth,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._loop is not None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Connect Redis, then MQTT; raises :class:`ServiceUnavailable` with one line
+        (:class:`~floorwalker.errors.ConfigError` when the broker refuses our login)."""
+        if self._loop is not None:
+            return
+        self._redis = connect_redis(self.redis_url)
+        self._prompts = PromptStore(self._redis, self.keys)
+        self._floor = FloorStore(self._redis, self.keys, self.config)
+        self._loop = loop  # before connecting: messages may arrive at once
+        try:
+            self.link.connect()
+        except FloorwalkerError:
+            self._loop = None
+            self._redis.close()
+            self._redis = None
+            raise
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        self.link.close()
+        if self._redis is not None:
+            self._redis.close()
+        self._loop = None
+
+    # -- accessors (request threads) -----------------------------------------------------
+
+    @property
+    def redis(self) -> redis.Redis:
+        if self._redis is None:
+            raise ServiceUnavailable("the API is not connected to Redis yet; try again")
+        return self._redis
+
+    @property
+    def prompts(self) -> PromptStore:
+        if self._prompts is None:
+            raise ServiceUnavailable("the API is not connected to Redis yet; try again")
+        return self._prompts
+
+    @property
+    def floor(self) -> FloorStore:
+        if self._floor is None:
+            raise ServiceUnavailable("the API is not connected to Redis yet; try again")
+        return self._floor
+
+    def redis_ok(self) -> bool:
+        try:
+            return self._redis is not None and bool(self._redis.ping())
+        except redis.RedisError:
+            return False
+
+    def gateways(self) -> list[GatewayView]:
+        with self._lock:
+            known = dict(self._gateways)
+        ids = [g.id for g in self.config.gateways]
+        ids += sorted(set(known) - set(ids))  # a gateway not (yet) in the config still shows
+        positions = {g.id: g.position for g in self.config.gateways}
+        return [gateway_view(g, known.get(g), positions.get(g)) for g in ids]
+
+    def status_of(self, associate: str) -> str:
+        with self._lock:
+            s = self._statuses.get(associate)
+        return s.state if s is not None else "signed_out"
+
+    # -- out to the broker ---------------------------------------------------------------
+
+    def _publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        if not self.link.connected:
+            raise ServiceUnavailable(f"not connected to the MQTT broker at {self.link.url}; try again")
+        info = self.link.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != 0:
+            raise ServiceUnavailable(f"could not publish to {self.link.url} (rc {info.rc}); try again")
+
+    def send_feedback(
+        self, associate: str, prompt_id: str, outcome: Outcome, reason: DismissReason | None
+    ) -> Feedback:
+        """Publish the associate's answer (QoS 1); raises ServiceUnavailable if the broker is away."""
+        fb = self._sources[associate].make(
+            Feedback, time.time(), prompt_id=prompt_id, outcome=outcome, reason=reason
+        )
+        self._publish(self.topics.feedback(self.config.store, associate), encode(fb))
+        return fb
+
+    def send_status(self, associate: str, state: str, zone: str | None) -> AssociateStatus:
+        """Publish the associate's availability, retained (routing reads it)."""
+        status = self._sources[associate].make(AssociateStatus, time.time(), state=state, zone=zone)
+        self._publish(self.topics.associate_status(self.config.store, associate), encode(status), retain=True)
+        with self._lock:
+            self._statuses[associate] = status
+        return status
+
+    # -- paho's network thread -------------------------------------------------------
+
+    def _on_message(self, received: Received) -> bool:
+        try:
+            msg = decode(self.topics, received.topic, received.payload)
+        except ContractError as exc:
+            log.warning("ignoring an invalid message on %s: %s", received.topic, exc)
+            return True
+        if msg.address.store != self.config.store:
+            return True
+        payload, subject = msg.payload, msg.address.subject
+        try:
+            if isinstance(payload, Prompt) and subject is not None:
+                return self._on_prompt(subject, payload)
+            if isinstance(payload, FootfallEvent) and subject is not None:
+                if self._floor is not None:
+                    self._floor.record(subject, payload)
+            elif isinstance(payload, GatewayStatus) and subject is not None:
+                with self._lock:
+                    self._gateways[subject] = payload
+                self.metrics.gateway(gateway_view(subject, payload))
+            elif isinstance(payload, AssociateStatus) and subject is not None:
+                with self._lock:
+                    self._statuses[subject] = payload
+            elif isinstance(payload, DeadLetter):
+                self.metrics.deadletters.labels(payload.reason.value).inc()
+        except redis.RedisError as exc:
+            # Not acknowledged: the persistent session redelivers it after a reconnect.
+            log.warning(
+                "could not store %s from %s in Redis at %s (%s)",
+                msg.address.kind,
+                received.topic,
+                self.redis_url,
+                exc,
+            )
+            return False
+        return True
+
+    def _on_prompt(self, associate: str, prompt: Prompt) -> bool:
+        if associate not in self.associates or self._prompts is None:
+            log.warning(
+                "ignoring a prompt for %r: not an associate of store %s", associate, self.config.store
+            )
+            return True
+        view = HandheldPrompt.from_prompt(associate, prompt, self._display_name(prompt.customer.member))
+        stored = self._prompts.add(view)
+        if stored is None:
+            return True  # a redelivery: already stored and shown
+        self.metrics.prompts.labels(prompt.kind.value).inc()
+        self.metrics.latency.observe(max(0.0, time.time() - prompt.cause_ts))
+        loop = self._loop
+        if loop is not None:
+            # RuntimeError: the loop closed under us; the page gets it from Redis later.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.feed.publish, stored)
+        return True
+
+    def _display_name(self, member: str | None) -> str | None:
+        if member is None or self._redis is None:
+            return None
+        try:
+            raw: object = self._redis.hget(self.keys.profile(member), "name")
+        except redis.RedisError as exc:
+            # A prompt without a name beats no prompt: deliver it anyway.
+            log.warning("could not read the name of %s from Redis at %s (%s)", member, self.redis_url, exc)
+            return None
+        if isinstance(raw, bytes):
+            return raw.decode(errors="replace")
+        return raw if isinstance(raw, str) else None

@@ -1,0 +1,210 @@
+"""The app (``floorwalker api``): routes, request limits, error answers, and the server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Final
+
+import redis
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from floorwalker import __version__
+from floorwalker.config import Endpoints, StoreConfig
+from floorwalker.errors import ServiceStartError, ServiceUnavailable
+from floorwalker.mqtt import MqttAuth
+from handheld import dashboard, ops, routes
+from handheld.hub import StoreHub
+from handheld.routes import static_text
+
+log = logging.getLogger(__name__)
+
+#: Largest request body accepted; every real request is far smaller.
+MAX_BODY_BYTES: Final = 16 * 1024
+#: Seconds uvicorn waits for open streams on shutdown (SSE streams never end by themselves).
+GRACEFUL_SHUTDOWN_S: Final = 3
+_STATIC_TYPES: Final = {
+    "manifest.webmanifest": "application/manifest+json",
+    "sw.js": "text/javascript",
+    "icon.svg": "image/svg+xml",
+}
+
+
+class BodyLimit:
+    """Refuses a request body over ``limit`` bytes with 413, whether or not it declares its length."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resp = JSONResponse(
+            {"detail": f"request body too large: the limit is {self.limit} bytes"}, status_code=413
+        )
+        await resp(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    hub: StoreHub = app.state.hub
+    if not hub.started:  # run_api starts it before uvicorn, to fail with one clear line
+        await asyncio.to_thread(hub.start, asyncio.get_running_loop())
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(hub.close)
+
+
+def create_app(
+    config: StoreConfig,
+    endpoints: Endpoints,
+    *,
+    topic_prefix: str = "",
+    key_prefix: str = "",
+    auth: MqttAuth | None = None,
+) -> FastAPI:
+    """The handheld and dashboard app; it connects to MQTT and Redis when its lifespan starts."""
+    hub = StoreHub(config, endpoints, topic_prefix=topic_prefix, key_prefix=key_prefix, auth=auth)
+    app = FastAPI(
+        title=f"Floorwalker store server — {config.name}",
+        version=__version__,
+        description=(
+            "Associates' handhelds (live prompts over Server-Sent Events, answers, status) and the "
+            "manager's dashboard. Sign in with a token from `floorwalker token issue`: "
+            "`Authorization: Bearer fwt_...` or the cookie set by `/signin?token=...`."
+        ),
+        lifespan=_lifespan,
+    )
+    app.state.hub = hub
+    app.include_router(routes.router)
+    app.include_router(dashboard.router)
+    app.include_router(ops.router)
+    app.add_middleware(BodyLimit)
+
+    @app.get("/manifest.webmanifest", include_in_schema=False)
+    @app.get("/sw.js", include_in_schema=False)
+    @app.get("/icon.svg", include_in_schema=False)
+    def pwa_file(request: Request) -> Response:
+        name = request.url.path.lstrip("/")
+        return Response(static_text(name), media_type=_STATIC_TYPES[name])
+
+    @app.exception_handler(ServiceUnavailable)
+    async def unavailable(_request: Request, exc: ServiceUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_away(_request: Request, exc: redis.RedisError) -> JSONResponse:
+        return JSONResponse({"detail": f"Redis at {hub.redis_url} did not answer ({exc}); try again"}, 503)
+
+    return app
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or one line saying why not and what to do."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # still refuses a live listener
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServiceStartError(
+                f"port {port} on {host} is already in use: stop what listens there "
+                f"(`ss -ltnp 'sport = :{port}'`) or choose another port with --port"
+            ) from None
+        raise ServiceStartError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): choose another --host or --port"
+        ) from None
+    return sock
+
+
+class ApiServer(uvicorn.Server):
+    """Ends the open SSE streams first: uvicorn would otherwise wait, then cancel them."""
+
+    def __init__(self, hub: StoreHub, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._hub = hub
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._hub.feed.end_streams()
+        await super().shutdown(sockets)
+
+
+def make_server(app: FastAPI, host: str, port: int) -> ApiServer:
+    hub: StoreHub = app.state.hub
+    return ApiServer(
+        hub,
+        uvicorn.Config(
+            app, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, log_level="warning"
+        ),
+    )
+
+
+def run_api(
+    config: StoreConfig,
+    endpoints: Endpoints,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    topic_prefix: str = "",
+    key_prefix: str = "",
+    auth: MqttAuth | None = None,
+) -> None:
+    """Serve the app until interrupted.
+
+    Raises :class:`ServiceStartError` if the port is taken and :class:`ServiceUnavailable`
+    if MQTT or Redis cannot be reached; both before anything is served.
+    """
+    sock = bind_port(host, port)  # handed to uvicorn: no window for another process to take it
+    app = create_app(config, endpoints, topic_prefix=topic_prefix, key_prefix=key_prefix, auth=auth)
+    hub: StoreHub = app.state.hub
+    server = make_server(app, host, port)
+
+    async def serve() -> None:
+        await asyncio.to_thread(hub.start, asyncio.get_running_loop())
+        await server.serve(sockets=[sock])
+
+    try:
+        # uvicorn re-raises the SIGINT it caught after a graceful shutdown; that is a normal end.
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve())
+    finally:
+        hub.close()
+        sock.close()

@@ -1,0 +1,185 @@
+"""The fuser process: gateways' BLE reports in, zone enter/leave presence events out.
+
+A thin store-server process next to the recommender (``floorwalker fuser``): it holds the
+members' BLE secrets (:class:`EidResolver`), so the ids it hears from gateways are
+resolved here and nowhere else. It subscribes to every gateway's ``ble`` topic and to the
+retained ``status`` topic (a gateway that is offline makes its zones "unknown" instead of
+"away"), ticks :class:`ZoneFusion` every ``TICK_S`` and publishes each change as a
+:class:`PresenceEvent` (producer: the configured fuser id) on the zone's presence topic,
+which the recommender consumes like any other. A report that breaks the contract or
+comes from an unknown gateway is dropped, counted and published on the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+
+from broker_config.contract import (
+    BleReport,
+    ContractError,
+    EnvelopeSource,
+    ErasureNotice,
+    GatewayStatus,
+    PresenceEvent,
+    RejectReason,
+    TopicKind,
+    Topics,
+    dead_letter,
+    decode,
+    encode,
+)
+from floorwalker.ble_keys import read_key_file
+from floorwalker.config import Endpoints, StoreConfig
+from floorwalker.errors import ConfigError
+from floorwalker.mqtt import MqttAuth, MqttLink, Received
+from presence.eid_resolver import EidResolver
+from presence.survey import read_survey
+from presence.zone_fusion import FusionParams, ZoneChange, ZoneFusion, ZoneModel
+from recommender.crm import read_fixture
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.25
+#: How often the counters (reports, unresolved ids, events, rejects) are logged.
+STATS_EVERY_S = 60.0
+
+
+def zone_model_for(config: StoreConfig, params: FusionParams) -> ZoneModel:
+    """The store's zone model, with its site survey (``ble_presence.survey``) when it has one."""
+    path = config.ble_presence.survey
+    survey = read_survey(path, config) if path is not None else None
+    return ZoneModel(config, params.sigma_db, survey)
+
+
+def resolver_for(config: StoreConfig) -> EidResolver:
+    """The store's resolver: consenting CRM members, minus revoked secrets."""
+    p = config.ble_presence
+    if p.secrets is None:
+        raise ConfigError(
+            "the store config has no `ble_presence.secrets` key file, so no member id can resolve"
+        )
+    if config.crm is None:
+        raise ConfigError("the store config has no `crm` fixture, so there are no members to resolve")
+    return EidResolver.from_fixture(
+        read_key_file(p.secrets), read_fixture(config.crm), window_s=p.eid_window_s, skew_s=p.skew_tolerance_s
+    )
+
+
+class Fuser:
+    """Pure-ish core of the process: messages in (with ``now``), presence events out."""
+
+    def __init__(self, config: StoreConfig, resolver: EidResolver, topics: Topics) -> None:
+        self.config = config
+        self.topics = topics
+        self.resolver = resolver
+        params = FusionParams.from_config(config.ble_presence)
+        self.fusion = ZoneFusion(zone_model_for(config, params), params)
+        self._gateways = {g.id for g in config.gateways}
+        self._source = EnvelopeSource(config.ble_presence.fuser)
+        self.counters: Counter[str] = Counter()
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        return [
+            (self.topics.subscription(TopicKind.BLE, self.config.store), 0),
+            (self.topics.subscription(TopicKind.STATUS, self.config.store), 1),
+            (self.topics.subscription(TopicKind.ERASURE, self.config.store), 1),
+        ]
+
+    def handle(self, topic: str, payload: bytes, now: float) -> list[tuple[str, bytes]]:
+        """One message; returns what to publish (a dead letter for a bad one)."""
+        try:
+            message = decode(self.topics, topic, payload)
+            if isinstance(message.payload, ErasureNotice):
+                self.resolver.revoke(message.payload.member)  # erased: their ids resolve to nothing
+                return []
+            gateway = message.address.subject or ""
+            if gateway not in self._gateways or message.payload.producer != gateway:
+                raise ContractError(
+                    RejectReason.UNKNOWN_PRODUCER,
+                    f"{message.payload.producer!r} on {gateway!r} is not a gateway of {self.config.store!r}",
+                )
+        except ContractError as exc:
+            self.counters[f"rejected:{exc.reason.value}"] += 1
+            log.warning("rejected message on %s: %s", topic[:200], exc)
+            record = dead_letter(self._source, now, topic, payload, exc)
+            return [(self.topics.deadletter(self.config.store), encode(record))]
+        body = message.payload
+        if isinstance(body, GatewayStatus):
+            self.fusion.gateway_state(gateway, body.state == "online")
+        elif isinstance(body, BleReport):
+            self.counters["reports"] += 1
+            for s in body.sightings:
+                member = self.resolver.resolve(s.eid, s.last_seen)
+                if member is None:
+                    self.counters["unresolved"] += 1  # not a consenting member, or too far off in time
+                    continue
+                self.fusion.observe(member, gateway, s.rssi_dbm, s.last_seen, s.moving)
+        return []
+
+    def tick(self, now: float) -> list[tuple[str, bytes]]:
+        return [self._event(c) for c in self.fusion.tick(now)]
+
+    def _event(self, change: ZoneChange) -> tuple[str, bytes]:
+        self.counters[f"presence:{change.action}"] += 1
+        event = self._source.make(
+            PresenceEvent, change.ts, member=change.member, action=change.action, confidence=change.confidence
+        )
+        return self.topics.presence(self.config.store, change.zone), encode(event)
+
+
+class FuserService:
+    """The MQTT shell: messages on paho's thread, ticks on a timer thread, one lock."""
+
+    def __init__(
+        self,
+        config: StoreConfig,
+        endpoints: Endpoints,
+        *,
+        topic_prefix: str = "",
+        auth: MqttAuth | None = None,
+    ) -> None:
+        self.core = Fuser(config, resolver_for(config), Topics(topic_prefix))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.link = MqttLink(
+            endpoints.mqtt_host,
+            endpoints.mqtt_port,
+            client_id=f"{topic_prefix.replace('/', '-')}{config.ble_presence.fuser}",
+            subscriptions=self.core.subscriptions(),
+            on_message=self._receive,
+            auth=auth,
+        )
+
+    def _receive(self, message: Received) -> bool:
+        with self._lock:
+            out = self.core.handle(message.topic, message.payload, time.time())
+        self._publish(out)
+        return True
+
+    def _publish(self, out: list[tuple[str, bytes]]) -> None:
+        for topic, payload in out:
+            self.link.publish(topic, payload, qos=1)
+
+    def run(self) -> None:
+        """Connect and serve until :meth:`stop`."""
+        self.link.connect()
+        log.info("fuser for store %s serving on %s", self.core.config.store, self.link.url)
+        next_stats = time.monotonic() + STATS_EVERY_S
+        try:
+            while not self._stop.wait(TICK_S):
+                with self._lock:
+                    out = self.core.tick(time.time())
+                self._publish(out)
+                if time.monotonic() >= next_stats:
+                    next_stats += STATS_EVERY_S
+                    with self._lock:
+                        counts = dict(self.core.counters) | dict(self.core.resolver.counters)
+                    log.info("fuser: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "idle")
+        finally:
+            self.link.close()
+
+    def stop(self) -> None:
+        self._stop.set()
