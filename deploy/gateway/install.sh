@@ -131,7 +131,7 @@ done
 run install -d -m 0755 "$PREFIX"
 run python3 -m venv "$venv"
 run "$venv/bin/pip" install --quiet --upgrade pip
-run "$venv/bin/pip" install --quiet -c "$REPO/constraints.txt" "$REPO"
+run "$venv/bin/pip" install --quiet -c "$REPO/constraints.txt" "${REPO}[gateway]"
 run "$venv/bin/floorwalker" --help
 run ln -sfn "$venv" "$PREFIX/venv.new"
 run mv -T "$PREFIX/venv.new" "$PREFIX/venv"

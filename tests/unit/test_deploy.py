@@ -164,7 +164,7 @@ def test_compose_has_every_service_with_health_checks_and_volumes() -> None:
 
 def test_dockerfile_installs_with_the_pins_and_runs_unprivileged() -> None:
     text = (DEPLOY / "store-server" / "Dockerfile").read_text()
-    assert "pip install -c constraints.txt ." in text
+    assert 'pip install -c constraints.txt ".[server]"' in text
     assert "\nUSER floorwalker\n" in text
     for copied in (
         line.split()[1] for line in text.splitlines() if line.startswith("COPY ") and "--from" not in line
