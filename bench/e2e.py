@@ -57,10 +57,11 @@ from broker_config.contract import (
     decode,
     encode,
 )
+from floorwalker import procs
 from floorwalker.config import Endpoints, StoreConfig, load_store_config
 from floorwalker.errors import FloorwalkerError
 from floorwalker.mqtt import MqttLink, Received
-from floorwalker.services import Services, log_tail
+from floorwalker.services import Services
 from recommender.keys import Keys
 
 #: The issue's targets: p50 within 3x the floor, p99 within 10 ms, nothing lost.
@@ -488,12 +489,7 @@ def measure_relay(ep: Endpoints, prefix: str, samples: int, rate_eps: float) -> 
             raise BenchError(f"the floor's relay process did not start: {why[-1] if why else 'no output'}")
         return _timed_messages(ep, prefix, "relay", topic_in, topic_out, samples, rate_eps)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        procs.stop(proc, 10.0)
 
 
 def measure_floor(
@@ -626,10 +622,11 @@ class RateDriver:
         self.keys = Keys(self.config.store, self.prefix)
         self.work_dir = work_dir
         self.log_file = work_dir / f"recommender-{self.tag}eps.log"
+        self.stderr_file = work_dir / f"recommender-{self.tag}eps.stderr"
         self.redis = redis.Redis.from_url(ep.redis_url)
         self.gateway = EnvelopeSource(GATEWAY)
         self.pos = EnvelopeSource(POS)
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: procs.Process | None = None
         self.service_pids = dict(service_pids or {})
 
     # -- setup ---------------------------------------------------------------------------
@@ -655,29 +652,23 @@ class RateDriver:
             "--mqtt-url", self.ep.mqtt_url, "--redis-url", self.ep.redis_url,
             "--topic-prefix", self.prefix, "--key-prefix", self.prefix, "--no-load-crm",
         ]  # fmt: skip
-        stderr = self.work_dir / f"recommender-{self.tag}eps.stderr"
-        with stderr.open("wb") as err:
-            self._proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True
-            )
+        self._proc = procs.spawn(argv, self.stderr_file, append=False)
 
     def stop_recommender(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            procs.stop(proc, timeout)
 
     def _check_alive(self) -> None:
-        if self._proc is not None and self._proc.poll() is not None:
-            why = log_tail(self.log_file, 5) or log_tail(
-                self.work_dir / f"recommender-{self.tag}eps.stderr", 5
+        if self._proc is not None:
+            procs.check_alive(
+                self._proc,
+                "the recommender",
+                [self.log_file, self.stderr_file],
+                lines=5,
+                error=BenchError,
+                message=lambda _name, code, why: f"the recommender exited (code {code}): {why}",
             )
-            raise BenchError(f"the recommender exited (code {self._proc.returncode}): {why}")
 
     def cleanup_keys(self) -> None:
         batch: list[bytes] = []

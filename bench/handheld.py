@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,9 +29,10 @@ from rich.table import Table
 
 from bench.e2e import BenchError, machine_info, measure_mqtt_hop, paced, percentile
 from broker_config.contract import EnvelopeSource, Prompt, PromptKind, Topics, encode, new_event_id
+from floorwalker import procs
 from floorwalker.config import Endpoints, load_store_config
 from floorwalker.mqtt import MqttLink
-from floorwalker.services import Services, free_port, log_tail
+from floorwalker.services import Services, free_port, http_answers
 from handheld.auth import issue_token
 from recommender.keys import Keys
 
@@ -151,22 +151,22 @@ def run_on(
     argv = [sys.executable, "-m", "floorwalker", "--log-file", str(log), "api", "--store-config",
             str(store_path), "--mqtt-url", ep.mqtt_url, "--redis-url", ep.redis_url, "--port", str(port),
             "--topic-prefix", prefix, "--key-prefix", prefix]  # fmt: skip
-    with (work_dir / "api-bench.stderr.log").open("ab") as err:
-        api = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    api = procs.spawn(argv, work_dir / "api-bench.stderr.log", new_session=False)
     client = redis.Redis.from_url(ep.redis_url)
     link = MqttLink(ep.mqtt_host, ep.mqtt_port, client_id=f"{prefix[:-1]}-recommender")
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or api.poll() is not None:
-                raise BenchError(f"the API did not get ready on {base}: {log_tail(log)}")
-            time.sleep(0.1)
+        not_ready = f"the API did not get ready on {base}: "
+        if not procs.wait_ready(
+            api,
+            lambda: http_answers(f"{base}/readyz"),
+            READY_TIMEOUT_S,
+            "the API",
+            [log],
+            poll=0.1,
+            error=BenchError,
+            message=lambda _name, _code, tail: not_ready + tail,
+        ):
+            raise BenchError(not_ready + procs.log_tail(log))
         token = issue_token(client, Keys(config.store, prefix), config, ASSOCIATE).token
         open_pages = [_Page(f"{base}/api/stream", token) for _ in range(pages)]
         for page in open_pages:
@@ -192,12 +192,7 @@ def run_on(
         result = summarize(rate, sent, [pg.arrivals for pg in open_pages], floor_p50)
     finally:
         link.close()
-        api.terminate()
-        try:
-            api.wait(10)
-        except subprocess.TimeoutExpired:
-            api.kill()
-            api.wait()
+        procs.stop(api, 10)
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             client.delete(key)
         client.close()

@@ -18,7 +18,8 @@ from typing import cast
 import redis
 
 from floorwalker.errors import ServiceStartError
-from floorwalker.services import HOST, find_binary, log_tail, port_is_free, redis_answers
+from floorwalker.procs import Process, log_tail, spawn, stop_all, wait_ready
+from floorwalker.services import HOST, find_binary, port_is_free, redis_answers
 
 #: A cluster node also listens on its port + 10 000 (the cluster bus).
 BUS_OFFSET = 10_000
@@ -38,7 +39,7 @@ class LocalCluster:
         self.run_dir = run_dir.resolve()
         self.masters = masters
         self.ports: list[int] = []
-        self._procs: list[subprocess.Popen[bytes]] = []
+        self._procs: list[Process] = []
 
     @property
     def url(self) -> str:
@@ -68,15 +69,7 @@ class LocalCluster:
         return self.url
 
     def down(self) -> None:
-        for proc in self._procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self._procs:
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(self._procs, 5)
         self._procs.clear()
 
     def _start_node(self, server: str, timeout: float) -> None:
@@ -93,17 +86,19 @@ class LocalCluster:
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--logfile", str(data / "redis.log"), "--daemonize", "no",
         ]  # fmt: skip
-        with log.open("ab") as err:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True
-            )
+        proc = spawn(argv, log)
         self._procs.append(proc)
-        deadline = time.monotonic() + timeout
-        while not redis_answers(f"redis://{HOST}:{port}/0"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log_tail(data / "redis.log")
-                raise ServiceStartError(f"redis-server (cluster node on {HOST}:{port}) did not start: {tail}")
-            time.sleep(0.05)
+        failed = f"redis-server (cluster node on {HOST}:{port}) did not start: "
+        redis_log = data / "redis.log"
+        if not wait_ready(
+            proc,
+            lambda: redis_answers(f"redis://{HOST}:{port}/0"),
+            timeout,
+            "redis-server",
+            [redis_log],
+            message=lambda _name, _code, tail: failed + tail,
+        ):
+            raise ServiceStartError(failed + log_tail(redis_log))
         self.ports.append(port)
 
     def _wait_ok(self, timeout: float) -> None:

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -30,6 +29,7 @@ from typing import Any, cast
 from broker_config.contract import EnvelopeSource, PresenceEvent, Prompt, TopicKind, Topics, decode, encode
 from floorwalker.config import Endpoints, StoreConfig, load_store_config
 from floorwalker.mqtt import MqttLink, Received
+from floorwalker.procs import Process, check_alive, spawn, stop_all, wait_until
 from recommender import cluster
 from recommender.catalog import DEFAULT_CATALOG, CatalogWatcher
 from recommender.holdout import in_holdout
@@ -119,7 +119,7 @@ class Replicas:
     prefix: str
     group: str = "rec"
     log_dir: Path | None = None
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    procs: dict[str, Process] = field(default_factory=dict)
 
     def start(self, replicas: list[str], timeout: float = 60.0) -> None:
         for name in replicas:
@@ -132,21 +132,25 @@ class Replicas:
                 "--share-group", self.group, "--replica", name,
             ]  # fmt: skip
             log = (self.log_dir or Path(os.devnull)) / f"{name}.log" if self.log_dir else Path(os.devnull)
-            with open(log, "ab") as out:
-                self.procs[name] = subprocess.Popen(
-                    argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
-                )
+            self.procs[name] = spawn(argv, log, cwd=REPO)
         client = cluster.connect(self.redis_url)
         members = ReplicaKeys(self.group, self.prefix).members
-        deadline = time.monotonic() + timeout
+
+        def serving() -> bool:
+            if not {m.decode() for m in client.smembers(members)} < set(replicas):  # type: ignore[union-attr]
+                return True
+            for name, proc in self.procs.items():
+                check_alive(
+                    proc,
+                    f"replica {name}",
+                    error=RuntimeError,
+                    message=lambda replica, code, _tail: f"{replica} exited at start (code {code})",
+                )
+            return False
+
         try:
-            while {m.decode() for m in client.smembers(members)} < set(replicas):  # type: ignore[union-attr]
-                for name, proc in self.procs.items():
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"replica {name} exited at start (code {proc.returncode})")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"replicas {replicas} not all serving within {timeout:.0f} s")
-                time.sleep(0.1)
+            if not wait_until(serving, timeout, 0.1):
+                raise RuntimeError(f"replicas {replicas} not all serving within {timeout:.0f} s")
         finally:
             client.close()
 
@@ -156,15 +160,7 @@ class Replicas:
         self.procs[name].wait()
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(self.procs.values(), 15)
 
 
 @dataclass

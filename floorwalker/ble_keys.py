@@ -13,11 +13,10 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from broker_config.contract import MemberRef
-from floorwalker.config import describe
-from floorwalker.errors import ConfigError
+from floorwalker.config import load_model
 
 
 class BleKeyFile(BaseModel):
@@ -28,14 +27,9 @@ class BleKeyFile(BaseModel):
 
 
 def read_key_file(path: Path) -> BleKeyFile:
-    try:
-        return BleKeyFile.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: BLE key file not found (check the store config's `ble_presence.secrets` key)"
-        ) from None
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe(exc)}") from None
+    return load_model(
+        path, BleKeyFile, "BLE key", hint="check the store config's `ble_presence.secrets` key", syntax="json"
+    )
 
 
 def write_key_file(path: Path, key: BleKeyFile) -> None:

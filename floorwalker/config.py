@@ -10,6 +10,7 @@ key and the problem.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
@@ -398,28 +399,80 @@ class StoreConfig(_Strict):
 
 M = TypeVar("M", bound=BaseModel)
 
+#: A model check that names its key first ("text.why: ...").
+_KEY_FIRST = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*): ")
 
-def load_yaml_model(path: Path, model: type[M], what: str) -> M:
-    """Read a YAML file into ``model``; every problem is one :class:`ConfigError` naming the
-    file (and the line or key) and what is wrong. ``what`` names the kind of file."""
+
+def load_model(
+    path: Path,
+    model: type[M],
+    what: str,
+    *,
+    hint: str = "",
+    syntax: Literal["yaml", "json"] = "yaml",
+    lines: bool = False,
+) -> M:
+    """Read a YAML or JSON file into ``model``; every problem is one :class:`ConfigError`
+    naming the file (and the line or key) and what is wrong. ``what`` names the kind of
+    file; ``hint`` says where its path came from, for a missing file; see
+    :func:`parse_model` for ``syntax`` and ``lines``."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such {what} file") from None
+        raise ConfigError(f"{path}: no such {what} file{f' ({hint})' if hint else ''}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        text = data.decode()
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    return parse_model(text, str(path), model, what, syntax=syntax, lines=lines)
+
+
+def parse_model(
+    text: str,
+    source: str,
+    model: type[M],
+    what: str,
+    *,
+    syntax: Literal["yaml", "json"] = "yaml",
+    lines: bool = False,
+) -> M:
+    """Validate ``text`` (from ``source``) as ``model``; problems as in :func:`load_model`.
+
+    YAML must hold a mapping at the top level. With ``lines`` every YAML problem starts
+    ``source:line:`` (the line of the offending key) and an error of the whole document
+    is named after ``what``; without, a syntax error says ``source: line N`` and a
+    validation error ``source: key.path: problem``. JSON errors carry JSON's own line and
+    column."""
+    if syntax == "json":
+        try:
+            return model.model_validate_json(text)
+        except ValidationError as exc:
+            raise ConfigError(f"{source}: {describe(exc)}") from None
+    try:
+        node = yaml.compose(text) if lines else None
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", exc)
+        if lines:
+            where = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{source}{where}: not valid YAML ({problem})") from None
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise ConfigError(f"{source}:{where} not valid YAML ({problem})") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe(exc)}") from None
+        if node is None:
+            raise ConfigError(f"{source}: {describe(exc)}") from None
+        raise ConfigError(f"{source}:{describe(exc, node, root=what)}") from None
+
+
+#: The YAML loader of the store's other files (gateway configs, calibration points ...).
+load_yaml_model = load_model
 
 
 def load_store_config(path: Path) -> StoreConfig:
@@ -437,10 +490,39 @@ def load_store_config(path: Path) -> StoreConfig:
     return config
 
 
-def describe(exc: ValidationError) -> str:
-    """The first validation error as ``key.path: problem`` (or just the problem)."""
+def describe(exc: ValidationError, node: yaml.Node | None = None, root: str = "") -> str:
+    """The first validation error as ``key.path: problem`` (or just the problem).
+
+    Given the YAML ``node`` the data was composed from, it starts with the line of the
+    key, ``12: key.path: problem``: a model check that names its key first
+    ("text.why: ...") points at that key, and one of the whole document is named ``root``.
+    """
     err = exc.errors(include_url=False)[0]
+    loc = tuple(err["loc"])
     msg = err["msg"].removeprefix("Value error, ")
-    key = ".".join(str(p) for p in err["loc"])
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if node is not None:
+        if match := _KEY_FIRST.match(msg):
+            loc = (*loc, *match.group(1).split("."))
+            msg = msg[match.end() :]
+        key = ".".join(str(p) for p in loc) or root
+        return f"{_line_of(node, loc)}: {key}: {msg}{more}"
+    key = ".".join(str(p) for p in loc)
     return f"{key}: {msg}{more}" if key else f"{msg}{more}"
+
+
+def _line_of(node: yaml.Node, loc: tuple[int | str, ...]) -> int:
+    """The 1-based line of the YAML node at pydantic error location ``loc`` (deepest found)."""
+    at: yaml.Node | None = node
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(at, yaml.MappingNode):
+            at = next((v for k, v in at.value if k.value == part), None)
+        elif isinstance(at, yaml.SequenceNode) and isinstance(part, int) and part < len(at.value):
+            at = at.value[part]
+        else:
+            break
+        if at is None:
+            break
+        line = at.start_mark.line + 1
+    return line

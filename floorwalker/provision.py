@@ -25,10 +25,10 @@ import secrets
 from pathlib import Path
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from broker_config.acl import Account, DeviceKind, UnknownDevice, render
-from floorwalker.config import StoreConfig
+from floorwalker.config import StoreConfig, load_model
 from floorwalker.errors import ConfigError
 from floorwalker.mqtt import MqttAuth
 
@@ -70,18 +70,9 @@ def hash_password(password: str, *, salt: bytes | None = None, iterations: int =
 
 def load_credentials(path: Path) -> DeviceCredentials:
     """Read a device credentials file; a :class:`ConfigError` says what is wrong with it."""
-    try:
-        return DeviceCredentials.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such credentials file (make one with `floorwalker provision`)"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        key = ".".join(str(p) for p in err["loc"]) or "file"
-        raise ConfigError(f"{path}: {key}: {err['msg']}") from None
+    return load_model(
+        path, DeviceCredentials, "credentials", hint="make one with `floorwalker provision`", syntax="json"
+    )
 
 
 class CredentialStore:

@@ -15,8 +15,8 @@ import pwd
 import shutil
 import signal
 import socket
-import subprocess
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from string import Template
@@ -26,6 +26,7 @@ import redis
 from broker_config import MOSQUITTO_SECURE_TEMPLATE, MOSQUITTO_TEMPLATE, REDIS_TEMPLATE
 from floorwalker.config import Endpoints
 from floorwalker.errors import ConfigError, ServiceStartError
+from floorwalker.procs import Process, spawn, wait_ready
 
 STATE_FILE = "services.json"
 #: sun_path holds 108 bytes on Linux; longer socket paths cannot be bound.
@@ -103,6 +104,15 @@ def redis_answers(url: str, timeout: float = 1.0) -> bool:
         client.close()
 
 
+def http_answers(url: str, timeout: float = 1.0) -> bool:
+    """True when a GET of ``url`` answers 200 (a server's readiness page)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
 def _start_ticks(pid: int) -> int | None:
     """Kernel start time of ``pid`` (clock ticks since boot), or None if it is gone.
 
@@ -150,7 +160,7 @@ class Services:
         self.tls_bind = tls_bind
         #: A directory of extra Mosquitto config files (e.g. a bridge) the broker includes.
         self.broker_include = broker_include.resolve() if broker_include is not None else None
-        self._children: list[subprocess.Popen[bytes]] = []
+        self._children: list[Process] = []
 
     @property
     def state_file(self) -> Path:
@@ -278,11 +288,8 @@ class Services:
         conf.write_text(text)
         return conf
 
-    def _spawn(self, name: str, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-        with log.open("ab") as err:
-            child = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True
-            )
+    def _spawn(self, argv: list[str], log: Path) -> Process:
+        child = spawn(argv, log)
         self._children.append(child)
         return child
 
@@ -300,20 +307,16 @@ class Services:
         conf = self._render(template, name, port, **extra)
         log = self.run_dir / f"{name}.stderr.log"
         argv = [binary, "-c", str(conf)] if name == "mosquitto" else [binary, str(conf)]
-        child = self._spawn(name, argv, log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if child.poll() is not None:
-                tail = log_tail(log) or log_tail(self.run_dir / name / f"{name}.log")
-                raise ServiceStartError(
-                    f"{name} exited at start (code {child.returncode}): {tail} — see {log}"
-                )
-            ok = (
-                mqtt_answers(HOST, port) if name == "mosquitto" else redis_answers(f"redis://{HOST}:{port}/0")
-            )
-            if ok:
-                return ServiceProcess(name, child.pid, port, _start_ticks(child.pid) or 0)
-            time.sleep(0.05)
+        child = self._spawn(argv, log)
+
+        def answers() -> bool:
+            if name == "mosquitto":
+                return mqtt_answers(HOST, port)
+            return redis_answers(f"redis://{HOST}:{port}/0")
+
+        # Exited at start: the tail of its stderr, or of its own log (Mosquitto's, Redis's).
+        if wait_ready(child, answers, timeout, name, [log, self.run_dir / name / f"{name}.log"]):
+            return ServiceProcess(name, child.pid, port, _start_ticks(child.pid) or 0)
         child.kill()
         raise ServiceStartError(f"{name} did not answer on {HOST}:{port} within {timeout:.0f} s — see {log}")
 
@@ -359,12 +362,3 @@ class Services:
         return self._start(
             "redis", find_binary("redis-server"), REDIS_TEMPLATE, self.redis_port, "--redis-port", timeout
         )
-
-
-def log_tail(path: Path, lines: int = 1) -> str:
-    """The last lines of a log file joined on one line ("" if it cannot be read)."""
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(text[-lines:])

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from broker_config.contract import FootfallEvent, GatewayStatus
 from floorwalker.config import FloorPoint, StoreConfig
 from recommender.keys import FOOTFALL_TTL_S, Keys
+from recommender.outcomes import decode_stats
 
 #: Days averaged into the "typical day" curve.
 TYPICAL_DAYS: Final = 7
@@ -218,10 +219,4 @@ class FloorStore:
 
     def stats(self) -> dict[str, int]:
         raw: dict[bytes, bytes] = self._redis.hgetall(self._keys.stats)  # type: ignore[assignment]
-        out = {}
-        for k, v in raw.items():
-            try:
-                out[k.decode()] = int(v)
-            except ValueError:
-                continue
-        return out
+        return decode_stats(raw)

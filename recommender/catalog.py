@@ -16,17 +16,16 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import re
 import string
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from broker_config.contract import Ident, PromptKind
+from floorwalker.config import load_model, parse_model
 from floorwalker.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -221,58 +220,13 @@ class Catalog(_Strict):
         return self.kinds[kind]
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the YAML node at pydantic error location ``loc`` (deepest found)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
 def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     """Validate catalog YAML; a :class:`ConfigError` says ``source:line: key: problem``."""
-    try:
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{source}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping with `actions:` at the top level")
-    try:
-        return Catalog.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = tuple(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        # A whole-action check names its key first ("text.why: ..."): point at that key.
-        if match := re.match(r"^([a-z_]+(?:\.[a-z_]+)*): ", msg):
-            loc = (*loc, *match.group(1).split("."))
-            msg = msg[match.end() :]
-        line = _line_of(node, loc)
-        key = ".".join(str(p) for p in loc) or "catalog"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        where = f":{line}" if line else ""
-        raise ConfigError(f"{source}{where}: {key}: {msg}{more}") from None
+    return parse_model(text, source, Catalog, "catalog", lines=True)
 
 
 def load_catalog(path: Path) -> Catalog:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such catalog file (check the store config's `catalog` key)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_catalog(text, str(path))
+    return load_model(path, Catalog, "catalog", hint="check the store config's `catalog` key", lines=True)
 
 
 @dataclass

@@ -11,18 +11,17 @@ and a live line of counts, and on Ctrl-C stops everything it started.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import redis
 
+from floorwalker import procs
 from floorwalker.config import StoreConfig, load_store_config
 from floorwalker.errors import ServiceStartError
-from floorwalker.services import Services, free_port, log_tail, port_is_free
+from floorwalker.services import Services, free_port, http_answers, port_is_free
 from recommender.keys import Keys
 from simulators.live import MAX_BLE_SPEED
 from simulators.stores import DEMO_CAMERA_GATEWAY
@@ -32,25 +31,10 @@ HEALTH_TIMEOUT_S = 20.0
 CAMERA_GATEWAY_CONFIG = DEMO_CAMERA_GATEWAY
 
 
-def _spawn(name: str, args: list[str], run_dir: Path) -> subprocess.Popen[bytes]:
+def _spawn(name: str, args: list[str], run_dir: Path) -> procs.Process:
     log = run_dir / f"{name}.log"
     argv = [sys.executable, "-m", "floorwalker", "--log-file", str(log), *args]
-    with (run_dir / f"{name}.stderr.log").open("ab") as err:
-        return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True
-        )
-
-
-def _wait_http(url: str, child: subprocess.Popen[bytes], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and child.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return True
-        except OSError:
-            time.sleep(0.2)
-    return False
+    return procs.spawn(argv, run_dir / f"{name}.stderr.log")
 
 
 #: Short names of the prompt kinds for the demo's counts line.
@@ -137,7 +121,7 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     common = ["--store-config", str(store_path), "--mqtt-url", endpoints.mqtt_url]
-    children: dict[str, subprocess.Popen[bytes]] = {}
+    children: dict[str, procs.Process] = {}
     try:
         children["recommender"] = _spawn(
             "recommender", ["recommender", *common, "--redis-url", endpoints.redis_url], run_dir
@@ -146,11 +130,18 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
             "api", ["api", *common, "--redis-url", endpoints.redis_url, "--port", str(port)], run_dir
         )
         base = f"http://127.0.0.1:{port}"
-        if not _wait_http(f"{base}/readyz", children["api"], HEALTH_TIMEOUT_S):
-            raise ServiceStartError(
-                f"the handheld API did not come up on {base}: {log_tail(run_dir / 'api.stderr.log')}"
-                f" — see {run_dir / 'api.log'}"
-            )
+        api_stderr = run_dir / "api.stderr.log"
+        not_up, see = f"the handheld API did not come up on {base}: ", f" — see {run_dir / 'api.log'}"
+        if not procs.wait_ready(
+            children["api"],
+            lambda: http_answers(f"{base}/readyz"),
+            HEALTH_TIMEOUT_S,
+            "the handheld API",
+            [api_stderr],
+            poll=0.2,
+            message=lambda _name, _code, tail: not_up + tail + see,
+        ):
+            raise ServiceStartError(not_up + procs.log_tail(api_stderr) + see)
         camera = _camera_gateway(config)
         # Members' phones as the gateways hear them, made presence by the store's fuser
         # (which works in wall-clock seconds: a fast-forwarded demo plays presence instead).
@@ -184,25 +175,20 @@ def run_demo(store_path: Path, run_dir: Path, *, port: int = 8080, speed: float 
         keys = Keys(config.store)
         while not stop.wait(1.0):
             for name, child in children.items():
-                if child.poll() is not None:
-                    why = log_tail(run_dir / f"{name}.stderr.log")
-                    raise ServiceStartError(
-                        f"{name} stopped (exit {child.returncode}): {why} — see {run_dir / f'{name}.log'}"
-                    )
+                procs.check_alive(
+                    child,
+                    name,
+                    [run_dir / f"{name}.stderr.log"],
+                    message=lambda who, code, why: (
+                        f"{who} stopped (exit {code}): {why} — see {run_dir / f'{who}.log'}"
+                    ),
+                )
             stats: dict[bytes, bytes] = client.hgetall(keys.stats)  # type: ignore[assignment]
             line = _counts_line(stats, started)
             print(f"\r{line}", end="", flush=True)
     finally:
         print("\nstopping ...")
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children.values():
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        procs.stop_all(children.values(), 10)
         client.close()
         services.down()
         print(f"stopped: {', '.join(reversed(children))}, Mosquitto and Redis")

@@ -9,8 +9,6 @@ its counters in Redis (valid events + rejects).
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -21,10 +19,10 @@ from pathlib import Path
 import redis
 
 from broker_config.contract import TopicKind, Topics
+from floorwalker import procs
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import FloorwalkerError
 from floorwalker.mqtt import MqttLink, Received
-from floorwalker.services import log_tail
 from recommender.keys import Keys
 from simulators.evaluate import Output
 from simulators.record import Capture
@@ -50,7 +48,7 @@ class RecommenderProcess:
         work_dir.mkdir(parents=True, exist_ok=True)
         self.log_file = work_dir / "recommender.log"
         self._stderr = work_dir / "recommender.stderr"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: procs.Process | None = None
 
     def start(self, timeout: float = 30.0) -> None:
         argv = [
@@ -60,10 +58,7 @@ class RecommenderProcess:
             "--topic-prefix", self.prefix, "--key-prefix", self.prefix,
             "--client-id", f"recommender-{uuid.uuid4().hex[:6]}",
         ]  # fmt: skip
-        with self._stderr.open("wb") as err:
-            self._proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True
-            )
+        self._proc = procs.spawn(argv, self._stderr, append=False)
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
@@ -110,19 +105,20 @@ class RecommenderProcess:
         return None
 
     def _check_alive(self) -> None:
-        if self._proc is not None and self._proc.poll() is not None:
-            why = log_tail(self.log_file, 5) or log_tail(self._stderr, 5)
-            raise HarnessError(f"the recommender exited (code {self._proc.returncode}): {why}")
+        if self._proc is not None:
+            procs.check_alive(
+                self._proc,
+                "the recommender",
+                [self.log_file, self._stderr],
+                lines=5,
+                error=HarnessError,
+                message=lambda _name, code, why: f"the recommender exited (code {code}): {why}",
+            )
 
     def stop(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            procs.stop(proc, timeout)
         batch = list(self.redis.scan_iter(match=f"{self.prefix}*", count=1000))
         for i in range(0, len(batch), 1000):
             self.redis.delete(*batch[i : i + 1000])
