@@ -5,6 +5,12 @@ configuration, runs the decision script, and returns prompts to publish; a messa
 breaks the contract is recorded (capped Redis stream + counter) and returned as a
 dead-letter message instead. The MQTT shell around it (:mod:`recommender.service`) only
 moves bytes; time is passed in.
+
+This module is the batch loop: decode, read the members, decide, run the state scripts,
+act on their replies. What happens to a decided prompt until it is answered is
+:mod:`recommender.handoff`; the scripts' argument lists are :mod:`recommender.script_args`;
+writes that wait for the next round trip :mod:`recommender.deferred`; acknowledgements to
+the gateways :mod:`recommender.acks`.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import redis
 
@@ -21,9 +26,7 @@ from broker_config.contract import (
     AssociateStatus,
     CheckoutEvent,
     ContractError,
-    EnvelopeSource,
     ErasureNotice,
-    EventAck,
     Feedback,
     FootfallEvent,
     Message,
@@ -40,17 +43,22 @@ from broker_config.contract import (
 )
 from floorwalker.config import StoreConfig
 from recommender import clv as clv_model
-from recommender.arbitration import Arbitration
+from recommender import script_args
+from recommender.acks import ACKED, Acks
 from recommender.catalog import DEFAULT_CATALOG, CatalogWatcher
 from recommender.cluster import RedisClient
 from recommender.crm import DAY, CrmModel, clv_inputs, model_from_json
-from recommender.decide import Command, Decider, Outcome, Reply, ScriptCall, args
+from recommender.decide import Decider, Outcome, Reply, ScriptCall
 from recommender.decision import Core
+from recommender.deferred import DeferredWrites
 from recommender.eligibility import Moment, Settings
-from recommender.keys import DEADLETTER_MAXLEN, HISTORY_TTL_S, UNSENT_TTL_S, Keys
-from recommender.prompts import Cause, build_prompt
+from recommender.handoff import Handoff
+from recommender.keys import DEADLETTER_MAXLEN, UNSENT_TTL_S, Keys
+from recommender.outbound import Outbound
+from recommender.pending import Pending
+from recommender.prompts import Cause
 from recommender.propensity import DEFAULT_MODEL, Propensity
-from recommender.routing import HOLD_S, OpenPrompt, Router
+from recommender.routing import Router
 
 log = logging.getLogger(__name__)
 
@@ -63,55 +71,6 @@ BROADCAST = (TopicKind.FEEDBACK, TopicKind.ASSOCIATE_STATUS, TopicKind.ERASURE)
 CONSUMES = SHARED + BROADCAST
 #: Dwell checks remembered at most (member -> zone and since when).
 MAX_DWELLERS = 10_000
-#: Events whose producers keep them in an outbox until acknowledged (edge_agent/outbox.py).
-ACKED = (TopicKind.PRESENCE, TopicKind.CHECKOUT, TopicKind.FOOTFALL)
-#: Event ids per acknowledgement message (the contract's limit).
-ACK_CHUNK = 256
-#: Deletes an associate's hold if a given prompt still holds it.
-_RELEASE_HOLD = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-#: Another replica's unsent prompt copy older than this has nobody left to publish it
-#: (a live replica publishes its own in milliseconds and forgets the copy within a second).
-ORPHAN_AFTER_S = 10.0
-#: Prompts remembered at most whose batch failed before its claim was confirmed.
-MAX_UNCONFIRMED = 10_000
-#: A member who has not bought for this long and comes back counts as won back.
-LAPSE_S = 60 * DAY
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A valid event waiting for its state script (and, for members, its read)."""
-
-    index: int
-    cause: Cause
-    moment: Moment | None = None
-    member: str | None = None
-    lane: str | None = None
-    call: ScriptCall | None = None
-    arbitration: Arbitration | None = None
-    prompt_id: str = ""
-    feedback: Feedback | None = None
-    tier: str = ""
-    points: int | None = None
-    usual: str | None = None
-    failed: bool = False
-    #: A prompt built and routed before its claim (see :meth:`Recommender._stage`):
-    #: the open prompt, its topic and the key its unsent copy is kept under.
-    staged: tuple[OpenPrompt, str, str] | None = None
-    #: The free associate it was routed to, held in Redis for the other replicas (with
-    #: ``replicated``), and whether another replica held them first.
-    hold: str | None = None
-    hold_lost: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = False
-    #: (unsent key, prompt id): once the broker confirmed it, :meth:`Recommender.mark_sent`.
-    unsent: tuple[str, str] | None = None
 
 
 class Recommender:
@@ -148,8 +107,6 @@ class Recommender:
             frozenset(r.vip_tiers),
         )
         self.router = Router(config, self.catalog.current.policy.reroute_after_s)
-        self._staged_id: str | None = None
-        self._source = EnvelopeSource(producer, new_id=self._take_id)
         self._zones = {z.id: z for z in config.zones}
         self._categories = {z.id: tuple(z.categories) for z in config.zones}
         self._gateway_zones = {g.id: set(g.zones) for g in config.gateways}
@@ -157,26 +114,34 @@ class Recommender:
         self._gateway_zones[config.ble_presence.fuser] = set(self._categories)
         self._lanes = {lane.id: lane for lane in config.lanes}
         self._associates = {a.id for a in config.associates}
+        #: In-process counters, written to the stats hash (:meth:`take_stats`, :meth:`write_stats`).
+        self.counters: Counter[str] = Counter()
+        #: Redis writes that may wait until the batch's prompts are published.
+        self._after = DeferredWrites(keys, self._decider)
+        self._handoff = Handoff(
+            config.store,
+            topics,
+            keys,
+            client,
+            self._decider,
+            self.router,
+            self._after,
+            self.counters,
+            producer,
+            associates=len(self._associates),
+            replicated=replicated,
+        )
+        self._source = self._handoff.source
+        self._acks = Acks(topics, config.store, self._source)
         self._queue: dict[str, int] = {}
         #: member -> (zone, since, seen at): who might earn a long-dwell check on :meth:`tick`,
         #: in the order they were seen (so the tick stops at the first one not yet due).
         self._dwellers: dict[str, tuple[str, float, float]] = {}
-        #: Redis writes that may wait until the batch's prompts are published.
-        self._after: list[tuple[str, str, dict[str, str]]] = []
-        #: How many of ``_after`` went out with the Redis call in progress: forgotten only
-        #: once that call returned (on a connection error they go again with the next).
-        self._after_sent = 0
-        #: In-process counters, written to the stats hash (:meth:`take_stats`, :meth:`write_stats`).
-        self.counters: Counter[str] = Counter()
-        #: producer -> event ids of the batch being handled (kept only if it completes).
-        self._batch_acks: dict[str, list[str]] = {}
-        #: producer -> event ids of completed batches, not yet taken by :meth:`take_acks`.
-        self._acks: dict[str, list[str]] = {}
-        #: How many ids wait in ``_acks``.
-        self.acks_pending = 0
-        #: Prompts staged in a batch whose Redis call failed: claimed or not, never published
-        #: (:meth:`_again`). Oldest first, at most MAX_UNCONFIRMED.
-        self._unconfirmed: dict[str, None] = {}
+
+    @property
+    def acks_pending(self) -> int:
+        """How many event ids wait for :meth:`take_acks`."""
+        return self._acks.pending
 
     def close(self) -> None:
         """Close the decision connection (the caller closes its own client)."""
@@ -221,8 +186,8 @@ class Recommender:
         connection errors propagate: the caller retries the batch (scripts deduplicate).
         """
         results: list[list[Outbound]] = [[] for _ in messages]
-        pending: list[_Pending] = []
-        self._batch_acks = {}  # a batch that failed half-way (Redis down) acknowledges nothing
+        pending: list[Pending] = []
+        self._acks.begin()  # a batch that failed half-way (Redis down) acknowledges nothing
         for i, (topic, payload) in enumerate(messages):
             try:
                 p = self._prepare(i, topic, payload, now)
@@ -243,22 +208,12 @@ class Recommender:
                     seen.add(p.member)
             self._round(pending[:cut], messages, results, now)
             pending = pending[cut:]
-        for producer, ids in self._batch_acks.items():
-            self._acks.setdefault(producer, []).extend(ids)
-            self.acks_pending += len(ids)
-        self._batch_acks = {}
+        self._acks.commit()
         return results
 
     def tick(self, now: float) -> list[Outbound]:
         """Once a second: long-dwell checks and re-routing of prompts not accepted in time."""
-        out: list[Outbound] = []
-        for prompt, associate in self.router.due(now):
-            self.counters["rerouted"] += 1
-            if self._replicated and self._decider.raw([self._hold(associate, prompt.prompt_id)]) == [None]:
-                prompt = self._rehome(prompt, None, now)  # a peer just gave them one
-                associate = prompt.associate
-            self._redis.hset(self.keys.prompt(prompt.prompt_id), "associate", associate)
-            out.append(Outbound(self.topics.prompt(self.config.store, associate), prompt.payload))
+        out = self._handoff.reroute(now)
         dwell_actions = [
             a for a in self.core.catalog.by_kind(PromptKind.LONG_DWELL_HELP) if a.eligible.min_dwell_s
         ]
@@ -271,13 +226,13 @@ class Recommender:
                 break  # everyone after was seen later still: not due either
             if now - s >= threshold:
                 due.append((m, z, s))
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         for member, zone, since in due:
             del self._dwellers[member]
             event_id = hashlib.sha256(f"dwell|{member}|{zone}|{since}".encode()).hexdigest()[:32]
             cause = Cause(event_id, now, member, zone=zone)
             moment = self._moment("dwell", now, zone, dwell_s=now - since)
-            pending.append(_Pending(len(pending), cause, moment, member))
+            pending.append(Pending(len(pending), cause, moment, member))
         if pending:
             results: list[list[Outbound]] = [[] for _ in pending]
             self._round(pending, [("", b"")] * len(pending), results, now)
@@ -299,7 +254,7 @@ class Recommender:
 
     def _round(
         self,
-        pending: list[_Pending],
+        pending: list[Pending],
         messages: Sequence[tuple[str, bytes]],
         results: list[list[Outbound]],
         now: float,
@@ -332,21 +287,14 @@ class Recommender:
         # Deferred writes (prompt records, dismissals, CLVs) ride along, ahead of the scripts:
         # a feedback in this batch finds the record of a prompt sent in the last one.
         holders = [p for p in pending if p.hold is not None]
-        holds = [self._hold(p.hold, p.prompt_id) for p in holders if p.hold is not None]
+        holds = [self._handoff.hold(p.hold, p.prompt_id) for p in holders if p.hold is not None]
         calls = [p.call for p in pending if p.call is not None]
         try:
-            replies, held = self._decider.run_then(calls, self._write_after, holds)
+            replies, held = self._decider.run_then(calls, self._after.commands, holds)
         except redis.RedisError:
-            # The scripts may or may not have run. Their staged prompts leave the router
-            # (never published); one whose claim did run comes back with the retry (_again).
-            for p in pending:
-                if p.staged is not None:
-                    self.router.withdraw(p.staged[0])
-                    self._unconfirmed[p.prompt_id] = None
-            while len(self._unconfirmed) > MAX_UNCONFIRMED:
-                del self._unconfirmed[next(iter(self._unconfirmed))]
+            self._handoff.lost(pending)  # the scripts may or may not have run
             raise
-        self._wrote_after()
+        self._after.written()
         for p, ok in zip(holders, held, strict=True):
             p.hold_lost = ok is None  # SET NX refused: a peer holds them (an error does not block)
         it = iter(replies)
@@ -355,226 +303,47 @@ class Recommender:
                 continue
             reply = next(it)
             if isinstance(reply, redis.ResponseError):
-                self._unstage(p)
+                self._handoff.unstage(p)
                 error = ContractError(RejectReason.PROCESSING_ERROR, f"state script failed: {reply}")
                 results[p.index] = [self.reject(messages[p.index][0], messages[p.index][1], error, now)]
                 continue
             results[p.index] = self._act(p, reply, now)
 
-    def _script_call(self, p: _Pending, now: float, window_s: float) -> ScriptCall:
+    def _script_call(self, p: Pending, now: float, window_s: float) -> ScriptCall:
         k, r = self.keys, self.config.rules
         if p.feedback is not None:
-            return ScriptCall("feedback", [k.prompt(p.feedback.prompt_id)], args(p.feedback.outcome, now))
+            return script_args.feedback(k, p.feedback, now)
         m, choice = p.moment, p.arbitration.choice if p.arbitration else None
         assert m is not None
         if m.trigger == "footfall":
-            cooldown = choice.action.cooldown_s if choice else 0.0
             p.prompt_id = new_event_id() if choice else ""
-            prompt_args = self._stage(p, now, k.zone_unsent(m.zone))
-            return ScriptCall(
-                "footfall",
-                [
-                    k.zone_seen(m.zone),
-                    k.store_cooldown(m.zone, choice.action.id if choice else "none"),
-                    k.zone_unsent(m.zone),
-                ],
-                args(
-                    p.cause.event_id,
-                    p.cause.ts,
-                    now,
-                    r.dedupe_window,
-                    r.dedupe_ttl_s,
-                    r.max_event_age_s,
-                    cooldown if choice else 1,
-                    p.prompt_id or "-",
-                    *prompt_args,
-                ),
-            )
+            prompt_args = self._handoff.stage(p, now, k.zone_unsent(m.zone))
+            return script_args.footfall(k, r, p, m, choice, now, prompt_args)
         if m.trigger == "checkout":
-            total = m.basket_cents
             if p.member is None:
                 assert p.lane is not None
                 p.prompt_id = new_event_id() if choice else ""
-                guest_args = self._stage(p, now, k.lane_unsent(p.lane))
-                return ScriptCall(
-                    "checkout",
-                    [k.lane_seen(p.lane), k.lane_unsent(p.lane)],
-                    args(
-                        p.cause.event_id,
-                        p.cause.ts,
-                        now,
-                        "",
-                        r.dedupe_window,
-                        r.dedupe_ttl_s,
-                        r.max_event_age_s,
-                        window_s,
-                        LAPSE_S,
-                        total,
-                        p.prompt_id,
-                        *guest_args,
-                    ),
-                )
-            mem = p.member
-            return ScriptCall(
-                "checkout",
-                [k.member_seen(mem), k.visit(mem), k.profile(mem), k.suggested(mem), k.erased(mem)],
-                args(
-                    p.cause.event_id,
-                    p.cause.ts,
-                    now,
-                    mem,
-                    r.dedupe_window,
-                    r.dedupe_ttl_s,
-                    r.max_event_age_s,
-                    window_s,
-                    LAPSE_S,
-                    total,
-                    *m.categories,
-                ),
-            )
+                guest_args = self._handoff.stage(p, now, k.lane_unsent(p.lane))
+                return script_args.guest_checkout(k, r, p, m, p.lane, now, window_s, guest_args)
+            return script_args.member_checkout(k, r, p, m, p.member, now, window_s)
         mem2 = p.member
         assert mem2 is not None
-        policy = self.core.catalog.policy
-        claim: list[str | int | float] = ["", "", "", 0, 0, 0, "", "", 0, HISTORY_TTL_S, window_s]
         staged: list[str | int | float] = ["", "", UNSENT_TTL_S]
         if choice is not None:
             p.prompt_id = new_event_id()
-            staged = self._stage(p, now, k.unsent(mem2))
-            c = choice.candidate
-            category = str(c.facts.get("category", "")) if c.subject else ""
-            claim = [
-                p.prompt_id,
-                c.action.id,
-                c.claim,
-                c.action.caps.per_visit or 0,
-                policy.max_prompts_per_visit,
-                policy.min_gap_s,
-                category,
-                c.action.kind.value,
-                int(choice.holdout),
-                HISTORY_TTL_S,
-                window_s,
-            ]
-        action = "enter" if m.trigger == "enter" else m.trigger
-        return ScriptCall(
-            "presence",
-            [
-                k.member_seen(mem2),
-                k.visit(mem2),
-                k.profile(mem2),
-                k.contacts(mem2),
-                k.suggested(mem2),
-                k.unsent(mem2),
-                k.erased(mem2),
-            ],
-            args(
-                p.cause.event_id,
-                p.cause.ts,
-                now,
-                m.zone,
-                action,
-                r.dedupe_window,
-                r.dedupe_ttl_s,
-                r.visit_ttl_s,
-                r.max_event_age_s,
-                *claim,
-                *staged,
-            ),
-        )
+            staged = self._handoff.stage(p, now, k.unsent(mem2))
+        policy = self.core.catalog.policy
+        return script_args.presence(k, r, policy, p, m, mem2, choice, now, window_s, staged)
 
-    def _stage(self, p: _Pending, now: float, unsent_key: str) -> list[str | int | float]:
-        """Route and build the prompt before its claim, so that the state script writes
-        claim and prompt together (exactly one prompt per decision, even if we crash
-        before publishing). Routed tentatively: withdrawn if the claim fails. Returns the
-        script's last arguments: topic, payload ('' for no prompt), unsent TTL."""
-        m, choice = p.moment, p.arbitration.choice if p.arbitration else None
-        nothing: list[str | int | float] = ["", "", UNSENT_TTL_S]
-        if m is None or choice is None or choice.holdout:
-            return nothing
-        cap = choice.action.caps.per_associate_per_hour
-        manager = choice.action.kind is PromptKind.OPEN_TILL
-        if m.trigger == "checkout" and p.lane is not None:
-            associate = self.router.for_lane(p.lane, now, cap)
-        else:
-            associate = self.router.choose(m.zone, now, usual=p.usual, manager=manager, cap_per_hour=cap)
-            if associate is not None and self._replicated and self.router.free(associate, now):
-                p.hold = associate
-        if associate is None:
-            return nothing
-        cause = Cause(p.cause.event_id, p.cause.ts, None, zone=m.zone) if manager else p.cause
-        self._staged_id = p.prompt_id
-        prompt = build_prompt(choice, cause, self._source, now, tier=p.tier or None, points=p.points)
-        data = encode(prompt)
-        topic = self.topics.prompt(self.config.store, associate)
-        opened = OpenPrompt(
-            p.prompt_id, associate, m.zone, p.usual, manager, now, prompt.expires_at, cap, data
-        )
-        p.staged = (self.router.sent(opened), topic, unsent_key)
-        return [topic, data.decode(), UNSENT_TTL_S]
-
-    def _unstage(self, p: _Pending) -> None:
-        """A staged prompt whose claim failed: off the router, and its hold released."""
-        if p.staged is None:
-            return
-        self.router.withdraw(p.staged[0])
-        p.staged = None
-        if p.hold is not None and not p.hold_lost:
-            self._after.append(("release", p.hold, {"id": p.prompt_id}))
-
-    def _hold(self, associate: str, prompt_id: str) -> Command:
-        return ("SET", self.keys.associate_hold(associate), prompt_id, "NX", "PX", int(HOLD_S * 1000))
-
-    def _rehome(self, opened: OpenPrompt, unsent_key: str | None, now: float) -> OpenPrompt:
-        """Another replica gave ``opened``'s associate a prompt in the same instant (its
-        hold came first) and ours is not published yet: offer it to the next best free
-        associate instead, not to one it was offered to before. Nobody else free: it stays,
-        as when everyone is busy. Returns the prompt as routed in the end."""
-        before = opened.tried[:-1]  # associates it was offered to earlier (re-routes)
-        for _ in range(len(self._associates)):
-            self.counters["routing:collisions"] += 1
-            self.router.hold(opened.associate, now + HOLD_S)  # until the peer's prompt reaches us
-            nxt = self.router.choose(
-                opened.zone,
-                now,
-                usual=opened.usual,
-                manager=opened.manager,
-                exclude=before,
-                cap_per_hour=opened.cap_per_hour,
-            )
-            if nxt is None or nxt == opened.associate:
-                return opened
-            free = self.router.free(nxt, now)
-            commands: list[Command] = []
-            if unsent_key is not None:  # the unsent copy names the associate: a restart publishes it there
-                topic = self.topics.prompt(self.config.store, nxt)
-                commands.append(("HSET", unsent_key, opened.prompt_id, f"{topic}\n{opened.payload.decode()}"))
-            if free:
-                commands.append(self._hold(nxt, opened.prompt_id))
-            try:
-                replies = self._decider.raw(commands) if commands else []
-            except redis.RedisError as exc:
-                log.warning(
-                    "could not move prompt %s off %s (%s); sent there",
-                    opened.prompt_id,
-                    opened.associate,
-                    exc,
-                )
-                return opened
-            self.router.withdraw(opened)
-            opened = self.router.sent(opened._replace(associate=nxt, sent_at=now, tried=before))
-            if not free or replies[-1] is not None:
-                return opened
-        return opened
-
-    def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> _Pending | None:
+    def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> Pending | None:
         message = decode(self.topics, topic, payload)
         if isinstance(message.payload, Prompt):
-            self._observe(message.payload, message.address.subject, now)
+            self._handoff.observe(message.payload, message.address.subject, now)
             return None
         if message.address.kind in ACKED:
             # Acknowledged once the whole batch returns: its scripts ran (or it went to the
             # dead-letter stream, which is final too).
-            self._batch_acks.setdefault(message.payload.producer, []).append(message.payload.event_id)
+            self._acks.add(message.payload.producer, message.payload.event_id)
         self._check_source(message)
         self.counters["events"] += 1
         body, subject = message.payload, message.address.subject
@@ -588,7 +357,7 @@ class Recommender:
             elif self._dwellers.get(body.member, ("",))[0] == subject:
                 del self._dwellers[body.member]
             cause = Cause(body.event_id, body.ts, body.member, zone=subject)
-            return _Pending(index, cause, self._moment(body.action, body.ts, subject), body.member)
+            return Pending(index, cause, self._moment(body.action, body.ts, subject), body.member)
         if isinstance(body, CheckoutEvent):
             lane = self._lanes[subject]
             cause = Cause(body.event_id, body.ts, body.member, lane=subject)
@@ -604,7 +373,7 @@ class Recommender:
                 queue=queue,
                 basket_cents=body.total_cents,
             )
-            p = _Pending(index, cause, moment, body.member, lane=subject)
+            p = Pending(index, cause, moment, body.member, lane=subject)
             if body.member is None:
                 p.arbitration = self.core.decide_guest(moment)
             else:
@@ -618,11 +387,11 @@ class Recommender:
             arbitration = self.core.decide_store(moment)
             if arbitration.choice is None:
                 return None  # nothing to claim: no Redis work for an ordinary count
-            return _Pending(
+            return Pending(
                 index, Cause(body.event_id, body.ts, None, zone=subject), moment, arbitration=arbitration
             )
         if isinstance(body, Feedback):  # counted once its prompt's record confirms it
-            return _Pending(index, Cause(body.event_id, body.ts, None), feedback=body)
+            return Pending(index, Cause(body.event_id, body.ts, None), feedback=body)
         if isinstance(body, ErasureNotice):
             self.forget_member(body.member)
             return None
@@ -631,21 +400,20 @@ class Recommender:
             return None
         raise TypeError(f"recommender does not consume {type(body).__name__}")  # CONSUMES prevents this
 
-    def _observe(self, prompt: Prompt, associate: str | None, now: float) -> None:
-        """A prompt on an associate's handheld, seen by every replica of a share group."""
-        if associate is None or prompt.producer == self._source.producer or prompt.expires_at <= now:
-            return  # our own (the router has it), or no longer holding anyone
-        self.router.observe(prompt.event_id, associate, prompt.ts, prompt.expires_at)
-
-    def _act(self, p: _Pending, reply: Reply, now: float) -> list[Outbound]:
+    def _act(self, p: Pending, reply: Reply, now: float) -> list[Outbound]:
         if p.feedback is not None:
             return self._feedback(p.feedback, reply, now)
         guest = p.moment is not None and p.moment.trigger == "checkout" and p.member is None
         if not (reply.claimed or (guest and reply.outcome is Outcome.OK)):
-            self._unstage(p)
+            self._handoff.unstage(p)
         self.counters[f"outcome:{reply.outcome.value}"] += 1
-        if reply.outcome is Outcome.DUPLICATE and len(reply.rest) == 3 and reply.rest[1] in self._unconfirmed:
-            return self._again(reply.rest, now)
+        handoff = self._handoff
+        if (
+            reply.outcome is Outcome.DUPLICATE
+            and len(reply.rest) == 3
+            and reply.rest[1] in handoff.unconfirmed
+        ):
+            return handoff.again(reply.rest, self.core.catalog, now)
         if reply.outcome is not Outcome.OK:
             return []
         m = p.moment
@@ -667,121 +435,20 @@ class Recommender:
             self.counters["holdout"] += 1
             self.counters[f"holdout:{kind}"] += 1
             return []
-        prompt_id = p.prompt_id or new_event_id()
-        record = {
-            "kind": kind,
-            "action": choice.action.id,
-            "member": p.member or "",
-            "associate": "",
-            "ts": f"{now:.3f}",
-            "holdout": "0",
-        }
-        if p.staged is not None:
-            if p.hold_lost:
-                moved = self._rehome(p.staged[0], p.staged[2], now)
-                p.staged = (moved, self.topics.prompt(self.config.store, moved.associate), p.staged[2])
-            opened, topic, unsent_key = p.staged
-            self.counters[f"prompt:{kind}"] += 1
-            self.counters["prompts"] += 1
-            self._after.append(("prompt", prompt_id, {**record, "associate": opened.associate}))
-            return [Outbound(topic, opened.payload, unsent=(unsent_key, prompt_id))]
-        cap = choice.action.caps.per_associate_per_hour
-        manager = choice.action.kind is PromptKind.OPEN_TILL
-        if guest and p.lane is not None:
-            associate = self.router.for_lane(p.lane, now, cap)
-        else:
-            associate = self.router.choose(m.zone, now, usual=p.usual, manager=manager, cap_per_hour=cap)
-        if associate is None:
-            self.counters["outcome:no_associate"] += 1
-            return []
-        cause = p.cause
-        if manager:
-            cause = Cause(p.cause.event_id, p.cause.ts, None, zone=m.zone)
-        self._staged_id = prompt_id  # the id the claim recorded becomes the prompt's event id
-        prompt = build_prompt(choice, cause, self._source, now, tier=p.tier or None, points=p.points)
-        data = encode(prompt)
-        self.router.sent(
-            OpenPrompt(prompt_id, associate, m.zone, p.usual, manager, now, prompt.expires_at, cap, data)
-        )
-        self.counters[f"prompt:{kind}"] += 1
-        self.counters["prompts"] += 1
-        self._after.append(("prompt", prompt_id, {**record, "associate": associate}))
-        return [Outbound(self.topics.prompt(self.config.store, associate), data)]
-
-    def _again(self, unsent: tuple[str, ...], now: float) -> list[Outbound]:
-        """The prompt an event claimed in a batch of ours whose reply was lost (the script
-        ran, the call failed, the event came again as a duplicate): publish its unsent copy
-        now, where it was routed, and count and record it as that batch would have."""
-        key, prompt_id, blob = unsent
-        del self._unconfirmed[prompt_id]
-        topic, _, text = blob.partition("\n")
-        payload = text.encode()
-        prompt = Prompt.model_validate_json(payload)
-        associate = self.topics.parse(topic).subject or ""
-        rule = prompt.reason.rule if prompt.reason else ""
-        action = next((a for a in self.core.catalog.actions if a.id == rule), None)
-        cap = action.caps.per_associate_per_hour if action else None
-        manager = prompt.kind is PromptKind.OPEN_TILL
-        self.router.sent(
-            OpenPrompt(prompt_id, associate, prompt.zone, None, manager, now, prompt.expires_at, cap, payload)
-        )
-        record = {
-            "kind": prompt.kind.value,
-            "action": rule,
-            "member": prompt.customer.member or "",
-            "associate": associate,
-            "ts": f"{prompt.ts:.3f}",
-            "holdout": "0",
-        }
-        self._after.append(("prompt", prompt_id, record))
-        self.counters["republished"] += 1
-        self.counters[f"prompt:{prompt.kind.value}"] += 1
-        self.counters["prompts"] += 1
-        return [Outbound(topic, payload, unsent=(key, prompt_id))]
+        return handoff.send(p, choice, guest, now)
 
     def unsent_prompts(self, now: float | None = None, *, of: str | None = None) -> list[Outbound]:
-        """Prompts claimed but never confirmed by the broker (a crash before the publish,
-        or the broker's): published again at start. As a replica, those this producer made
-        (our previous run), and another replica's only once older than
-        :data:`ORPHAN_AFTER_S` (a live one publishes its own within milliseconds); ``of``:
-        just that producer's (a dead replica's, whose session we adopted). The handheld API
-        drops a prompt id it already has. With ``now``, a prompt already expired is dropped
-        (counted) instead."""
-        out: list[Outbound] = []
-        expired: list[tuple[str, str]] = []
-        for key in self._redis.scan_iter(match=self.keys.unsent_pattern(), count=500):
-            entries: dict[bytes, bytes] = self._redis.hgetall(key)  # type: ignore[assignment]
-            name = key.decode() if isinstance(key, bytes) else str(key)
-            for prompt_id, blob in entries.items():
-                topic, _, payload = blob.partition(b"\n")
-                prompt = Prompt.model_validate_json(payload)
-                if not self._orphaned(prompt, now, of):
-                    continue
-                if now is not None and prompt.expires_at <= now:
-                    expired.append((name, prompt_id.decode()))
-                    continue
-                out.append(Outbound(topic.decode(), payload, unsent=(name, prompt_id.decode())))
-        if expired:
-            self.counters["unsent_expired"] += len(expired)
-            self.mark_sent(expired)
-        return out
-
-    def _orphaned(self, prompt: Prompt, now: float | None, of: str | None) -> bool:
-        """Whether :meth:`unsent_prompts` should publish this unsent copy (see there)."""
-        if of is not None:
-            return prompt.producer == of
-        if not self._replicated or prompt.producer == self._source.producer:
-            return True
-        return now is not None and now - prompt.ts >= ORPHAN_AFTER_S  # else a live peer's
+        """Unsent prompt copies to publish at start (:meth:`Handoff.unsent_prompts
+        <recommender.handoff.Handoff.unsent_prompts>`)."""
+        return self._handoff.unsent_prompts(now, of=of)
 
     def mark_sent(self, sent: Sequence[tuple[str, str]]) -> None:
         """The broker has these prompts (PUBACK): forget their unsent copies."""
-        if sent:
-            self._decider.raw([("HDEL", key, prompt_id) for key, prompt_id in sent])
+        self._handoff.mark_sent(sent)
 
     def defer_sent(self, sent: Sequence[tuple[str, str]]) -> None:
         """Like :meth:`mark_sent`, with the next batch's writes (or :meth:`after_publish`)."""
-        self._after.extend(("sent", key, {"id": prompt_id}) for key, prompt_id in sent)
+        self._handoff.defer_sent(sent)
 
     def forget_member(self, member: str) -> None:
         """An erased member: no dwell check, no re-routed prompt about them."""
@@ -793,18 +460,7 @@ class Recommender:
         """Acknowledgements of the batches handled since the last call, per producer.
         Only completed batches are in them, so an outbox deletes an event only once Redis
         has it. The caller decides how often to send them (each costs a publish)."""
-        acks, self._acks = self._acks, {}
-        self.acks_pending = 0
-        out: list[Outbound] = []
-        for producer, ids in acks.items():
-            for i in range(0, len(ids), ACK_CHUNK):
-                ack = self._source.make(EventAck, now, event_ids=ids[i : i + ACK_CHUNK])
-                out.append(Outbound(self.topics.ack(self.config.store, producer), encode(ack)))
-        return out
-
-    def _take_id(self) -> str:
-        staged, self._staged_id = self._staged_id, None
-        return staged or new_event_id()
+        return self._acks.take(now)
 
     def _checked_out(self, member: str, reply: Reply, now: float) -> None:
         """Conversions of earlier suggestions; the member's CLV after the new purchase."""
@@ -820,7 +476,7 @@ class Recommender:
         if first and last:
             x = clv_inputs(int(orders), float(first), float(last), int(spend), now)
             value = clv_model.clv(self.core.model.clv, *x)
-            self._after.append(("profile", member, {"clv": f"{value:.2f}"}))
+            self._after.queue.append(("profile", member, {"clv": f"{value:.2f}"}))
 
     def _feedback(self, fb: Feedback, reply: Reply, now: float) -> list[Outbound]:
         # Every replica of a share group gets each feedback: the one whose script ran first
@@ -832,13 +488,13 @@ class Recommender:
         kind, action, member, _holdout, associate = reply.rest
         if self._replicated and fb.outcome != "accepted" and associate:
             # Dismissed or done: the associate is free again, for every replica at once.
-            self._after.append(("release", associate, {"id": fb.prompt_id}))
+            self._after.queue.append(("release", associate, {"id": fb.prompt_id}))
         self.counters[f"feedback:{fb.outcome}"] += 1
         self.counters[f"feedback:{fb.outcome}:{kind}"] += 1
         if fb.reason is not None:
             self.counters[f"dismissed:{fb.reason.value}"] += 1
         if fb.outcome == "dismissed" and member:
-            self._after.append(
+            self._after.queue.append(
                 ("dismissed", member, {"member": f"x|{action}|{fb.prompt_id}", "ts": f"{fb.ts}"})
             )
         return []
@@ -846,40 +502,7 @@ class Recommender:
     def after_publish(self) -> None:
         """Flush the deferred writes now (the service does it once a second, when no
         batch with a read took them along)."""
-        if not self._after:
-            return
-        replies = self._decider.raw(self._write_after())
-        self._wrote_after()
-        for reply in replies:
-            if isinstance(reply, redis.ResponseError):
-                log.error("a deferred write failed: %s", reply)
-
-    def _wrote_after(self) -> None:
-        del self._after[: self._after_sent]
-        self._after_sent = 0
-
-    def _write_after(self) -> list[Command]:
-        """Writes that need not delay a prompt: prompt records, dismissals, new CLVs,
-        forgetting the unsent copies of prompts the broker confirmed, and releasing the
-        holds of prompts not claimed or answered. They stay queued
-        until the call carrying them returns (:meth:`_wrote_after`); each is idempotent,
-        so sending one again after a broken connection is harmless."""
-        self._after_sent = len(self._after)
-        commands: list[Command] = []
-        for what, key, data in self._after:
-            if what == "prompt":
-                commands.append(("HSET", self.keys.prompt(key), *(x for kv in data.items() for x in kv)))
-                commands.append(("EXPIRE", self.keys.prompt(key), HISTORY_TTL_S))
-            elif what == "sent":
-                commands.append(("HDEL", key, data["id"]))
-            elif what == "release":  # only the hold this prompt took (a peer's may follow)
-                commands.append(("EVAL", _RELEASE_HOLD, 1, self.keys.associate_hold(key), data["id"]))
-            elif what == "dismissed":
-                commands.append(("ZADD", self.keys.contacts(key), data["ts"], data["member"]))
-                commands.append(("EXPIRE", self.keys.contacts(key), HISTORY_TTL_S))
-            else:
-                commands.append(("HSET", self.keys.profile(key), *(x for kv in data.items() for x in kv)))
-        return commands
+        self._after.flush()
 
     def _check_source(self, message: Message) -> None:
         addr, body = message.address, message.payload
@@ -945,6 +568,7 @@ class Recommender:
         """The counters since the last call; the caller writes them with :meth:`write_stats`
         (the service does so outside the engine lock: the write is a Redis round trip)."""
         counts, self.counters = self.counters, Counter()
+        self._handoff.counters = self.counters
         return counts
 
     def write_stats(self, counts: Counter[str]) -> None:

@@ -27,9 +27,11 @@ from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ConfigError
 from floorwalker.mqtt import MqttAuth, MqttLink, Received
 from recommender import cluster
+from recommender.acks import ACK_CHUNK
 from recommender.crm import CrmModel, load_into_redis, read_crm
-from recommender.engine import ACK_CHUNK, Outbound, Recommender
+from recommender.engine import Recommender
 from recommender.keys import Keys, ReplicaKeys
+from recommender.outbound import Outbound
 
 log = logging.getLogger(__name__)
 

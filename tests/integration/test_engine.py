@@ -25,8 +25,9 @@ from broker_config.contract import (
 )
 from floorwalker.config import StoreConfig
 from recommender.crm import DAY, load_into_redis, read_crm
-from recommender.engine import Outbound, Recommender
+from recommender.engine import Recommender
 from recommender.keys import Keys
+from recommender.outbound import Outbound
 
 pytestmark = pytest.mark.integration
 

@@ -139,7 +139,7 @@ def test_a_starting_replica_leaves_a_live_peers_unsent_prompts_alone(
     """At start a replica publishes the unsent copies it made itself, and a peer's only
     once nobody can be about to publish them (older than ORPHAN_AFTER_S), or when it
     adopts that peer's session (``of``)."""
-    from recommender.engine import ORPHAN_AFTER_S
+    from recommender.handoff import ORPHAN_AFTER_S
 
     keys = _engine(redis_client, prefix, store_config).keys  # the CRM, loaded
     a, b = (

@@ -109,7 +109,7 @@ def test_cross_slot_script_is_refused_by_name(redis_cluster: str, prefix: str) -
 
 
 def test_every_script_key_set_shares_one_slot() -> None:
-    """The key sets the engine passes to each Lua script (recommender/engine.py)."""
+    """The key sets the engine passes to each Lua script (recommender/script_args.py)."""
     k = Keys("s1", "t/")
     sets = {
         "presence": [
