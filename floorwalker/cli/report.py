@@ -1,0 +1,88 @@
+"""``floorwalker report``: reports from the store's Redis."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from floorwalker.cli.options import (
+    DEFAULT_RUN_DIR,
+    KeyPrefix,
+    RedisUrl,
+    RunDir,
+    StoreOpt,
+    friendly,
+    load_store,
+    redis_address,
+)
+from floorwalker.errors import ConfigError
+
+app = typer.Typer(help="Reports from the store's Redis (outcomes of prompts).", no_args_is_help=True)
+
+
+def _pct(v: tuple[float, float, float] | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v[0] * 100:5.1f}% [{v[1] * 100:.1f}, {v[2] * 100:.1f}]"
+
+
+@app.command("outcomes")
+@friendly
+def report_outcomes(
+    store_config: StoreOpt = None,
+    run_dir: RunDir = DEFAULT_RUN_DIR,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Acceptance, conversion and uplift against the holdout, per prompt kind (95% CIs)."""
+    import redis as redis_lib
+    from rich.console import Console
+    from rich.table import Table
+
+    from recommender.keys import Keys
+    from recommender.outcomes import decode_stats, outcome_rows
+    from recommender.service import connect_redis
+
+    config = load_store(store_config)
+    client = connect_redis(redis_address(run_dir, redis_url))
+    try:
+        raw: dict[bytes, bytes] = client.hgetall(Keys(config.store, key_prefix).stats)  # type: ignore[assignment]
+    except redis_lib.RedisError as exc:
+        raise ConfigError(f"cannot read the stats from Redis ({exc})") from None
+    finally:
+        client.close()
+    rows = outcome_rows(decode_stats(raw))
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+        return
+    table = Table(title=f"Prompt outcomes, {config.name} (95% confidence intervals)")
+    for col in (
+        "kind",
+        "prompted",
+        "accepted",
+        "dismissed",
+        "acceptance",
+        "converted",
+        "conversion",
+        "holdout",
+        "holdout conv.",
+        "uplift",
+    ):
+        table.add_column(col, justify="left" if col == "kind" else "right")
+    for r in rows:
+        table.add_row(
+            r.kind,
+            str(r.prompted),
+            str(r.accepted),
+            str(r.dismissed),
+            _pct(r.acceptance),
+            str(r.converted),
+            _pct(r.conversion),
+            str(r.holdout),
+            _pct(r.holdout_conversion),
+            _pct(r.uplift),
+        )
+    Console(width=160).print(table)
