@@ -18,6 +18,7 @@ Topics are versioned and scoped by store::
     {prefix}fw/v1/{store}/deadletter                   DeadLetter
     {prefix}fw/v1/{store}/gw/{producer}/ack            EventAck        recommender -> outbox
     {prefix}fw/v1/{store}/erasure/{member}/notice      ErasureNotice   retained
+    {prefix}fw/v1/{store}/floor/state                  FloorState      retained, counts only
 
 ``prefix`` is empty in production; tests and benchmarks set a unique one so that runs
 sharing a broker never see each other's traffic.
@@ -31,13 +32,14 @@ pseudonymous ``MemberRef`` ids issued by the CRM.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, StrictBool, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from floorwalker.errors import PermanentError
 
@@ -49,8 +51,12 @@ TOPIC_ROOT: Final = "fw/v1"
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
 #: Topic names a :class:`Topics` remembers, built and parsed.
 TOPIC_CACHE: Final = 4096
-#: How much of a rejected payload a dead-letter record keeps.
-DEADLETTER_EXCERPT_BYTES: Final = 512
+#: Largest ``seq`` and count on the wire: a signed 64-bit integer, as Redis and most
+#: languages hold one.
+MAX_INT64: Final = 2**63 - 1
+#: How far in the future (by the consumer's clock) an event may be dated before it is
+#: dead-lettered ``future_ts``; the store config's ``rules.max_future_skew_s`` overrides it.
+DEFAULT_MAX_FUTURE_SKEW_S: Final = 300.0
 
 # --------------------------------------------------------------------------------------
 # Field types
@@ -62,9 +68,35 @@ Ident = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")]
 MemberRef = Annotated[str, StringConstraints(pattern=r"^m_[A-Za-z0-9]{6,40}$")]
 #: 128-bit random id as 32 lowercase hex digits.
 EventId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+
+def _integer(value: object) -> object:
+    # JSON gives int, float, str or bool; only an int is an integer (lax pydantic would take
+    # "7", true and 7.0). Numeric types of producers (numpy) still pass to pydantic's check.
+    if isinstance(value, str | bool | float):
+        raise ValueError("must be a JSON integer, not a string, boolean or fraction")
+    return value
+
+
+def _number(value: object) -> object:
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON number, not a string or boolean")
+    return value
+
+
+#: An integer on the wire: strict (``"7"``, ``true``, ``7.0`` refused); bound it with Field.
+Int = Annotated[int, BeforeValidator(_integer)]
+#: A number on the wire: strict and finite (every model sets ``allow_inf_nan=False``).
+Number = Annotated[float, BeforeValidator(_number)]
+#: A count or sequence number: 0 .. 2**63-1.
+Count = Annotated[Int, Field(ge=0, le=MAX_INT64)]
 #: Event time, Unix seconds (2001..2286).
-EventTime = Annotated[float, Field(ge=1e9, lt=1e10)]
+EventTime = Annotated[Number, Field(ge=1e9, lt=1e10)]
 ShortText = Annotated[str, StringConstraints(max_length=300)]
+
+
+#: Every payload model: no unknown fields, immutable, no NaN or Infinity in any float.
+_CONFIG: Final = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RejectReason(StrEnum):
@@ -79,8 +111,14 @@ class RejectReason(StrEnum):
     UNKNOWN_PRODUCER = "unknown_producer"
     UNKNOWN_ZONE = "unknown_zone"
     UNKNOWN_LANE = "unknown_lane"
+    #: Dated more than the allowed skew ahead of the consumer's clock.
+    FUTURE_TS = "future_ts"
     #: Valid, but the recommender's state script failed on it (e.g. a corrupted key).
     PROCESSING_ERROR = "processing_error"
+    #: Feedback on a prompt its sender does not hold (and the sender is no manager).
+    NOT_HOLDER = "not_holder"
+    #: Feedback that contradicts the prompt's outcome already recorded (the first one wins).
+    ALREADY_ANSWERED = "answered"
 
 
 class ContractError(PermanentError):
@@ -100,19 +138,19 @@ class ContractError(PermanentError):
 class Envelope(BaseModel):
     """Fields every event carries."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
 
     schema_version: Literal[1] = Field(description="Payload schema version; bumps with the topic version.")
     event_id: EventId = Field(description="Unique id; consumers deduplicate on it.")
     producer: Ident = Field(description="Id of the device or service that produced the event.")
-    seq: int = Field(ge=0, description="Per-producer sequence number, +1 per event.")
+    seq: Count = Field(description="Per-producer sequence number, +1 per event.")
     ts: EventTime = Field(description="When the event happened, Unix seconds.")
 
 
 class SensorHealth(BaseModel):
     """One sensing source of a gateway (a camera, a BLE scanner) and how it is doing."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
 
     id: Ident
     kind: Literal["camera", "ble"]
@@ -120,22 +158,22 @@ class SensorHealth(BaseModel):
     state: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,20}$")]
     detail: ShortText = ""
     #: Frames (or scans) processed per second, recently.
-    rate_hz: float | None = Field(default=None, ge=0)
+    rate_hz: Number | None = Field(default=None, ge=0, le=100_000)
 
 
 class OutboxHealth(BaseModel):
     """A producer's store-and-forward outbox (``edge_agent/outbox.py``): what waits, and
     every event it gave up on, counted by why (nothing is dropped silently)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
 
-    pending: int = Field(ge=0, description="Events written but not yet acknowledged.")
-    bytes: int = Field(ge=0, description="Payload bytes the pending events take.")
-    oldest_age_s: float = Field(default=0.0, ge=0, description="Age of the oldest pending event.")
-    compacted: int = Field(default=0, ge=0, description="Footfall events merged into a neighbour.")
-    expired: int = Field(default=0, ge=0, description="Presence events older than the policy's limit.")
-    dropped: int = Field(default=0, ge=0, description="Presence events removed over the disk cap.")
-    erased: int = Field(default=0, ge=0, description="Events of members who asked to be erased.")
+    pending: Int = Field(ge=0, le=MAX_INT64, description="Events written but not yet acknowledged.")
+    bytes: Int = Field(ge=0, le=MAX_INT64, description="Payload bytes the pending events take.")
+    oldest_age_s: Number = Field(default=0.0, ge=0, le=1e10, description="Age of the oldest pending event.")
+    compacted: Int = Field(default=0, ge=0, le=MAX_INT64, description="Footfall events merged into a neighbour.")
+    expired: Int = Field(default=0, ge=0, le=MAX_INT64, description="Presence events older than the policy's limit.")
+    dropped: Int = Field(default=0, ge=0, le=MAX_INT64, description="Presence events removed over the disk cap.")
+    erased: Int = Field(default=0, ge=0, le=MAX_INT64, description="Events of members who asked to be erased.")
 
 
 class GatewayStatus(Envelope):
@@ -143,7 +181,7 @@ class GatewayStatus(Envelope):
 
     state: Literal["online", "offline"]
     software: Annotated[str, StringConstraints(max_length=40)] = ""
-    uptime_s: float = Field(default=0.0, ge=0)
+    uptime_s: Number = Field(default=0.0, ge=0, le=1e10)
     detail: ShortText = ""
     #: Per-source health (additive in schema 1; absent from older gateways).
     sensors: list[SensorHealth] = Field(default_factory=list, max_length=32)
@@ -156,7 +194,7 @@ class PresenceEvent(Envelope):
 
     member: MemberRef
     action: Literal["enter", "leave"]
-    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    confidence: Number = Field(default=1.0, ge=0.0, le=1.0)
 
 
 #: A member app's rotating ephemeral id (8 bytes as 16 hex digits): changes every EID
@@ -167,14 +205,14 @@ EphemeralId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
 class BleSighting(BaseModel):
     """One ephemeral id as a gateway heard it since its previous report."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
 
     eid: EphemeralId
-    rssi_dbm: float = Field(ge=-127, le=20, description="Smoothed RSSI at the gateway, dBm.")
-    distance_m: float = Field(ge=0, le=1_000, description="Distance estimate from the gateway's calibration.")
-    adverts: int = Field(ge=0, le=100_000, description="Advertisements heard since the previous report.")
+    rssi_dbm: Number = Field(ge=-127, le=20, description="Smoothed RSSI at the gateway, dBm.")
+    distance_m: Number = Field(ge=0, le=1_000, description="Distance estimate from the gateway's calibration.")
+    adverts: Int = Field(ge=0, le=100_000, description="Advertisements heard since the previous report.")
     last_seen: EventTime = Field(description="When the latest advertisement was heard.")
-    moving: bool | None = Field(
+    moving: StrictBool | None = Field(
         default=None,
         description="The member app's motion hint in the latest advertisement (its step detector "
         "says the phone is walking); null when the frame carries none.",
@@ -187,33 +225,33 @@ class BleReport(Envelope):
     Carries rotating ephemeral ids only: never a device address or a stable id.
     """
 
-    window_s: float = Field(gt=0, le=3_600, description="Seconds this report covers.")
+    window_s: Number = Field(gt=0, le=3_600, description="Seconds this report covers.")
     sightings: list[BleSighting] = Field(max_length=200)
 
 
 class FootfallEvent(Envelope):
     """Anonymous counts for the zone named in the topic over the last window."""
 
-    window_s: float = Field(gt=0, le=86_400)
-    entered: int = Field(ge=0, le=100_000)
-    exited: int = Field(ge=0, le=100_000)
-    occupancy: int = Field(ge=0, le=100_000)
-    queue_length: int | None = Field(default=None, ge=0, le=10_000)
+    window_s: Number = Field(gt=0, le=86_400)
+    entered: Int = Field(ge=0, le=100_000)
+    exited: Int = Field(ge=0, le=100_000)
+    occupancy: Int = Field(ge=0, le=100_000)
+    queue_length: Int | None = Field(default=None, ge=0, le=10_000)
     #: Mean time spent in the zone by people who left it during the window (additive).
-    dwell_avg_s: float | None = Field(default=None, ge=0, le=86_400)
+    dwell_avg_s: Number | None = Field(default=None, ge=0, le=86_400)
     #: Queue length per checkout lane in the zone; ``queue_length`` is their sum (additive).
-    lane_queues: dict[Ident, Annotated[int, Field(ge=0, le=10_000)]] | None = Field(
+    lane_queues: dict[Ident, Annotated[Int, Field(ge=0, le=10_000)]] | None = Field(
         default=None, max_length=32
     )
 
 
 class BasketLine(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
 
     sku: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     category: Ident
-    qty: int = Field(ge=1, le=1_000)
-    amount_cents: int = Field(ge=0, le=10_000_000)
+    qty: Int = Field(ge=1, le=1_000)
+    amount_cents: Int = Field(ge=0, le=10_000_000)
 
 
 class CheckoutEvent(Envelope):
@@ -221,7 +259,7 @@ class CheckoutEvent(Envelope):
 
     member: MemberRef | None = None
     items: list[BasketLine] = Field(max_length=200)
-    total_cents: int = Field(ge=0, le=100_000_000)
+    total_cents: Int = Field(ge=0, le=100_000_000)
 
 
 class PromptKind(StrEnum):
@@ -243,24 +281,30 @@ class PromptKind(StrEnum):
 class CustomerCard(BaseModel):
     """What the associate may see on the wire: no name (the handheld API adds it locally)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
 
     member: MemberRef | None = None
     tier: Annotated[str, StringConstraints(max_length=20)] | None = None
-    points: int | None = Field(default=None, ge=0)
+    points: Int | None = Field(default=None, ge=0, le=1_000_000_000)
 
 
-FactValue = str | int | float | bool
+#: A fact behind a prompt: text, a bounded number, or a flag.
+FactValue = (
+    ShortText
+    | StrictBool
+    | Annotated[Int, Field(ge=-MAX_INT64, le=MAX_INT64)]
+    | Annotated[Number, Field(ge=-1e15, le=1e15)]
+)
 
 
 class PromptReason(BaseModel):
     """Why a prompt was chosen, machine-readable: the rule, the facts it used, the scores."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
 
     rule: Ident = Field(description="Id of the catalog action that fired.")
     facts: dict[Ident, FactValue] = Field(default_factory=dict, max_length=24)
-    scores: dict[Ident, float] = Field(default_factory=dict, max_length=12)
+    scores: dict[Ident, Annotated[Number, Field(ge=-1e15, le=1e15)]] = Field(default_factory=dict, max_length=12)
 
 
 class Prompt(Envelope):
@@ -313,13 +357,20 @@ class AssociateStatus(Envelope):
 
 
 class DeadLetter(Envelope):
-    """A rejected message: why, and the start of its original bytes."""
+    """A rejected message: why, where, how big, and a hash of its bytes — never the bytes.
+
+    A refused payload may hold exactly what the contract keeps off the wire (a name, a
+    phone number a broken producer put in it), so the record carries only what an operator
+    needs to find and match it: the reason, the topic, the sizes and the SHA-256 of the
+    payload (compare it with the producer's log or outbox)."""
 
     reason: RejectReason
+    #: The contract's complaint: the field's path and what is wrong, never its value.
     detail: ShortText
     topic: Annotated[str, StringConstraints(max_length=300)]
-    payload_size: int = Field(ge=0)
-    payload_excerpt: Annotated[str, StringConstraints(max_length=4 * DEADLETTER_EXCERPT_BYTES)]
+    topic_size: Int = Field(ge=0, le=MAX_INT64, description="Length of the topic as received.")
+    payload_size: Int = Field(ge=0, le=MAX_INT64)
+    payload_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class EventAck(Envelope):
@@ -342,6 +393,59 @@ class ErasureNotice(Envelope):
     member: MemberRef
 
 
+# -- The floor at a glance, for the store's own tools (integrations/) ------------------
+
+
+class ZoneFigures(BaseModel):
+    """A zone as the cameras last counted it."""
+
+    model_config = _CONFIG
+
+    occupancy: Int | None = Field(default=None, ge=0, le=100_000, description="People in the zone.")
+
+
+class LaneFigures(BaseModel):
+    """A checkout lane's queue and how long a newcomer would wait in it."""
+
+    model_config = _CONFIG
+
+    queue: Int | None = Field(default=None, ge=0, le=10_000, description="People queueing.")
+    wait_s: Number | None = Field(
+        default=None, ge=0, le=86_400, description="Queue x the lane's recent time between checkouts."
+    )
+
+
+class EntranceFigures(BaseModel):
+    """Footfall through an entrance: the entries and exits of the zone behind it, since the
+    publisher started (a counter: it only grows until a restart)."""
+
+    model_config = _CONFIG
+
+    entered: Count
+    exited: Count
+
+
+class PromptFigures(BaseModel):
+    """Prompts since the publisher started: sent, served (accepted or done) and unserved
+    (expired without being accepted)."""
+
+    model_config = _CONFIG
+
+    sent: Count
+    served: Count
+    unserved: Count
+
+
+class FloorState(Envelope):
+    """The store's floor at a glance (anonymous counts only, never a member): what Home
+    Assistant's entities read. Retained, republished on change and at a heartbeat."""
+
+    zones: dict[Ident, ZoneFigures] = Field(max_length=200)
+    lanes: dict[Ident, LaneFigures] = Field(max_length=64)
+    entrances: dict[Ident, EntranceFigures] = Field(max_length=32)
+    prompts: PromptFigures
+
+
 # --------------------------------------------------------------------------------------
 # Topics
 # --------------------------------------------------------------------------------------
@@ -359,6 +463,7 @@ class TopicKind(StrEnum):
     BLE = "ble"
     ACK = "ack"
     ERASURE = "erasure"
+    FLOOR_STATE = "floor_state"
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +491,7 @@ SPECS: Final[dict[TopicKind, TopicSpec]] = {
         TopicSpec(TopicKind.BLE, ("gw", None, "ble"), BleReport, 0, False),
         TopicSpec(TopicKind.ACK, ("gw", None, "ack"), EventAck, 1, False),
         TopicSpec(TopicKind.ERASURE, ("erasure", None, "notice"), ErasureNotice, 1, True),
+        TopicSpec(TopicKind.FLOOR_STATE, ("floor", "state"), FloorState, 1, True),
     )
 }
 # Topic parsing looks up (first level below the store, last level) to find the spec.
@@ -460,6 +566,9 @@ class Topics:
     def erasure(self, store: str, member: str) -> str:
         return self.build(TopicKind.ERASURE, store, member)
 
+    def floor_state(self, store: str) -> str:
+        return self.build(TopicKind.FLOOR_STATE, store)
+
     def subscription(self, kind: TopicKind, store: str = "+") -> str:
         """Wildcard filter for every topic of ``kind`` (in one store, or in all)."""
         levels = ["+" if lvl is None else lvl for lvl in SPECS[kind].levels]
@@ -533,11 +642,6 @@ def _contract_error(exc: ValidationError) -> ContractError:
     return ContractError(RejectReason.INVALID_FIELD, f"{loc}: {first['msg']}{more}")
 
 
-def excerpt(payload: bytes) -> str:
-    """The start of rejected bytes, readable and bounded, for a dead-letter record."""
-    return payload[:DEADLETTER_EXCERPT_BYTES].decode("utf-8", errors="backslashreplace")
-
-
 def new_event_id() -> str:
     """128 random bits as 32 hex digits (cheaper than building a ``uuid.UUID``)."""
     return os.urandom(16).hex()
@@ -579,13 +683,27 @@ class EnvelopeSource:
 def dead_letter(
     source: EnvelopeSource, ts: float, topic: str, payload: bytes, error: ContractError
 ) -> DeadLetter:
-    """The dead-letter record of a rejected message: why, where, and the start of its bytes."""
+    """The dead-letter record of a rejected message: why, where, sizes and a hash, no values."""
     return source.make(
         DeadLetter,
         ts,
         reason=error.reason,
         detail=error.detail[:300],
         topic=topic[:300],
+        topic_size=len(topic),
         payload_size=len(payload),
-        payload_excerpt=excerpt(payload),
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
     )
+
+
+def check_not_future(payload: Envelope, now: float, max_skew_s: float) -> None:
+    """Refuse an event dated more than ``max_skew_s`` after ``now`` (the consumer's clock).
+
+    A clock gone wrong (or a forger) would otherwise freeze a member at a future moment —
+    every real, later event looks out of order — or produce a prompt dated next year."""
+    if payload.ts > now + max_skew_s:
+        raise ContractError(
+            RejectReason.FUTURE_TS,
+            f"{type(payload).__name__} is dated {payload.ts - now:.0f} s ahead of this clock "
+            f"(allowed: {max_skew_s:.0f} s)",
+        )

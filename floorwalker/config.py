@@ -93,6 +93,9 @@ class BleCalibration(_Strict):
     #: RSSI at 1 m from a phone, dBm (``floorwalker calibrate ble`` measures it).
     measured_power_dbm: float = Field(default=-59.0, ge=-100, le=0)
     path_loss_exponent: float = Field(default=2.2, ge=1.0, le=6.0)
+    #: The weakest RSSI this receiver reports, dBm: a phone predicted well above it that
+    #: the gateway does not hear is evidence it is not there (``calibrate ble`` measures it).
+    sensitivity_dbm: float = Field(default=-98.0, ge=-127, le=0)
 
 
 class BleakScannerConfig(_Strict):
@@ -208,6 +211,9 @@ class RulesConfig(_Strict):
     member_discount_pct: int = Field(default=5, ge=0, le=100)
     #: Events older than this (by the recommender's clock) update state but prompt nobody.
     max_event_age_s: float = Field(default=120.0, gt=0)
+    #: Events dated more than this ahead of the consumer's clock are dead-lettered
+    #: ``future_ts`` (a wrong clock or a forgery would freeze a member at a future moment).
+    max_future_skew_s: float = Field(default=300.0, gt=0, le=86_400)
     visit_ttl_s: int = Field(default=4 * 3600, ge=60)
     #: How many recent event ids per customer are kept for deduplication, and for how long.
     dedupe_window: int = Field(default=128, ge=8, le=10_000)
@@ -285,6 +291,17 @@ class SimulationConfig(_Strict):
         return self
 
 
+class HomeAssistantConfig(_Strict):
+    """Home Assistant MQTT discovery (``floorwalker homeassistant``; docs/homeassistant.md)."""
+
+    #: Off by default: on, the bridge announces the floor's entities to Home Assistant.
+    enabled: bool = False
+    #: Home Assistant's discovery prefix (its MQTT integration's setting).
+    discovery_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")] = "homeassistant"
+    #: The floor's state is republished at least this often; entities expire after 3 times it.
+    heartbeat_s: float = Field(default=30.0, ge=1, le=3600)
+
+
 class StoreConfig(_Strict):
     store: Ident
     name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
@@ -310,6 +327,8 @@ class StoreConfig(_Strict):
     propensity_model: Path | None = None
     #: The simulators' view of the store (walks, dwell, sensor error models).
     simulation: SimulationConfig = SimulationConfig()
+    #: Home Assistant MQTT discovery; ``home_assistant: {enabled: true}`` switches it on.
+    home_assistant: HomeAssistantConfig = HomeAssistantConfig()
 
     @model_validator(mode="after")
     def _references(self) -> StoreConfig:
@@ -509,6 +528,24 @@ def describe(exc: ValidationError, node: yaml.Node | None = None, root: str = ""
         return f"{_line_of(node, loc)}: {key}: {msg}{more}"
     key = ".".join(str(p) for p in loc)
     return f"{key}: {msg}{more}" if key else f"{msg}{more}"
+
+
+def describe_each(
+    exc: ValidationError, node: yaml.Node | None = None, root: str = ""
+) -> list[tuple[int | None, str, str]]:
+    """Every validation error as ``(line, key.path, problem)``, as :func:`describe` names the
+    first (the line is None without the YAML ``node``; the key is ``root`` for the whole
+    document)."""
+    out: list[tuple[int | None, str, str]] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if match := _KEY_FIRST.match(msg):
+            loc = (*loc, *match.group(1).split("."))
+            msg = msg[match.end() :]
+        key = ".".join(str(p) for p in loc) or root
+        out.append((None if node is None else _line_of(node, loc), key, msg))
+    return out
 
 
 def _line_of(node: yaml.Node, loc: tuple[int | str, ...]) -> int:

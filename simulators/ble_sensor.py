@@ -12,7 +12,7 @@ trace then holds both: what the gateways sent and what the fuser made of it.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,8 +122,14 @@ def gateway_reports(
         next_report += interval
 
 
-def ble(devices: Devices, shoppers: Sequence[Shopper], seed: int) -> list[Emission]:
-    """Gateways' BLE reports and the fuser's presence events for one simulated day."""
+def ble(
+    devices: Devices,
+    shoppers: Sequence[Shopper],
+    seed: int,
+    on_progress: Callable[[float], None] | None = None,
+) -> list[Emission]:
+    """Gateways' BLE reports and the fuser's presence events for one simulated day
+    (``on_progress`` is told the share of the day done, 0 to 1, as it goes)."""
     config = devices.config
     p = config.ble_presence
     fuser = Fuser(config, resolver_for(config), Topics())
@@ -133,7 +139,11 @@ def ble(devices: Devices, shoppers: Sequence[Shopper], seed: int) -> list[Emissi
     topics = devices.topics
     out: list[Emission] = []
     started = False
+    first = min((s.arrival for s in shoppers), default=0.0)
+    span = max((s.left for s in shoppers), default=first) + p.away_timeout_s - first
     for now, reports in gateway_reports(config, shoppers, seed):
+        if on_progress is not None:
+            on_progress(min(1.0, max(0.0, (now - first) / span)) if span > 0 else 1.0)
         if not started:  # every gateway is online from the first phone heard
             started = True
             start = now - p.report_interval_s

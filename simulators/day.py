@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,6 +30,14 @@ from simulators.trace import Header, TraceLine, Truth, write_trace
 
 #: The simulated day (a Monday) unless another is given; fixed so a seed gives one trace.
 DEFAULT_DATE = dt.date(2026, 3, 2)
+
+#: Told how far a day's simulation has come: the stage ("shoppers", "sensors") and the
+#: share of it done, 0 to 1 (for a progress bar; called often, so keep it cheap).
+OnProgress = Callable[[str, float], None]
+
+
+def _no_progress(_stage: str, _done: float) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +71,12 @@ def simulate_day(
     source: str = "store config",
     start: float | None = None,
     presence: Literal["model", "ble"] = "model",
+    on_progress: OnProgress = _no_progress,
 ) -> Day:
     """Simulate ``visitors`` (expected) arriving over ``hours`` from opening time on ``date``
     (or from ``start``, Unix seconds, e.g. now for a trace to replay live with its own times;
-    the footfall curve is still read from the opening hour)."""
+    the footfall curve is still read from the opening hour). ``on_progress`` follows the
+    walks, then the sensors."""
     if hours <= 0 or hours > 24:
         raise ConfigError(f"--hours {hours}: expected more than 0 and at most 24")
     if visitors < 0:
@@ -91,6 +102,7 @@ def simulate_day(
         s = Shopper(f"s{i:05d}", member, recognizable, card, t0 + t)
         walker.shop(s, rng)
         shoppers.append(s)
+        on_progress("shoppers", (i + 1) / len(times))
 
     # The tills serve in order of arrival there, so finish the walks in that order.
     tills = Tills([lane.id for lane in config.lanes])
@@ -118,9 +130,10 @@ def simulate_day(
     if presence == "ble":
         from simulators.ble_sensor import ble
 
-        emissions += ble(devices, shoppers, seed)
+        emissions += ble(devices, shoppers, seed, on_progress=lambda done: on_progress("sensors", done))
     else:
         emissions += sensors.presence(devices, shoppers, rng)
+    on_progress("sensors", 1.0)
     emissions += sensors.pos(devices, shoppers)
     lines = devices.stamp(emissions)
 

@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from broker_config.contract import (
     CheckoutEvent,
@@ -82,6 +83,18 @@ class Report:
     trace_kinds: dict[str, int] = field(default_factory=dict)
     #: How the outputs were obtained (e.g. "replayed at max speed"), said in the report.
     note: str = ""
+    #: The simulated opening hours (``simulate --hours``), when the truth says; the trace
+    #: runs on until the last shoppers have left, so ``hours`` may have one more.
+    open_hours: float | None = None
+
+    @property
+    def span_text(self) -> str:
+        """How long the trace covers: "2 h" for ``--hours 2``, whatever the shoppers' tail."""
+        if self.open_hours is None:
+            return f"{len(self.hours)} h"
+        extra = len(self.hours) - self.open_hours
+        tail = f" (the last shoppers leave within {len(self.hours)} h)" if extra >= 1 else ""
+        return f"{self.open_hours:g} h of arrivals{tail}"
 
     @property
     def member_zone_accuracy(self) -> float | None:
@@ -198,6 +211,7 @@ def score(
         occupancy=occupancy, checkouts_reported=checkouts,
         checkouts_true=sum(1 for s in truth.shoppers if s.get("paid") is not None),
         zone_accuracy=accuracy, bad_lines=bad_lines, trace_kinds=dict(kinds),
+        open_hours=_open_hours(truth.meta),
     )  # fmt: skip
     per_associate: dict[str, list[int]] = defaultdict(lambda: [0] * n_hours)
     for out in outputs:
@@ -360,7 +374,7 @@ def write_report(report: Report, out_dir: Path, *, title: str = "Floorwalker eva
         f"# {title}",
         "",
         f"Store `{report.store}`, from {dt.datetime.fromtimestamp(report.start, dt.UTC):%Y-%m-%d %H:%M} UTC, "
-        f"{len(report.hours)} h; trace: "
+        f"{report.span_text}; trace: "
         + ", ".join(f"{n} {k}" for k, n in sorted(report.trace_kinds.items()))
         + ".",
         "",
@@ -422,6 +436,11 @@ def write_report(report: Report, out_dir: Path, *, title: str = "Floorwalker eva
     path.write_text("\n".join(lines))
     (out_dir / "summary.json").write_text(json.dumps(summary(report), indent=2))
     return path
+
+
+def _open_hours(meta: dict[str, Any]) -> float | None:
+    hours = meta.get("hours")
+    return float(hours) if isinstance(hours, int | float) and hours > 0 else None
 
 
 def summary(report: Report) -> dict[str, object]:

@@ -9,11 +9,12 @@ its counters in Redis (valid events + rejects).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import redis
@@ -57,6 +58,7 @@ class RecommenderProcess:
             "--mqtt-url", self.ep.mqtt_url, "--redis-url", self.ep.redis_url,
             "--topic-prefix", self.prefix, "--key-prefix", self.prefix,
             "--client-id", f"recommender-{uuid.uuid4().hex[:6]}",
+            "--clock", "event",  # the replay's own clock: the same decisions at any speed
         ]  # fmt: skip
         self._proc = procs.spawn(argv, self._stderr, append=False)
         self._wait_ready(timeout)
@@ -134,6 +136,7 @@ def replay_and_capture(
     recommender: RecommenderProcess | None = None,
     settle_s: float = 2.0,
     timeout_s: float = 300.0,
+    on_sent: Callable[[TraceLine], None] | None = None,
 ) -> tuple[list[Output], ReplayResult, float | None]:
     """Replay while listening to what the system publishes (prompts, dead letters, presence).
 
@@ -141,6 +144,8 @@ def replay_and_capture(
     the first publish until it had handled every event sent (None if it never did). Without
     one, waits until nothing arrived for ``settle_s``.
     """
+    if recommender is not None:  # its clock is the events': keep the trace's spacing in their ts
+        options = dataclasses.replace(options, trace_clock=True)
     topics = Topics(options.topic_prefix)
     capture = Capture(
         mqtt[0],
@@ -158,7 +163,7 @@ def replay_and_capture(
     started = time.monotonic()
     done_after: float | None = None
     try:
-        result = replay(lines, link, options)
+        result = replay(lines, link, options, on_sent=on_sent)
         if recommender is not None:
             consumed = result.by_kind.get("presence", 0) + result.by_kind.get("checkout", 0)
             done = recommender.wait_handled(consumed, timeout_s)

@@ -21,9 +21,11 @@ from floorwalker.cli import (
     bench,
     calibrate,
     camera,
+    config,
     contract,
     crm,
     evaluation,
+    integrations,
     member,
     processes,
     provision,
@@ -33,6 +35,7 @@ from floorwalker.cli import (
     tokens,
     traces,
 )
+from floorwalker.cli.flags import hide_flag_types
 from floorwalker.cli.options import setup_logging
 
 __all__ = ["app"]
@@ -42,10 +45,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+hide_flag_types()
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def main(
+    ctx: typer.Context,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
     log_file: Annotated[Path | None, typer.Option("--log-file", help="Log here instead of stderr.")] = None,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
@@ -53,6 +58,10 @@ def main(
     if version:
         typer.echo(__version__)
         raise typer.Exit()
+    if ctx.invoked_subcommand is None:  # options but no command: `floorwalker --log-level debug`
+        typer.echo(ctx.get_help())
+        typer.secho("error: missing command (see the list above)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
     setup_logging(log_level, log_file)
 
 
@@ -67,6 +76,7 @@ app.command()(traces.replay)
 app.command()(traces.record)
 app.command()(traces.evaluate)
 app.command()(processes.fuser)
+app.command()(integrations.homeassistant)
 
 app.add_typer(services.app, name="services")
 app.add_typer(bench.app, name="bench")
@@ -77,6 +87,7 @@ app.add_typer(report.app, name="report")
 app.add_typer(crm.app, name="crm")
 app.add_typer(calibrate.app, name="calibrate")
 app.add_typer(member.app, name="member")
+app.add_typer(config.app, name="config")
 
 
 def entrypoint() -> None:  # pragma: no cover - thin wrapper for `python -m floorwalker`

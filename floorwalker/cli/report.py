@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,6 +29,23 @@ def _pct(v: tuple[float, float, float] | None) -> str:
     return f"{v[0] * 100:5.1f}% [{v[1] * 100:.1f}, {v[2] * 100:.1f}]"
 
 
+def _services_dir(run_dir: Path, redis_url: str | None) -> Path:
+    """Where the services are: ``run_dir``, or the running demo's (``make demo`` keeps its
+    services in DEFAULT_RUN_DIR/demo) when ``--run-dir`` was left at its default."""
+    from floorwalker.services import Services
+
+    demo = DEFAULT_RUN_DIR / "demo"
+    if redis_url is not None or run_dir != DEFAULT_RUN_DIR or Services(run_dir).recorded():
+        return run_dir
+    if Services(demo).recorded():
+        typer.echo(f"using the services of the running demo (--run-dir {demo})", err=True)
+        return demo
+    raise ConfigError(
+        f"no services recorded in {run_dir} or {demo}: run this while `make demo` (or `floorwalker "
+        "services up` and a recommender) runs, or pass --run-dir or --redis-url"
+    )
+
+
 @app.command("outcomes")
 @friendly
 def report_outcomes(
@@ -47,7 +65,7 @@ def report_outcomes(
     from recommender.service import connect_redis
 
     config = load_store(store_config)
-    client = connect_redis(redis_address(run_dir, redis_url))
+    client = connect_redis(redis_address(_services_dir(run_dir, redis_url), redis_url))
     try:
         raw: dict[bytes, bytes] = client.hgetall(Keys(config.store, key_prefix).stats)  # type: ignore[assignment]
     except redis_lib.RedisError as exc:

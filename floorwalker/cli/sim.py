@@ -165,6 +165,7 @@ def _simulate_to(
     import datetime as dt
     import time
 
+    from floorwalker.cli.progress import stages
     from recommender.crm import read_fixture
     from simulators.day import simulate_day
 
@@ -182,17 +183,20 @@ def _simulate_to(
         t0 = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
     mode = _presence_mode(presence, config)
     started = time.perf_counter()
-    day = simulate_day(
-        config,
-        read_fixture(config.crm) if config.crm else None,
-        hours=hours,
-        visitors=visitors,
-        seed=seed,
-        source=str(layout),
-        start=t0,
-        presence=mode,
-    )
-    trace, truth = day.write(out)
+    with stages("shoppers", "sensors", "writing") as progress:
+        day = simulate_day(
+            config,
+            read_fixture(config.crm) if config.crm else None,
+            hours=hours,
+            visitors=visitors,
+            seed=seed,
+            source=str(layout),
+            start=t0,
+            presence=mode,
+            on_progress=progress,
+        )
+        trace, truth = day.write(out)
+        progress("writing", 1.0)
     typer.echo(
         f"{len(day.shoppers)} shoppers, {len(day.lines)} messages in {time.perf_counter() - started:.1f} s\n"
         f"trace  {trace}\ntruth  {truth}"

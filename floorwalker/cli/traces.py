@@ -6,8 +6,9 @@ The root module registers these commands on the app (in the order of its help).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,7 +32,13 @@ from simulators.stores import DEMO_STORE
 if TYPE_CHECKING:
     from simulators.evaluate import Output
     from simulators.replay import ReplayResult
-    from simulators.trace import TraceReader
+    from simulators.trace import TraceLine, TraceReader
+
+
+def _messages_in(trace: Path) -> int:
+    """The lines of a trace after its header (what a progress bar counts to)."""
+    with trace.open("rb") as f:
+        return max(0, sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b"")) - 1)
 
 
 def _speed(text: str) -> float | None:
@@ -80,8 +87,7 @@ def replay(
     options = ReplayOptions(_speed(speed), from_s, to_s, topic, topic_prefix, retime=not keep_time)
     auth = mqtt_auth(mqtt_credentials, "replay")
     reader = TraceReader(trace)
-    with trace.open("rb") as f:
-        total = max(0, sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b"")) - 1)
+    total = _messages_in(trace)
     host, port = mqtt_address(run_dir, mqtt_url)
     link = MqttLink(host, port, client_id=f"replay-{uuid.uuid4().hex[:8]}", auth=auth)
     link.connect()
@@ -164,8 +170,12 @@ def evaluate(
     run_dir: RunDir = DEFAULT_RUN_DIR,
     mqtt_url: MqttUrl = None,
     topic_prefix: TopicPrefix = "",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON object (as summary.json).")
+    ] = False,
 ) -> None:
     """Replay a trace (or read recorded outputs), compare with ground truth, write a report."""
+    from floorwalker.cli.progress import stages
     from simulators.evaluate import Output, score, summary, write_report
     from simulators.trace import TraceReader, load_truth
 
@@ -173,25 +183,66 @@ def evaluate(
     truth_data = load_truth(truth)
     captured: list[Output]
     clock = None
-    if outputs is not None:
-        out_reader = TraceReader(outputs)
-        captured = [Output(None, line.topic, line.payload) for line in out_reader]
+    with stages(*(("replay",) if outputs is None else ()), "scoring", "report") as progress:
+        if outputs is not None:
+            out_reader = TraceReader(outputs)
+            captured = [Output(None, line.topic, line.payload) for line in out_reader]
+        else:
+            total = max(1, _messages_in(trace))
+            sent = 0
+
+            def on_sent(_line: object) -> None:
+                nonlocal sent
+                sent += 1
+                progress("replay", sent / total)
+
+            captured, result = _replay_and_capture(
+                reader, store_config, run_dir, mqtt_url, topic_prefix, _speed(speed), start_system, on_sent
+            )
+            progress("replay", 1.0)
+            clock = result.to_trace_time
+        report = score(reader, truth_data, captured, bad_lines=len(reader.bad), to_trace_time=clock)
+        progress("scoring", 1.0)
+        if outputs is None and speed == "max":
+            report.note = (
+                "Replayed at max speed: latency includes queueing behind the replay's backlog; "
+                "replay at --speed 1 for live-like latency."
+            )
+        path = write_report(report, report_dir)
+        progress("report", 1.0)
+    if as_json:
+        typer.echo(json.dumps(summary(report)))
     else:
-        captured, result = _replay_and_capture(
-            reader, store_config, run_dir, mqtt_url, topic_prefix, _speed(speed), start_system
-        )
-        clock = result.to_trace_time
-    report = score(reader, truth_data, captured, bad_lines=len(reader.bad), to_trace_time=clock)
-    if outputs is None and speed == "max":
-        report.note = (
-            "Replayed at max speed: latency includes queueing behind the replay's backlog; "
-            "replay at --speed 1 for live-like latency."
-        )
-    path = write_report(report, report_dir)
-    typer.echo(json.dumps(summary(report)))
-    typer.echo(f"report {path}")
+        typer.echo(readable_summary(summary(report)))
+        typer.echo(f"report {path}")
     if reader.bad:
         typer.secho(f"warning: {reader.describe_bad()}", fg=typer.colors.YELLOW, err=True)
+
+
+def readable_summary(s: dict[str, Any]) -> str:
+    """``evaluate``'s closing lines: the measures of its summary, one per line."""
+
+    def vs_truth(reported: int, true: int) -> str:
+        error = f" ({100 * (reported - true) / true:+.1f}%)" if true else ""
+        return f"{reported} reported, {true} true{error}"
+
+    def ms(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.0f} ms"
+
+    accuracy = s["member_zone_accuracy"]
+    kinds: dict[str, int] = s["prompt_kinds"]
+    by_kind = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    rows = [
+        ("entries", vs_truth(s["entries_reported"], s["entries_true"])),
+        ("checkouts", vs_truth(s["checkouts_reported"], s["checkouts_true"])),
+        ("member zones", "n/a" if accuracy is None else f"{100 * accuracy:.1f}% right"),
+        ("prompts", f"{s['prompts']}" + (f" ({by_kind})" if by_kind else "")),
+        ("dead letters", str(s["deadletters"])),
+        ("latency p50", f"decision {ms(s['decision_p50_ms'])}, event to prompt {ms(s['arrival_p50_ms'])}"),
+    ]
+    if s["bad_lines"]:
+        rows.append(("bad lines", f"{s['bad_lines']} trace lines skipped"))
+    return "\n".join(f"{name:<13} {value}" for name, value in rows)
 
 
 def _replay_and_capture(
@@ -202,6 +253,7 @@ def _replay_and_capture(
     topic_prefix: str,
     speed: float | None,
     start_system: bool,
+    on_sent: Callable[[TraceLine], None],
 ) -> tuple[list[Output], ReplayResult]:
     """Replay ``reader`` onto a broker (ours, started here, or a running one) and capture outputs."""
     import shutil
@@ -216,7 +268,9 @@ def _replay_and_capture(
     config = load_store_config(layout)
     if not start_system:
         options = ReplayOptions(speed=speed, topic_prefix=topic_prefix)
-        outputs, result, _ = replay_and_capture(reader, config, mqtt_address(run_dir, mqtt_url), options)
+        outputs, result, _ = replay_and_capture(
+            reader, config, mqtt_address(run_dir, mqtt_url), options, on_sent=on_sent
+        )
         typer.echo(f"replayed {result.sent} messages, captured {len(outputs)} outputs")
         return outputs, result
     work = Path(tempfile.mkdtemp(prefix="floorwalker-evaluate-"))
@@ -228,7 +282,7 @@ def _replay_and_capture(
         rec.start()
         options = ReplayOptions(speed=speed, topic_prefix=prefix)
         outputs, result, done = replay_and_capture(
-            reader, config, (ep.mqtt_host, ep.mqtt_port), options, recommender=rec
+            reader, config, (ep.mqtt_host, ep.mqtt_port), options, recommender=rec, on_sent=on_sent
         )
     finally:
         rec.stop()

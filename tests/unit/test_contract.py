@@ -20,19 +20,24 @@ from broker_config.contract import (
     CustomerCard,
     DeadLetter,
     DismissReason,
+    EntranceFigures,
     EnvelopeSource,
     ErasureNotice,
     EventAck,
     Feedback,
+    FloorState,
     FootfallEvent,
     GatewayStatus,
+    LaneFigures,
     PresenceEvent,
     Prompt,
+    PromptFigures,
     PromptKind,
     PromptReason,
     RejectReason,
     TopicKind,
     Topics,
+    ZoneFigures,
     decode,
     encode,
 )
@@ -95,8 +100,9 @@ SAMPLES: dict[TopicKind, tuple[str | None, object]] = {
             reason=RejectReason.MALFORMED_JSON,
             detail="not valid JSON",
             topic="fw/v1/s/zone/a/presence",
+            topic_size=23,
             payload_size=3,
-            payload_excerpt="{x:",
+            payload_sha256="0" * 64,
         ),
     ),
     TopicKind.BLE: (
@@ -118,6 +124,17 @@ SAMPLES: dict[TopicKind, tuple[str | None, object]] = {
     ),
     TopicKind.ACK: ("gw-1", SRC.make(EventAck, T, event_ids=["0" * 32, "f" * 32])),
     TopicKind.ERASURE: ("m_Chen0001", SRC.make(ErasureNotice, T, member="m_Chen0001")),
+    TopicKind.FLOOR_STATE: (
+        None,
+        SRC.make(
+            FloorState,
+            T,
+            zones={"pantry": ZoneFigures(occupancy=4), "dairy": ZoneFigures()},
+            lanes={"lane-1": LaneFigures(queue=3, wait_s=95.0)},
+            entrances={"main-door": EntranceFigures(entered=120, exited=97)},
+            prompts=PromptFigures(sent=12, served=9, unserved=2),
+        ),
+    ),
 }
 
 

@@ -20,6 +20,7 @@ RANKS = {
     "recommender": 2,
     "presence": 3,
     "handheld": 3,
+    "integrations": 3,
     "simulators": 4,
     "bench": 5,
     "floorwalker.cli": 6,
@@ -53,6 +54,7 @@ def source_modules() -> dict[str, Path]:
         "recommender",
         "presence",
         "handheld",
+        "integrations",
         "simulators",
     ):
         for path in (REPO / top).rglob("*.py"):
