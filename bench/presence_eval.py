@@ -11,10 +11,17 @@ Files:
 
 Metrics, over every truth sample of a member: **zone accuracy** (the fused zone equals the
 true zone; "unknown" and a missing zone count as wrong), the same **near zone boundaries**
-(within ``BOUNDARY_M`` of another zone), **neighbour confusion** (wrong answers that name a
-zone bordering the true one, and the top confused pairs), and **zone-change delay**: for
-every stay of at least ``MIN_STAY_S`` in a zone, the time from entering it to the fused
-zone first saying so (stays never recognized are counted as missed).
+(within ``BOUNDARY_M`` of another zone, inclusive; "n/a" when no sample is), **precision
+and recall per zone** (overall and near borders), **neighbour confusion** (wrong answers
+that name a zone bordering the true one, and the top confused pairs), **latency errors**
+(wrong answers naming the zone the member was in less than ``LATENCY_S`` before: the
+fuser had not caught up yet), and **zone-change delay**: for every stay of at least
+``MIN_STAY_S`` in a zone, the time from entering it to the fused zone first saying so
+(stays never recognized are counted as missed).
+
+Every figure comes with the same figures for the simplest method,
+:func:`strongest_receiver`: the zone of the gateway with the strongest fresh reading, on
+the very reports the fuser gets.
 
 :func:`demo_walks` makes simple walks through a store's zones for the evaluation and the
 tests (a helper, not a simulator: the full store simulator provides real shopper paths).
@@ -29,7 +36,7 @@ import random
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edge_agent.ble.scanner import read_trace
@@ -38,12 +45,13 @@ from floorwalker import geometry
 from floorwalker.config import StoreConfig
 from floorwalker.errors import ConfigError
 from presence.eid_resolver import EidResolver
-from presence.pipeline import PresencePipeline
+from presence.pipeline import PresencePipeline, frame_kinds
 from presence.positions import PositionSample
 from presence.zone_fusion import ZoneChange
 
 BOUNDARY_M = 1.5
 MIN_STAY_S = 5.0
+LATENCY_S = 3.0
 AWAY = "away"
 
 
@@ -159,11 +167,29 @@ def trace_records(path: Path) -> Iterator[tuple[str, Advert]]:
 
 
 @dataclass(frozen=True)
+class ZoneScore:
+    """One zone: truth samples in it, answers naming it, and how many of those agree."""
+
+    truth: int
+    said: int
+    correct: int
+
+    @property
+    def precision(self) -> float | None:
+        return self.correct / self.said if self.said else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.correct / self.truth if self.truth else None
+
+
+@dataclass(frozen=True)
 class PresenceReport:
     samples: int
     accuracy: float
     boundary_samples: int
-    boundary_accuracy: float
+    #: None when no sample lies within BOUNDARY_M of another zone.
+    boundary_accuracy: float | None
     neighbour_share_of_errors: float
     confusion: list[tuple[str, str, int]]
     stays: int
@@ -171,9 +197,26 @@ class PresenceReport:
     median_delay_s: float | None
     p90_delay_s: float | None
     changes: int
+    latency_errors: int = 0
+    per_zone: dict[str, ZoneScore] = field(default_factory=dict)
+    per_zone_boundary: dict[str, ZoneScore] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        doc = asdict(self)
+        for key in ("per_zone", "per_zone_boundary"):
+            scores: dict[str, ZoneScore] = getattr(self, key)
+            doc[key] = {
+                z: {"truth": v.truth, "said": v.said, "precision": v.precision, "recall": v.recall}
+                for z, v in scores.items()
+            }
+        return doc
+
+
+def _zone_scores(pairs: list[tuple[str, str]]) -> dict[str, ZoneScore]:
+    truth: Counter[str] = Counter(t for t, _ in pairs)
+    said: Counter[str] = Counter(g for _, g in pairs)
+    correct: Counter[str] = Counter(t for t, g in pairs if t == g)
+    return {z: ZoneScore(truth[z], said[z], correct[z]) for z in sorted(set(truth) | set(said))}
 
 
 class _Timeline:
@@ -219,13 +262,13 @@ def _point_segment(p: tuple[float, float], a: tuple[float, float], b: tuple[floa
     return math.hypot(p[0] - ax - t * dx, p[1] - ay - t * dy)
 
 
-def _distance_to_polygon(p: tuple[float, float], poly: list[tuple[float, float]]) -> float:
+def distance_to_polygon(p: tuple[float, float], poly: list[tuple[float, float]]) -> float:
     n = len(poly)
     return min(_point_segment(p, poly[i], poly[(i + 1) % n]) for i in range(n))
 
 
 def _distance_between(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
-    return min(min(_distance_to_polygon(p, b) for p in a), min(_distance_to_polygon(p, a) for p in b))
+    return min(min(distance_to_polygon(p, b) for p in a), min(distance_to_polygon(p, a) for p in b))
 
 
 def evaluate(
@@ -240,22 +283,29 @@ def evaluate(
     near = neighbours(config)
     polys = {z.id: z.polygon for z in config.zones if z.polygon}
     confusion: Counter[tuple[str, str]] = Counter()
-    total = correct = b_total = b_correct = 0
+    total = correct = b_total = b_correct = latency = 0
     by_member: dict[str, list[PositionSample]] = {}
-    for s in truth:
+    pairs: list[tuple[str, str]] = []
+    b_pairs: list[tuple[str, str]] = []
+    for s in sorted(truth, key=lambda s: s.ts):
         if s.member is None:
             continue
-        by_member.setdefault(s.member, []).append(s)
+        path = by_member.setdefault(s.member, [])
+        path.append(s)
         guess = timelines.get(s.member, _Timeline()).at(s.ts)
         ok = guess == s.zone
         total += 1
         correct += ok
+        pairs.append((s.zone, guess))
         if not ok:
             confusion[(s.zone, guess)] += 1
+            if _was_in(path, guess, s.ts - LATENCY_S):
+                latency += 1
         others = [p for zid, p in polys.items() if zid != s.zone]
-        if s.zone in polys and any(_distance_to_polygon((s.x, s.y), p) < BOUNDARY_M for p in others):
+        if s.zone in polys and any(distance_to_polygon((s.x, s.y), p) <= BOUNDARY_M for p in others):
             b_total += 1
             b_correct += ok
+            b_pairs.append((s.zone, guess))
     errors = sum(confusion.values())
     neighbour_errors = sum(v for (a, b), v in confusion.items() if (a, b) in near)
     delays: list[float] = []
@@ -281,7 +331,7 @@ def evaluate(
         samples=total,
         accuracy=correct / total if total else 0.0,
         boundary_samples=b_total,
-        boundary_accuracy=b_correct / b_total if b_total else 0.0,
+        boundary_accuracy=b_correct / b_total if b_total else None,
         neighbour_share_of_errors=neighbour_errors / errors if errors else 0.0,
         confusion=[(a, b, v) for (a, b), v in confusion.most_common(8)],
         stays=stays,
@@ -289,11 +339,126 @@ def evaluate(
         median_delay_s=statistics.median(delays) if delays else None,
         p90_delay_s=delays[int(0.9 * (len(delays) - 1))] if delays else None,
         changes=n_changes,
+        latency_errors=latency,
+        per_zone=_zone_scores(pairs),
+        per_zone_boundary=_zone_scores(b_pairs),
     )
 
 
-def run_eval(config: StoreConfig, resolver: EidResolver, trace: Path, truth: Path) -> PresenceReport:
+def _was_in(path: list[PositionSample], zone: str, since: float) -> bool:
+    """Whether the member's (time-ordered) path was in ``zone`` at some sample after ``since``."""
+    for s in reversed(path):
+        if s.ts < since:
+            return False
+        if s.zone == zone:
+            return True
+    return False
+
+
+def strongest_receiver(
+    config: StoreConfig, observed: Iterable[tuple[str, str, float, float]], stale_s: float = 4.0
+) -> list[ZoneChange]:
+    """The simplest method, as zone changes: each member is in the zone of the gateway with
+    the strongest reading of the last ``stale_s`` (the zone its position lies in, else its
+    first zone), from ``(member, gateway, rssi, ts)`` observations; it holds through silence."""
+    zone_of: dict[str, str] = {}
+    for g in config.gateways:
+        inside = config.zone_at(g.position) if g.position is not None else None
+        zone_of[g.id] = inside.id if inside is not None and inside.id in g.zones else g.zones[0]
+    latest: dict[str, dict[str, tuple[float, float]]] = {}
+    current: dict[str, str] = {}
+    out: list[ZoneChange] = []
+    for member, gateway, rssi, ts in sorted(observed, key=lambda o: o[3]):
+        heard = latest.setdefault(member, {})
+        heard[gateway] = (rssi, ts)
+        fresh = [(r, g) for g, (r, t) in heard.items() if ts - t <= stale_s]
+        zone = zone_of[max(fresh)[1]]
+        if current.get(member) != zone:
+            if member in current:
+                out.append(ZoneChange(member, current[member], "leave", ts, 1.0))
+            out.append(ZoneChange(member, zone, "enter", ts, 1.0))
+            current[member] = zone
+    return out
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The fuser's figures, the strongest-receiver baseline's on the same reports, and
+    what the trace held."""
+
+    report: PresenceReport
+    baseline: PresenceReport
+    adverts: int
+    kinds: dict[str, int]
+    beacons: dict[str, str]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "fuser": self.report.as_dict(),
+            "strongest_receiver": self.baseline.as_dict(),
+            "adverts": self.adverts,
+            "frames": self.kinds,
+            "beacons": self.beacons,
+        }
+
+
+def beacon_members(kinds: Mapping[str, int], members: set[str]) -> dict[str, str]:
+    """Which fixed-id beacon stands for which truth member: a member named like the beacon
+    (its full id, or ``major:minor`` for an iBeacon), else the only beacon for the only member."""
+    ids = [k for k in kinds if k.startswith(("ibeacon:", "eddystone:"))]
+    out: dict[str, str] = {}
+    for bid in ids:
+        short = ":".join(bid.split(":")[-2:]) if bid.startswith("ibeacon:") else bid
+        for m in members:
+            if m in (bid, short):
+                out[bid] = m
+    left = members - set(out.values())
+    unmatched = [b for b in ids if b not in out]
+    if len(unmatched) == 1 and len(left) == 1 and not out:
+        out[unmatched[0]] = next(iter(left))
+    return out
+
+
+def _describe(kinds: Mapping[str, int]) -> str:
+    parts = [f"{v} {k}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:4]]
+    return ", ".join(parts) + (f" and {len(kinds) - 4} more kinds" if len(kinds) > 4 else "")
+
+
+def run_eval(config: StoreConfig, resolver: EidResolver, trace: Path, truth: Path) -> EvalResult:
+    """Replay ``trace`` through the presence path and score it against ``truth``; an unknown
+    gateway, a truth without members or a trace that scores nobody is a ConfigError."""
     samples = read_truth(truth)
-    pipeline = PresencePipeline(config, resolver)
-    changes = list(pipeline.run(trace_records(trace), tail_s=config.ble_presence.away_timeout_s + 2))
-    return evaluate(config, changes, samples)
+    records = list(trace_records(trace))
+    members = {s.member for s in samples if s.member is not None}
+    if not members:
+        raise ConfigError(f"{truth}: no sample names a member, so there is nothing to score")
+    if not records:
+        raise ConfigError(f"{trace}: no advertisements in the trace")
+    known = {g.id for g in config.gateways}
+    unknown = Counter(gw for gw, _ in records if gw not in known)
+    if unknown:
+        names = ", ".join(sorted(unknown)[:5])
+        raise ConfigError(
+            f"{trace}: {sum(unknown.values())} adverts come from gateways not in store {config.store!r} "
+            f"({names}); the store's gateways are {', '.join(sorted(known))} (pass --store-config)"
+        )
+    kinds = frame_kinds(records)
+    beacons = beacon_members(kinds, members)
+    pipeline = PresencePipeline(config, resolver, beacons=beacons)
+    changes = list(pipeline.run(records, tail_s=config.ble_presence.away_timeout_s + 2))
+    if not {o[0] for o in pipeline.observed} & members:
+        raise ConfigError(
+            f"{trace}: none of its {len(records)} adverts resolved to a member of {truth} "
+            f"({', '.join(sorted(members)[:3])}); the trace holds {_describe(kinds)}. Member-app and "
+            "Eddystone-EID ids resolve with the store's secrets and CRM; an iBeacon or Eddystone-UID "
+            "counts for the truth member named like it (its full id, or major:minor for an iBeacon), "
+            "or for the only member when there is one beacon"
+        )
+    baseline = strongest_receiver(config, pipeline.observed, pipeline.params.stale_s)
+    return EvalResult(
+        evaluate(config, changes, samples),
+        evaluate(config, baseline, samples),
+        len(records),
+        dict(kinds),
+        beacons,
+    )

@@ -4,10 +4,17 @@ A thin store-server process next to the recommender (``floorwalker fuser``): it 
 members' BLE secrets (:class:`EidResolver`), so the ids it hears from gateways are
 resolved here and nowhere else. It subscribes to every gateway's ``ble`` topic and to the
 retained ``status`` topic (a gateway that is offline makes its zones "unknown" instead of
-"away"), ticks :class:`ZoneFusion` every ``TICK_S`` and publishes each change as a
+"away"), ticks :class:`ZoneFusion` and publishes each change as a
 :class:`PresenceEvent` (producer: the configured fuser id) on the zone's presence topic,
 which the recommender consumes like any other. A report that breaks the contract or
 comes from an unknown gateway is dropped, counted and published on the dead-letter topic.
+
+**Time is the reports' own.** The fusion runs on the time the gateways' sightings carry
+(``last_seen``), never on this machine's clock: each report that moves that clock on by
+``TICK_S`` ticks the fusion at it, so a trace replayed at 1x, 10x or as fast as it goes
+gives the same presence events. Only while no report comes does the clock advance on
+its own (by the monotonic time since the last report arrived), so that silence still
+ends in "away".
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from broker_config.contract import (
     RejectReason,
     TopicKind,
     Topics,
+    check_not_future,
     dead_letter,
     decode,
     encode,
@@ -36,7 +44,7 @@ from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ConfigError
 from floorwalker.mqtt import MqttAuth, MqttLink, Received
 from presence.eid_resolver import EidResolver
-from presence.survey import read_survey
+from presence.survey import SurveyMap, read_survey
 from presence.zone_fusion import FusionParams, ZoneChange, ZoneFusion, ZoneModel
 from recommender.crm import read_fixture
 
@@ -47,11 +55,13 @@ TICK_S = 0.25
 STATS_EVERY_S = 60.0
 
 
-def zone_model_for(config: StoreConfig, params: FusionParams) -> ZoneModel:
-    """The store's zone model, with its site survey (``ble_presence.survey``) when it has one."""
+def zone_model_for(config: StoreConfig, params: FusionParams, survey: SurveyMap | None = None) -> ZoneModel:
+    """The store's zone model, with its site survey (``survey``, else the config's
+    ``ble_presence.survey`` file) when it has one."""
     path = config.ble_presence.survey
-    survey = read_survey(path, config) if path is not None else None
-    return ZoneModel(config, params.sigma_db, survey)
+    if survey is None and path is not None:
+        survey = read_survey(path, config)
+    return ZoneModel(config, params.sigma_db, survey, miss_probability=params.miss_probability)
 
 
 def resolver_for(config: StoreConfig) -> EidResolver:
@@ -80,6 +90,11 @@ class Fuser:
         self._gateways = {g.id for g in config.gateways}
         self._source = EnvelopeSource(config.ble_presence.fuser)
         self.counters: Counter[str] = Counter()
+        #: The reports' clock: the newest sighting time fused, when that report arrived
+        #: (monotonic seconds), and the time of the last tick.
+        self.clock: float | None = None
+        self._arrived = 0.0
+        self._ticked: float | None = None
 
     def subscriptions(self) -> list[tuple[str, int]]:
         return [
@@ -88,8 +103,12 @@ class Fuser:
             (self.topics.subscription(TopicKind.ERASURE, self.config.store), 1),
         ]
 
-    def handle(self, topic: str, payload: bytes, now: float) -> list[tuple[str, bytes]]:
-        """One message; returns what to publish (a dead letter for a bad one)."""
+    def handle(
+        self, topic: str, payload: bytes, now: float, arrived: float | None = None
+    ) -> list[tuple[str, bytes]]:
+        """One message; returns what to publish (a dead letter for a bad one, presence events
+        when a report moves the reports' clock on). ``now`` stamps dead letters; ``arrived``
+        (monotonic seconds) is when the message came, for the clock between reports."""
         try:
             message = decode(self.topics, topic, payload)
             if isinstance(message.payload, ErasureNotice):
@@ -101,6 +120,7 @@ class Fuser:
                     RejectReason.UNKNOWN_PRODUCER,
                     f"{message.payload.producer!r} on {gateway!r} is not a gateway of {self.config.store!r}",
                 )
+            _check_times(message.payload, now, self.config.rules.max_future_skew_s)
         except ContractError as exc:
             self.counters[f"rejected:{exc.reason.value}"] += 1
             log.warning("rejected message on %s: %s", topic[:200], exc)
@@ -117,9 +137,24 @@ class Fuser:
                     self.counters["unresolved"] += 1  # not a consenting member, or too far off in time
                     continue
                 self.fusion.observe(member, gateway, s.rssi_dbm, s.last_seen, s.moving)
+            newest = max((s.last_seen for s in body.sightings), default=None)
+            if newest is not None and (self.clock is None or newest > self.clock):
+                self.clock = newest
+                self._arrived = arrived if arrived is not None else 0.0
+                if self._ticked is None or newest - self._ticked >= TICK_S:
+                    return self.tick(newest)
         return []
 
+    def report_time(self, monotonic: float) -> float | None:
+        """The reports' clock at ``monotonic``: the newest report's time, moved on by the
+        time since it arrived (None before the first report)."""
+        return None if self.clock is None else self.clock + max(monotonic - self._arrived, 0.0)
+
     def tick(self, now: float) -> list[tuple[str, bytes]]:
+        """Advance the fusion to ``now`` (report time; a time before the last tick is ignored)."""
+        if self._ticked is not None and now <= self._ticked:
+            return []
+        self._ticked = now
         return [self._event(c) for c in self.fusion.tick(now)]
 
     def _event(self, change: ZoneChange) -> tuple[str, bytes]:
@@ -155,7 +190,7 @@ class FuserService:
 
     def _receive(self, message: Received) -> bool:
         with self._lock:
-            out = self.core.handle(message.topic, message.payload, time.time())
+            out = self.core.handle(message.topic, message.payload, time.time(), time.monotonic())
         self._publish(out)
         return True
 
@@ -171,7 +206,8 @@ class FuserService:
         try:
             while not self._stop.wait(TICK_S):
                 with self._lock:
-                    out = self.core.tick(time.time())
+                    now = self.core.report_time(time.monotonic())
+                    out = [] if now is None else self.core.tick(now)
                 self._publish(out)
                 if time.monotonic() >= next_stats:
                     next_stats += STATS_EVERY_S
@@ -183,3 +219,17 @@ class FuserService:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _check_times(body: object, now: float, max_skew_s: float) -> None:
+    """A report (or status) dated ahead of ``now``, or a sighting heard in the future, is
+    dead-lettered ``future_ts``: it would pin a member to a zone until that moment."""
+    if isinstance(body, GatewayStatus | BleReport):
+        check_not_future(body, now, max_skew_s)
+    if isinstance(body, BleReport) and body.sightings:
+        latest = max(s.last_seen for s in body.sightings)
+        if latest > now + max_skew_s:
+            raise ContractError(
+                RejectReason.FUTURE_TS,
+                f"a sighting is dated {latest - now:.0f} s ahead of this clock (allowed: {max_skew_s:.0f} s)",
+            )

@@ -1,15 +1,27 @@
 """Zone fusion: which zone each member is in, from every gateway's smoothed RSSI.
 
-Pure code with time passed in; the fuser process (:mod:`presence.fuser`) feeds it.
+Pure code with time passed in (the time of the reports being fused, never a clock); the
+fuser process (:mod:`presence.fuser`) feeds it.
 
 **Evidence.** Each gateway with a floor position predicts, for every cell of a 0.5 m grid
 over the zones, the RSSI it would hear from a phone there (its calibrated log-distance
-model). A member's fresh readings score each cell by their Gaussian log-likelihood
-(``sigma_db`` per reading), and a zone's evidence is the log-sum over its cells. Even a
-gateway standing on the border of two zones helps: the other gateways break the tie. A
-store without a floor plan falls back to the strongest gateway's first zone.
+model, plus the site survey's residual when there is one). A fresh reading scores each
+cell by its Gaussian log-likelihood (``sigma_db``). A gateway that is online and does
+*not* hear the member is evidence too: a cell where it would expect a phone well above
+its ``sensitivity_dbm`` is unlikely (the probability of missing a phone there, censored at
+the sensitivity, never below ``miss_probability``: adverts are lost, phones advertise
+slowly).
 
-**Decision.** A member's zone switches only when another zone's evidence leads the
+**Time filter.** Each member carries a posterior over the cells (a grid-based Bayes
+filter, i.e. an HMM whose states are the cells): between updates it spreads at walking
+speed (``speed_m_s``) and leaks a little towards "anywhere" (``jump_per_s``); every tick
+with fresh readings it is multiplied by the evidence, weighted by the time since the last
+update over ``evidence_s`` (the gateways' readings are smoothed, so one reading is not
+independent of the next). A zone's score is its share of the posterior (log). Through a
+gap of several seconds without readings the posterior simply stays where it was.
+A store without a floor plan falls back to the strongest gateway's first zone.
+
+**Decision.** A member's zone switches only when another zone's score leads the
 current one by ``hysteresis`` and keeps leading for ``min_dwell_s`` (two equally strong
 gateways therefore do not make the zone flap). Unheard by every gateway for
 ``away_timeout_s``: the member left ("away", a ``leave`` event). But when a gateway
@@ -20,18 +32,23 @@ covering the member's zone is offline, silence proves nothing: the state becomes
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from scipy.ndimage import gaussian_filter  # type: ignore[import-untyped]
+from scipy.special import log_ndtr  # type: ignore[import-untyped]
 
 from floorwalker import geometry
 from floorwalker.config import BlePresenceConfig, StoreConfig
 from presence.survey import SurveyMap
 
 GRID_M = 0.5
+#: The time filter spreads a member's position by at most this much between two updates.
+MAX_SPREAD_M = 4.0
 #: A slight lead (this fraction of the hysteresis) that holds for ``settle_s`` also switches.
 WEAK_LEAD = 0.25
 #: Members in "unknown" this long are forgotten (no event): the visit's own TTL takes over.
@@ -67,6 +84,16 @@ class FusionParams:
     walking_hysteresis: float = 2.0
     walking_min_dwell_s: float = 0.5
     walking_settle_s: float = 2.0
+    #: The time filter: how fast a member may move (m/s), how much of the posterior
+    #: leaks to "anywhere" per second, and how long one snapshot of readings counts for.
+    speed_m_s: float = 1.0
+    jump_per_s: float = 0.02
+    evidence_s: float = 1.0
+    #: The chance that a gateway which should hear the phone reports nothing anyway.
+    miss_probability: float = 0.2
+    #: On: decide on the time filter's posterior; off (the default): on each tick's evidence
+    #: alone. On the development data the filter did not beat the snapshot (bench/README.md).
+    time_filter: bool = False
 
     @classmethod
     def from_config(cls, p: BlePresenceConfig) -> FusionParams:
@@ -100,20 +127,39 @@ SURVEYED = FusionParams(
 class ZoneModel:
     """Per-zone evidence from a set of (gateway, smoothed RSSI) readings."""
 
-    def __init__(self, config: StoreConfig, sigma_db: float = 4.0, survey: SurveyMap | None = None) -> None:
+    def __init__(
+        self,
+        config: StoreConfig,
+        sigma_db: float = 4.0,
+        survey: SurveyMap | None = None,
+        *,
+        miss_probability: float = 0.2,
+    ) -> None:
         self.zones = [z.id for z in config.zones]
         self.gateways = [g.id for g in config.gateways]
         self._gw_index = {g: i for i, g in enumerate(self.gateways)}
         self.covering = {z: [g.id for g in config.gateways if z in g.zones] for z in self.zones}
         self._fallback = [g.zones[0] for g in config.gateways]
+        self.sigma_db = sigma_db
         self._inv2var = 1.0 / (2.0 * sigma_db * sigma_db)
+        self._log_miss = math.log(miss_probability)
+        self._miss = miss_probability
+        self._sensitivity = np.array([g.ble.sensitivity_dbm for g in config.gateways])
         positioned = all(g.position is not None for g in config.gateways)
         polygons = [z.polygon for z in config.zones]
         self.fingerprint = positioned and all(p is not None for p in polygons)
         self._pred: npt.NDArray[np.float64] = np.zeros((0, len(self.gateways)))
         self._cell_zone: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        #: The cells on a dense (nx, ny) raster (for the time filter's spreading).
+        self._cell_ix: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._cell_iy: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._shape = (0, 0)
         if self.fingerprint:
             self._build_grid(config, survey)
+
+    @property
+    def cells(self) -> int:
+        return len(self._cell_zone)
 
     def _build_grid(self, config: StoreConfig, survey: SurveyMap | None) -> None:
         cells: list[tuple[float, float]] = []
@@ -122,9 +168,10 @@ class ZoneModel:
             assert zone.polygon is not None
             xs = [p[0] for p in zone.polygon]
             ys = [p[1] for p in zone.polygon]
-            x = min(xs) + GRID_M / 2
+            # Cells on one raster for the whole floor (centres at (i + ½) · GRID_M).
+            x = (math.floor(min(xs) / GRID_M) + 0.5) * GRID_M
             while x < max(xs):
-                y = min(ys) + GRID_M / 2
+                y = (math.floor(min(ys) / GRID_M) + 0.5) * GRID_M
                 while y < max(ys):
                     if geometry.contains(zone.polygon, (x, y)):
                         cells.append((x, y))
@@ -143,9 +190,58 @@ class ZoneModel:
                 pred[:, gi] += [survey.at(gw.id, x, y) for x, y in cells]
         self._pred = pred
         self._cell_zone = np.array(owner, dtype=np.int64)
+        ix = np.floor(pts[:, 0] / GRID_M).astype(np.int64)
+        iy = np.floor(pts[:, 1] / GRID_M).astype(np.int64)
+        self._cell_ix, self._cell_iy = ix - ix.min(), iy - iy.min()
+        self._shape = (int(self._cell_ix.max()) + 1, int(self._cell_iy.max()) + 1)
 
-    def scores(self, readings: dict[str, float]) -> npt.NDArray[np.float64]:
-        """Log-evidence per zone (same order as ``self.zones``) for ``{gateway: rssi}``."""
+    def loglik(self, readings: dict[str, float], silent: Iterable[str] = ()) -> npt.NDArray[np.float64]:
+        """Per-cell log-likelihood of ``{gateway: rssi}`` and of ``silent`` gateways hearing nothing."""
+        idx = [self._gw_index[g] for g in readings]
+        obs = np.fromiter(readings.values(), dtype=np.float64, count=len(idx))
+        err = self._pred[:, idx] - obs
+        ll: npt.NDArray[np.float64] = -(err * err).sum(axis=1) * self._inv2var
+        quiet = [self._gw_index[g] for g in silent]
+        if quiet:
+            # P(unheard | cell) = miss + (1 - miss) · P(rssi < sensitivity | cell)
+            z = (self._sensitivity[quiet] - self._pred[:, quiet]) / self.sigma_db
+            below = np.exp(log_ndtr(z))
+            ll = ll + np.log(self._miss + (1.0 - self._miss) * below).sum(axis=1)
+        return ll
+
+    def zone_log(self, logp: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Per-zone log of the summed (unnormalized) cell probabilities ``exp(logp)``."""
+        top = logp.max()
+        per_zone = np.bincount(self._cell_zone, weights=np.exp(logp - top), minlength=len(self.zones))
+        with np.errstate(divide="ignore"):
+            result: npt.NDArray[np.float64] = np.log(per_zone) + top
+        return result
+
+    def spread(
+        self, logp: npt.NDArray[np.float64], dt: float, params: FusionParams
+    ) -> npt.NDArray[np.float64]:
+        """The time filter's prediction: ``dt`` seconds of walking (and a small jump anywhere)."""
+        if dt <= 0:
+            return logp
+        p = np.exp(logp - logp.max())
+        sigma_cells = min(params.speed_m_s * dt, MAX_SPREAD_M) / GRID_M
+        if sigma_cells > 0.2:
+            raster = np.zeros(self._shape)
+            raster[self._cell_ix, self._cell_iy] = p
+            mask = np.zeros(self._shape)
+            mask[self._cell_ix, self._cell_iy] = 1.0
+            blurred = gaussian_filter(raster, sigma_cells, mode="constant", truncate=3.0)
+            norm = gaussian_filter(mask, sigma_cells, mode="constant", truncate=3.0)
+            p = blurred[self._cell_ix, self._cell_iy] / np.maximum(norm[self._cell_ix, self._cell_iy], 1e-9)
+        p = p / p.sum()
+        leak = 1.0 - math.exp(-params.jump_per_s * dt)
+        p = (1.0 - leak) * p + leak / len(p)
+        result: npt.NDArray[np.float64] = np.log(p)
+        return result
+
+    def scores(self, readings: dict[str, float], silent: Iterable[str] = ()) -> npt.NDArray[np.float64]:
+        """Log-evidence per zone (same order as ``self.zones``) for ``{gateway: rssi}``
+        (and the ``silent`` gateways), from these readings alone."""
         n = len(self.zones)
         if not self.fingerprint:
             out = np.full(n, -1e9)
@@ -153,16 +249,7 @@ class ZoneModel:
                 zi = self.zones.index(self._fallback[self._gw_index[gw]])
                 out[zi] = max(out[zi], rssi)
             return out
-        idx = [self._gw_index[g] for g in readings]
-        obs = np.fromiter(readings.values(), dtype=np.float64, count=len(idx))
-        err = self._pred[:, idx] - obs
-        ll = -(err * err).sum(axis=1) * self._inv2var
-        top = ll.max()
-        w = np.exp(ll - top)
-        per_zone = np.bincount(self._cell_zone, weights=w, minlength=n)
-        with np.errstate(divide="ignore"):
-            result: npt.NDArray[np.float64] = np.log(per_zone) + top
-        return result
+        return self.zone_log(self.loglik(readings, silent))
 
 
 @dataclass(slots=True)
@@ -178,6 +265,9 @@ class _Member:
     #: The app's latest motion hint (None: its frames carry none) and when it was heard.
     moving: bool | None = None
     moving_ts: float = 0.0
+    #: The time filter's log-posterior over the model's cells, and when it was updated.
+    posterior: npt.NDArray[np.float64] | None = None
+    updated: float | None = None
 
 
 class ZoneFusion:
@@ -254,7 +344,7 @@ class ZoneFusion:
                 return self._unknown(m, now)
             out.append(ZoneChange(ref, m.zone, "leave", now, 1.0))
             return True
-        scores = self.model.scores(fresh)
+        scores = self._evidence(m, fresh, now)
         best_i = int(np.argmax(scores))
         best = self.model.zones[best_i]
         if not self._observable(best):
@@ -292,6 +382,25 @@ class ZoneFusion:
         out.append(ZoneChange(ref, best, "enter", now, confidence))
         m.zone, m.state, m.candidate = best, ZoneState.IN, None
         return False
+
+    def _evidence(self, m: _Member, fresh: dict[str, float], now: float) -> npt.NDArray[np.float64]:
+        """Zone scores: the time filter's posterior (or this tick's evidence alone)."""
+        model, p = self.model, self.params
+        if not model.fingerprint:
+            return model.scores(fresh)
+        silent = [g for g in model.gateways if g not in fresh and self._online.get(g, False)]
+        if not p.time_filter:
+            return model.scores(fresh, silent)
+        ll = model.loglik(fresh, silent)
+        if m.posterior is None or m.updated is None:
+            m.posterior = ll - ll.max()
+        else:
+            dt = now - m.updated
+            weight = min(max(dt, 0.0) / p.evidence_s, 1.0)
+            post = model.spread(m.posterior, dt, p) + weight * ll
+            m.posterior = post - post.max()
+        m.updated = now
+        return model.zone_log(m.posterior)
 
     def _unknown(self, m: _Member, now: float) -> bool:
         m.state = ZoneState.UNKNOWN

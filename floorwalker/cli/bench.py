@@ -147,6 +147,23 @@ def bench_simulate(
     run_simulate_bench(layout or BIG_STORE, visitors, hours, out)
 
 
+@app.command("presence-real")
+@friendly
+def bench_presence_real(
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="The Kolakowski 2021 BLE RSS data set (default ../shared/devdata/...)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the figures.")] = Path(
+        "bench/out/presence_real.json"
+    ),
+) -> None:
+    """BLE zone presence on real radio data: calibrate on its calibration run, score its test run."""
+    from bench.presence_real import DATA_DIR, print_presence_real, run_presence_real
+
+    print_presence_real(run_presence_real(data or DATA_DIR, out))
+
+
 @app.command("ble")
 @friendly
 def bench_ble(

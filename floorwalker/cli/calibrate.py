@@ -38,18 +38,33 @@ def calibrate_survey(
 @friendly
 def calibrate_ble(
     trace: Annotated[Path, typer.Argument(help="Recorded advertisements (JSONL, replay format).")],
-    points: Annotated[Path, typer.Option("--points", help="YAML: where the phone was when.")],
+    points: Annotated[Path | None, typer.Option("--points", help="YAML: where the phone was when.")] = None,
+    walk: Annotated[
+        Path | None, typer.Option("--walk", help="Or: the phone's path (truth JSONL, e.g. a survey walk).")
+    ] = None,
     store_config: StoreOpt = None,
 ) -> None:
-    """Fit each gateway's measured power and path-loss exponent; print the config's `ble:` lines."""
-    from bench.presence_eval import trace_records
-    from edge_agent.ble.calibration import as_yaml, calibrate, read_points
+    """Fit each gateway's power, path-loss exponent and sensitivity, checked on held-out points;
+    print the config's `ble:` lines (a gateway whose fit does not validate keeps its own)."""
+    from bench.presence_eval import read_truth, trace_records
+    from edge_agent.ble.calibration import as_yaml, calibrate, calibrate_walk, read_points
 
+    if (points is None) == (walk is None):
+        raise ConfigError(
+            "give the phone's positions as exactly one of --points (YAML) or --walk (truth JSONL)"
+        )
     config = load_store(store_config)
-    fits = calibrate(config, read_points(points), trace_records(trace))
-    if not fits:
-        raise ConfigError(f"{trace}: no gateway heard the phone at 2 or more points (>= 5 adverts each)")
+    if points is not None:
+        fits = calibrate(config, read_points(points), trace_records(trace))
+    else:
+        assert walk is not None
+        path = [(s.ts, s.x, s.y) for s in read_truth(walk)]
+        fits = calibrate_walk(config, trace_records(trace), path)
+    if not any(f.points for f in fits):
+        raise ConfigError(f"{trace}: no gateway heard the phone at any point (>= 5 adverts each)")
     typer.echo(as_yaml(fits), nl=False)
+    if not any(f.use for f in fits):
+        raise ConfigError("no gateway's fit validated on its held-out points: keep the configured models")
 
 
 @app.command("record")

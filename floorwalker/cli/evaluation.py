@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from floorwalker.cli.options import StoreOpt, friendly, load_store
 from floorwalker.errors import ConfigError
+
+if TYPE_CHECKING:
+    from floorwalker.config import StoreConfig
+    from presence.eid_resolver import EidResolver
 
 app = typer.Typer(help="Run a pipeline on recorded input and compare with ground truth.")
 
@@ -140,35 +144,62 @@ def eval_presence(
 ) -> None:
     """Zone accuracy, neighbour confusion and zone-change delay of BLE presence on a trace."""
     from bench.presence_eval import run_eval
-    from presence.fuser import resolver_for
 
     config = load_store(store_config)
     if survey is not None:
         ble = config.ble_presence.model_copy(update={"survey": survey})
         config = config.model_copy(update={"ble_presence": ble})
-    report = run_eval(config, resolver_for(config), trace, truth)
-    _print_presence(report.as_dict())
+    result = run_eval(config, _resolver(config), trace, truth)
+    _print_presence(result.report.as_dict(), result.baseline.as_dict())
+    if result.beacons:
+        typer.echo("beacons scored as members: " + ", ".join(f"{b} = {m}" for b, m in result.beacons.items()))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+        out.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
 
 
-def _print_presence(r: dict[str, object]) -> None:
+def _resolver(config: StoreConfig) -> EidResolver:
+    """The store's resolver; without secrets and CRM, one that resolves nothing (beacons only)."""
+    from presence.eid_resolver import EidResolver
+    from presence.fuser import resolver_for
+
+    if config.ble_presence.secrets is None or config.crm is None:
+        p = config.ble_presence
+        return EidResolver(bytes(32), [], window_s=p.eid_window_s, skew_s=p.skew_tolerance_s)
+    return resolver_for(config)
+
+
+def _print_presence(r: dict[str, Any], b: dict[str, Any]) -> None:
     def pct(v: object) -> str:
-        return f"{100 * float(str(v)):.1f} %"
+        return "n/a" if v is None else f"{100 * float(str(v)):.1f} %"
 
     def sec(v: object) -> str:
         return "-" if v is None else f"{float(str(v)):.2f} s"
 
-    typer.echo(f"zone accuracy            {pct(r['accuracy'])}  ({r['samples']} samples; target >= 95 %)")
-    typer.echo(f"  near zone boundaries   {pct(r['boundary_accuracy'])}  ({r['boundary_samples']} samples)")
-    typer.echo(f"neighbour share of errors {pct(r['neighbour_share_of_errors'])}")
-    typer.echo(f"zone-change delay        median {sec(r['median_delay_s'])}, p90 {sec(r['p90_delay_s'])}"
-               f"  (target median <= 2 s; {r['missed_stays']} of {r['stays']} stays missed)")  # fmt: skip
-    confusion = r["confusion"]
-    assert isinstance(confusion, list)
-    for truth_zone, guess, count in confusion:
-        typer.echo(f"  {truth_zone:>10} taken for {guess:<10} {count}")
+    typer.echo(f"{'':26}{'fuser':>10}{'strongest receiver':>22}")
+    typer.echo(
+        f"{'zone accuracy':26}{pct(r['accuracy']):>10}{pct(b['accuracy']):>22}  ({r['samples']} samples)"
+    )
+    typer.echo(
+        f"{'  near zone borders':26}{pct(r['boundary_accuracy']):>10}{pct(b['boundary_accuracy']):>22}"
+        f"  ({r['boundary_samples']} samples within 1.5 m)"
+    )
+    typer.echo(f"{'median zone-change delay':26}{sec(r['median_delay_s']):>10}{sec(b['median_delay_s']):>22}")
+    typer.echo(
+        f"{'latency errors':26}{r['latency_errors']:>10}{b['latency_errors']:>22}"
+        "  (wrong, but just left that zone)"
+    )
+    typer.echo(f"p90 delay {sec(r['p90_delay_s'])}; {r['missed_stays']} of {r['stays']} stays missed; "
+               f"neighbour share of errors {pct(r['neighbour_share_of_errors'])}")  # fmt: skip
+    typer.echo("per zone: precision / recall, fuser | strongest receiver")
+    for zone, z in r["per_zone"].items():
+        bz = b["per_zone"].get(zone, {"precision": None, "recall": None})
+        typer.echo(
+            f"  {zone:>12} {pct(z['precision'])} / {pct(z['recall'])}"
+            f" | {pct(bz['precision'])} / {pct(bz['recall'])}"
+        )
+    for truth_zone, guess, count in r["confusion"]:
+        typer.echo(f"  {truth_zone:>12} taken for {guess:<10} {count}")
 
 
 @app.command("presence-trace")

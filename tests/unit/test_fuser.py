@@ -58,7 +58,8 @@ def test_reports_become_an_enter_event_from_the_fuser(fuser: Fuser, store_config
         ts = T0 + 0.5 * k
         # Standing next to gw-entrance: loud there, faint elsewhere.
         for gw, rssi in (("gw-entrance", -55.0), ("gw-checkout", -80.0), ("gw-produce", -82.0)):
-            assert fuser.handle(*report(gw, ts, [(me, rssi), (stranger, rssi)]), now=ts) == []
+            # A report that moves the reports' clock on ticks the fusion (time from the reports).
+            out += fuser.handle(*report(gw, ts, [(me, rssi), (stranger, rssi)]), now=ts)
         out += fuser.tick(ts)
     [(topic, payload)] = out
     event = PresenceEvent.model_validate_json(payload)
@@ -100,3 +101,29 @@ def test_offline_gateway_status_makes_silence_unknown(fuser: Fuser, store_config
     fuser.handle(TOPICS.status("demo-store", "gw-entrance"), encode(offline), now=T0 + 3)
     assert fuser.tick(T0 + 60) == []
     assert fuser.fusion.state_of(MEMBER) == (ZoneState.UNKNOWN, "entrance")
+
+
+def test_the_fuser_runs_on_the_reports_time_not_the_wall_clock(store_config: StoreConfig) -> None:
+    """Item 5 of issue 22: the same reports give the same events whatever ``now`` (the
+    wall clock at delivery) says, e.g. a trace replayed at 10x or as fast as it goes."""
+
+    def events(wall: list[float]) -> list[tuple[str, str, float]]:
+        f = Fuser(store_config, resolver_for(store_config), TOPICS)
+        me = eid(store_config, MEMBER, T0)
+        out: list[tuple[str, bytes]] = []
+        for k in range(40):
+            ts = T0 + 0.5 * k
+            near = "gw-entrance" if k < 20 else "gw-checkout"
+            for gw in ("gw-entrance", "gw-checkout", "gw-produce"):
+                rssi = -50.0 if gw == near else -80.0
+                out += f.handle(*report(gw, ts, [(me, rssi)]), now=wall[k], arrived=wall[k])
+        got = []
+        for topic, payload in out:
+            e = PresenceEvent.model_validate_json(payload)
+            got.append((topic, e.action, e.ts))
+        return got
+
+    live = events([T0 + 0.5 * k for k in range(40)])
+    fast = events([T0 + 0.001 * k for k in range(40)])
+    assert live == fast
+    assert [a for _, a, _ in live] == ["enter", "leave", "enter"]

@@ -4,6 +4,7 @@ model (fixed seeds, so the figures are exact for this code, not a matter of luck
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,11 @@ from bench.presence_eval import (
     neighbours,
     read_truth,
     run_eval,
+    strongest_receiver,
     write_trace,
     write_truth,
 )
+from edge_agent.ble.frames import encode_ibeacon
 from floorwalker.config import StoreConfig
 from floorwalker.errors import ConfigError
 from presence.fuser import resolver_for
@@ -94,7 +97,65 @@ def test_walks_through_the_rf_model_find_the_right_zones(store_config: StoreConf
     )
     write_trace(tmp_path / "trace.jsonl", RadioModel(store_config, key, seed=11).hear(walks))
     write_truth(tmp_path / "truth.jsonl", walks)
-    r = run_eval(store_config, resolver_for(store_config), tmp_path / "trace.jsonl", tmp_path / "truth.jsonl")
+    result = run_eval(
+        store_config, resolver_for(store_config), tmp_path / "trace.jsonl", tmp_path / "truth.jsonl"
+    )
+    r = result.report
+    assert result.baseline.samples == r.samples  # the baseline is always scored beside it
     assert r.accuracy > 0.8
     assert r.median_delay_s is not None and r.median_delay_s < 3.0
     assert r.missed_stays <= 1
+
+
+def _ibeacon_trace(store_config: StoreConfig, tmp_path: Path, gateway: str = "gw-entrance") -> None:
+    adv = encode_ibeacon(uuid.UUID(int=7), 1, 2, -59).hex()
+    with (tmp_path / "t.jsonl").open("w") as fh:
+        for k in range(40):
+            fh.write(json.dumps({"ts": T + 0.5 * k, "gateway": gateway, "rssi": -50, "adv": adv}) + "\n")
+    walk = [PositionSample(T + 0.5 * k, "s", "tag-1", 4.0, 3.0, "entrance") for k in range(40)]
+    write_truth(tmp_path / "truth.jsonl", walk)
+
+
+T = 1_800_000_000.0
+
+
+def test_an_ibeacon_trace_is_scored_not_silently_zero(store_config: StoreConfig, tmp_path: Path) -> None:
+    """Issue 22, item 1: iBeacon adverts count for the (only) truth member."""
+    _ibeacon_trace(store_config, tmp_path)
+    result = run_eval(
+        store_config, resolver_for(store_config), tmp_path / "t.jsonl", tmp_path / "truth.jsonl"
+    )
+    assert result.beacons == {f"ibeacon:{uuid.UUID(int=7)}:1:2": "tag-1"}
+    assert result.report.accuracy > 0.8 and result.baseline.accuracy > 0.8
+
+
+def test_unknown_gateways_and_unresolved_traces_are_errors(store_config: StoreConfig, tmp_path: Path) -> None:
+    _ibeacon_trace(store_config, tmp_path, gateway="gw-elsewhere")
+    with pytest.raises(ConfigError, match=r"not in store .demo-store. \(gw-elsewhere\)"):
+        run_eval(store_config, resolver_for(store_config), tmp_path / "t.jsonl", tmp_path / "truth.jsonl")
+    _ibeacon_trace(store_config, tmp_path)
+    walk = [
+        PositionSample(T, "s", "a", 4.0, 3.0, "entrance"),
+        PositionSample(T, "t", "b", 4.0, 3.0, "entrance"),
+    ]
+    write_truth(tmp_path / "truth.jsonl", walk)  # two members, one beacon named like neither
+    with pytest.raises(ConfigError, match=r"none of its 40 adverts resolved.*40 ibeacon:"):
+        run_eval(store_config, resolver_for(store_config), tmp_path / "t.jsonl", tmp_path / "truth.jsonl")
+
+
+def test_no_sample_near_a_border_is_not_applicable(store_config: StoreConfig) -> None:
+    """Issue 22, item 6: no sample near a border gives None ("n/a"), not 0 %."""
+    far = [PositionSample(T, "s", M, 15.0, 13.0, "pantry")]
+    r = evaluate(store_config, [ZoneChange(M, "pantry", "enter", T - 1, 1.0)], far)
+    assert (r.accuracy, r.boundary_samples, r.boundary_accuracy) == (1.0, 0, None)
+    assert r.per_zone["pantry"].precision == 1.0 and r.per_zone["pantry"].recall == 1.0
+
+
+def test_strongest_receiver_baseline_names_the_loudest_gateways_zone(store_config: StoreConfig) -> None:
+    obs = [(M, "gw-entrance", -50.0, T), (M, "gw-checkout", -70.0, T), (M, "gw-checkout", -40.0, T + 1)]
+    changes = strongest_receiver(store_config, obs)
+    assert [(c.zone, c.action) for c in changes] == [
+        ("entrance", "enter"),
+        ("entrance", "leave"),
+        ("checkout", "enter"),
+    ]

@@ -1,0 +1,277 @@
+"""``floorwalker bench presence-real``: BLE zone presence on real radio data.
+
+The development set is Kolakowski's BLE RSS data set (CC BY 4.0; M. Kolakowski,
+"Automated Calibration of RSS Fingerprinting Based Systems Using a Mobile Robot and
+Machine Learning", Sensors 21(18) 6270, 2021, doi:10.3390/s21186270; data:
+doi:10.5281/zenodo.5457591), read from ``../shared/devdata/ble-rss-kolakowski2021/`` (see
+its SOURCE.md; nothing of it is copied into the project). Six fixed receivers in a
+furnished flat hear a tag carried at lanyard height by a robot whose true position is
+known 3 times a second.
+
+What this does, all in the anchors' frame (``calibration_df.csv`` and
+``test_robot_df.csv``; the per-path ``calib*_df.csv`` files are in the LiDAR frame and are
+not used):
+
+1. The flat becomes a store: the rooms, drawn along the walls of ``layout.csv``, are the
+   zones; each receiver is a gateway in the room it stands in.
+2. Each run becomes a trace: every (row, receiver) RSSI is one member-app advertisement of
+   one member (``m_tag``), so the public path runs unchanged — gateway smoothing and
+   reporting, id resolution, fusion.
+3. Calibration run only: ``calibrate ble`` (path loss and sensitivity per receiver, checked
+   on held-out points) and ``calibrate survey`` (the residual maps), from its true path.
+4. Test run: zone accuracy overall and near borders, per-zone precision and recall, for
+   the strongest-receiver baseline, the fuser, and the fuser with its time filter on,
+   each with the default calibration, ``calibrate ble``, and ``calibrate ble`` + survey.
+
+Writes ``bench/out/presence_real.json``. Nothing here is tuned on the test run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bench.presence_eval import PresenceReport, evaluate, strongest_receiver
+from edge_agent.ble.calibration import GatewayFit, apply, calibrate_walk
+from edge_agent.ble.eid import MemberBeacon, member_secret
+from edge_agent.ble.sightings import Advert
+from floorwalker import geometry
+from floorwalker.config import StoreConfig
+from floorwalker.errors import ConfigError
+from presence.eid_resolver import EidResolver
+from presence.pipeline import PresencePipeline
+from presence.positions import PositionSample
+from presence.survey import SurveyMap, build_survey
+from presence.zone_fusion import FusionParams
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "devdata" / "ble-rss-kolakowski2021"
+CALIBRATION = "calibration/calibration_df.csv"
+TEST = "tests/test_robot_df.csv"
+MEMBER = "m_tag"
+STORE_KEY = bytes(range(32))
+#: Anchor frame: the flat spans 0..9.07 m by 0..7.1 m.
+FLOOR = (9.1, 7.1)
+
+#: The rooms, along the walls of layout.csv (wall midlines; door openings are borders).
+#: "sw" and "se" are the small rooms either side of the hall; "living" is the L-shaped room
+#: with the kitchen corner. The lines they share: x 1.985 (sw | hall), x 3.965 (hall | se),
+#: y 2.1 (the bottom rooms | the rest; the hall opens onto the living room), x 2.64
+#: (bedroom | living room).
+ROOMS: dict[str, list[tuple[float, float]]] = {
+    "sw": [(0.0, 0.0), (1.985, 0.0), (1.985, 2.1), (0.0, 2.1)],
+    "hall": [(1.985, 0.0), (3.965, 0.0), (3.965, 2.1), (1.985, 2.1)],
+    "se": [(3.965, 0.0), (6.22, 0.0), (6.22, 2.1), (3.965, 2.1)],
+    "bedroom": [(0.0, 2.1), (2.64, 2.1), (2.64, 7.1), (0.0, 7.1)],
+    "living": [(2.64, 2.1), (6.27, 2.1), (6.27, 4.19), (9.07, 4.19), (9.07, 7.1), (2.64, 7.1)],
+}
+#: layout.csv's outline, as the rooms above were drawn from (checked on load).
+LAYOUT_VERTICES = 38
+
+
+@dataclass(frozen=True)
+class Run:
+    """One recorded run: per row the time (s), true position and RSSI per anchor (None: unheard)."""
+
+    ts: list[float]
+    xy: list[tuple[float, float]]
+    rssi: list[list[float | None]]
+
+
+def missing(data: Path) -> str | None:
+    """Why the data set cannot be used (None when it can)."""
+    need = ["anchors.csv", "layout.csv", CALIBRATION, TEST]
+    absent = [n for n in need if not (data / n).is_file()]
+    if absent:
+        return (
+            f"the Kolakowski BLE RSS data set is not at {data} (missing: {', '.join(absent)}); "
+            "put it there (see its SOURCE.md) or pass --data"
+        )
+    return None
+
+
+def _require(data: Path) -> None:
+    why = missing(data)
+    if why is not None:
+        raise ConfigError(why)
+
+
+def read_anchors(data: Path) -> dict[str, tuple[float, float]]:
+    with (data / "anchors.csv").open() as fh:
+        return {f"a{int(r['id'])}": (float(r["x"]), float(r["y"])) for r in csv.DictReader(fh)}
+
+
+def read_run(path: Path) -> Run:
+    ts: list[float] = []
+    xy: list[tuple[float, float]] = []
+    rssi: list[list[float | None]] = []
+    with path.open() as fh:
+        for r in csv.DictReader(fh):
+            ts.append(float(r["ts"]) / 1e9)  # float nanoseconds
+            xy.append((float(r["x"]), float(r["y"])))
+            rssi.append([float(r[f"rssi_{i}"]) if r.get(f"rssi_{i}") else None for i in range(1, 7)])
+    return Run(ts, xy, rssi)
+
+
+def store_config(data: Path) -> StoreConfig:
+    """The flat as a store: rooms as zones, anchors as gateways (default calibration)."""
+    with (data / "layout.csv").open() as fh:
+        vertices = list(csv.DictReader(fh))
+    if len(vertices) != LAYOUT_VERTICES:
+        raise ConfigError(
+            f"{data / 'layout.csv'}: {len(vertices)} wall vertices, the rooms were drawn from 38"
+        )
+    anchors = read_anchors(data)
+    gateways = []
+    for gid, pos in anchors.items():
+        zone = next((z for z, poly in ROOMS.items() if geometry.contains(poly, pos)), None)
+        if zone is None:  # on an outer wall: the nearest room
+            zone = min(ROOMS, key=lambda z: math.dist(geometry.centroid(ROOMS[z]), pos))
+        gateways.append({"id": gid, "zones": [zone], "position": list(pos)})
+    return StoreConfig.model_validate(
+        {
+            "store": "kolakowski-flat",
+            "name": "Kolakowski 2021 flat (rooms as zones)",
+            "associates": [{"id": "a-bench", "display_name": "Bench", "zones": list(ROOMS)}],
+            "floor_lead": "a-bench",
+            "floor": {"width_m": FLOOR[0], "depth_m": FLOOR[1]},
+            "zones": [{"id": z, "name": z, "polygon": [list(p) for p in poly]} for z, poly in ROOMS.items()],
+            "gateways": gateways,
+        }
+    )
+
+
+def room_at(xy: tuple[float, float]) -> str:
+    for zone, poly in ROOMS.items():
+        if geometry.contains(poly, xy):
+            return zone
+    return min(ROOMS, key=lambda z: _edge_distance(xy, ROOMS[z]))  # a point on a wall
+
+
+def _edge_distance(p: tuple[float, float], poly: list[tuple[float, float]]) -> float:
+    from bench.presence_eval import distance_to_polygon
+
+    return distance_to_polygon(p, poly)
+
+
+def to_records(run: Run, gateways: list[str]) -> list[tuple[str, Advert]]:
+    """The run as a trace: one member-app advert per heard (row, anchor), by time."""
+    beacon = MemberBeacon(member_secret(STORE_KEY, MEMBER), 300)
+    out: list[tuple[str, Advert]] = []
+    for ts, levels in zip(run.ts, run.rssi, strict=True):
+        adv = beacon.advert(ts)
+        for gw, level in zip(gateways, levels, strict=True):
+            if level is not None:
+                out.append((gw, Advert(ts, round(level, 1), adv)))
+    return out
+
+
+def to_truth(run: Run) -> list[PositionSample]:
+    return [
+        PositionSample(ts, "robot", MEMBER, round(x, 3), round(y, 3), room_at((x, y)))
+        for ts, (x, y) in zip(run.ts, run.xy, strict=True)
+    ]
+
+
+def _evaluate(
+    config: StoreConfig,
+    records: list[tuple[str, Advert]],
+    truth: list[PositionSample],
+    params: FusionParams,
+    survey: SurveyMap | None,
+) -> tuple[PresenceReport, PresenceReport]:
+    """(fuser, strongest-receiver baseline) on the same reports."""
+    resolver = EidResolver(STORE_KEY, [MEMBER], window_s=300, skew_s=90)
+    pipeline = PresencePipeline(config, resolver, params, survey=survey)
+    changes = list(pipeline.run(records, tail_s=2.0))
+    baseline = strongest_receiver(config, pipeline.observed, params.stale_s)
+    return evaluate(config, changes, truth), evaluate(config, baseline, truth)
+
+
+def run_presence_real(data: Path, out: Path) -> dict[str, Any]:
+    _require(data)
+    config = store_config(data)
+    gateways = [g.id for g in config.gateways]
+    cal, test = read_run(data / CALIBRATION), read_run(data / TEST)
+    cal_records, test_records = to_records(cal, gateways), to_records(test, gateways)
+    cal_walk = [(t, x, y) for t, (x, y) in zip(cal.ts, cal.xy, strict=True)]
+    fits = calibrate_walk(config, cal_records, cal_walk)
+    calibrated = apply(config, fits)
+    survey = build_survey(calibrated, cal_records, to_truth(cal))
+    truth = to_truth(test)
+    results: dict[str, Any] = {}
+    variants = {
+        "default": (config, None),
+        "calibrate ble": (calibrated, None),
+        "ble + survey": (calibrated, survey),
+    }
+    for name, (cfg, srv) in variants.items():
+        ble = cfg.ble_presence.model_copy(update={"survey": None if srv is None else Path("survey.json")})
+        base = FusionParams.from_config(ble)
+        row: dict[str, Any] = {}
+        for label, params in (("fuser", base), ("fuser + time filter", replace(base, time_filter=True))):
+            report, baseline = _evaluate(cfg, test_records, truth, params, srv)
+            row[label] = report.as_dict()
+            row["strongest receiver"] = baseline.as_dict()
+        results[name] = row
+    doc: dict[str, Any] = {
+        "benchmark": "presence_real",
+        "data": "Kolakowski 2021 BLE RSS data set, CC BY 4.0, doi:10.5281/zenodo.5457591",
+        "development_figure": True,
+        "zones": list(ROOMS),
+        "calibration_run": {"rows": len(cal.ts), "adverts": len(cal_records)},
+        "test_run": {"rows": len(test.ts), "adverts": len(test_records), "samples": len(truth)},
+        "calibration": [_fit_dict(f) for f in fits],
+        "results": results,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
+def _fit_dict(f: GatewayFit) -> dict[str, Any]:
+    return {
+        "gateway": f.gateway,
+        "measured_power_dbm": f.measured_power_dbm,
+        "path_loss_exponent": f.path_loss_exponent,
+        "sensitivity_dbm": f.sensitivity_dbm,
+        "points": f.points,
+        "holdout_points": f.holdout_points,
+        "holdout_rms_db": f.holdout_rms_db,
+        "configured_holdout_rms_db": f.configured_holdout_rms_db,
+        "used": f.use,
+        "note": f.note,
+    }
+
+
+def print_presence_real(doc: dict[str, Any]) -> None:
+    """The figures beside the strongest-receiver baseline, per calibration."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def pct(v: object) -> str:
+        return "n/a" if v is None else f"{100 * float(str(v)):.1f} %"
+
+    table = Table(title="BLE zone presence, Kolakowski 2021 test run (development figures)")
+    for col in ("calibration", "method", "accuracy", "near borders", "median delay", "zone changes"):
+        table.add_column(col, justify="right")
+    for calib, row in doc["results"].items():
+        for method, r in row.items():
+            delay = "-" if r["median_delay_s"] is None else f"{r['median_delay_s']:.2f} s"
+            table.add_row(
+                calib, method, pct(r["accuracy"]), pct(r["boundary_accuracy"]), delay, str(r["changes"])
+            )
+    console = Console()
+    console.print(table)
+    for f in doc["calibration"]:
+        state = "used" if f["used"] else "kept configured"
+        console.print(
+            f"{f['gateway']}: {f['measured_power_dbm']} dBm, n {f['path_loss_exponent']}, "
+            f"sensitivity {f['sensitivity_dbm']} dBm; held-out rms {f['holdout_rms_db']} dB against "
+            f"{f['configured_holdout_rms_db']} configured ({state}) {f['note']}"
+        )
