@@ -61,7 +61,13 @@ def zone_model_for(config: StoreConfig, params: FusionParams, survey: SurveyMap 
     path = config.ble_presence.survey
     if survey is None and path is not None:
         survey = read_survey(path, config)
-    return ZoneModel(config, params.sigma_db, survey, miss_probability=params.miss_probability)
+    return ZoneModel(
+        config,
+        params.sigma_db,
+        survey,
+        miss_probability=params.miss_probability,
+        offset_sd_db=params.offset_sd_db,
+    )
 
 
 def resolver_for(config: StoreConfig) -> EidResolver:

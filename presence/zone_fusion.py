@@ -94,6 +94,18 @@ class FusionParams:
     #: On: decide on the time filter's posterior; off (the default): on each tick's evidence
     #: alone. On the development data the filter did not beat the snapshot (bench/README.md).
     time_filter: bool = False
+    #: On: decide on a forward filter over the zones (an HMM whose states are the zones):
+    #: each tick's zone evidence times the previous posterior, which may switch zone at
+    #: ``switch_per_s``; the zone changes when another zone's posterior leads the current
+    #: one by ``switch_margin`` (log-odds), without dwell timers. Off: hysteresis and dwell.
+    zone_filter: bool = False
+    switch_per_s: float = 0.1
+    switch_margin: float = 1.0
+    #: The spread (dB) of an unknown offset common to all gateways' readings of one phone
+    #: (its own transmit power and antenna): the evidence is marginalised over it, so the
+    #: phone is located by the differences between gateways. 0: no offset (the calibrated
+    #: power is the phone's).
+    offset_sd_db: float = 0.0
 
     @classmethod
     def from_config(cls, p: BlePresenceConfig) -> FusionParams:
@@ -134,6 +146,7 @@ class ZoneModel:
         survey: SurveyMap | None = None,
         *,
         miss_probability: float = 0.2,
+        offset_sd_db: float = 0.0,
     ) -> None:
         self.zones = [z.id for z in config.zones]
         self.gateways = [g.id for g in config.gateways]
@@ -144,6 +157,8 @@ class ZoneModel:
         self._inv2var = 1.0 / (2.0 * sigma_db * sigma_db)
         self._log_miss = math.log(miss_probability)
         self._miss = miss_probability
+        #: tau², the common offset's prior variance (0: no offset).
+        self._offset_var = offset_sd_db * offset_sd_db
         self._sensitivity = np.array([g.ble.sensitivity_dbm for g in config.gateways])
         positioned = all(g.position is not None for g in config.gateways)
         polygons = [z.polygon for z in config.zones]
@@ -201,10 +216,19 @@ class ZoneModel:
         obs = np.fromiter(readings.values(), dtype=np.float64, count=len(idx))
         err = self._pred[:, idx] - obs
         ll: npt.NDArray[np.float64] = -(err * err).sum(axis=1) * self._inv2var
+        shift: npt.NDArray[np.float64] | float = 0.0
+        if self._offset_var > 0 and idx:
+            # Marginalise a common offset b ~ N(0, tau²) (obs = pred + b + noise): the
+            # posterior mean of b per cell, and the sum of squares less its explained part.
+            k = 1.0 / (len(idx) + self.sigma_db**2 / self._offset_var)
+            total = err.sum(axis=1)
+            ll = ll + total * total * k * self._inv2var
+            shift = -total * k
         quiet = [self._gw_index[g] for g in silent]
         if quiet:
             # P(unheard | cell) = miss + (1 - miss) · P(rssi < sensitivity | cell)
-            z = (self._sensitivity[quiet] - self._pred[:, quiet]) / self.sigma_db
+            pred = self._pred[:, quiet] + (shift[:, None] if isinstance(shift, np.ndarray) else shift)
+            z = (self._sensitivity[quiet] - pred) / self.sigma_db
             below = np.exp(log_ndtr(z))
             ll = ll + np.log(self._miss + (1.0 - self._miss) * below).sum(axis=1)
         return ll
@@ -268,6 +292,9 @@ class _Member:
     #: The time filter's log-posterior over the model's cells, and when it was updated.
     posterior: npt.NDArray[np.float64] | None = None
     updated: float | None = None
+    #: The zone filter's log-posterior over the zones, and when it was updated.
+    zone_post: npt.NDArray[np.float64] | None = None
+    zone_updated: float | None = None
 
 
 class ZoneFusion:
@@ -350,6 +377,20 @@ class ZoneFusion:
         if not self._observable(best):
             return self._unknown(m, now)
         m.unknown_since = None
+        if p.zone_filter and self.model.fingerprint:
+            if m.zone is not None:
+                m.state = ZoneState.IN
+                if (
+                    best == m.zone
+                    or scores[best_i] - scores[self.model.zones.index(m.zone)] < p.switch_margin
+                ):
+                    return False
+            confidence = _share(scores, best_i)
+            if m.zone is not None:
+                out.append(ZoneChange(ref, m.zone, "leave", now, confidence))
+            out.append(ZoneChange(ref, best, "enter", now, confidence))
+            m.zone, m.state, m.candidate = best, ZoneState.IN, None
+            return False
         if m.moving and now - m.moving_ts <= p.stale_s:  # a fresh hint: walking
             hysteresis, min_dwell, settle = p.walking_hysteresis, p.walking_min_dwell_s, p.walking_settle_s
         else:
@@ -389,6 +430,8 @@ class ZoneFusion:
         if not model.fingerprint:
             return model.scores(fresh)
         silent = [g for g in model.gateways if g not in fresh and self._online.get(g, False)]
+        if p.zone_filter:
+            return self._zone_filter(m, model.scores(fresh, silent), now)
         if not p.time_filter:
             return model.scores(fresh, silent)
         ll = model.loglik(fresh, silent)
@@ -401,6 +444,28 @@ class ZoneFusion:
             m.posterior = post - post.max()
         m.updated = now
         return model.zone_log(m.posterior)
+
+    def _zone_filter(
+        self, m: _Member, evidence: npt.NDArray[np.float64], now: float
+    ) -> npt.NDArray[np.float64]:
+        """One forward step of the zone HMM: stay with probability exp(-switch_per_s · dt),
+        else move to any other zone alike; then weigh by this tick's evidence."""
+        finite = np.where(np.isfinite(evidence), evidence, -1e9)
+        ll = finite - finite.max()
+        if m.zone_post is None or m.zone_updated is None:
+            post = ll
+        else:
+            dt = min(max(now - m.zone_updated, 0.0), self.params.stale_s)
+            stay = math.exp(-self.params.switch_per_s * dt)
+            prior = np.exp(m.zone_post)
+            n = len(prior)
+            moved = (1.0 - prior) / max(n - 1, 1)
+            post = np.log(np.maximum(stay * prior + (1.0 - stay) * moved, 1e-300)) + ll
+        top = post.max()
+        post = post - (top + math.log(float(np.exp(post - top).sum())))
+        result: npt.NDArray[np.float64] = post
+        m.zone_post, m.zone_updated = result, now
+        return result
 
     def _unknown(self, m: _Member, now: float) -> bool:
         m.state = ZoneState.UNKNOWN
