@@ -39,7 +39,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Final, Literal, TypeVar
 
-from pydantic import BaseModel, StrictBool, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from floorwalker.errors import PermanentError
 
@@ -170,10 +179,18 @@ class OutboxHealth(BaseModel):
     pending: Int = Field(ge=0, le=MAX_INT64, description="Events written but not yet acknowledged.")
     bytes: Int = Field(ge=0, le=MAX_INT64, description="Payload bytes the pending events take.")
     oldest_age_s: Number = Field(default=0.0, ge=0, le=1e10, description="Age of the oldest pending event.")
-    compacted: Int = Field(default=0, ge=0, le=MAX_INT64, description="Footfall events merged into a neighbour.")
-    expired: Int = Field(default=0, ge=0, le=MAX_INT64, description="Presence events older than the policy's limit.")
-    dropped: Int = Field(default=0, ge=0, le=MAX_INT64, description="Presence events removed over the disk cap.")
-    erased: Int = Field(default=0, ge=0, le=MAX_INT64, description="Events of members who asked to be erased.")
+    compacted: Int = Field(
+        default=0, ge=0, le=MAX_INT64, description="Footfall events merged into a neighbour."
+    )
+    expired: Int = Field(
+        default=0, ge=0, le=MAX_INT64, description="Presence events older than the policy's limit."
+    )
+    dropped: Int = Field(
+        default=0, ge=0, le=MAX_INT64, description="Presence events removed over the disk cap."
+    )
+    erased: Int = Field(
+        default=0, ge=0, le=MAX_INT64, description="Events of members who asked to be erased."
+    )
 
 
 class GatewayStatus(Envelope):
@@ -209,7 +226,9 @@ class BleSighting(BaseModel):
 
     eid: EphemeralId
     rssi_dbm: Number = Field(ge=-127, le=20, description="Smoothed RSSI at the gateway, dBm.")
-    distance_m: Number = Field(ge=0, le=1_000, description="Distance estimate from the gateway's calibration.")
+    distance_m: Number = Field(
+        ge=0, le=1_000, description="Distance estimate from the gateway's calibration."
+    )
     adverts: Int = Field(ge=0, le=100_000, description="Advertisements heard since the previous report.")
     last_seen: EventTime = Field(description="When the latest advertisement was heard.")
     moving: StrictBool | None = Field(
@@ -304,7 +323,9 @@ class PromptReason(BaseModel):
 
     rule: Ident = Field(description="Id of the catalog action that fired.")
     facts: dict[Ident, FactValue] = Field(default_factory=dict, max_length=24)
-    scores: dict[Ident, Annotated[Number, Field(ge=-1e15, le=1e15)]] = Field(default_factory=dict, max_length=12)
+    scores: dict[Ident, Annotated[Number, Field(ge=-1e15, le=1e15)]] = Field(
+        default_factory=dict, max_length=12
+    )
 
 
 class Prompt(Envelope):

@@ -219,6 +219,18 @@ class RulesConfig(_Strict):
     dedupe_window: int = Field(default=128, ge=8, le=10_000)
     dedupe_ttl_s: int = Field(default=24 * 3600, ge=60)
     prompt_ttl_s: int = Field(default=300, ge=10)
+    #: How often a connected handheld's status is published again (the handheld API's
+    #: heartbeat on the associate status topic).
+    associate_heartbeat_s: float = Field(default=30.0, gt=0, le=600)
+    #: Route only to associates whose handheld is connected: a status heard within 3
+    #: heartbeats, saying available or busy. Off, an associate never heard from counts as
+    #: available in their home zones (until the handheld API publishes heartbeats).
+    require_handheld: bool = False
+
+    @property
+    def associate_grace_s(self) -> float:
+        """An associate's last status older than this: not on the floor (3 heartbeats)."""
+        return 3 * self.associate_heartbeat_s
 
     @model_validator(mode="after")
     def _window(self) -> RulesConfig:

@@ -111,7 +111,7 @@ class FusionParams:
     def from_config(cls, p: BlePresenceConfig) -> FusionParams:
         # With a site survey the predictions are good to ~2.5 dB instead of ~4, so the
         # evidence may be sharper; the margin is wider in log-likelihood (about the same in
-        # dB) and the dwell shorter. Tuned on RF-model seeds 3 and 4 (see the README).
+        # dB) and the dwell shorter. Tuned on RF-model seeds 3 and 4 (see docs/ble.md).
         base = SURVEYED if p.survey is not None else cls()
         return cls(
             stale_s=p.stale_s,

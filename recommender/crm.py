@@ -1,7 +1,7 @@
 """CRM import: members, consent, tiers, points, coupons, purchases and complaints, and the
 compact profile the engine reads in one round trip.
 
-Two input formats (see README "CRM import"):
+Two input formats (see docs/engine.md, "CRM import"):
 
 * JSON: ``{"members": [ {member...}, ... ]}`` with each member as :class:`Member`.
   Purchases give ``days_ago`` (relative to import time, for fixtures) or ``at`` (ISO time).

@@ -39,6 +39,8 @@ class Outcome(StrEnum):
     STALE = "stale"
     UNKNOWN = "unknown"
     ERASED = "erased"
+    #: Feedback the script turned down (``rest[0]``: not_holder or answered).
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from broker_config.contract import (
     RejectReason,
     TopicKind,
     Topics,
+    check_not_future,
     dead_letter,
     decode,
     encode,
@@ -114,6 +115,8 @@ class Recommender:
         self._gateway_zones[config.ble_presence.fuser] = set(self._categories)
         self._lanes = {lane.id: lane for lane in config.lanes}
         self._associates = {a.id for a in config.associates}
+        #: Who may answer any associate's prompt (the feedback script checks the holder).
+        self._managers = frozenset(a.id for a in config.associates if a.role == "manager")
         #: In-process counters, written to the stats hash (:meth:`take_stats`, :meth:`write_stats`).
         self.counters: Counter[str] = Counter()
         #: Redis writes that may wait until the batch's prompts are published.
@@ -273,9 +276,11 @@ class Recommender:
                 results[p.index] = [self.reject(messages[p.index][0], messages[p.index][1], error, now)]
                 p.failed = True
                 continue
-            p.arbitration = self.core.decide_member(
-                p.member, state.profile, state.visit, state.contacts, p.moment
-            )
+            visit = state.visit
+            last = visit.get("last_ts")
+            if last and p.moment.ts - float(last) > self.config.rules.visit_ttl_s:
+                visit = {}  # over by the events' clock (as the presence script finds too)
+            p.arbitration = self.core.decide_member(p.member, state.profile, visit, state.contacts, p.moment)
             prof = state.profile
             p.tier = prof.get("tier", "")
             p.points = int(prof["points"]) if prof.get("points") else None
@@ -307,12 +312,15 @@ class Recommender:
                 error = ContractError(RejectReason.PROCESSING_ERROR, f"state script failed: {reply}")
                 results[p.index] = [self.reject(messages[p.index][0], messages[p.index][1], error, now)]
                 continue
+            if reply.outcome is Outcome.REFUSED and p.feedback is not None:
+                results[p.index] = [self._refused(p.feedback, reply, messages[p.index], now)]
+                continue
             results[p.index] = self._act(p, reply, now)
 
     def _script_call(self, p: Pending, now: float, window_s: float) -> ScriptCall:
         k, r = self.keys, self.config.rules
         if p.feedback is not None:
-            return script_args.feedback(k, p.feedback, now)
+            return script_args.feedback(k, p.feedback, p.sender, p.sender in self._managers, now)
         m, choice = p.moment, p.arbitration.choice if p.arbitration else None
         assert m is not None
         if m.trigger == "footfall":
@@ -345,6 +353,7 @@ class Recommender:
             # dead-letter stream, which is final too).
             self._acks.add(message.payload.producer, message.payload.event_id)
         self._check_source(message)
+        check_not_future(message.payload, now, self.config.rules.max_future_skew_s)
         self.counters["events"] += 1
         body, subject = message.payload, message.address.subject
         assert subject is not None  # every consumed topic names a zone, lane or associate
@@ -391,12 +400,12 @@ class Recommender:
                 index, Cause(body.event_id, body.ts, None, zone=subject), moment, arbitration=arbitration
             )
         if isinstance(body, Feedback):  # counted once its prompt's record confirms it
-            return Pending(index, Cause(body.event_id, body.ts, None), feedback=body)
+            return Pending(index, Cause(body.event_id, body.ts, None), feedback=body, sender=subject)
         if isinstance(body, ErasureNotice):
             self.forget_member(body.member)
             return None
         if isinstance(body, AssociateStatus):
-            self.router.set_status(subject, body.state, body.zone)
+            self.router.set_status(subject, body.state, body.zone, now)
             return None
         raise TypeError(f"recommender does not consume {type(body).__name__}")  # CONSUMES prevents this
 
@@ -480,8 +489,10 @@ class Recommender:
 
     def _feedback(self, fb: Feedback, reply: Reply, now: float) -> list[Outbound]:
         # Every replica of a share group gets each feedback: the one whose script ran first
-        # counts it (the others see a duplicate), each one's router hears it.
-        self.router.answered(fb.prompt_id, fb.outcome)
+        # counts it (the others see a duplicate, with the first one's verdict), each one's
+        # router hears it unless the script refused it.
+        if reply.outcome is Outcome.OK or (reply.outcome is Outcome.DUPLICATE and reply.rest[:1] == ("ok",)):
+            self.router.answered(fb.prompt_id, fb.outcome)
         if reply.outcome is not Outcome.OK:
             self.counters[f"feedback_{reply.outcome.value}"] += 1
             return []
@@ -498,6 +509,20 @@ class Recommender:
                 ("dismissed", member, {"member": f"x|{action}|{fb.prompt_id}", "ts": f"{fb.ts}"})
             )
         return []
+
+    def _refused(self, fb: Feedback, reply: Reply, message: tuple[str, bytes], now: float) -> Outbound:
+        """Feedback the script turned down: from someone who does not hold the prompt, or
+        contradicting its recorded outcome. Counted by reason and dead-lettered (the record
+        names the topic and a hash of the payload, never the member)."""
+        why = reply.rest[0] if reply.rest else "not_holder"
+        self.counters[f"feedback_refused:{why}"] += 1
+        if why == "answered":
+            error = ContractError(
+                RejectReason.ALREADY_ANSWERED, f"prompt {fb.prompt_id} already has another outcome"
+            )
+        else:
+            error = ContractError(RejectReason.NOT_HOLDER, f"prompt {fb.prompt_id} is not the sender's")
+        return self.reject(message[0], message[1], error, now)
 
     def after_publish(self) -> None:
         """Flush the deferred writes now (the service does it once a second, when no

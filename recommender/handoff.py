@@ -90,13 +90,20 @@ class Handoff:
         cap = choice.action.caps.per_associate_per_hour
         manager = choice.action.kind is PromptKind.OPEN_TILL
         if m.trigger == "checkout" and p.lane is not None:
-            associate = self._router.for_lane(p.lane, now, cap)
+            route = self._router.lane_route(p.lane, now, cap)
         else:
-            associate = self._router.choose(m.zone, now, usual=p.usual, manager=manager, cap_per_hour=cap)
-            if associate is not None and self._replicated and self._router.free(associate, now):
-                p.hold = associate
+            route = self._router.route(m.zone, now, usual=p.usual, manager=manager, cap_per_hour=cap)
+        associate = route.associate
+        if (
+            associate is not None
+            and m.trigger != "checkout"
+            and self._replicated
+            and self._router.free(associate, now)
+        ):
+            p.hold = associate
         if associate is None:
             return nothing
+        p.escalated = route.how == "escalated"
         cause = Cause(p.cause.event_id, p.cause.ts, None, zone=m.zone) if manager else p.cause
         self._staged_id = p.prompt_id
         prompt = build_prompt(choice, cause, self.source, now, tier=p.tier or None, points=p.points)
@@ -194,6 +201,8 @@ class Handoff:
                 moved = self._rehome(p.staged[0], p.staged[2], now)
                 p.staged = (moved, self._topics.prompt(self._store, moved.associate), p.staged[2])
             opened, topic, unsent_key = p.staged
+            if p.escalated:
+                self.counters["routing:escalated"] += 1
             self.counters[f"prompt:{kind}"] += 1
             self.counters["prompts"] += 1
             self._after.queue.append(("prompt", prompt_id, {**record, "associate": opened.associate}))
@@ -201,12 +210,19 @@ class Handoff:
         cap = choice.action.caps.per_associate_per_hour
         manager = choice.action.kind is PromptKind.OPEN_TILL
         if guest and p.lane is not None:
-            associate = self._router.for_lane(p.lane, now, cap)
+            route = self._router.lane_route(p.lane, now, cap)
         else:
-            associate = self._router.choose(m.zone, now, usual=p.usual, manager=manager, cap_per_hour=cap)
+            route = self._router.route(m.zone, now, usual=p.usual, manager=manager, cap_per_hour=cap)
+        associate = route.associate
         if associate is None:
+            # Claimed, and nobody on the floor may take it: counted by reason, never parked.
             self.counters["outcome:no_associate"] += 1
+            self.counters[f"unserved:{route.how}"] += 1
+            self.counters[f"unserved:{route.how}:{kind}"] += 1
+            log.info("prompt %s (%s) unserved: %s", prompt_id, kind, route.how)
             return []
+        if route.how == "escalated":
+            self.counters["routing:escalated"] += 1
         cause = p.cause
         if manager:
             cause = Cause(p.cause.event_id, p.cause.ts, None, zone=m.zone)

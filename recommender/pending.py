@@ -26,6 +26,8 @@ class Pending:
     arbitration: Arbitration | None = None
     prompt_id: str = ""
     feedback: Feedback | None = None
+    #: Who sent the feedback: the associate its topic names.
+    sender: str = ""
     tier: str = ""
     points: int | None = None
     usual: str | None = None
@@ -38,3 +40,5 @@ class Pending:
     #: ``replicated``), and whether another replica held them first.
     hold: str | None = None
     hold_lost: bool = False
+    #: Routed to the floor lead because nobody suitable was on the floor.
+    escalated: bool = False

@@ -6,8 +6,13 @@ associate first, then whoever looks after the zone or stands in it, then the nea
 (zone centroids on the floor plan), then the least prompted this hour. Nobody free: the
 floor lead. Store-wide prompts go to a manager. A prompt not accepted within
 ``reroute_after_s`` is offered to the next best associate (:meth:`Router.due`).
-Associates' state and zone come from the retained ``AssociateStatus`` topic; one never
-heard from counts as available in their home zones.
+Associates' state and zone come from the retained ``AssociateStatus`` topic, which the
+handheld API publishes again every ``associate_heartbeat_s`` while a handheld is connected.
+With ``rules.require_handheld`` only an associate heard from within the grace period
+(3 heartbeats) and not on a break or signed out is on the floor; without it, one never
+heard from counts as available in their home zones. Nobody suitable on the floor: the floor
+lead at once (if on the floor), else nobody — :meth:`Router.route` says why (the prompt is
+then counted unserved with that reason, never silently parked).
 """
 
 from __future__ import annotations
@@ -28,9 +33,25 @@ MAX_OPEN = 10_000
 #: own routers know the associate is busy. A prompt whose claim fails, or that is
 #: dismissed or done, releases its hold at once (with the next batch's writes).
 HOLD_S = 2.0
-#: The status of an associate never heard from: available, in their home zones.
+#: The status of an associate never heard from: available, in their home zones (without
+#: ``require_handheld``), or not on the floor (with it).
 _UNHEARD: tuple[str, str | None] = ("available", None)
+_GONE: tuple[str, str | None] = ("signed_out", None)
 _AWAY = frozenset({"on_break", "signed_out"})
+
+#: Why a prompt found nobody (counted as ``unserved:{reason}``).
+NOBODY_ON_FLOOR = "nobody_on_floor"
+NO_MANAGER = "no_manager_on_floor"
+ALL_CAPPED = "all_capped"
+ALL_TRIED = "all_tried"
+
+
+class Route(NamedTuple):
+    """Where a prompt goes: the associate (None: unserved), and ``how``: ``routed``,
+    ``escalated`` (nobody suitable: the floor lead) or, unserved, the reason."""
+
+    associate: str | None
+    how: str
 
 
 class OpenPrompt(NamedTuple):
@@ -85,7 +106,9 @@ class Router:
             for z in centroids
         }
         self._zones = {a.id: frozenset(a.zones) for a in config.associates}
-        self._status: dict[str, tuple[str, str | None]] = {}
+        #: Per associate: state, zone, and when it was last heard (the router's clock).
+        self._status: dict[str, tuple[str, str | None, float]] = {}
+        self._grace = config.rules.associate_grace_s if config.rules.require_handheld else None
         self._open: dict[str, _Row] = {}
         #: Per associate: their open prompts' expiry, oldest first (busy() in O(1) amortized).
         self._held: dict[str, dict[str, float]] = {a: {} for a in self._associates}
@@ -97,9 +120,23 @@ class Router:
 
     # -- inputs ------------------------------------------------------------------------
 
-    def set_status(self, associate: str, state: str, zone: str | None) -> None:
+    def set_status(self, associate: str, state: str, zone: str | None, now: float = 0.0) -> None:
+        """The associate's handheld says ``state`` (heard at ``now``: a heartbeat too)."""
         if associate in self._associates:
-            self._status[associate] = (state, zone)
+            self._status[associate] = (state, zone, now)
+
+    def state(self, associate: str, now: float) -> tuple[str, str | None]:
+        """State and zone as routing sees them at ``now``: with ``require_handheld``, an
+        associate never heard from, or not for longer than the grace period, is signed out."""
+        heard = self._status.get(associate)
+        if heard is None:
+            return _UNHEARD if self._grace is None else _GONE
+        if self._grace is not None and now - heard[2] > self._grace:
+            return _GONE
+        return heard[0], heard[1]
+
+    def on_floor(self, associate: str, now: float) -> bool:
+        return self.state(associate, now)[0] not in _AWAY
 
     def busy(self, associate: str, now: float) -> bool:
         held = self._held.get(associate)
@@ -112,7 +149,7 @@ class Router:
 
     def free(self, associate: str, now: float) -> bool:
         """Available and holding no open prompt: the kind of associate :meth:`choose` prefers."""
-        return self._status.get(associate, _UNHEARD)[0] == "available" and not self.busy(associate, now)
+        return self.state(associate, now)[0] == "available" and not self.busy(associate, now)
 
     def hold(self, associate: str, until: float) -> None:
         """Count ``associate`` as busy until ``until``: another replica just gave them a
@@ -146,37 +183,69 @@ class Router:
         exclude: Collection[str] = (),
         cap_per_hour: int | None = None,
     ) -> str | None:
-        """The best associate, or None when every one is excluded or capped."""
+        """The best associate, or None when nobody on the floor may take it (:meth:`route`)."""
+        return self.route(
+            zone, now, usual=usual, manager=manager, exclude=exclude, cap_per_hour=cap_per_hour
+        ).associate
+
+    def route(
+        self,
+        zone: str | None,
+        now: float,
+        *,
+        usual: str | None = None,
+        manager: bool = False,
+        exclude: Collection[str] = (),
+        cap_per_hour: int | None = None,
+    ) -> Route:
+        """The best associate on the floor; nobody suitable: the floor lead (escalated);
+        nobody at all: None, with the reason."""
         ranked = []
+        on_floor = capped = 0
         for a in self._associates.values():
             aid = a.id
-            if aid in exclude or (manager and a.role != "manager"):
+            if manager and a.role != "manager":
                 continue
-            state, at = self._status.get(aid, _UNHEARD)
+            state, at = self.state(aid, now)
             if state in _AWAY:
+                continue
+            on_floor += 1
+            if aid in exclude:
                 continue
             hourly = self._hourly(aid, now)
             if cap_per_hour is not None and hourly >= cap_per_hour:
+                capped += 1
                 continue
             free = state == "available" and not self.busy(aid, now)
             home = zone is not None and (zone in self._zones[aid] or at == zone)
             ranked.append((not free, aid != usual, not home, self._distance(aid, at, zone), hourly, aid))
+        lead = self._lead
+        lead_capped = cap_per_hour is not None and self._hourly(lead, now) >= cap_per_hour
+        lead_here = self.on_floor(lead, now) or self._grace is None  # legacy: the lead, wherever
+        lead_ok = not manager and lead not in exclude and not lead_capped and lead_here
         if ranked:
-            return min(ranked)[-1]
-        lead_capped = cap_per_hour is not None and self._hourly(self._lead, now) >= cap_per_hour
-        if not manager and self._lead not in exclude and not lead_capped:
-            return self._lead  # everyone is away: the floor lead, unless over the cap too
-        return None
+            best = min(ranked)
+            if best[0] and self._grace is not None and lead_ok:
+                return Route(lead, "escalated")  # nobody free on the floor: the lead, at once
+            return Route(best[-1], "routed")
+        if lead_ok:
+            return Route(lead, "escalated")  # nobody suitable: the floor lead at once
+        if on_floor == 0:
+            return Route(None, NO_MANAGER if manager else NOBODY_ON_FLOOR)
+        return Route(None, ALL_CAPPED if capped else ALL_TRIED)
 
     def for_lane(self, lane: str, now: float, cap_per_hour: int | None = None) -> str | None:
+        return self.lane_route(lane, now, cap_per_hour).associate
+
+    def lane_route(self, lane: str, now: float, cap_per_hour: int | None = None) -> Route:
         """A till prompt: the lane's associate (they are serving this customer) unless on a
         break, signed out or over the cap; else the best one near the lane."""
         own = self._by_lane.get(lane)
-        state = self._status.get(own or "", ("available", None))[0]
+        state = self.state(own, now)[0] if own is not None else "signed_out"
         capped = own is not None and cap_per_hour is not None and self._hourly(own, now) >= cap_per_hour
         if own is not None and state in ("available", "busy") and not capped:
-            return own
-        return self.choose(self._lane_zone.get(lane), now, usual=own, cap_per_hour=cap_per_hour)
+            return Route(own, "routed")
+        return self.route(self._lane_zone.get(lane), now, usual=own, cap_per_hour=cap_per_hour)
 
     # -- open prompts ------------------------------------------------------------------
 

@@ -25,8 +25,14 @@ LAPSE_S = 60 * DAY
 Staged = list[str | int | float]
 
 
-def feedback(keys: Keys, fb: Feedback, now: float) -> ScriptCall:
-    return ScriptCall("feedback", [keys.prompt(fb.prompt_id)], args(fb.outcome, now))
+def feedback(keys: Keys, fb: Feedback, sender: str, manager: bool, now: float) -> ScriptCall:
+    """``sender``: the associate the feedback topic names (the broker's ACL lets a handheld
+    publish only on its own); ``manager``: whether they may answer anyone's prompt."""
+    return ScriptCall(
+        "feedback",
+        [keys.prompt(fb.prompt_id)],
+        args(fb.outcome, now, sender, "1" if manager else "0", fb.event_id),
+    )
 
 
 def footfall(

@@ -26,8 +26,10 @@ from broker_config.contract import ContractError, Topics
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ConfigError
 from floorwalker.mqtt import MqttAuth, MqttLink, Received
+from floorwalker.redis_accounts import redact
 from recommender import cluster
 from recommender.acks import ACK_CHUNK
+from recommender.clock import ClockMode, EventClock, event_ts
 from recommender.crm import CrmModel, load_into_redis, read_crm
 from recommender.engine import Recommender
 from recommender.keys import Keys, ReplicaKeys
@@ -114,9 +116,13 @@ class RecommenderService:
         load_crm: bool = True,
         share: Share | None = None,
         auth: MqttAuth | None = None,
+        clock: ClockMode = "wall",
     ) -> None:
+        """``clock``: ``wall`` live; ``event`` in a replay, where "now" is the latest event
+        time seen and the ticks follow it (:mod:`recommender.clock`)."""
         configs = [config] if isinstance(config, StoreConfig) else list(config)
-        self.redis_url = endpoints.redis_url
+        self._event_clock = EventClock() if clock == "event" else None
+        self.redis_url = redact(endpoints.redis_url)  # for log lines: never the password
         self.redis = cluster.connect(endpoints.redis_url)
         self.topics = Topics(topic_prefix)
         self.share = share
@@ -189,7 +195,7 @@ class RecommenderService:
             self.redis.sadd(self._replica_keys.members, self.share.replica)
         # Prompts a previous run claimed but the broker never confirmed: send them now.
         with self._engine_lock:
-            recovered = [o for e in self.engines.values() for o in e.unsent_prompts(time.time())]
+            recovered = [o for e in self.engines.values() for o in e.unsent_prompts(self._now())]
         for out in recovered:
             self._publish(out)
         if recovered:
@@ -255,6 +261,26 @@ class RecommenderService:
         self._work(batch)
         return False
 
+    def _now(self) -> float:
+        """The wall clock live; in a replay, the latest event time seen (wall clock before any)."""
+        clock = self._event_clock
+        return time.time() if clock is None or clock.now is None else clock.now
+
+    def _decide_timed(self, batch: list[Received], ticked: list[Outbound]) -> list[list[Outbound]]:
+        """Decide ``batch`` at the wall clock's now; in a replay, each message at its own
+        event time, after the ticks the events' clock passed (their prompts go to
+        ``ticked``), so that batching (which depends on the replay's speed) changes nothing."""
+        clock = self._event_clock
+        if clock is None:
+            return self._decide(batch, time.time())
+        results: list[list[Outbound]] = []
+        for message in batch:
+            for t in clock.see(event_ts(message.payload)):
+                for engine in self.engines.values():
+                    ticked.extend(engine.tick(t))
+            results.extend(self._decide([message], self._now()))
+        return results
+
     def _decide(self, batch: list[Received], now: float) -> list[list[Outbound]]:
         """Each message by its store's engine, in order within each store."""
         if len(self.engines) == 1:
@@ -286,7 +312,8 @@ class RecommenderService:
                     # Prompts the broker confirmed since: their unsent copies go with this
                     # batch's writes (no round trip of their own, no pile-up for the tick).
                     self.engine.defer_sent(self._confirmed())
-                    results = self._decide(batch, time.time())
+                    ticked: list[Outbound] = []
+                    results = self._decide_timed(batch, ticked)
                 break
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if self._stop.is_set():
@@ -295,6 +322,8 @@ class RecommenderService:
                             self.redis_url, exc, len(batch), delay)  # fmt: skip
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        for out in ticked:
+            self._publish(out)
         for message, outbound in zip(batch, results, strict=True):
             for out in outbound:
                 self._publish(out)
@@ -309,7 +338,7 @@ class RecommenderService:
         """Tell producers which events are in Redis: they may drop them from their outboxes."""
         self._acked_at = now
         with self._engine_lock:
-            acks = [out for e in self.engines.values() for out in e.take_acks(time.time())]
+            acks = [out for e in self.engines.values() for out in e.take_acks(self._now())]
         for out in acks:
             self.link.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
 
@@ -390,7 +419,7 @@ class RecommenderService:
             # leaves a live peer's alone for a while).
             with self._engine_lock:
                 dead = self.share.producer(peer)
-                orphans = [o for e in self.engines.values() for o in e.unsent_prompts(time.time(), of=dead)]
+                orphans = [o for e in self.engines.values() for o in e.unsent_prompts(self._now(), of=dead)]
             for out in orphans:
                 self._publish(out)
             self.redis.srem(rk.members, peer)
@@ -432,8 +461,9 @@ class RecommenderService:
                 outbound = []
                 for engine in changed:
                     engine.apply_catalog()
-                for engine in self.engines.values():
-                    outbound.extend(engine.tick(time.time()))
+                if self._event_clock is None:  # a replay's ticks follow its events (_decide_timed)
+                    for engine in self.engines.values():
+                        outbound.extend(engine.tick(time.time()))
             for out in outbound:
                 self._publish(out)
             self._after_publish()

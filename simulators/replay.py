@@ -43,6 +43,11 @@ class ReplayOptions:
     #: Prefix added to every topic (tests and benchmarks replay under a unique one).
     topic_prefix: str = ""
     retime: bool = True
+    #: With ``retime``: date each event at the replay's start plus its offset in the trace
+    #: (the trace's own spacing, whatever the speed) instead of the moment it is sent. For a
+    #: recommender on the events' clock (``--clock event``): live, events dated ahead of
+    #: the wall clock would be refused.
+    trace_clock: bool = False
 
 
 @dataclass(slots=True)
@@ -133,7 +138,8 @@ def replay(
         elif stop.is_set():
             result.stopped = True
             break
-        payload = retime(plain, line, clock()) if options.retime else line.payload
+        ts = result.wall_origin + (line.t - first_t) if options.trace_clock else clock()
+        payload = retime(plain, line, ts) if options.retime else line.payload
         outstanding.append(
             link.publish(options.topic_prefix + line.topic, payload, qos=line.qos, retain=line.retain)
         )

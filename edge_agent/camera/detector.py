@@ -45,6 +45,8 @@ class Detections:
 
     boxes: FloatArray
     scores: FloatArray
+    #: ``[n, k]`` appearance vectors (see :mod:`edge_agent.camera.appearance`), when computed.
+    features: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -79,7 +81,7 @@ class SsdLiteModel(_Strict):
     kind: Literal["ssdlite"] = "ssdlite"
     #: Default: the file in ``models/``; its sha256 must match the one shipped.
     path: Path | None = None
-    #: Tuned on vtest.avi (see README "Camera footfall"): a lower threshold and a looser
+    #: Tuned on vtest.avi (see docs/camera.md): a lower threshold and a looser
     #: NMS keep two people walking side by side as two boxes.
     score_threshold: float = Field(default=0.3, gt=0, lt=1)
     nms_iou: float = Field(default=0.65, gt=0, le=1)

@@ -18,6 +18,7 @@ from floorwalker.cli.options import (
     MqttUrl,
     RedisUrl,
     RunDir,
+    SecretsOpt,
     StoreOpt,
     TopicPrefix,
     endpoints,
@@ -79,18 +80,27 @@ def recommender(
         ),
     ] = None,
     mqtt_credentials: MqttCredentials = None,
+    clock: Annotated[
+        str,
+        typer.Option(
+            "--clock",
+            help="Where 'now' comes from: wall (live) or event (a replay: the latest event time seen).",
+        ),
+    ] = "wall",
 ) -> None:
     """Consume presence and checkout events; publish prompts to associates' handhelds.
 
-    --redis-url redis+cluster://host:port selects Redis Cluster (README: Deploy and scale out)."""
+    --redis-url redis+cluster://host:port selects Redis Cluster (docs/deploy.md)."""
     from recommender.service import RecommenderService, Share
 
     if (share_group is None) != (replica is None):
         raise ConfigError("--share-group and --replica go together: name the group and this replica's id")
+    if clock not in ("wall", "event"):
+        raise ConfigError(f"--clock is wall or event, not {clock!r}")
     configs = [load_store(store_config)]
     for path in _store_files(also_store or [], exclude=store_config):
         configs.append(load_store(path))
-    ep = endpoints(run_dir, mqtt_url, redis_url)
+    ep = endpoints(run_dir, mqtt_url, redis_url, mqtt_credentials)
     auth = mqtt_auth(mqtt_credentials, "recommender")
     service = RecommenderService(
         configs,
@@ -101,6 +111,7 @@ def recommender(
         load_crm=load_crm,
         share=Share(share_group, replica) if share_group and replica else None,
         auth=auth,
+        clock="event" if clock == "event" else "wall",
     )
     stop = stop_on_signals()
 
@@ -120,7 +131,7 @@ def edge(
     gateway_config: Annotated[
         Path | None,
         typer.Option(
-            "--gateway-config", help="Gateway YAML: store, gateway id, cameras (README: Camera footfall)."
+            "--gateway-config", help="Gateway YAML: store, gateway id, cameras (docs/camera.md)."
         ),
     ] = None,
     store_config: StoreOpt = None,
@@ -196,12 +207,31 @@ def api(
     topic_prefix: TopicPrefix = "",
     key_prefix: KeyPrefix = "",
     mqtt_credentials: MqttCredentials = None,
+    secrets: SecretsOpt = None,
+    metrics_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-token-file",
+            help="File with the token Prometheus must send to /metrics (default with --secrets: "
+            "SECRETS/metrics-token, made if absent). Without either, /metrics is open (local dev).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the handheld pages (live prompts over SSE), the manager's dashboard and /metrics."""
+    from floorwalker.provision import scrape_token
     from handheld import run_api
 
     config = load_store(store_config)
-    ep = endpoints(run_dir, mqtt_url, redis_url)
+    token_file = metrics_token_file or (scrape_token(secrets) if secrets else None)
+    metrics_token = None
+    if token_file is not None:
+        try:
+            metrics_token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"--metrics-token-file {token_file}: cannot read it ({exc.strerror})") from None
+        if not metrics_token:
+            raise ConfigError(f"--metrics-token-file {token_file}: the file is empty; put the token in it")
+    ep = endpoints(run_dir, mqtt_url, redis_url, mqtt_credentials)
     run_api(
         config,
         ep,
@@ -210,6 +240,7 @@ def api(
         topic_prefix=topic_prefix,
         key_prefix=key_prefix,
         auth=mqtt_auth(mqtt_credentials, "api"),
+        metrics_token=metrics_token,
     )
 
 

@@ -37,6 +37,11 @@ if ts < tonumber(v[1] or '0') then
   -- An older event arriving late must not move the customer back.
   return {'out_of_order'}
 end
+if v[1] and ts - tonumber(v[1]) > tonumber(ARGV[8]) then
+  -- The visit is over by the events' own clock (a replay runs faster than the key's TTL).
+  redis.call('DEL', KEYS[2])
+  v = {}
+end
 local current = v[2]
 local set = {}
 if action == 'enter' then

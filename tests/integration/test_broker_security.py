@@ -29,11 +29,16 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from broker_config.acl import SERVICE_NAMES, DeviceKind
 from broker_config.contract import (
+    AssociateStatus,
     CheckoutEvent,
+    DeadLetter,
     EnvelopeSource,
+    Feedback,
     GatewayStatus,
+    PresenceEvent,
     Prompt,
     PromptKind,
+    RejectReason,
     Topics,
     encode,
 )
@@ -42,8 +47,10 @@ from floorwalker.config import StoreConfig
 from floorwalker.errors import ConfigError
 from floorwalker.mqtt import MqttAuth, MqttLink, Received
 from floorwalker.provision import CredentialStore, DeviceCredentials
+from floorwalker.redis_accounts import RedisLogin, with_login
 from floorwalker.services import Services
 from floorwalker.tls import make_store_ca
+from recommender.keys import Keys
 from simulators.trace import Header, TraceLine, TraceReader, write_trace
 
 pytestmark = pytest.mark.integration
@@ -60,6 +67,8 @@ class SecureBroker:
     accounts: dict[str, DeviceCredentials]
     store: CredentialStore
     redis_url: str
+    #: The same Redis as the operator's admin user (the tests' own clean-up).
+    admin_redis_url: str
 
     @property
     def mqtt_url(self) -> str:
@@ -96,7 +105,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory, store_config: StoreConfig) 
     endpoints = svc.up()
     tls_port = svc.recorded()["mosquitto"].tls_port
     assert tls_port is not None
-    yield SecureBroker(svc, endpoints.mqtt_port, tls_port, accounts, store, endpoints.redis_url)
+    admin = RedisLogin.model_validate_json((secrets / "devices" / "redis-admin.json").read_text())
+    admin_url = with_login(endpoints.redis_url, admin)
+    yield SecureBroker(svc, endpoints.mqtt_port, tls_port, accounts, store, endpoints.redis_url, admin_url)
     svc.down()
 
 
@@ -178,7 +189,7 @@ def test_outbox_control_topics_under_the_acl(broker: SecureBroker) -> None:
     reads its own acks and every notice, never another gateway's acks, and cannot post a
     notice itself (which would erase a member's waiting events elsewhere)."""
     fresh_ack, chill_ack = TOPICS.ack(STORE, "gw-fresh"), TOPICS.ack(STORE, "gw-chill")
-    notice = TOPICS.erasure(STORE, "m_chen0001")
+    notice = TOPICS.erasure(STORE, "m_702cc64d")
     fresh = Client(broker.port, plain(broker.accounts["gw-fresh"]), [fresh_ack, chill_ack, notice])
     recommender = Client(broker.port, broker.accounts["svc-recommender"].auth())
     try:
@@ -453,8 +464,92 @@ def test_the_recommender_process_logs_in_and_prompts_the_handheld(
         _stop(rec)
         dan.close()
         pos.close()
-        _drop_keys(broker.redis_url, key_prefix)
+        _drop_keys(broker.admin_redis_url, key_prefix)
     assert rec.returncode == 0, rec.stderr.read().decode() if rec.stderr else ""
+
+
+def _stats(client: redis.Redis, keys: Keys, until: Any, timeout: float = 15.0) -> dict[str, int]:
+    """The recommender's stats hash once ``until(stats)`` holds (it writes them each second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        raw: dict[bytes, bytes] = client.hgetall(keys.stats)  # type: ignore[assignment]
+        s = {k.decode(): int(v) for k, v in raw.items()}
+        if until(s) or time.monotonic() > deadline:
+            return s
+        time.sleep(0.05)
+
+
+def test_a_handheld_cannot_answer_another_associates_prompt(broker: SecureBroker, tmp_path: Path) -> None:
+    """Issue 20, finding 4: a-dan's login, publishing a dismissal of a-ben's prompt on its
+    own feedback topic (which the ACL allows), wrote a cool-down into the customer's contact
+    history. Now it is refused (counted, dead-lettered without the member) and the prompt
+    stays a-ben's; of a-ben's own two conflicting answers the first wins."""
+    key_prefix = f"t{uuid.uuid4().hex[:10]}/"
+    keys = Keys(STORE, key_prefix)
+    client = redis.Redis.from_url(broker.admin_redis_url)
+    ben = Client(broker.port, plain(broker.accounts["a-ben"]), [TOPICS.prompt(STORE, "a-ben")])
+    dan = Client(broker.port, plain(broker.accounts["a-dan"]))
+    fresh = Client(broker.port, plain(broker.accounts["gw-fresh"]))
+    recorder = Client(broker.port, plain(broker.accounts["svc-recorder"]), [TOPICS.deadletter(STORE)])
+    ben_status = TOPICS.associate_status(STORE, "a-ben")
+    # Retained, as the handheld API publishes it: the recommender hears it on subscribing.
+    status = EnvelopeSource("handheld-a-ben").make(AssociateStatus, time.time(), state="available")
+    ben.link.publish(ben_status, encode(status), qos=1, retain=True).wait_for_publish(5)
+    log = tmp_path / "recommender.log"
+    rec = _floorwalker(
+        "--log-file", str(log), "recommender", "--mqtt-url", broker.mqtt_url,
+        "--redis-url", broker.redis_url, "--key-prefix", key_prefix, "--run-dir", str(tmp_path),
+        "--mqtt-credentials", str(broker.credentials("svc-recommender")),
+    )  # fmt: skip
+
+    def answer(who: Client, sender: str, outcome: str) -> None:
+        fb = EnvelopeSource(f"handheld-{sender}").make(
+            Feedback, time.time(), prompt_id=prompt.event_id, outcome=outcome
+        )
+        assert not who.publish(TOPICS.feedback(STORE, sender), encode(fb)).is_failure
+
+    try:
+        _wait_for_log(rec, log, "serving on mqtt://")
+        event = EnvelopeSource("gw-fresh").make(
+            PresenceEvent, time.time(), member="m_702cc64d", action="enter"
+        )
+        assert not fresh.publish(TOPICS.presence(STORE, "pantry"), encode(event)).is_failure
+        assert ben.wait_for(TOPICS.prompt(STORE, "a-ben"), timeout=10), log.read_text()
+        prompt = Prompt.model_validate_json(ben.payloads[-1])
+        record = keys.prompt(prompt.event_id)
+        deadline = time.monotonic() + 10
+        while not client.hget(record, "associate") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.hget(record, "associate") == b"a-ben"
+
+        answer(dan, "a-dan", "dismissed")  # someone else's prompt
+        answer(ben, "a-ben", "done")  # the holder's: it counts (the positive marker)
+        s = _stats(client, keys, lambda s: s.get("feedback:done", 0) >= 1)
+        assert s.get("feedback:done") == 1 and "feedback:dismissed" not in s, s
+        contacts: list[bytes] = client.zrange(keys.contacts("m_702cc64d"), 0, -1)  # type: ignore[assignment]
+        assert not [c for c in contacts if c.startswith(b"x|")]  # no cool-down
+        assert client.hget(record, "outcome") == b"done"
+        assert s.get("feedback_refused:not_holder") == 1, s
+
+        answer(ben, "a-ben", "dismissed")  # a second, conflicting answer: the first won
+        s = _stats(client, keys, lambda s: "feedback:dismissed" in s or "feedback_refused:answered" in s)
+        assert "feedback:dismissed" not in s and s.get("feedback_refused:answered") == 1, s
+        contacts = client.zrange(keys.contacts("m_702cc64d"), 0, -1)  # type: ignore[assignment]
+        assert not [c for c in contacts if c.startswith(b"x|")]
+        assert client.hget(record, "outcome") == b"done"
+        with recorder._cond:
+            assert recorder._cond.wait_for(lambda: len(recorder.payloads) >= 2, 10)
+        reasons = [DeadLetter.model_validate_json(p).reason for p in recorder.payloads]
+        assert reasons == [RejectReason.NOT_HOLDER, RejectReason.ALREADY_ANSWERED]
+        assert not any(b"m_chen" in p for p in recorder.payloads)  # no member id on the wire
+        assert "m_chen" not in log.read_text()
+    finally:
+        ben.link.publish(ben_status, b"", qos=1, retain=True).wait_for_publish(5)
+        _stop(rec)
+        for c in (ben, dan, fresh, recorder):
+            c.close()
+        _drop_keys(broker.admin_redis_url, key_prefix)
+        client.close()
 
 
 def test_a_replica_adopts_a_dead_peers_session_with_its_own_login(
@@ -496,7 +591,7 @@ def test_a_replica_adopts_a_dead_peers_session_with_its_own_login(
             _stop(proc)
         dan.close()
         pos.close()
-        _drop_keys(broker.redis_url, key_prefix)
+        _drop_keys(broker.admin_redis_url, key_prefix)
 
 
 def test_the_recommender_without_credentials_is_refused_in_one_line(
@@ -504,7 +599,7 @@ def test_the_recommender_without_credentials_is_refused_in_one_line(
 ) -> None:
     rec = _floorwalker(
         "--log-file", str(tmp_path / "recommender.log"), "recommender", "--mqtt-url", broker.mqtt_url,
-        "--redis-url", broker.redis_url, "--key-prefix", f"t{uuid.uuid4().hex[:10]}/", "--no-load-crm",
+        "--redis-url", broker.admin_redis_url, "--key-prefix", f"t{uuid.uuid4().hex[:10]}/", "--no-load-crm",
         "--run-dir", str(tmp_path),
     )  # fmt: skip
     _, err = rec.communicate(timeout=30)
@@ -557,7 +652,7 @@ def test_the_api_process_logs_in_and_is_ready(broker: SecureBroker, tmp_path: Pa
                 time.sleep(0.05)  # not listening yet
     finally:
         _stop(api)
-        _drop_keys(broker.redis_url, key_prefix)
+        _drop_keys(broker.admin_redis_url, key_prefix)
 
 
 def test_record_and_replay_log_in_as_their_services(broker: SecureBroker, tmp_path: Path) -> None:

@@ -14,12 +14,14 @@ import redis
 from broker_config.contract import (
     AssociateStatus,
     CheckoutEvent,
+    DeadLetter,
     EnvelopeSource,
     Feedback,
     FootfallEvent,
     PresenceEvent,
     Prompt,
     PromptKind,
+    RejectReason,
     Topics,
     encode,
 )
@@ -87,7 +89,7 @@ def stats(e: Recommender, client: redis.Redis) -> dict[str, int]:
 
 
 def test_a_redelivered_event_never_prompts_twice(engine: Recommender) -> None:
-    _, data = enter(engine, "pantry", "m_chen0001", T0)
+    _, data = enter(engine, "pantry", "m_702cc64d", T0)
     topic = engine.topics.presence(engine.config.store, "pantry")
     first = prompts(engine.handle(topic, data, T0))
     again = prompts(engine.handle(topic, data, T0 + 1))
@@ -98,71 +100,126 @@ def test_a_redelivered_event_never_prompts_twice(engine: Recommender) -> None:
 
 def test_two_events_of_one_member_in_one_batch_see_each_others_claims(engine: Recommender) -> None:
     topic = engine.topics.presence(engine.config.store, "entrance")
-    batch = [(topic, enter(engine, "entrance", "m_haddad008", T0 + i)[1]) for i in range(3)]
+    batch = [(topic, enter(engine, "entrance", "m_cbbd5a3c", T0 + i)[1]) for i in range(3)]
     out = engine.handle_batch(batch, T0 + 3)
     assert [p.kind for r in out for p in prompts(r)] == [PromptKind.GREET_VIP]
 
 
 def test_contact_policy_spans_the_visit_and_checkout_ends_it(engine: Recommender) -> None:
     # Chen: replenishment in the pantry; the VIP greeting is held back by the minimum gap...
-    assert [p.kind for p in send(engine, "pantry", "m_chen0001", T0)] == [PromptKind.REPLENISHMENT_DUE]
-    assert send(engine, "entrance", "m_chen0001", T0 + 10) == []
+    assert [p.kind for p in send(engine, "pantry", "m_702cc64d", T0)] == [PromptKind.REPLENISHMENT_DUE]
+    assert send(engine, "entrance", "m_702cc64d", T0 + 10) == []
     # ... and comes once the gap has passed; then the visit policy (two prompts) is reached.
-    assert [p.kind for p in send(engine, "produce", "m_chen0001", T0 + 200)] == [PromptKind.GREET_VIP]
-    assert send(engine, "pantry", "m_chen0001", T0 + 400) == []  # cross-sell noodles, but 2 per visit
-    assert checkout(engine, "m_chen0001", T0 + 500, "milk") == []
+    assert [p.kind for p in send(engine, "produce", "m_702cc64d", T0 + 200)] == [PromptKind.GREET_VIP]
+    assert send(engine, "pantry", "m_702cc64d", T0 + 400) == []  # cross-sell noodles, but 2 per visit
+    assert checkout(engine, "m_702cc64d", T0 + 500, "milk") == []
     # A new visit (soy sauce still not bought): replenishment may come again, within its per-day cap of 2.
-    again = send(engine, "pantry", "m_chen0001", T0 + 900)
+    again = send(engine, "pantry", "m_702cc64d", T0 + 900)
     assert [p.kind for p in again] == [PromptKind.REPLENISHMENT_DUE]
 
 
 def test_conversion_at_checkout_counts_once_and_updates_the_profile(
     engine: Recommender, redis_client: redis.Redis
 ) -> None:
-    [prompt] = send(engine, "pantry", "m_chen0001", T0)
+    [prompt] = send(engine, "pantry", "m_702cc64d", T0)
     engine.after_publish()
     feedback(engine, prompt, "a-ben", "accepted", T0 + 20)
     feedback(engine, prompt, "a-ben", "accepted", T0 + 21)  # a repeated tap counts once
-    orders_before = int(redis_client.hget(engine.keys.profile("m_chen0001"), "orders") or 0)
-    checkout(engine, "m_chen0001", T0 + 300, "sauces", "milk")
-    checkout(engine, "m_chen0001", T0 + 400, "sauces")  # the suggestion converts only once
+    orders_before = int(redis_client.hget(engine.keys.profile("m_702cc64d"), "orders") or 0)
+    checkout(engine, "m_702cc64d", T0 + 300, "sauces", "milk")
+    checkout(engine, "m_702cc64d", T0 + 400, "sauces")  # the suggestion converts only once
     s = stats(engine, redis_client)
     assert s["feedback:accepted"] == 1 and s["feedback:accepted:replenishment_due"] == 1
     assert s["converted"] == 1 and s["converted:replenishment_due"] == 1
-    profile = redis_client.hgetall(engine.keys.profile("m_chen0001"))
+    profile = redis_client.hgetall(engine.keys.profile("m_702cc64d"))
     assert int(profile[b"orders"]) == orders_before + 1  # two tills the same day: one occasion
     assert float(profile[b"last:sauces"]) == pytest.approx(T0 + 400)
     # The usual interval moved towards the 32-day gap (0.7 x 31 + 0.3 x 32 days).
     assert float(profile[b"interval:sauces"]) == pytest.approx((0.7 * 31 + 0.3 * 32) * DAY, rel=0.01)
-    assert redis_client.exists(engine.keys.visit("m_chen0001")) == 0
+    assert redis_client.exists(engine.keys.visit("m_702cc64d")) == 0
 
 
 def test_feedback_right_after_the_prompt_finds_its_record(
     engine: Recommender, redis_client: redis.Redis
 ) -> None:
-    [prompt] = send(engine, "pantry", "m_chen0001", T0)  # its record is written with the next batch
+    [prompt] = send(engine, "pantry", "m_702cc64d", T0)  # its record is written with the next batch
     fb = EnvelopeSource("handheld-a-ben").make(Feedback, T0 + 1, prompt_id=prompt.event_id, outcome="done")
     engine.handle(engine.topics.feedback(engine.config.store, "a-ben"), encode(fb), T0 + 1)
     assert stats(engine, redis_client)["feedback:done:replenishment_due"] == 1
 
 
 def test_dismissal_starts_the_cool_down(engine: Recommender, redis_client: redis.Redis) -> None:
-    [greet] = send(engine, "entrance", "m_haddad008", T0)
+    [greet] = send(engine, "entrance", "m_cbbd5a3c", T0)
     engine.after_publish()
     feedback(engine, greet, "a-amy", "dismissed", T0 + 5, reason="customer_busy")
-    checkout(engine, "m_haddad008", T0 + 100)  # visit over
-    assert send(engine, "entrance", "m_haddad008", T0 + 1000) == []  # within the 1 h cool-down
-    checkout(engine, "m_haddad008", T0 + 1100)
-    assert [p.kind for p in send(engine, "entrance", "m_haddad008", T0 + 4000)] == [PromptKind.GREET_VIP]
+    checkout(engine, "m_cbbd5a3c", T0 + 100)  # visit over
+    assert send(engine, "entrance", "m_cbbd5a3c", T0 + 1000) == []  # within the 1 h cool-down
+    checkout(engine, "m_cbbd5a3c", T0 + 1100)
+    assert [p.kind for p in send(engine, "entrance", "m_cbbd5a3c", T0 + 4000)] == [PromptKind.GREET_VIP]
     s = stats(engine, redis_client)
     assert s["feedback:dismissed:greet_vip"] == 1 and s["dismissed:customer_busy"] == 1
     assert s["blocked:cooldown"] == 1
 
 
+def _answer(e: Recommender, prompt: Prompt, sender: str, outcome: str, ts: float) -> list[Outbound]:
+    fb = EnvelopeSource(f"handheld-{sender}").make(Feedback, ts, prompt_id=prompt.event_id, outcome=outcome)
+    out = e.handle(e.topics.feedback(e.config.store, sender), encode(fb), ts)
+    e.after_publish()
+    return out
+
+
+def _cool_downs(client: redis.Redis, e: Recommender, member: str) -> list[bytes]:
+    contacts: list[bytes] = client.zrange(e.keys.contacts(member), 0, -1)  # type: ignore[assignment]
+    return [c for c in contacts if c.startswith(b"x|")]
+
+
+def test_feedback_on_another_associates_prompt_is_refused_and_writes_nothing(
+    engine: Recommender, redis_client: redis.Redis
+) -> None:
+    """Finding 4 of issue 20: a-cara dismissing a-ben's prompt started a cool-down."""
+    topic = engine.topics.presence(engine.config.store, "pantry")
+    [sent] = engine.handle(topic, enter(engine, "pantry", "m_702cc64d", T0)[1], T0)
+    engine.after_publish()
+    assert sent.topic.endswith("/handheld/a-ben/prompt")
+    prompt = Prompt.model_validate_json(sent.payload)
+    [dead] = _answer(engine, prompt, "a-cara", "dismissed", T0 + 5)
+    assert dead.topic.endswith("/deadletter")
+    record = DeadLetter.model_validate_json(dead.payload)
+    assert record.reason is RejectReason.NOT_HOLDER
+    assert b"m_702cc64d" not in dead.payload and b"m_702cc64d" not in record.detail.encode()
+    assert _cool_downs(redis_client, engine, "m_702cc64d") == []
+    assert redis_client.hget(engine.keys.prompt(prompt.event_id), "outcome") is None
+    assert engine.router.busy("a-ben", T0 + 6)  # still a-ben's: the refusal frees nobody
+    # The holder's own answer still counts; the manager may answer any prompt.
+    assert _answer(engine, prompt, "a-ben", "accepted", T0 + 8) == []
+    assert _answer(engine, prompt, "a-amy", "done", T0 + 9) == []
+    s = stats(engine, redis_client)
+    assert s["feedback_refused:not_holder"] == 1 and s["rejected:not_holder"] == 1
+    assert "feedback:dismissed" not in s and s["feedback:accepted"] == 1 and s["feedback:done"] == 1
+    assert redis_client.hget(engine.keys.prompt(prompt.event_id), "outcome") == b"done"
+
+
+def test_the_first_of_two_conflicting_outcomes_wins(engine: Recommender, redis_client: redis.Redis) -> None:
+    [prompt] = send(engine, "pantry", "m_702cc64d", T0)
+    engine.after_publish()
+    fb = EnvelopeSource("handheld-a-ben").make(Feedback, T0 + 5, prompt_id=prompt.event_id, outcome="done")
+    topic = engine.topics.feedback(engine.config.store, "a-ben")
+    assert engine.handle(topic, encode(fb), T0 + 5) == []
+    assert engine.handle(topic, encode(fb), T0 + 6) == []  # the same answer again: a duplicate
+    [dead] = _answer(engine, prompt, "a-ben", "dismissed", T0 + 7)  # the other answer: refused
+    assert DeadLetter.model_validate_json(dead.payload).reason is RejectReason.ALREADY_ANSWERED
+    assert _answer(engine, prompt, "a-ben", "accepted", T0 + 8) != []  # closed: nothing more
+    assert _cool_downs(redis_client, engine, "m_702cc64d") == []
+    s = stats(engine, redis_client)
+    assert s["feedback:done"] == 1 and "feedback:dismissed" not in s and "feedback:accepted" not in s
+    assert s["feedback_refused:answered"] == 2 and s["feedback_duplicate"] == 1
+    assert redis_client.hget(engine.keys.prompt(prompt.event_id), "outcome") == b"done"
+
+
 def test_holdout_member_is_never_prompted_but_counted(engine: Recommender, redis_client: redis.Redis) -> None:
     # Mr Rossi is in the demo catalog's holdout; he buys vegetables weekly, the last 9 days ago.
-    assert send(engine, "produce", "m_rossi0007", T0) == []
-    checkout(engine, "m_rossi0007", T0 + 300, "vegetables")
+    assert send(engine, "produce", "m_0f721d37", T0) == []
+    checkout(engine, "m_0f721d37", T0 + 300, "vegetables")
     s = stats(engine, redis_client)
     assert s["holdout"] == 1 and s.get("prompts", 0) == 0
     assert s["holdout_converted"] == 1
@@ -197,7 +254,7 @@ def test_long_queue_asks_a_manager_to_open_a_till_once_per_cool_down(engine: Rec
 
 
 def test_long_dwell_is_noticed_on_the_tick(engine: Recommender) -> None:
-    send(engine, "produce", "m_kowalsk09", T0)  # nothing due in produce for him
+    send(engine, "produce", "m_330b99e8", T0)  # nothing due in produce for him
     assert engine.tick(T0 + 60) == []
     [prompt] = prompts(engine.tick(T0 + 130))
     assert prompt.kind is PromptKind.LONG_DWELL_HELP and "2 minutes" in prompt.why
@@ -205,7 +262,7 @@ def test_long_dwell_is_noticed_on_the_tick(engine: Recommender) -> None:
 
 
 def test_not_accepted_in_time_is_rerouted(engine: Recommender) -> None:
-    [prompt] = send(engine, "pantry", "m_chen0001", T0)
+    [prompt] = send(engine, "pantry", "m_702cc64d", T0)
     assert engine.tick(T0 + 30) == []
     [moved] = engine.tick(T0 + 50)
     assert moved.topic.endswith("/handheld/a-amy/prompt")
@@ -219,7 +276,7 @@ def test_associate_status_steers_routing(engine: Recommender) -> None:
     )
     out = engine.handle(
         engine.topics.presence(engine.config.store, "pantry"),
-        enter(engine, "pantry", "m_chen0001", T0)[1],
+        enter(engine, "pantry", "m_702cc64d", T0)[1],
         T0,
     )
     assert len(out) == 1 and not out[0].topic.endswith("/a-ben/prompt")
@@ -236,7 +293,7 @@ def test_catalog_hot_reload_and_a_broken_file_keeps_the_old(
     path.write_text(DEFAULT_CATALOG.read_text().replace("tiers: [gold, platinum]", "tiers: [gold]"))
     os.utime(path, (1, 1))
     assert engine.reload_catalog()
-    assert send(engine, "entrance", "m_haddad008", T0) == []  # platinum is no longer greeted
+    assert send(engine, "entrance", "m_cbbd5a3c", T0) == []  # platinum is no longer greeted
     path.write_text("actions: [")
     os.utime(path, (2, 2))
     assert not engine.reload_catalog()
@@ -247,44 +304,44 @@ def test_scripts_reload_after_redis_lost_its_script_cache(
     engine: Recommender, redis_client: redis.Redis
 ) -> None:
     redis_client.script_flush()
-    assert [p.kind for p in send(engine, "entrance", "m_haddad008", T0)] == [PromptKind.GREET_VIP]
+    assert [p.kind for p in send(engine, "entrance", "m_cbbd5a3c", T0)] == [PromptKind.GREET_VIP]
 
 
 def test_late_older_event_does_not_move_the_customer_back(
     engine: Recommender, redis_client: redis.Redis
 ) -> None:
-    send(engine, "produce", "m_kowalsk09", T0 + 10)
-    send(engine, "pantry", "m_kowalsk09", T0 + 5, now=T0 + 11)  # older, arrives late
-    assert redis_client.hget(engine.keys.visit("m_kowalsk09"), "zone") == b"produce"
+    send(engine, "produce", "m_330b99e8", T0 + 10)
+    send(engine, "pantry", "m_330b99e8", T0 + 5, now=T0 + 11)  # older, arrives late
+    assert redis_client.hget(engine.keys.visit("m_330b99e8"), "zone") == b"produce"
     assert stats(engine, redis_client)["outcome:out_of_order"] == 1
 
 
 def test_leave_clears_only_the_zone_left(engine: Recommender, redis_client: redis.Redis) -> None:
-    send(engine, "pantry", "m_kowalsk09", T0)
+    send(engine, "pantry", "m_330b99e8", T0)
     topic = engine.topics.presence(engine.config.store, "produce")
-    engine.handle(topic, enter(engine, "produce", "m_kowalsk09", T0 + 1, "leave")[1], T0 + 1)
-    assert redis_client.hget(engine.keys.visit("m_kowalsk09"), "zone") == b"pantry"
+    engine.handle(topic, enter(engine, "produce", "m_330b99e8", T0 + 1, "leave")[1], T0 + 1)
+    assert redis_client.hget(engine.keys.visit("m_330b99e8"), "zone") == b"pantry"
     topic = engine.topics.presence(engine.config.store, "pantry")
-    engine.handle(topic, enter(engine, "pantry", "m_kowalsk09", T0 + 2, "leave")[1], T0 + 2)
-    assert redis_client.hget(engine.keys.visit("m_kowalsk09"), "zone") is None
+    engine.handle(topic, enter(engine, "pantry", "m_330b99e8", T0 + 2, "leave")[1], T0 + 2)
+    assert redis_client.hget(engine.keys.visit("m_330b99e8"), "zone") is None
 
 
 def test_stale_event_updates_state_but_prompts_nobody(engine: Recommender, redis_client: redis.Redis) -> None:
-    assert send(engine, "pantry", "m_chen0001", T0, now=T0 + 600) == []  # 10 minutes late
-    assert redis_client.hget(engine.keys.visit("m_chen0001"), "zone") == b"pantry"
+    assert send(engine, "pantry", "m_702cc64d", T0, now=T0 + 600) == []  # 10 minutes late
+    assert redis_client.hget(engine.keys.visit("m_702cc64d"), "zone") == b"pantry"
     assert stats(engine, redis_client)["outcome:stale"] == 1
 
 
 def test_per_customer_state_expires_and_stays_bounded(engine: Recommender, redis_client: redis.Redis) -> None:
     for i in range(200):
-        send(engine, "pantry" if i % 2 else "produce", "m_kowalsk09", T0 + i)
+        send(engine, "pantry" if i % 2 else "produce", "m_330b99e8", T0 + i)
     k = engine.keys
-    assert redis_client.zcard(k.member_seen("m_kowalsk09")) == engine.config.rules.dedupe_window
-    for key in (k.member_seen("m_kowalsk09"), k.visit("m_kowalsk09")):
+    assert redis_client.zcard(k.member_seen("m_330b99e8")) == engine.config.rules.dedupe_window
+    for key in (k.member_seen("m_330b99e8"), k.visit("m_330b99e8")):
         assert 0 < redis_client.ttl(key) <= engine.config.rules.dedupe_ttl_s
-    [prompt] = send(engine, "pantry", "m_chen0001", T0 + 300)
+    [prompt] = send(engine, "pantry", "m_702cc64d", T0 + 300)
     engine.after_publish()
-    for key in (k.contacts("m_chen0001"), k.suggested("m_chen0001"), k.prompt(prompt.event_id)):
+    for key in (k.contacts("m_702cc64d"), k.suggested("m_702cc64d"), k.prompt(prompt.event_id)):
         assert redis_client.ttl(key) > 0
 
 
@@ -293,8 +350,8 @@ def test_acks_gather_across_batches_and_only_for_batches_that_completed(
 ) -> None:
     from broker_config.contract import EventAck
 
-    first, data1 = enter(engine, "entrance", "m_haddad008", T0)
-    second, data2 = enter(engine, "entrance", "m_chen0001", T0 + 1)
+    first, data1 = enter(engine, "entrance", "m_cbbd5a3c", T0)
+    second, data2 = enter(engine, "entrance", "m_702cc64d", T0 + 1)
     topic = engine.topics.presence(engine.config.store, "entrance")
     engine.handle(topic, data1, T0)
     engine.handle(topic, data2, T0 + 1)
@@ -321,7 +378,7 @@ def test_deferred_writes_survive_a_connection_lost_under_them(
 ) -> None:
     """A prompt's record rides with the next batch's scripts; if that call breaks, the
     record goes again with the call after (not lost: feedback on it must still count)."""
-    [prompt] = send(engine, "entrance", "m_haddad008", T0)
+    [prompt] = send(engine, "entrance", "m_cbbd5a3c", T0)
     record = engine.keys.prompt(prompt.event_id)
     assert not redis_client.exists(record)  # deferred: waits for the next batch or the tick
 
@@ -335,7 +392,7 @@ def test_deferred_writes_survive_a_connection_lost_under_them(
         return real_raw(commands)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine._decider, "raw", breaks_once)
-    _, data = enter(engine, "entrance", "m_chen0001", T0 + 1)
+    _, data = enter(engine, "entrance", "m_702cc64d", T0 + 1)
     topic = engine.topics.presence(engine.config.store, "entrance")
     with pytest.raises(redis.ConnectionError):
         engine.handle(topic, data, T0 + 1)
@@ -352,7 +409,7 @@ def test_replicas_see_each_others_prompts_and_answers(
     gets it) frees the associate in both, though only the first to run it counts it."""
     a = Recommender(store_config, redis_client, Topics(prefix), engine.keys, producer="rec-a")
     b = Recommender(store_config, redis_client, Topics(prefix), engine.keys, producer="rec-b")
-    _, data = enter(a, "pantry", "m_chen0001", T0)
+    _, data = enter(a, "pantry", "m_702cc64d", T0)
     [sent] = a.handle(a.topics.presence(a.config.store, "pantry"), data, T0)
     a.after_publish()
     assert sent.topic.endswith("/handheld/a-ben/prompt")
@@ -399,10 +456,10 @@ def test_replicas_deciding_in_the_same_instant_hold_the_associate(
         for r in "ab"
     )
     [sent_a] = a.handle(
-        a.topics.presence(a.config.store, "pantry"), enter(a, "pantry", "m_chen0001", T0)[1], T0
+        a.topics.presence(a.config.store, "pantry"), enter(a, "pantry", "m_702cc64d", T0)[1], T0
     )
     [sent_b] = b.handle(
-        b.topics.presence(b.config.store, "pantry"), enter(b, "pantry", "m_okafor02", T0)[1], T0
+        b.topics.presence(b.config.store, "pantry"), enter(b, "pantry", "m_1d54fa96", T0)[1], T0
     )
     assert sent_a.topic.endswith("/handheld/a-ben/prompt")
     assert (sent_b.topic == sent_a.topic) is same_associate
@@ -411,7 +468,7 @@ def test_replicas_deciding_in_the_same_instant_hold_the_associate(
     moved_to = sent_b.topic.split("/")[-2]
     prompt_b = Prompt.model_validate_json(sent_b.payload)
     assert redis_client.hget(engine.keys.prompt(prompt_b.event_id), "associate") == moved_to.encode()
-    unsent = redis_client.hget(engine.keys.unsent("m_okafor02"), prompt_b.event_id)
+    unsent = redis_client.hget(engine.keys.unsent("m_1d54fa96"), prompt_b.event_id)
     assert unsent is not None and unsent.split(b"\n", 1)[0] == sent_b.topic.encode()
     assert b.router.busy(moved_to, T0 + 1)
     if replicated:
@@ -419,7 +476,7 @@ def test_replicas_deciding_in_the_same_instant_hold_the_associate(
         assert not a.router.busy(moved_to, T0 + 1)  # b's prompt has not reached a yet
 
 
-@pytest.mark.parametrize("who", ["m_chen0001", None])
+@pytest.mark.parametrize("who", ["m_702cc64d", None])
 def test_a_prompt_whose_reply_was_lost_goes_out_when_its_event_comes_again(
     engine: Recommender, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch, who: str | None
 ) -> None:
@@ -491,7 +548,7 @@ def test_a_batch_that_never_reached_redis_leaves_no_phantom_prompt(
     monkeypatch.setattr(engine._decider, "raw", refuses_once)
     topic, data = (
         engine.topics.presence(engine.config.store, "entrance"),
-        enter(engine, "entrance", "m_chen0001", T0)[1],
+        enter(engine, "entrance", "m_702cc64d", T0)[1],
     )
     with pytest.raises(redis.ConnectionError):
         engine.handle(topic, data, T0)
@@ -514,7 +571,7 @@ def test_a_hold_ends_when_its_prompt_is_answered_or_not_claimed(
         for r in "ab"
     )
     zone = a.topics.presence(a.config.store, "pantry")
-    [sent] = a.handle(zone, enter(a, "pantry", "m_chen0001", T0)[1], T0)
+    [sent] = a.handle(zone, enter(a, "pantry", "m_702cc64d", T0)[1], T0)
     held = engine.keys.associate_hold("a-ben")
     prompt = Prompt.model_validate_json(sent.payload)
     assert sent.topic.endswith("/a-ben/prompt") and redis_client.get(held) == prompt.event_id.encode()
@@ -531,7 +588,7 @@ def test_a_hold_ends_when_its_prompt_is_answered_or_not_claimed(
         return [replace(s, visit={}, contacts=[]) for s in real_read(members, since)]  # type: ignore[type-var]
 
     b._decider.read = reads_no_visit  # type: ignore[method-assign,assignment]
-    assert b.handle(zone, enter(b, "pantry", "m_chen0001", T0 + 2)[1], T0 + 2) == []
+    assert b.handle(zone, enter(b, "pantry", "m_702cc64d", T0 + 2)[1], T0 + 2) == []
     assert stats(b, redis_client)["outcome:capped"] == 1
     assert redis_client.keys(f"{prefix}*:assoc:*:hold") != []  # held until the writes go
     b.after_publish()
@@ -549,7 +606,7 @@ def test_a_reroute_takes_a_hold_too(
         store_config, redis_client, Topics(prefix), engine.keys, producer="rec-a", replicated=replicated
     )
     [sent] = a.handle(
-        a.topics.presence(a.config.store, "pantry"), enter(a, "pantry", "m_chen0001", T0)[1], T0
+        a.topics.presence(a.config.store, "pantry"), enter(a, "pantry", "m_702cc64d", T0)[1], T0
     )
     a.after_publish()
     assert sent.topic.endswith("/a-ben/prompt")
@@ -570,3 +627,24 @@ def test_a_reroute_takes_a_hold_too(
         assert stats(a, redis_client)["routing:collisions"] == 1
     else:
         assert went_to == first_choice
+
+
+def test_with_handhelds_required_a_prompt_nobody_can_take_is_counted_unserved(
+    redis_client: redis.Redis, prefix: str, store_config: StoreConfig
+) -> None:
+    """Issue 20, finding 1: prompts went to associates nobody was holding a handheld for."""
+    rules = store_config.rules.model_copy(update={"require_handheld": True})
+    config = store_config.model_copy(update={"rules": rules})
+    keys = Keys(config.store, prefix)
+    assert config.crm is not None
+    model = load_into_redis(redis_client, keys, read_crm(config.crm).members, T0)
+    e = Recommender(config, redis_client, Topics(prefix), keys, model=model)
+    assert send(e, "pantry", "m_chen0001", T0) == []  # nobody signed in: unserved, with the reason
+    status = EnvelopeSource("api").make(AssociateStatus, T0 + 1, state="available")
+    assert e.handle(e.topics.associate_status(config.store, "a-cara"), encode(status), T0 + 1) == []
+    out = e.handle(
+        e.topics.presence(config.store, "entrance"), enter(e, "entrance", "m_haddad008", T0 + 2)[1], T0 + 2
+    )
+    assert [o.topic.rsplit("/", 2)[-2] for o in out] == ["a-cara"]  # the only one on the floor
+    s = stats(e, redis_client)
+    assert s["unserved:nobody_on_floor"] == 1 and s["unserved:nobody_on_floor:replenishment_due"] == 1

@@ -15,11 +15,24 @@ from pathlib import Path
 
 import pytest
 
-from broker_config.contract import EnvelopeSource, FootfallEvent, Topics, decode, encode
-from floorwalker.config import Endpoints
+from broker_config.contract import (
+    AssociateStatus,
+    CheckoutEvent,
+    Envelope,
+    EnvelopeSource,
+    FootfallEvent,
+    PresenceEvent,
+    Prompt,
+    Topics,
+    decode,
+    encode,
+)
+from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.mqtt import MqttLink, Received
+from simulators.harness import RecommenderProcess, replay_and_capture
 from simulators.record import Recorder
 from simulators.replay import ReplayOptions, replay
+from simulators.stores import DEMO_STORE
 from simulators.trace import Header, TraceLine, TraceReader, write_trace
 
 pytestmark = pytest.mark.integration
@@ -165,3 +178,70 @@ def test_cli_record_writes_a_replayable_trace(services: Endpoints, prefix: str, 
     reader = TraceReader(out)
     assert reader.header.source == "record"
     assert [(x.topic, x.payload) for x in reader] == [(x.topic, x.payload) for x in lines]
+
+
+def _store_minutes(path: Path) -> None:
+    """100 s of the demo store that a wall clock would decide differently at each speed: a
+    member prompted twice (the second after the 90 s minimum gap), a prompt nobody accepts
+    (re-routed after 45 s), a guest at a till, a long queue; the handhelds' status beats."""
+    t0 = T0
+    topics, lines = Topics(), []
+    fresh, entrance, pos, till = (
+        EnvelopeSource(p) for p in ("gw-fresh", "gw-entrance", "pos-1", "gw-checkout")
+    )
+    for t in range(0, 100, 10):  # each handheld's status, as the API publishes it while connected
+        for a in ("a-amy", "a-ben", "a-cara", "a-dan"):
+            status = EnvelopeSource("api").make(AssociateStatus, t0 + t, state="available")
+            lines.append(TraceLine(t0 + t, topics.associate_status("demo-store", a), encode(status)))
+    store = "demo-store"
+
+    def visit(t: float, zone: str, member: str) -> tuple[float, str, Envelope]:
+        gw = entrance if zone == "entrance" else fresh
+        return t, topics.presence(store, zone), gw.make(PresenceEvent, t0 + t, member=member, action="enter")
+
+    guest = pos.make(CheckoutEvent, t0 + 3, member=None, items=[], total_cents=0)
+    queue = till.make(FootfallEvent, t0 + 20, window_s=10, entered=3, exited=1, occupancy=9, queue_length=6)
+    events = [
+        visit(1, "pantry", "m_702cc64d"),
+        (3.0, topics.checkout(store, "lane-1"), guest),
+        visit(5, "entrance", "m_cbbd5a3c"),
+        (20.0, topics.footfall(store, "checkout"), queue),
+        visit(93, "entrance", "m_702cc64d"),
+        visit(97, "produce", "m_cbbd5a3c"),
+    ]
+    lines += [TraceLine(t0 + t, topic, encode(e)) for t, topic, e in events]
+    lines.sort(key=lambda x: x.t)
+    write_trace(path, Header("demo-store", "test", t0), lines)
+
+
+@pytest.mark.timeout(300)  # 100 s of trace at 1x, then 10x and max
+def test_a_replay_gives_the_same_prompts_at_any_speed(
+    services: Endpoints, store_config: StoreConfig, tmp_path: Path
+) -> None:
+    """Issue 20: caps, gaps, re-routes and dwell took the wall clock, so a replay at max
+    speed decided differently from one at 1x. The recommender now runs on the events' clock."""
+    trace = tmp_path / "t.jsonl"
+    _store_minutes(trace)
+    seen: dict[str, list[tuple[str, str, str]]] = {}
+    for name, speed in (("max", None), ("10x", 10.0), ("1x", 1.0)):
+        prefix = f"speed{uuid.uuid4().hex[:8]}/"
+        rec = RecommenderProcess(store_config, DEMO_STORE, services, prefix, tmp_path / name)
+        rec.start()
+        try:
+            outputs, _, done = replay_and_capture(
+                TraceReader(trace), store_config, (services.mqtt_host, services.mqtt_port),
+                ReplayOptions(speed=speed, topic_prefix=prefix), recommender=rec, timeout_s=60,
+            )  # fmt: skip
+        finally:
+            rec.stop()
+        assert done is not None
+        got = []
+        for out in outputs:
+            if out.topic.endswith("/prompt"):
+                p = Prompt.model_validate_json(out.payload)
+                got.append((p.kind.value, p.customer.member or "-", out.topic.split("/")[-2]))
+        seen[name] = sorted(got)
+    kinds = {k for k, _, _ in seen["1x"]}
+    assert {"greet_vip", "replenishment_due", "join_invite", "open_till"} <= kinds, seen["1x"]
+    assert len([g for g in seen["1x"] if g[1] == "m_702cc64d"]) >= 3  # two prompts, one re-routed
+    assert seen["max"] == seen["10x"] == seen["1x"], seen

@@ -146,7 +146,7 @@ def test_cluster_url_on_a_single_redis_is_a_clear_error(services: Endpoints, tmp
 
 
 def test_bench_scale_writes_its_json(tmp_path: Path) -> None:
-    """`floorwalker bench scale` end to end, one short run (figures: docs/scale.md)."""
+    """`floorwalker bench scale` end to end, one short run (figures: bench/README.md)."""
     import json
 
     from typer.testing import CliRunner
