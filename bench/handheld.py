@@ -123,7 +123,7 @@ def _prompt(source: EnvelopeSource) -> Prompt:
         Prompt,
         now,
         kind=PromptKind.GREET_VIP,
-        customer={"member": "m_chen0001", "tier": "gold"},
+        customer={"member": "m_702cc64d", "tier": "gold"},
         zone="pantry",
         headline="Gold member in Pantry",
         suggestion="Greet them by name.",

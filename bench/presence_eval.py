@@ -5,7 +5,7 @@ Files:
 * TRACE: advertisements, JSONL in the replay format of :mod:`edge_agent.ble.scanner`
   (recorded by gateways, or made by :mod:`simulators.ble_radio`).
 * TRUTH: where each shopper was, JSONL, one :class:`~presence.positions.PositionSample`
-  per line: ``{"ts": ..., "shopper": "s1", "member": "m_chen0001" | null, "x": 4.1,
+  per line: ``{"ts": ..., "shopper": "s1", "member": "m_702cc64d" | null, "x": 4.1,
   "y": 2.0, "zone": "entrance"}``. A member absent from the truth at a time is outside
   the store ("away").
 

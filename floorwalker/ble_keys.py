@@ -4,7 +4,7 @@ and the members whose secrets are revoked (opt-out, erasure). It lives on the st
 
 Key file (JSON)::
 
-    {"store_key": "<64 hex digits>", "revoked": ["m_obrien011"]}
+    {"store_key": "<64 hex digits>", "revoked": ["m_0096e0d4"]}
 """
 
 from __future__ import annotations

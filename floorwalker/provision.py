@@ -11,6 +11,8 @@ device is handed:
 =====================  ==================================================================
 
 Provisioning again rotates the password; revoking removes the login and its ACL block.
+A service that uses Redis (``recommender``, ``api``) also gets its Redis user and password
+in the same file (:mod:`floorwalker.redis_accounts`).
 A running broker started by ``floorwalker services up --secrets`` re-reads both files on
 SIGHUP, which :func:`reload_broker` sends, so a change takes effect at once.
 """
@@ -31,6 +33,7 @@ from broker_config.acl import Account, DeviceKind, UnknownDevice, render
 from floorwalker.config import StoreConfig, load_model
 from floorwalker.errors import ConfigError
 from floorwalker.mqtt import MqttAuth
+from floorwalker.redis_accounts import RIGHTS, RedisAccounts, RedisLogin
 
 #: Mosquitto's own default; the passwords are 256-bit random tokens, so the hash only has to
 #: keep the file from being a list of passwords.
@@ -56,6 +59,9 @@ class DeviceCredentials(BaseModel):
     ca_pem: str | None = None
     #: The store CA as a path instead (files provisioned before ``ca_pem``).
     ca_file: Path | None = None
+    #: The service's Redis user (``recommender``, ``api``): Redis has no anonymous user
+    #: in a store run with ``--secrets`` (see :mod:`floorwalker.redis_accounts`).
+    redis: RedisLogin | None = None
 
     def auth(self) -> MqttAuth:
         return MqttAuth(self.username, self.password, self.ca_file, self.ca_pem)
@@ -118,6 +124,7 @@ class CredentialStore:
             username=account.username,
             password=password,
             ca_pem=ca_file.read_text() if ca_file is not None else None,
+            redis=self._redis_login(kind, ident),
         )
         self._write(accounts, hashes)
         _write_private(self.dir / DEVICES / f"{account.username}.json", creds.model_dump_json(indent=2))
@@ -133,6 +140,8 @@ class CredentialStore:
         hashes.pop(username, None)
         self._write([a for a in accounts if a.username != username], hashes)
         (self.dir / DEVICES / f"{username}.json").unlink(missing_ok=True)
+        if kind is DeviceKind.SERVICE:
+            RedisAccounts(self.dir).remove(ident)
         return True
 
     def ensure_files(self) -> None:
@@ -140,6 +149,11 @@ class CredentialStore:
         self._write(self.accounts(), self._hashes())
 
     # -- internals ---------------------------------------------------------------------
+
+    def _redis_login(self, kind: DeviceKind, ident: str) -> RedisLogin | None:
+        if kind is not DeviceKind.SERVICE or ident not in RIGHTS:
+            return None  # devices, the fuser, recorder and replay never talk to Redis
+        return RedisAccounts(self.dir).rotate(ident)
 
     def _check(self, account: Account) -> None:
         try:
@@ -163,6 +177,21 @@ class CredentialStore:
         _write_private(
             self.dir / ACCOUNTS, json.dumps([{"kind": a.kind.value, "id": a.id} for a in accounts], indent=2)
         )
+
+
+#: The Prometheus scrape token for the API's ``/metrics``, in the secrets directory.
+METRICS_TOKEN: Final = "metrics-token"
+
+
+def scrape_token(secrets_dir: Path) -> Path:
+    """The file holding the store's ``/metrics`` scrape token, made (mode 0600) when absent.
+
+    Give the same file to Prometheus: ``authorization: {credentials_file: PATH}``."""
+    path = secrets_dir / METRICS_TOKEN
+    if not path.is_file():
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+        _write_private(path, secrets.token_urlsafe(32) + "\n")
+    return path
 
 
 def _write_private(path: Path, text: str) -> None:

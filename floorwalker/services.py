@@ -27,6 +27,7 @@ from broker_config import MOSQUITTO_SECURE_TEMPLATE, MOSQUITTO_TEMPLATE, REDIS_T
 from floorwalker.config import Endpoints
 from floorwalker.errors import ConfigError, ServiceStartError
 from floorwalker.procs import Process, spawn, wait_ready
+from floorwalker.redis_accounts import ADMIN_FILE, RedisAccounts, RedisLogin
 
 STATE_FILE = "services.json"
 #: sun_path holds 108 bytes on Linux; longer socket paths cannot be bound.
@@ -44,6 +45,8 @@ class ServiceProcess:
     started: int  # kernel start time of the process, see _start_ticks
     #: The broker's TLS listener, when it has one (``services up --secrets`` with certificates).
     tls_port: int | None = None
+    #: The secrets directory the server was started with (``services up --secrets``).
+    secrets_dir: str | None = None
 
 
 def find_binary(name: str) -> str:
@@ -95,9 +98,12 @@ def mqtt_answers(host: str, port: int, timeout: float = 1.0) -> bool:
 
 
 def redis_answers(url: str, timeout: float = 1.0) -> bool:
+    """True when Redis answers PING; a secured Redis refusing us (NOAUTH) answers too."""
     client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         return bool(client.ping())
+    except redis.AuthenticationError:
+        return True
     except redis.RedisError:
         return False
     finally:
@@ -227,6 +233,25 @@ class Services:
             self._record({**self.recorded(), "redis": red})
         return self.endpoints()
 
+    def broker_serving(self, secrets_dir: Path) -> tuple[ServiceProcess | None, str]:
+        """The running broker of this run directory if it serves ``secrets_dir``, else None
+        and what was found instead (for the one-line refusal)."""
+        mosq = self.recorded().get("mosquitto")
+        if mosq is None:
+            return None, f"no broker recorded in {self.run_dir}"
+        if not _pid_alive(mosq):
+            return None, f"the broker recorded in {self.run_dir} (pid {mosq.pid}) is not running"
+        if mosq.secrets_dir is None:
+            return None, f"the broker in {self.run_dir} (pid {mosq.pid}) runs without --secrets"
+        if Path(mosq.secrets_dir) != secrets_dir.resolve():
+            return None, f"the broker in {self.run_dir} (pid {mosq.pid}) serves {mosq.secrets_dir}"
+        return mosq, ""
+
+    def broker_running(self) -> bool:
+        """True when the broker recorded in this run directory is running."""
+        mosq = self.recorded().get("mosquitto")
+        return mosq is not None and _pid_alive(mosq)
+
     def reload_broker(self) -> bool:
         """Make our Mosquitto re-read its password and ACL files (SIGHUP); False if not running."""
         mosq = self.recorded().get("mosquitto")
@@ -277,7 +302,10 @@ class Services:
         data_dir = self.run_dir / name
         data_dir.mkdir(exist_ok=True)
         text = Template(template.read_text()).substitute(
-            port=port, run_dir=str(data_dir), user=pwd.getpwuid(os.getuid()).pw_name, **extra
+            port=port,
+            run_dir=str(data_dir),
+            user=pwd.getpwuid(os.getuid()).pw_name,
+            **{"auth": "", **extra},
         )
         if len(str(data_dir / "redis.sock")) >= MAX_UNIX_SOCKET_PATH:
             # Too long for a Unix socket address: serve over loopback TCP only.
@@ -356,9 +384,42 @@ class Services:
             secrets_dir=str(secrets),
             tls_listener=tls_listener,
         )
-        return ServiceProcess(proc.name, proc.pid, proc.port, proc.started, tls_port)
+        return ServiceProcess(proc.name, proc.pid, proc.port, proc.started, tls_port, str(secrets))
 
     def _start_redis(self, timeout: float) -> ServiceProcess:
-        return self._start(
-            "redis", find_binary("redis-server"), REDIS_TEMPLATE, self.redis_port, "--redis-port", timeout
+        auth = "# no --secrets: loopback and the socket's owner only, no login"
+        if self.secrets_dir is not None:
+            # A user per service, no default user (floorwalker.redis_accounts).
+            accounts = RedisAccounts(self.secrets_dir)
+            accounts.ensure()
+            auth = f"aclfile {accounts.acl_file}"
+        proc = self._start(
+            "redis",
+            find_binary("redis-server"),
+            REDIS_TEMPLATE,
+            self.redis_port,
+            "--redis-port",
+            timeout,
+            auth=auth,
         )
+        secrets = str(self.secrets_dir) if self.secrets_dir is not None else None
+        return ServiceProcess(proc.name, proc.pid, proc.port, proc.started, secrets_dir=secrets)
+
+    def reload_redis_users(self) -> bool:
+        """Make our Redis re-read its ACL file (``ACL LOAD`` as admin): a revoked service's
+        user is gone, and ``ACL LOAD`` disconnects its open connections. False if Redis is not
+        running or was started without ``--secrets``."""
+        red = self.recorded().get("redis")
+        if red is None or not _pid_alive(red) or red.secrets_dir is None:
+            return False
+        admin = RedisLogin.model_validate_json((Path(red.secrets_dir) / ADMIN_FILE).read_text())
+        client = redis.Redis(
+            host=HOST, port=red.port, username=admin.username, password=admin.password, socket_timeout=5
+        )
+        try:
+            client.execute_command("ACL", "LOAD")  # type: ignore[no-untyped-call]
+        except redis.RedisError as exc:
+            raise ServiceStartError(f"Redis (pid {red.pid}) did not reload its users: {exc}") from None
+        finally:
+            client.close()
+        return True

@@ -27,6 +27,7 @@ from redis.crc import key_slot
 from redis.exceptions import AskError, ClusterDownError, MovedError, RedisClusterException, TryAgainError
 
 from floorwalker.errors import ConfigError, PermanentError, ServiceUnavailable
+from floorwalker.redis_accounts import redact
 
 #: URL schemes that select Redis Cluster (the part after ``+`` is dropped for redis-py).
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -68,18 +69,26 @@ def connect(url: str) -> RedisClient:
                 or "cluster support disabled" in str(exc).lower()
             ):
                 raise ConfigError(
-                    f"{url} names Redis Cluster but the Redis there runs without cluster mode "
+                    f"{redact(url)} names Redis Cluster but the Redis there runs without cluster mode "
                     "(cluster-enabled no): use a redis:// URL for a single Redis, or point at a cluster"
                 ) from None
             raise ServiceUnavailable(
-                f"cannot reach Redis Cluster at {url} ({exc}): check that every master is up "
+                f"cannot reach Redis Cluster at {redact(url)} ({exc}): check that every master is up "
                 "and the cluster state is ok (`redis-cli cluster info`)"
             ) from None
     try:
         client.ping()
+    except redis.AuthenticationError as exc:
+        client.close()
+        # A store run with --secrets: no anonymous user, and a wrong password is final too.
+        raise ConfigError(
+            f"{what} at {redact(url)} refused our login ({exc}): pass --redis-credentials FILE "
+            "(or FLOORWALKER_REDIS_CREDENTIALS), a service's devices/svc-NAME.json or the "
+            "operator's devices/redis-admin.json from the secrets directory"
+        ) from None
     except redis.RedisError as exc:
         raise ServiceUnavailable(
-            f"cannot reach {what} at {url} ({exc}): start it with `floorwalker services up` "
+            f"cannot reach {what} at {redact(url)} ({exc}): start it with `floorwalker services up` "
             "or point --redis-url at a running Redis"
         ) from None
     return client

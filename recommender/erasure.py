@@ -13,6 +13,8 @@
    forgets them in memory.
 4. The BLE key file (when the store has one) lists the member as revoked, so the fuser
    keeps ignoring them after a restart.
+5. Redis's append-only file is rewritten (``BGREWRITEAOF``, waited for): until then the
+   deleted values would still be on disk in the commands that wrote them.
 
 Everything here is synchronous: when :func:`erase_member` returns, Redis holds no more
 data about the member and the notice is on the broker.
@@ -20,12 +22,15 @@ data about the member and the notice is on the broker.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis
 
 from broker_config.contract import EnvelopeSource, ErasureNotice, Prompt, Topics, encode
 from floorwalker.config import StoreConfig
+from floorwalker.errors import ServiceUnavailable
 from floorwalker.mqtt import MqttLink
 from recommender.keys import DEADLETTER_MAXLEN, Keys
 
@@ -74,6 +79,7 @@ def erase_member(
         streams += _xdel_matching(client, keys.handheld_prompts(associate.id), needle, 1_000)
     deadletters = _xdel_matching(client, keys.deadletter, needle, DEADLETTER_MAXLEN * 2)
     revoked = _revoke_ble(config, member)
+    rewrite_aof(client)
     if link is not None:
         notice = EnvelopeSource("recommender").make(ErasureNotice, now, member=member)
         info = link.publish(topics.erasure(config.store, member), encode(notice), qos=1, retain=True)
@@ -86,6 +92,45 @@ def erase_member(
         deadletters,
         revoked,
     )
+
+
+def rewrite_aof(client: redis.Redis, timeout_s: float = 120.0) -> bool:
+    """Rewrite Redis's append-only file and wait until the new one is in place, so deleted
+    values leave the disk too; False when Redis keeps no AOF. (On Redis Cluster run
+    ``redis-cli --cluster call HOST:PORT BGREWRITEAOF`` after an erasure.)"""
+    if not isinstance(client, redis.Redis):
+        return False
+    info = _persistence(client)
+    if not info.get("aof_enabled"):
+        return False
+    before = int(info.get("aof_rewrites", 0))
+    try:
+        client.execute_command("BGREWRITEAOF")  # type: ignore[no-untyped-call]  # scheduled if one is running: ours starts after it
+    except redis.ResponseError as exc:
+        if "already in progress" not in str(exc):
+            raise
+    deadline = time.monotonic() + timeout_s
+    while True:
+        info = _persistence(client)
+        done = int(info.get("aof_rewrites", before)) > before or "aof_rewrites" not in info
+        if done and not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
+            break
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable(
+                f"Redis did not finish rewriting its append-only file within {timeout_s:.0f} s: "
+                "the erased data is gone from memory; run `redis-cli BGREWRITEAOF` and check its log"
+            )
+        time.sleep(0.05)
+    if info.get("aof_last_bgrewrite_status") != "ok":
+        raise ServiceUnavailable(
+            "Redis could not rewrite its append-only file (aof_last_bgrewrite_status "
+            f"{info.get('aof_last_bgrewrite_status')!r}): see its log, then `redis-cli BGREWRITEAOF`"
+        )
+    return True
+
+
+def _persistence(client: redis.Redis) -> dict[str, Any]:
+    return cast(dict[str, Any], client.info("persistence"))
 
 
 def _prompt_ids(client: redis.Redis, keys: Keys, member: str) -> set[str]:

@@ -12,6 +12,7 @@ from floorwalker.cli.options import (
     KeyPrefix,
     MqttCredentials,
     MqttUrl,
+    RedisCredentials,
     RedisUrl,
     RunDir,
     StoreOpt,
@@ -38,6 +39,7 @@ def member_erase(
     topic_prefix: TopicPrefix = "",
     key_prefix: KeyPrefix = "",
     mqtt_credentials: MqttCredentials = None,
+    redis_credentials: RedisCredentials = None,
 ) -> None:
     """Erase a member now: Redis data, prompts, outboxes (retained notice), BLE ids; leave a tombstone.
 
@@ -59,7 +61,7 @@ def member_erase(
     config = load_store(store_config)
     host, port = mqtt_address(run_dir, mqtt_url)
     auth = mqtt_auth(mqtt_credentials, "recommender")
-    client = connect_redis(redis_address(run_dir, redis_url))
+    client = connect_redis(redis_address(run_dir, redis_url, redis_credentials or mqtt_credentials))
     link = MqttLink(host, port, client_id=f"{topic_prefix.replace('/', '-')}erase-{member}", auth=auth)
     link.connect()
     t0 = time.perf_counter()

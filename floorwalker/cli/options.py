@@ -7,13 +7,14 @@ This module imports no command group, so every group can import it.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import typer
@@ -21,6 +22,9 @@ import typer
 from floorwalker.config import Endpoints, StoreConfig, load_store_config
 from floorwalker.errors import ConfigError, FloorwalkerError
 from floorwalker.mqtt import MqttAuth
+
+if TYPE_CHECKING:
+    from floorwalker.redis_accounts import RedisLogin
 from simulators.stores import DEMO_STORE
 
 P = ParamSpec("P")
@@ -58,6 +62,15 @@ MqttCredentials = Annotated[
         "--mqtt-credentials",
         envvar="FLOORWALKER_MQTT_CREDENTIALS",
         help="This device's broker login (`floorwalker provision` writes it); TLS when it names a CA.",
+    ),
+]
+RedisCredentials = Annotated[
+    Path | None,
+    typer.Option(
+        "--redis-credentials",
+        envvar="FLOORWALKER_REDIS_CREDENTIALS",
+        help="A Redis login (a service's devices/svc-NAME.json or devices/redis-admin.json) "
+        "for a store run with --secrets.",
     ),
 ]
 SecretsOpt = Annotated[
@@ -106,8 +119,45 @@ def mqtt_address(run_dir: Path, mqtt_url: str | None) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def redis_address(run_dir: Path, redis_url: str | None) -> str:
-    """Redis's URL: ``--redis-url`` checked, else the one `services up` recorded in ``run_dir``."""
+def redis_address(run_dir: Path, redis_url: str | None, credentials: Path | None = None) -> str:
+    """Redis's URL: ``--redis-url`` checked, else the one `services up` recorded in ``run_dir``;
+    with the Redis login in ``credentials`` (else in ``$FLOORWALKER_REDIS_CREDENTIALS``)."""
+    return _with_redis_login(_redis_url(run_dir, redis_url), credentials)
+
+
+def _with_redis_login(url: str, credentials: Path | None) -> str:
+    env = os.environ.get("FLOORWALKER_REDIS_CREDENTIALS")
+    path = credentials or (Path(env) if env else None)
+    if path is None:
+        return url
+    from floorwalker.redis_accounts import with_login
+
+    return with_login(url, redis_login(path))
+
+
+def redis_login(path: Path) -> RedisLogin:
+    """The Redis login in ``path``: a service's credentials file or ``redis-admin.json``."""
+    from floorwalker.config import load_model
+    from floorwalker.provision import load_credentials
+    from floorwalker.redis_accounts import RedisLogin
+
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable Redis login ({exc})") from None
+    if isinstance(raw, dict) and "username" in raw and "kind" not in raw:
+        return load_model(
+            path, RedisLogin, "Redis login", hint="`services up --secrets` writes one", syntax="json"
+        )
+    login = load_credentials(path).redis
+    if login is None:
+        raise ConfigError(
+            f"{path}: these credentials carry no Redis login (only recommender and api use Redis)"
+        )
+    return login
+
+
+def _redis_url(run_dir: Path, redis_url: str | None) -> str:
     if redis_url is None:
         from floorwalker.services import Services
 
@@ -120,10 +170,19 @@ def redis_address(run_dir: Path, redis_url: str | None) -> str:
     return redis_url
 
 
-def endpoints(run_dir: Path, mqtt_url: str | None, redis_url: str | None) -> Endpoints:
-    """The broker and Redis together (see :func:`mqtt_address` and :func:`redis_address`)."""
+def endpoints(
+    run_dir: Path, mqtt_url: str | None, redis_url: str | None, credentials: Path | None = None
+) -> Endpoints:
+    """The broker and Redis together (see :func:`mqtt_address` and :func:`redis_address`);
+    a service's ``--mqtt-credentials`` file carries its Redis login too."""
     host, port = mqtt_address(run_dir, mqtt_url)
-    return Endpoints(host, port, redis_address(run_dir, redis_url))
+    url = _redis_url(run_dir, redis_url)
+    if credentials is not None and os.environ.get("FLOORWALKER_REDIS_CREDENTIALS") is None:
+        from floorwalker.provision import load_credentials
+        from floorwalker.redis_accounts import with_login
+
+        url = with_login(url, load_credentials(credentials).redis)
+    return Endpoints(host, port, _with_redis_login(url, None))
 
 
 def mqtt_auth(credentials: Path | None, expected_id: str | None = None) -> MqttAuth | None:

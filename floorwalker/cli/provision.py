@@ -29,25 +29,61 @@ SecretsDir = Annotated[
 
 
 DeviceId = Annotated[str, typer.Argument(help="The device's id in the store config (or the service name).")]
+Offline = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help="Change the files only: no broker runs with these secrets now (it reads them when it starts).",
+    ),
+]
+
+
+def _serving(secrets: Path, run_dir: Path, offline: bool, *, running_only: bool = False) -> bool:
+    """True when the broker of ``run_dir`` serves ``secrets`` (it must reload); refuses in one
+    line when it does not, unless ``offline``: never "reload" a broker that uses other files.
+    With ``running_only`` (a new or rotated login) only a running broker that serves other
+    files is refused; with none running the files change and it reads them when it starts."""
+    from floorwalker.services import Services
+
+    svc = Services(run_dir)
+    found, instead = svc.broker_serving(secrets)
+    if found is not None:
+        return True
+    if offline or (running_only and not svc.broker_running()):
+        return False
+    raise ConfigError(
+        f"no running broker serves the secrets in {secrets.resolve()}: looked in "
+        f"{run_dir.resolve()} ({instead}); pass the --run-dir that `services up --secrets` used, "
+        "or --offline to change the files only"
+    )
+
+
+def _reload(run_dir: Path) -> str:
+    """Make the broker and Redis of ``run_dir`` apply the changed accounts at once."""
+    from floorwalker.services import Services
+
+    svc = Services(run_dir)
+    svc.reload_broker()
+    svc.reload_redis_users()
+    return f"; the broker in {run_dir.resolve()} applied it (open sessions of removed logins are closed)"
 
 
 def _provision(
-    kind: str, ident: str, secrets: Path, store_config: Path | None, run_dir: Path, prefix: str
+    kind: str, ident: str, secrets: Path, store_config: Path | None, run_dir: Path, prefix: str, offline: bool
 ) -> None:
     from broker_config.acl import DeviceKind
     from floorwalker.provision import CredentialStore
-    from floorwalker.services import Services
     from floorwalker.tls import CA_CERT
 
+    serving = _serving(secrets, run_dir, offline, running_only=True)
     ca = secrets / CA_CERT
     creds = CredentialStore(secrets, load_store(store_config), topic_prefix=prefix).provision(
         DeviceKind(kind), ident, ca_file=ca.resolve() if ca.exists() else None
     )
-    reloaded = Services(run_dir).reload_broker()
     typer.echo(
         f"{kind} {ident}: login {creds.username!r}; credentials in "
         f"{secrets / 'devices' / (creds.username + '.json')} (copy it to the device, mode 0600)"
-        + ("; the running broker reloaded its accounts" if reloaded else "")
+        + (_reload(run_dir) if serving else f"; no broker serves these secrets in {run_dir} now")
     )
 
 
@@ -60,8 +96,9 @@ def _provision_command(kind: str, doc: str) -> None:
         store_config: StoreOpt = None,
         run_dir: RunDir = DEFAULT_RUN_DIR,
         topic_prefix: TopicPrefix = "",
+        offline: Offline = False,
     ) -> None:
-        _provision(kind, ident, secrets, store_config, run_dir, topic_prefix)
+        _provision(kind, ident, secrets, store_config, run_dir, topic_prefix, offline)
 
 
 _provision_command("gateway", "A gateway's login: publishes only its own status/BLE and its zones' topics.")
@@ -87,11 +124,12 @@ def provision_revoke(
     store_config: StoreOpt = None,
     run_dir: RunDir = DEFAULT_RUN_DIR,
     topic_prefix: TopicPrefix = "",
+    offline: Offline = False,
 ) -> None:
-    """Remove a device's login and its ACL rules (the running broker reloads at once)."""
+    """Remove a device's login and its ACL rules; the broker serving --secrets in --run-dir
+    applies it at once and closes the device's open session (refused if none does)."""
     from broker_config.acl import DeviceKind
     from floorwalker.provision import CredentialStore
-    from floorwalker.services import Services
 
     try:
         device_kind = DeviceKind(kind)
@@ -100,10 +138,10 @@ def provision_revoke(
             f"kind {kind!r}: expected one of {', '.join(k.value for k in DeviceKind)}"
         ) from None
     store = CredentialStore(secrets, load_store(store_config), topic_prefix=topic_prefix)
+    serving = _serving(secrets, run_dir, offline)
     if not store.revoke(device_kind, ident):
         raise ConfigError(f"no {kind} {ident!r} in {secrets}: nothing to revoke")
-    reloaded = Services(run_dir).reload_broker()
-    typer.echo(f"revoked {kind} {ident}" + ("; the running broker reloaded its accounts" if reloaded else ""))
+    typer.echo(f"revoked {kind} {ident}" + (_reload(run_dir) if serving else "; files only (--offline)"))
 
 
 @app.command("tls")

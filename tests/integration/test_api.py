@@ -5,10 +5,13 @@ out over MQTT, the dashboard's view, health and metrics, and bad input."""
 from __future__ import annotations
 
 import json
+import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,14 +34,15 @@ from broker_config.contract import (
 )
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.mqtt import MqttLink
+from floorwalker.services import Services, free_port
 from handheld import create_app
-from handheld.auth import COOKIE, issue_token
+from handheld.auth import COOKIE, issue_token, open_session
 from recommender.keys import Keys
 
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 5.0
-MEMBER = "m_chen0001"
+MEMBER = "m_702cc64d"
 
 
 @pytest.fixture
@@ -65,11 +69,15 @@ def api(
 
 @pytest.fixture
 def token(redis_client: redis.Redis, prefix: str, store_config: StoreConfig) -> Callable[..., dict[str, str]]:
-    """Authorization headers for an associate of the demo store (a fresh token each call)."""
+    """Authorization headers for an associate of the demo store: a fresh link's token,
+    exchanged for a session as a script does (``POST /api/sessions``), each call."""
 
     def make(associate: str, **kw: Any) -> dict[str, str]:
-        issued = issue_token(redis_client, Keys(store_config.store, prefix), store_config, associate, **kw)
-        return {"Authorization": f"Bearer {issued.token}"}
+        keys = Keys(store_config.store, prefix)
+        issued = issue_token(redis_client, keys, store_config, associate, **kw)
+        now = kw.get("now", time.time())
+        session, _ = open_session(redis_client, keys, store_config, issued.token, now)
+        return {"Authorization": f"Bearer {session}"}
 
     return make
 
@@ -166,8 +174,9 @@ def test_a_redelivered_prompt_is_stored_once(
     [
         ({}, "not signed in"),
         ({"Authorization": "Bearer nonsense"}, "not a Floorwalker sign-in token"),
-        ({"Authorization": "Bearer fwt_" + "x" * 43}, "unknown or revoked token"),
-        ({"Cookie": f"{COOKIE}=fwt_{'y' * 43}"}, "unknown or revoked token"),
+        ({"Authorization": "Bearer fwt_" + "x" * 43}, "a sign-in link's token"),
+        ({"Authorization": "Bearer fws_" + "x" * 43}, "signed out, ended or revoked"),
+        ({"Cookie": f"{COOKIE}=fws_{'y' * 43}"}, "signed out, ended or revoked"),
     ],
 )
 def test_missing_or_wrong_token_is_401_with_a_reason(
@@ -182,7 +191,7 @@ def test_missing_or_wrong_token_is_401_with_a_reason(
 def test_expired_token_is_401_saying_expired(api: TestClient, token: Callable[..., dict[str, str]]) -> None:
     old = token("a-ben", ttl_s=60, now=time.time() - 3600)
     resp = api.get("/api/me", headers=old)
-    assert resp.status_code == 401 and "expired at" in resp.json()["detail"]
+    assert resp.status_code == 401 and "your session ended at" in resp.json()["detail"]
 
 
 def test_a_token_of_another_store_is_unknown_here(
@@ -190,8 +199,13 @@ def test_a_token_of_another_store_is_unknown_here(
 ) -> None:
     other = store_config.model_copy(update={"store": "other-store"})
     issued = issue_token(redis_client, Keys("other-store", prefix), other, "a-ben")
-    resp = api.get("/api/me", headers={"Authorization": f"Bearer {issued.token}"})
-    assert resp.status_code == 401 and "unknown or revoked token for store demo-store" in resp.text
+    session, _ = open_session(redis_client, Keys("other-store", prefix), other, issued.token, time.time())
+    resp = api.get("/api/me", headers={"Authorization": f"Bearer {session}"})
+    assert resp.status_code == 401 and "session in store demo-store was signed out" in resp.text
+    link = api.get(
+        f"/signin?token={issue_token(redis_client, Keys('other-store', prefix), other, 'a-ben').token}"
+    )
+    assert link.status_code == 401 and "unknown or revoked token for store demo-store" in link.text
 
 
 def test_signin_link_sets_a_cookie_and_opens_the_page_for_the_role(
@@ -389,14 +403,50 @@ def test_dashboard_shows_floor_funnel_associates_and_gateways(
     assert 'floorwalker_gateway_up{gateway="gw-checkout"} 1.0' in api.get("/metrics").text
 
 
-def test_health_ready_metrics_and_openapi(api: TestClient) -> None:
+def test_health_ready_metrics_and_openapi(api: TestClient, token: Callable[..., dict[str, str]]) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
-    assert api.get("/readyz").json() == {"ready": True, "mqtt": True, "redis": True}
+    ready = api.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"ready": True, "mqtt": True, "redis": True}
     metrics = api.get("/metrics")
     assert metrics.status_code == 200 and "floorwalker_deadletters" in metrics.text
-    spec = api.get("/openapi.json").json()
+    spec = api.get("/openapi.json", headers=token("a-amy")).json()  # for managers only
     for path in ("/api/stream", "/api/feedback", "/api/dashboard", "/readyz", "/metrics"):
         assert path in spec["paths"]
+
+
+def _ready_becomes(client: TestClient, code: int, body: dict[str, bool]) -> None:
+    """Poll /readyz until it answers ``code`` with ``body``; fail with the last answer."""
+    deadline = time.monotonic() + 20
+    while True:
+        resp = client.get("/readyz")
+        if resp.status_code == code and resp.json() == body:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"/readyz never answered {code} {body}; last {resp.status_code} {resp.text}")
+        time.sleep(0.05)
+
+
+def test_readyz_is_503_naming_the_service_that_is_down(store_config: StoreConfig, tmp_path: Path) -> None:
+    """Its own Mosquitto and Redis (killed here, so never the session's): each one down in
+    turn makes /readyz 503, saying which; back up, 200 again."""
+    svc = Services(tmp_path / "svc", mqtt_port=free_port(), redis_port=free_port())
+    endpoints = svc.up()
+
+    def kill(name: str) -> None:
+        os.kill(svc.recorded()[name].pid, signal.SIGKILL)
+
+    try:
+        app = create_app(store_config, endpoints, topic_prefix="ready/", key_prefix="ready/")
+        with TestClient(app) as client:
+            _ready_becomes(client, 200, {"ready": True, "mqtt": True, "redis": True})
+            kill("redis")
+            _ready_becomes(client, 503, {"ready": False, "mqtt": True, "redis": False})
+            svc.up()  # the same ports: the API's clients come back by themselves
+            _ready_becomes(client, 200, {"ready": True, "mqtt": True, "redis": True})
+            kill("mosquitto")
+            _ready_becomes(client, 503, {"ready": False, "mqtt": False, "redis": True})
+    finally:
+        svc.down()
 
 
 class SseReader:

@@ -29,7 +29,7 @@ from tests.conftest import DEMO_STORE, Collector
 
 pytestmark = pytest.mark.integration
 
-MEMBER = "m_chen0001"  # gold, consenting, in the demo CRM
+MEMBER = "m_702cc64d"  # gold, consenting, in the demo CRM
 QUIET = RadioParams(
     shadowing_sd_db=1.0, fading_sd_db=2.0, body_loss_db=2.0, calibration_error_db=0.5, exponent_error=0.05
 )

@@ -208,7 +208,7 @@ def test_prompt_appears_is_accepted_and_the_dashboard_moves(
     ben_row = manager.locator('tr[data-associate="a-ben"]')
     expect(ben_row).to_contain_text("available", timeout=WAIT_MS)
 
-    event = store.enter(EnvelopeSource("gw-fresh"), "pantry", "m_chen0001")
+    event = store.enter(EnvelopeSource("gw-fresh"), "pantry", "m_702cc64d")
     card = ben.locator("article.card").first
     expect(card).to_contain_text("Mrs Chen", timeout=WAIT_MS)
     expect(card).to_contain_text("gold")
@@ -241,7 +241,7 @@ def test_a_dropped_stream_resumes_without_lost_or_repeated_prompts(browser: Brow
     ben = phone(browser)
     ben.goto(store.signin_url("a-ben"))
     expect(ben.get_by_test_id("conn")).to_have_text("live", timeout=WAIT_MS)
-    store.enter(gw, "pantry", "m_chen0001")
+    store.enter(gw, "pantry", "m_702cc64d")
     expect(ben.locator("article.card")).to_have_count(1, timeout=WAIT_MS)
 
     store.api.stop()  # the connection really drops; the page sees it
@@ -249,8 +249,8 @@ def test_a_dropped_stream_resumes_without_lost_or_repeated_prompts(browser: Brow
     # Two more prompts for Ben while the server is away: the broker keeps them for it. (Sent
     # as the recommender publishes them: with Chen's prompt still open, routing would now
     # count Ben as busy and pick someone else.)
-    store.prompt("a-ben", "m_okafor02", "pantry")
-    store.prompt("a-ben", "m_tanaka006", "pantry")
+    store.prompt("a-ben", "m_1d54fa96", "pantry")
+    store.prompt("a-ben", "m_1a459b48", "pantry")
     time.sleep(0.5)
     store.api.start()
 
@@ -285,7 +285,7 @@ def test_a_second_stores_associate_sees_nothing_of_the_first(
         ours.goto(store.signin_url("a-ben"))
         expect(ours.get_by_test_id("conn")).to_have_text("live", timeout=WAIT_MS)
 
-        store.enter(EnvelopeSource("gw-fresh"), "pantry", "m_chen0001")
+        store.enter(EnvelopeSource("gw-fresh"), "pantry", "m_702cc64d")
         expect(ours.locator("article.card")).to_have_count(1, timeout=WAIT_MS)
         time.sleep(0.5)  # the other page had every chance to get it too
         assert cards(theirs) == [] and received(theirs) == []
@@ -332,13 +332,13 @@ def test_pages_fit_a_phone_and_a_desktop_and_make_screenshots(
     ben.goto(store.signin_url("a-ben"))
     expect(ben.get_by_test_id("conn")).to_have_text("live", timeout=WAIT_MS)
     ben.get_by_role("button", name="Available").click()
-    store.enter(gw, "pantry", "m_chen0001")
+    store.enter(gw, "pantry", "m_702cc64d")
     expect(ben.locator("article.card")).to_have_count(1, timeout=WAIT_MS)
     # With Chen's prompt open the engine would route the next one to someone else (Ben is
     # busy); for the picture, a second prompt as the recommender would word it.
     store.prompt(
         "a-ben",
-        "m_okafor02",
+        "m_1d54fa96",
         "pantry",
         PromptKind.WIN_BACK,
         (

@@ -639,11 +639,11 @@ def test_with_handhelds_required_a_prompt_nobody_can_take_is_counted_unserved(
     assert config.crm is not None
     model = load_into_redis(redis_client, keys, read_crm(config.crm).members, T0)
     e = Recommender(config, redis_client, Topics(prefix), keys, model=model)
-    assert send(e, "pantry", "m_chen0001", T0) == []  # nobody signed in: unserved, with the reason
+    assert send(e, "pantry", "m_702cc64d", T0) == []  # nobody signed in: unserved, with the reason
     status = EnvelopeSource("api").make(AssociateStatus, T0 + 1, state="available")
     assert e.handle(e.topics.associate_status(config.store, "a-cara"), encode(status), T0 + 1) == []
     out = e.handle(
-        e.topics.presence(config.store, "entrance"), enter(e, "entrance", "m_haddad008", T0 + 2)[1], T0 + 2
+        e.topics.presence(config.store, "entrance"), enter(e, "entrance", "m_cbbd5a3c", T0 + 2)[1], T0 + 2
     )
     assert [o.topic.rsplit("/", 2)[-2] for o in out] == ["a-cara"]  # the only one on the floor
     s = stats(e, redis_client)

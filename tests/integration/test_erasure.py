@@ -1,29 +1,73 @@
 """`floorwalker member erase`: everything about the member goes at once, on the real
-Redis and broker; a tombstone keeps a late event or a CRM reload from bringing them back."""
+Redis and broker; a tombstone keeps a late event or a CRM reload from bringing them back; the
+retained notice empties the outboxes of producers online and offline (gateways and POS
+adapters) and makes the recommender forget the member in memory."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
-from broker_config.contract import EnvelopeSource, ErasureNotice, PresenceEvent, Topics, encode
+from broker_config.contract import (
+    EnvelopeSource,
+    ErasureNotice,
+    PresenceEvent,
+    Prompt,
+    PromptKind,
+    TopicKind,
+    Topics,
+    encode,
+)
 from edge_agent.outbox import Outbox
 from edge_agent.publisher import EdgePublisher
-from floorwalker.config import Endpoints, StoreConfig
-from floorwalker.mqtt import MqttLink
+from floorwalker.config import Endpoints, StoreConfig, load_store_config
 from presence.fuser import Fuser, resolver_for
 from recommender.crm import load_into_redis, read_crm
 from recommender.engine import Recommender
-from recommender.erasure import erase_member
 from recommender.keys import Keys
+from recommender.outbound import Outbound
+from tests.conftest import DEMO_STORE, Collector
 
 pytestmark = pytest.mark.integration
 
-GONE, STAYS = "m_chen0001", "m_haddad008"
+GONE, STAYS, DWELLS = "m_702cc64d", "m_1d54fa96", "m_330b99e8"
+DEADLINE_S = 15.0
+
+
+def _store_copy(tmp_path: Path) -> tuple[Path, StoreConfig]:
+    """The demo store with its key file and CRM copied, so erasure revokes in the copy."""
+    for name in (DEMO_STORE.name, "demo_ble_keys.json", "demo_crm.json"):
+        shutil.copy(DEMO_STORE.parent / name, tmp_path / name)
+    path = tmp_path / DEMO_STORE.name
+    return path, load_store_config(path)
+
+
+def _until(what: str, done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: not within {DEADLINE_S} s"
+        time.sleep(0.02)
+
+
+def _erase_with_the_cli(services: Endpoints, store: Path, prefix: str, member: str) -> str:
+    """`floorwalker member erase` as an operator runs it; its one line of output."""
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "floorwalker", "member", "erase", member,
+            "--store-config", str(store), "--mqtt-url", f"mqtt://{services.mqtt_host}:{services.mqtt_port}",
+            "--redis-url", services.redis_url, "--topic-prefix", prefix, "--key-prefix", prefix,
+        ],
+        capture_output=True, text=True, timeout=60, cwd=store.parent,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def _everything(client: redis.Redis, keys: Keys) -> dict[str, bytes]:
@@ -48,14 +92,10 @@ def _everything(client: redis.Redis, keys: Keys) -> dict[str, bytes]:
 def test_erase_removes_the_member_everywhere_and_a_late_event_cannot_resurrect_them(
     services: Endpoints, redis_client: redis.Redis, prefix: str, store_config: StoreConfig, tmp_path: Path
 ) -> None:
-    assert store_config.ble_presence.secrets is not None and store_config.crm is not None
-    secrets = tmp_path / "ble_keys.json"
-    shutil.copy(store_config.ble_presence.secrets, secrets)
-    config = store_config.model_copy(
-        update={"ble_presence": store_config.ble_presence.model_copy(update={"secrets": secrets})}
-    )
+    store, config = _store_copy(tmp_path)
+    assert config.ble_presence.secrets is not None and config.crm is not None
     keys, topics, now = Keys(config.store, prefix), Topics(prefix), time.time()
-    members = read_crm(store_config.crm).members
+    members = read_crm(config.crm).members
     engine = Recommender(
         config, redis_client, topics, keys, model=load_into_redis(redis_client, keys, members, now)
     )
@@ -81,40 +121,48 @@ def test_erase_removes_the_member_everywhere_and_a_late_event_cannot_resurrect_t
     )
     assert any(GONE.encode() in v or GONE in k for k, v in _everything(redis_client, keys).items())
 
-    # A gateway holds the member's events in its outbox (no recommender acknowledges them).
-    outbox = Outbox(tmp_path / "outbox.db")
-    pub = EdgePublisher(
-        config.store, "gw-fresh", services.mqtt_host, services.mqtt_port, topics=topics, outbox=outbox
-    )
-    pub.start(now)
-    for i in range(3):
-        pub.presence("pantry", GONE, "enter", now + i)
-        pub.presence("pantry", STAYS, "enter", now + i)
-    assert outbox.pending() == 6
+    # Producers hold the member's events in their outboxes (no recommender acknowledges
+    # them): a gateway online now, and a gateway and a POS adapter offline at the erasure
+    # (they have never connected: only a retained notice can reach them later).
+    outboxes: dict[str, Outbox] = {}
 
-    link = MqttLink(services.mqtt_host, services.mqtt_port, client_id=f"{prefix[:-1]}-erase")
-    link.connect()
-    t0 = time.perf_counter()
-    done = erase_member(redis_client, keys, topics, config, GONE, time.time(), link)
-    erase_ms = (time.perf_counter() - t0) * 1000
-    link.close()
+    def producer(name: str, *, status: bool = True) -> EdgePublisher:
+        outboxes[name] = Outbox(tmp_path / f"{name}.db")
+        return EdgePublisher(
+            config.store, name, services.mqtt_host, services.mqtt_port,
+            topics=topics, outbox=outboxes[name], status=status,
+        )  # fmt: skip
+
+    online, offline, till = producer("gw-fresh"), producer("gw-checkout"), producer("pos-1", status=False)
+    online.start(now)
+    basket = [{"sku": "soy-1", "category": "sauces", "qty": 1, "amount_cents": 500}]
+    for i in range(3):
+        for pub in (online, offline):
+            pub.presence("pantry", GONE, "enter", now + i)
+            pub.presence("pantry", STAYS, "enter", now + i)
+        till.checkout("lane-1", now + i, member=GONE, items=basket)
+        till.checkout("lane-1", now + i, member=STAYS, items=basket)
+    assert {name: ob.pending() for name, ob in outboxes.items()} == dict.fromkeys(outboxes, 6)
+
+    said = _erase_with_the_cli(services, store, prefix, GONE)
+    assert said.startswith(f"erased {GONE} in ") and "BLE ids revoked" in said, said
 
     # Redis: nothing mentions the member except its tombstone, the moment erase returns.
     left = {k: v for k, v in _everything(redis_client, keys).items() if GONE.encode() in v or GONE in k}
     assert list(left) == [keys.erased(GONE)]
-    assert done.prompts_deleted >= 1 and done.stream_entries_deleted == 1 and done.deadletters_deleted == 1
     # The other member is untouched.
     assert redis_client.exists(keys.profile(STAYS), keys.visit(STAYS)) == 2
 
-    # The gateway's outbox drops the member's waiting events on the retained notice.
-    t1 = time.perf_counter()
-    while outbox.pending() != 3 and time.perf_counter() - t1 < 10:
-        time.sleep(0.02)
-    outbox_ms = (time.perf_counter() - t1) * 1000 + erase_ms
-    assert outbox.pending() == 3
-    assert all(GONE.encode() not in r.payload for r in outbox.after(0, 10))
-    assert outbox.health(time.time()).erased == 3
-    pub.stop(time.time())
+    # Every outbox drops the member's waiting events on the retained notice: the online
+    # gateway's at once, the others' when they connect.
+    offline.start(time.time())
+    till.start(time.time())
+    for name, ob in outboxes.items():
+        _until(f"{name} drops the erased member's events", lambda ob=ob: ob.pending() == 3)  # type: ignore[misc]
+        assert all(GONE.encode() not in r.payload for r in ob.after(0, 10)), name
+        assert ob.health(time.time()).erased == 3, name
+    for pub in (online, offline, till):
+        pub.stop(time.time())
 
     # A late event, a redelivery or a CRM reload cannot bring the member back.
     assert enter(GONE, time.time()) == []
@@ -129,4 +177,58 @@ def test_erase_removes_the_member_everywhere_and_a_late_event_cannot_resurrect_t
     assert fuser.handle(topics.erasure(config.store, GONE), encode(notice), time.time()) == []
     assert GONE not in fuser.resolver
     assert GONE not in resolver_for(config) and STAYS in resolver_for(config)
-    print(f"\nERASE redis_ms={erase_ms:.0f} outbox_ms={outbox_ms:.0f}")
+
+
+def test_the_recommender_forgets_an_erased_member_no_dwell_check_no_rerouted_prompt(
+    services: Endpoints,
+    redis_client: redis.Redis,
+    prefix: str,
+    tmp_path: Path,
+    collect: Callable[[list[str]], Collector],
+) -> None:
+    """The notice `floorwalker member erase` retains reaches the recommender: the member's
+    dwell timer and their prompt still open for re-routing go; another member's stay."""
+    store, config = _store_copy(tmp_path)
+    assert config.crm is not None
+    keys, topics, t0 = Keys(config.store, prefix), Topics(prefix), time.time()
+    model = load_into_redis(redis_client, keys, read_crm(config.crm).members, t0)
+    engine = Recommender(config, redis_client, topics, keys, model=model)
+    reroute_after = engine.core.catalog.policy.reroute_after_s
+    gateways = {"pantry": EnvelopeSource("gw-fresh"), "produce": EnvelopeSource("gw-produce")}
+    gateways["dairy"] = EnvelopeSource("gw-dairy")
+
+    def enter(zone: str, member: str) -> list[Prompt]:
+        event = gateways[zone].make(PresenceEvent, t0, member=member, action="enter")
+        out = engine.handle(topics.presence(config.store, zone), encode(event), t0)
+        engine.after_publish()
+        return [Prompt.model_validate_json(o.payload) for o in out if o.topic.endswith("/prompt")]
+
+    def about(out: list[Outbound]) -> list[tuple[str, str | None]]:
+        said = [Prompt.model_validate_json(o.payload) for o in out]
+        return sorted((p.event_id, p.customer.member) for p in said)
+
+    # Each of the two members has a greeting open for re-routing and a dwell timer running;
+    # a third, with no prompt on entry, will earn the long-dwell one.
+    [gone] = enter("pantry", GONE)
+    [stays] = enter("dairy", STAYS)
+    assert (gone.customer.member, stays.customer.member) == (GONE, STAYS)
+    assert enter("produce", DWELLS) == []
+
+    notices = collect([topics.subscription(TopicKind.ERASURE, config.store)])  # before the erasure
+    _erase_with_the_cli(services, store, prefix, GONE)
+    notices.wait_for(lambda msgs: len(msgs) == 1)
+    [(topic, payload)] = notices.messages
+    assert engine.handle(topic, payload, t0 + 1) == []
+    engine.take_stats()
+
+    # Not accepted in time: only the other member's greeting goes to the next associate.
+    assert about(engine.tick(t0 + reroute_after + 5)) == [(stays.event_id, STAYS)]
+    # Long dwell: the other two earn their prompt; for the erased member no check runs at
+    # all (a script would refuse it, and count the refusal).
+    dwell = [Prompt.model_validate_json(o.payload) for o in engine.tick(t0 + 130)]
+    long_dwell = {p.customer.member for p in dwell if p.kind is PromptKind.LONG_DWELL_HELP}
+    assert long_dwell == {STAYS, DWELLS}
+    assert GONE not in {p.customer.member for p in dwell}
+    checks = {k: v for k, v in engine.take_stats().items() if k.startswith("outcome:")}
+    assert checks == {"outcome:ok": 2}
+    assert "outcome:erased" not in engine.take_stats()

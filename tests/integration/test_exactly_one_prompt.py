@@ -49,7 +49,7 @@ def test_a_claimed_prompt_survives_a_crash_before_its_publish(
     redis_client: redis.Redis, prefix: str, store_config: StoreConfig
 ) -> None:
     first = _engine(redis_client, prefix, store_config)
-    topic, data = _enter(first, "m_chen0001", T0)
+    topic, data = _enter(first, "m_702cc64d", T0)
     out = first.handle(topic, data, T0)
     assert len(out) == 1 and out[0].unsent is not None
     # ...and the process dies here, before publishing. The restart finds it:
@@ -92,12 +92,12 @@ def test_store_and_till_prompts_are_kept_with_their_claim_too(
 
 def test_no_claim_no_prompt_record(redis_client: redis.Redis, prefix: str, store_config: StoreConfig) -> None:
     e = _engine(redis_client, prefix, store_config)
-    topic, data = _enter(e, "m_chen0001", T0)
+    topic, data = _enter(e, "m_702cc64d", T0)
     assert len(e.handle(topic, data, T0)) == 1
     assert len(e.unsent_prompts()) == 1
     # The same member again within the visit: the caps block the claim, so the prompt
     # built ahead of it is neither recorded nor published.
-    topic2, data2 = _enter(e, "m_chen0001", T0 + 5)
+    topic2, data2 = _enter(e, "m_702cc64d", T0 + 5)
     assert e.handle(topic2, data2, T0 + 5) == []
     assert len(e.unsent_prompts()) == 1
 
@@ -110,7 +110,7 @@ def test_the_service_publishes_prompts_claimed_before_it_started(
     collect: Callable[[list[str]], Collector],
 ) -> None:
     crashed = _engine(redis_client, prefix, store_config)
-    lost = crashed.handle(*_enter(crashed, "m_chen0001", T0), T0)
+    lost = crashed.handle(*_enter(crashed, "m_702cc64d", T0), T0)
     prompts = collect([Topics(prefix).subscription(TopicKind.PROMPT)])
     service = RecommenderService(
         store_config, services, topic_prefix=prefix, key_prefix=prefix, client_id="rec-x1"
@@ -146,7 +146,7 @@ def test_a_starting_replica_leaves_a_live_peers_unsent_prompts_alone(
         Recommender(store_config, redis_client, Topics(prefix), keys, producer=f"rec-{r}", replicated=True)
         for r in "ab"
     )
-    topic, data = _enter(a, "m_chen0001", T0)
+    topic, data = _enter(a, "m_702cc64d", T0)
     [claimed] = a.handle(topic, data, T0)
     soon = T0 + 1
     assert [o.payload for o in a.unsent_prompts(soon)] == [claimed.payload]  # its own

@@ -38,8 +38,8 @@ def test_camera_gateway_keeps_its_status_and_footfall(
     live.start()
     try:
         steps = [
-            Presence(0.0, "gw-entrance", "entrance", "m_chen0001", "enter"),
-            Presence(0.0, "gw-fresh", "pantry", "m_chen0001", "enter"),
+            Presence(0.0, "gw-entrance", "entrance", "m_702cc64d", "enter"),
+            Presence(0.0, "gw-fresh", "pantry", "m_702cc64d", "enter"),
         ]
         live.play(steps, threading.Event(), speed=1000)
     finally:
@@ -74,10 +74,10 @@ def test_members_presence_through_ble_and_a_real_fuser(
         store_config, services.mqtt_host, services.mqtt_port, topic_prefix=prefix, presence="ble"
     )
     steps = [
-        Presence(0.0, "gw-entrance", "entrance", "m_chen0001", "enter"),
-        Presence(12.0, "gw-entrance", "entrance", "m_chen0001", "leave"),
-        Presence(12.0, "gw-fresh", "pantry", "m_chen0001", "enter"),
-        Presence(60.0, "gw-fresh", "pantry", "m_chen0001", "leave"),
+        Presence(0.0, "gw-entrance", "entrance", "m_702cc64d", "enter"),
+        Presence(12.0, "gw-entrance", "entrance", "m_702cc64d", "leave"),
+        Presence(12.0, "gw-fresh", "pantry", "m_702cc64d", "enter"),
+        Presence(60.0, "gw-fresh", "pantry", "m_702cc64d", "leave"),
     ]
     stop = threading.Event()
     threads.append(threading.Thread(target=live.play, args=(steps, stop), kwargs={"speed": 4.0, "seed": 3}))
@@ -102,8 +102,8 @@ def test_members_presence_through_ble_and_a_real_fuser(
         isinstance(e, PresenceEvent) and e.producer == store_config.ble_presence.fuser for e in presence
     )
     assert any(
-        isinstance(e, PresenceEvent) and e.member == "m_chen0001" and e.action == "enter" for e in presence
+        isinstance(e, PresenceEvent) and e.member == "m_702cc64d" and e.action == "enter" for e in presence
     )
     assert reports and all(isinstance(r, BleReport) and r.sightings for r in reports)
-    assert not any(b"m_chen0001" in p for t, p in seen.messages if t.endswith("/ble"))
+    assert not any(b"m_702cc64d" in p for t, p in seen.messages if t.endswith("/ble"))
     assert live.sent["ble"] >= len(reports) and live.sent["presence:enter"] == 0

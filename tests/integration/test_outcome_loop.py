@@ -19,7 +19,7 @@ from floorwalker.cli import app as cli
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.mqtt import MqttLink
 from handheld import create_app
-from handheld.auth import issue_token
+from handheld.auth import issue_token, open_session
 from recommender.keys import Keys
 from recommender.service import RecommenderService
 
@@ -62,10 +62,11 @@ def test_visit_accept_convert_report(
     app = create_app(store_config, services, topic_prefix=prefix, key_prefix=prefix)
     try:
         ben = issue_token(redis_client, keys, store_config, "a-ben")
-        with TestClient(app, headers={"Authorization": f"Bearer {ben.token}"}) as api:
+        session, _ = open_session(redis_client, keys, store_config, ben.token, time.time())
+        with TestClient(app, headers={"Authorization": f"Bearer {session}"}) as api:
             # 1. Mrs Chen walks into the pantry; her soy sauce is due.
             enter = EnvelopeSource("gw-fresh").make(
-                PresenceEvent, time.time(), member="m_chen0001", action="enter"
+                PresenceEvent, time.time(), member="m_702cc64d", action="enter"
             )
             link.publish(
                 topics.presence(store_config.store, "pantry"), encode(enter), qos=1
@@ -88,7 +89,7 @@ def test_visit_accept_convert_report(
         # 4. She pays for soy sauce at lane 1.
         basket = [{"sku": "kikkoman-500", "category": "sauces", "qty": 1, "amount_cents": 399}]
         paid = EnvelopeSource("pos-1").make(
-            CheckoutEvent, time.time(), member="m_chen0001", items=basket, total_cents=399
+            CheckoutEvent, time.time(), member="m_702cc64d", items=basket, total_cents=399
         )
         link.publish(topics.checkout(store_config.store, "lane-1"), encode(paid), qos=1).wait_for_publish(5)
     finally:

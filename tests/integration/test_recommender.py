@@ -8,6 +8,7 @@ earlier event has been handled, and "exactly one prompt" can be asserted without
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import threading
@@ -164,10 +165,10 @@ def running(
 
 
 def test_member_entering_a_zone_gets_exactly_one_greeting_with_a_reason(running: Slice) -> None:
-    event = running.enter("entrance", "m_haddad008")
+    event = running.enter("entrance", "m_cbbd5a3c")
     running.sentinel()
 
-    prompts = running.member_prompts("m_haddad008")
+    prompts = running.member_prompts("m_cbbd5a3c")
     assert len(prompts) == 1
     greeting = prompts[0]
     assert greeting.kind is PromptKind.GREET_VIP
@@ -190,17 +191,17 @@ def test_member_entering_a_zone_gets_exactly_one_greeting_with_a_reason(running:
 
 
 def test_redelivered_event_and_later_zones_do_not_greet_twice(running: Slice) -> None:
-    event = running.gw_entrance.make(PresenceEvent, time.time(), member="m_haddad008", action="enter")
+    event = running.gw_entrance.make(PresenceEvent, time.time(), member="m_cbbd5a3c", action="enter")
     data = encode(event)
     topic = running.topics.presence(running.store, "entrance")
     running.send(topic, data)
     running.send(topic, data)  # same event_id: a QoS 1 redelivery
-    running.enter("produce", "m_haddad008")  # a second zone in the same visit
+    running.enter("produce", "m_cbbd5a3c")  # a second zone in the same visit
     running.sentinel()
 
-    prompts = running.member_prompts("m_haddad008")
+    prompts = running.member_prompts("m_cbbd5a3c")
     assert [p.kind for p in prompts] == [PromptKind.GREET_VIP]
-    assert running.redis.hget(running.keys.visit("m_haddad008"), "zone") == b"produce"
+    assert running.redis.hget(running.keys.visit("m_cbbd5a3c"), "zone") == b"produce"
 
 
 def test_non_member_checkout_gets_exactly_one_join_invite(running: Slice) -> None:
@@ -218,19 +219,19 @@ def test_non_member_checkout_gets_exactly_one_join_invite(running: Slice) -> Non
 
 
 def test_member_without_consent_gets_no_prompt_and_leaves_no_visit(running: Slice) -> None:
-    running.enter("pantry", "m_berg0005")  # gold, soy sauce due, but no consent
+    running.enter("pantry", "m_d0b30907")  # gold, soy sauce due, but no consent
     running.sentinel()
 
-    assert running.member_prompts("m_berg0005") == []
-    assert running.redis.exists(running.keys.visit("m_berg0005")) == 0
+    assert running.member_prompts("m_d0b30907") == []
+    assert running.redis.exists(running.keys.visit("m_d0b30907")) == 0
 
 
 def test_replenishment_due_says_what_and_why(running: Slice) -> None:
     """The soy-sauce story: Mrs Chen buys Kikkoman about monthly; the last was 32 days ago."""
-    running.enter("pantry", "m_chen0001")
+    running.enter("pantry", "m_702cc64d")
     running.sentinel()
 
-    prompts = running.member_prompts("m_chen0001")
+    prompts = running.member_prompts("m_702cc64d")
     assert [p.kind for p in prompts] == [PromptKind.REPLENISHMENT_DUE]
     assert prompts[0].headline == "Kikkoman soy sauce 500 ml due"
     assert "about every 31 days; last bought 32 days ago" in prompts[0].why
@@ -241,7 +242,7 @@ def test_replenishment_due_says_what_and_why(running: Slice) -> None:
 
 def _presence(running: Slice, **changes: object) -> bytes:
     body = json.loads(
-        encode(running.gw_entrance.make(PresenceEvent, time.time(), member="m_novak004", action="enter"))
+        encode(running.gw_entrance.make(PresenceEvent, time.time(), member="m_f6b11e66", action="enter"))
     )
     body.update(changes)
     return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
@@ -312,17 +313,17 @@ def test_bad_input_is_dead_lettered_with_its_reason_and_serving_goes_on(
 ) -> None:
     topic, payload = make(running)
     running.send(topic, payload)
-    good = running.enter("entrance", "m_okafor02")  # a good event after the bad one
+    good = running.enter("entrance", "m_1d54fa96")  # a good event after the bad one
     running.prompts.wait_for(lambda msgs: any(good.event_id.encode() in p for _, p in msgs))
 
-    # Redis: a capped stream entry with the reason and the start of the original bytes.
+    # Redis: a capped stream entry with the reason, the sizes and a hash (never the bytes).
     entries = running.redis.xrange(running.keys.deadletter)
     assert len(entries) == 1, case
     record = DeadLetter.model_validate_json(entries[0][1][b"record"])
     assert record.reason.value == reason
     assert record.topic == topic
     assert record.payload_size == len(payload)
-    assert payload[:64].decode(errors="backslashreplace") in record.payload_excerpt
+    assert record.payload_sha256 == hashlib.sha256(payload).hexdigest()
     assert running.redis.hget(running.keys.stats, f"rejected:{reason}") == b"1"
     # MQTT: the same record on the store's dead-letter topic.
     running.deadletters.wait_for(lambda msgs: len(msgs) == 1)
@@ -330,8 +331,8 @@ def test_bad_input_is_dead_lettered_with_its_reason_and_serving_goes_on(
 
 
 def test_state_script_failure_is_dead_lettered_and_serving_goes_on(running: Slice) -> None:
-    running.redis.set(running.keys.visit("m_novak004"), "not a hash")  # a corrupted key
-    event = running.enter("entrance", "m_novak004")
+    running.redis.set(running.keys.visit("m_f6b11e66"), "not a hash")  # a corrupted key
+    event = running.enter("entrance", "m_f6b11e66")
     running.sentinel()
 
     entries = running.redis.xrange(running.keys.deadletter)
@@ -339,7 +340,7 @@ def test_state_script_failure_is_dead_lettered_and_serving_goes_on(running: Slic
     record = DeadLetter.model_validate_json(entries[0][1][b"record"])
     assert record.reason.value == "processing_error"
     assert "WRONGTYPE" in record.detail
-    assert event.event_id in record.payload_excerpt
+    assert record.payload_sha256 == hashlib.sha256(encode(event)).hexdigest()
 
 
 def test_an_edited_catalog_takes_effect_without_a_restart(
@@ -374,7 +375,9 @@ def test_an_edited_catalog_takes_effect_without_a_restart(
         return prompt.headline
 
     def edit(old: str, new: str) -> None:
-        catalog.write_text(catalog.read_text().replace(old, new))
+        text = catalog.read_text()
+        assert text.count(old) == 1, old
+        catalog.write_text(text.replace(old, new))
         st = catalog.stat()
         os.utime(catalog, (st.st_atime, st.st_mtime + 2))  # a new mtime even on a coarse clock
 
@@ -385,9 +388,23 @@ def test_an_edited_catalog_takes_effect_without_a_restart(
         while (headline := invite_headline()) != "Ask about the card at lane-2":
             assert time.monotonic() < deadline, headline
             time.sleep(0.2)
-        edit("    value: 5\n", "    value: 5\n    colour: blue\n")  # an unknown field: refused
-        time.sleep(2.5)  # two ticks
+        # A broken edit that would also change the headline: an unknown field, refused.
+        watcher, engine = service.engine.catalog, service.engine
+        in_force = watcher.current
+        assert watcher.last_error is None and engine.core.catalog is in_force
+        edit(
+            'headline: "Ask about the card at {zone}"\n',
+            'headline: "Broken edit at {zone}"\n      colour: blue\n',
+        )
+        deadline = time.monotonic() + 10
+        # Either outcome ends the wait: refused (an error recorded), or read and put in force.
+        while watcher.last_error is None and not (
+            watcher.current is not in_force and engine.core.catalog is watcher.current
+        ):
+            assert time.monotonic() < deadline, "the service never re-read the catalog"
+            time.sleep(0.05)
         assert invite_headline() == "Ask about the card at lane-2"  # the previous one stays
+        assert watcher.last_error is not None and "colour" in watcher.last_error
     link.close()
 
 

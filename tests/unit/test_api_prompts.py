@@ -40,9 +40,28 @@ def test_parsed_sids_order_like_redis(a: tuple[int, int], b: tuple[int, int]) ->
     assert (pa < pb) == (a < b)
 
 
-@given(st.text(max_size=80))
-def test_parse_sid_never_raises(raw: str) -> None:
-    parse_sid(raw)
+NUMBER = st.integers(0, 2**66) | st.integers(2**64 - 2, 2**64 + 1)
+
+
+@given(
+    st.text(max_size=80)
+    | st.from_regex(r"[0-9]{1,22}-[0-9]{1,22}", fullmatch=True)
+    | st.tuples(NUMBER, NUMBER).map(lambda pair: f"{pair[0]}-{pair[1]}")
+)
+def test_a_sid_is_two_numbers_each_below_2_to_the_64_or_none(raw: str) -> None:
+    """Any text: a stream id is ``ms-seq``, each part at most 20 digits and below 2**64
+    (what Redis accepts); anything else is None, never an exception."""
+    parsed = parse_sid(raw)
+    parts = raw.split("-")
+    well_formed = (
+        len(parts) == 2
+        and all(0 < len(part) <= 20 and part.isdecimal() for part in parts)
+        and all(int(part) < 2**64 for part in parts)
+    )
+    assert (parsed is not None) == well_formed
+    if parsed is not None:
+        assert parsed == (int(parts[0]), int(parts[1]))
+        assert parse_sid(f"{parsed[0]}-{parsed[1]}") == parsed
 
 
 def prompt(associate: str, n: int) -> HandheldPrompt:
@@ -51,7 +70,7 @@ def prompt(associate: str, n: int) -> HandheldPrompt:
         associate=associate,
         kind=PromptKind.GREET_VIP,
         customer_name="Mrs Chen",
-        member="m_chen0001",
+        member="m_702cc64d",
         tier="gold",
         points=None,
         zone="pantry",
@@ -117,7 +136,7 @@ def test_customer_card_from_profile() -> None:
         "last:tea": "garbage",
         "interval:sauces": "2678400",
     }
-    card = card_from_profile("m_chen0001", profile, now)
+    card = card_from_profile("m_702cc64d", profile, now)
     assert (card.name, card.tier, card.points, card.open_complaint) == ("Mrs Chen", "gold", 1840, None)
     assert [(r.category, r.label, r.days_ago) for r in card.recent] == [
         ("milk", "milk", 2),

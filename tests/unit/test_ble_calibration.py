@@ -44,7 +44,7 @@ def test_calibration_recovers_the_true_parameters(store_config: StoreConfig, tmp
     lines = ["points:"]
     for k, (x, y) in enumerate(SPOTS):
         start = T0 + k * 30
-        samples += [PositionSample(start + i * 0.5, "phone", "m_chen0001", x, y, "") for i in range(40)]
+        samples += [PositionSample(start + i * 0.5, "phone", "m_702cc64d", x, y, "") for i in range(40)]
         lines.append(f"  - {{x: {x}, y: {y}, from_ts: {start + 2}, to_ts: {start + 18}}}")
     (tmp_path / "points.yaml").write_text("\n".join(lines) + "\n")
     records = [

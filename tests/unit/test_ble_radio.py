@@ -22,10 +22,10 @@ def still(
 
 
 def test_only_members_phones_are_heard_with_their_rotating_id(store_config: StoreConfig) -> None:
-    samples = still("m_chen0001", 4, 3, 10) + still(None, 5, 3, 10, shopper="s2")
+    samples = still("m_702cc64d", 4, 3, 10) + still(None, 5, 3, 10, shopper="s2")
     records = list(RadioModel(store_config, KEY, seed=1).hear(samples))
     assert records and all(r["ts"] <= T0 + 10 for r in records)
-    beacon = MemberBeacon(member_secret(KEY, "m_chen0001"), 300)
+    beacon = MemberBeacon(member_secret(KEY, "m_702cc64d"), 300)
     frames = {parse(bytes.fromhex(r["adv"])) for r in records}
     assert all(isinstance(f, MemberAdvert) and f.tx_power == -59 for f in frames)
     eids = {f.eid for f in frames if isinstance(f, MemberAdvert)}
@@ -37,7 +37,7 @@ def test_only_members_phones_are_heard_with_their_rotating_id(store_config: Stor
 
 
 def test_nearer_gateways_hear_louder(store_config: StoreConfig) -> None:
-    records = list(RadioModel(store_config, KEY, seed=2).hear(still("m_chen0001", 4, 3, 30)))
+    records = list(RadioModel(store_config, KEY, seed=2).hear(still("m_702cc64d", 4, 3, 30)))
     near = statistics.median(r["rssi"] for r in records if r["gateway"] == "gw-entrance")  # 0 m
     far = statistics.median(r["rssi"] for r in records if r["gateway"] == "gw-dairy")  # 24 m
     assert near - far > 15
@@ -45,13 +45,13 @@ def test_nearer_gateways_hear_louder(store_config: StoreConfig) -> None:
 
 def test_advertising_interval_and_drops(store_config: StoreConfig) -> None:
     params = RadioParams(drop_rate=0.5)
-    records = list(RadioModel(store_config, KEY, params, seed=3).hear(still("m_chen0001", 4, 3, 60)))
+    records = list(RadioModel(store_config, KEY, params, seed=3).hear(still("m_702cc64d", 4, 3, 60)))
     per_gateway = len([r for r in records if r["gateway"] == "gw-entrance"])
     assert 60 / 0.205 * 0.4 < per_gateway < 60 / 0.205 * 0.6
 
 
 def test_same_seed_same_trace(store_config: StoreConfig) -> None:
-    samples = still("m_chen0001", 10, 10, 5)
+    samples = still("m_702cc64d", 10, 10, 5)
     assert list(RadioModel(store_config, KEY, seed=4).hear(samples)) == list(
         RadioModel(store_config, KEY, seed=4).hear(samples)
     )
@@ -62,8 +62,8 @@ def test_the_apps_motion_hint_follows_the_walk_late_and_leaves_the_radio_alone(
 ) -> None:
     """Walk 10 s at 1 m/s, then stand 10 s: the hint says walking from ~lag after the start
     until ~lag + window after the stop; phones without it send none, heard the same."""
-    walk = [PositionSample(T0 + i * 0.5, "s1", "m_chen0001", 2 + 0.5 * i, 3, "entrance") for i in range(20)]
-    stop = [PositionSample(T0 + 10 + i * 0.5, "s1", "m_chen0001", 12, 3, "entrance") for i in range(20)]
+    walk = [PositionSample(T0 + i * 0.5, "s1", "m_702cc64d", 2 + 0.5 * i, 3, "entrance") for i in range(20)]
+    stop = [PositionSample(T0 + 10 + i * 0.5, "s1", "m_702cc64d", 12, 3, "entrance") for i in range(20)]
     exact = RadioParams(motion_share=1.0, motion_error=0.0)
     records = [
         r

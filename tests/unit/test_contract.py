@@ -50,7 +50,7 @@ SAMPLES: dict[TopicKind, tuple[str | None, object]] = {
     TopicKind.STATUS: ("gw-1", SRC.make(GatewayStatus, T, state="online", software="0.1.0", uptime_s=3.5)),
     TopicKind.PRESENCE: (
         "pantry",
-        SRC.make(PresenceEvent, T, member="m_chen0001", action="enter", confidence=0.8),
+        SRC.make(PresenceEvent, T, member="m_702cc64d", action="enter", confidence=0.8),
     ),
     TopicKind.FOOTFALL: (
         "checkout",
@@ -72,7 +72,7 @@ SAMPLES: dict[TopicKind, tuple[str | None, object]] = {
             Prompt,
             T,
             kind=PromptKind.REPLENISHMENT_DUE,
-            customer=CustomerCard(member="m_chen0001", tier="gold", points=1840),
+            customer=CustomerCard(member="m_702cc64d", tier="gold", points=1840),
             zone="pantry",
             headline="Kikkoman soy sauce 500 ml due",
             suggestion="Mention it",

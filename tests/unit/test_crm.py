@@ -72,7 +72,7 @@ def _member(member: str, days: list[float], category: str = "sauces", **more: ob
 def test_profile_has_what_the_engine_reads() -> None:
     member = Member.model_validate(
         {
-            "member": "m_chen0001",
+            "member": "m_702cc64d",
             "display_name": "Mrs Chen",
             "tier": "gold",
             "points": 1840,
@@ -201,7 +201,7 @@ def test_demo_fixture_is_valid_and_has_what_the_ten_actions_need() -> None:
     imported = read_crm(REPO / "simulators" / "data" / "demo_crm.json")
     assert imported.errors == []
     members = {m.member: m for m in imported.members}
-    assert {"m_chen0001", "m_berg0005"} <= set(members)
+    assert {"m_702cc64d", "m_d0b30907"} <= set(members)
     assert any(m.birthday_in_days is not None or m.birthday for m in members.values())
     assert any(m.complaints for m in members.values()) and any(m.expiring for m in members.values())
 

@@ -28,21 +28,21 @@ def resolver(members: list[str], skew: float = 90.0) -> EidResolver:
 
 
 def test_id_is_stable_within_a_window_and_changes_at_its_boundary() -> None:
-    b = beacon("m_chen0001")
+    b = beacon("m_702cc64d")
     assert b.eid(T0) == b.eid(T0 + W - 0.001)
     assert b.eid(T0 + W) != b.eid(T0 + W - 0.001)
     assert len({b.eid(T0 + k * W) for k in range(50)}) == 50
 
 
 def test_advert_carries_the_current_id_in_the_member_frame() -> None:
-    b = beacon("m_chen0001")
+    b = beacon("m_702cc64d")
     frame = parse(b.advert(T0 + 10))
     assert frame == MemberAdvert(b.eid(T0 + 10), -59)
 
 
 def test_members_ids_differ_and_the_secret_depends_on_the_store_key() -> None:
-    assert beacon("m_chen0001").eid(T0) != beacon("m_okafor02").eid(T0)
-    assert member_secret(KEY, "m_chen0001") != member_secret(bytes(32), "m_chen0001")
+    assert beacon("m_702cc64d").eid(T0) != beacon("m_1d54fa96").eid(T0)
+    assert member_secret(KEY, "m_702cc64d") != member_secret(bytes(32), "m_702cc64d")
 
 
 @pytest.mark.parametrize(
@@ -62,14 +62,14 @@ def test_skew_is_tolerated_up_to_the_bound_across_a_boundary(
 ) -> None:
     """``heard_s``: when the gateway heard the phone, relative to a window boundary."""
     heard_at = T0 + heard_s
-    eid = beacon("m_chen0001").eid(heard_at + phone_offset_s).hex()
+    eid = beacon("m_702cc64d").eid(heard_at + phone_offset_s).hex()
     crosses = window_index(heard_at + phone_offset_s, W) != window_index(heard_at, W)
     assert crosses or phone_offset_s == 0
-    assert resolver(["m_chen0001"]).resolve(eid, heard_at) == ("m_chen0001" if resolves else None)
+    assert resolver(["m_702cc64d"]).resolve(eid, heard_at) == ("m_702cc64d" if resolves else None)
 
 
 def test_unknown_id_resolves_to_nothing_and_is_counted() -> None:
-    r = resolver(["m_chen0001"])
+    r = resolver(["m_702cc64d"])
     assert r.resolve("0011223344556677", T0) is None
     assert r.counters["unknown"] == 1
 
@@ -105,7 +105,7 @@ def test_consent_and_revocation_decide_who_can_resolve() -> None:
 
 def test_window_of_at_most_15_minutes() -> None:
     with pytest.raises(ValueError, match="window_s"):
-        MemberBeacon(member_secret(KEY, "m_chen0001"), 901)
+        MemberBeacon(member_secret(KEY, "m_702cc64d"), 901)
 
 
 @given(st.integers(min_value=0, max_value=10**9), st.text(min_size=1, max_size=20))

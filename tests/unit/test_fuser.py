@@ -25,7 +25,7 @@ from presence.zone_fusion import ZoneState
 
 T0 = 1_800_000_000.0
 TOPICS = Topics("t/")
-MEMBER = "m_chen0001"
+MEMBER = "m_702cc64d"
 
 
 @pytest.fixture

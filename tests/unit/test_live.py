@@ -15,17 +15,17 @@ from simulators.scenario import Checkout, Presence, Shopper, Step, build
 T0 = 1_800_000_000.0
 
 ROUTE: list[Step] = [
-    Presence(0.0, "gw-entrance", "entrance", "m_chen0001", "enter"),
-    Presence(10.0, "gw-entrance", "entrance", "m_chen0001", "leave"),
-    Presence(10.0, "gw-fresh", "pantry", "m_chen0001", "enter"),
-    Presence(40.0, "gw-fresh", "pantry", "m_chen0001", "leave"),
-    Checkout(45.0, "pos-1", "lane-1", "m_chen0001"),
+    Presence(0.0, "gw-entrance", "entrance", "m_702cc64d", "enter"),
+    Presence(10.0, "gw-entrance", "entrance", "m_702cc64d", "leave"),
+    Presence(10.0, "gw-fresh", "pantry", "m_702cc64d", "enter"),
+    Presence(40.0, "gw-fresh", "pantry", "m_702cc64d", "leave"),
+    Checkout(45.0, "pos-1", "lane-1", "m_702cc64d"),
 ]
 
 
 def test_a_member_holds_a_spot_in_each_zone_and_walks_between(store_config: StoreConfig) -> None:
     [walker] = walkers(store_config, ROUTE, lambda at: T0 + at, seed=1)
-    assert walker.member == "m_chen0001" and walker.recognizable
+    assert walker.member == "m_702cc64d" and walker.recognizable
     polygons = {z.id: z.polygon for z in store_config.zones}
     for f in walker.frames:
         assert f.zone in ("entrance", "pantry")
@@ -42,9 +42,9 @@ def test_a_member_holds_a_spot_in_each_zone_and_walks_between(store_config: Stor
 
 
 def test_only_recognizable_members_with_a_finished_visit_walk(store_config: StoreConfig) -> None:
-    shoppers = [Shopper("m_chen0001", True), Shopper("m_berg0005", False), Shopper(None, False)]
+    shoppers = [Shopper("m_702cc64d", True), Shopper("m_d0b30907", False), Shopper(None, False)]
     steps = build(store_config, shoppers, seed=4)
-    assert {w.member for w in walkers(store_config, steps, lambda at: T0 + at, seed=4)} == {"m_chen0001"}
+    assert {w.member for w in walkers(store_config, steps, lambda at: T0 + at, seed=4)} == {"m_702cc64d"}
     open_visit = [
         s for s in ROUTE if not (isinstance(s, Presence) and s.zone == "pantry" and s.action == "leave")
     ]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from broker_config.contract import EnvelopeSource, FootfallEvent, PresenceEvent, Topics, encode
-from edge_agent.outbox import Outbox, OutboxPolicy
+from edge_agent.outbox import Kind, Outbox, OutboxPolicy
 
 T = 1_700_000_000.0
 TOPICS = Topics()
@@ -21,7 +21,7 @@ def _footfall(ob: Outbox, ts: float, entered: int, zone: str = "pantry") -> str:
     return e.event_id
 
 
-def _presence(ob: Outbox, ts: float, member: str = "m_chen0001") -> str:
+def _presence(ob: Outbox, ts: float, member: str = "m_702cc64d") -> str:
     e = SRC.make(PresenceEvent, ts, member=member, action="enter")
     ob.add(e.event_id, "presence", TOPICS.presence("s", "pantry"), encode(e), ts, member)
     return e.event_id
@@ -87,8 +87,8 @@ def test_presence_dropped_only_after_footfall_cannot_shrink_and_checkouts_never(
     ob = Outbox(tmp_path / "o.db", OutboxPolicy(max_bytes=1, compact_batch=10))
     for i in range(5):
         _presence(ob, T + i)
-    co = SRC.make(PresenceEvent, T, member="m_chen0001", action="enter")
-    ob.add(co.event_id, "checkout", TOPICS.checkout("s", "lane-1"), encode(co), T, "m_chen0001")
+    co = SRC.make(PresenceEvent, T, member="m_702cc64d", action="enter")
+    ob.add(co.event_id, "checkout", TOPICS.checkout("s", "lane-1"), encode(co), T, "m_702cc64d")
     done = ob.enforce(T + 10)
     assert done["dropped"] == 5
     assert [r.event_id for r in ob.after(0, 10)] == [co.event_id]
@@ -108,6 +108,8 @@ Op = tuple[str, int]
 
 
 @settings(max_examples=60, deadline=None)
+# Over the byte limit, footfall is compacted first, then the oldest presence dropped.
+@example([("footfall", 0)] * 10 + [("footfall", 1)] * 10 + [("presence", 1)] * 4 + [("enforce", 0)])
 @given(
     st.lists(
         st.tuples(
@@ -118,38 +120,60 @@ Op = tuple[str, int]
     )
 )
 def test_any_sequence_keeps_order_size_and_checkouts(ops: list[Op]) -> None:
-    """Whatever happens, rows stay in insertion order, the byte count is exact, and a
-    checkout leaves only when acknowledged."""
+    """Whatever happens, rows drain in the order they were added (a merged footfall row
+    keeps its earlier row's place), the byte count is exact, a checkout leaves only when
+    acknowledged, and neither an acknowledged event nor an erased member's comes back."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         ob = Outbox(
             Path(tmp) / "o.db", OutboxPolicy(max_bytes=3_000, presence_max_age_s=100, compact_batch=8)
         )
+        added: list[int] = []  # row ids as add() returned them, in the order of the adds
         made: list[str] = []
         checkouts: set[str] = set()
         acked: set[str] = set()
+        erased: set[str] = set()  # events of a member added before the member was erased
+        of_member: dict[str, list[str]] = {}
+
+        def add(kind: Kind, topic: str, event: PresenceEvent | FootfallEvent, member: str | None) -> None:
+            added.append(ob.add(event.event_id, kind, topic, encode(event), event.ts, member))
+            made.append(event.event_id)
+            if member is not None:
+                of_member.setdefault(member, []).append(event.event_id)
+
         for op, n in ops:
             ts = T + len(made)
+            member = f"m_member{n % 3:04d}"
             if op == "presence":
-                made.append(_presence(ob, ts, f"m_member{n % 3:04d}"))
+                add(
+                    "presence",
+                    TOPICS.presence("s", "pantry"),
+                    SRC.make(PresenceEvent, ts, member=member, action="enter"),
+                    member,
+                )
             elif op == "footfall":
-                made.append(_footfall(ob, ts, n, zone=("pantry", "dairy")[n % 2]))
+                e = SRC.make(FootfallEvent, ts, window_s=5.0, entered=n, exited=1, occupancy=n)
+                add("footfall", TOPICS.footfall("s", ("pantry", "dairy")[n % 2]), e, None)
             elif op == "checkout":
                 e = SRC.make(PresenceEvent, ts, member="m_member0000", action="leave")
-                ob.add(e.event_id, "checkout", TOPICS.checkout("s", "lane-1"), encode(e), ts, None)
-                made.append(e.event_id)
+                add("checkout", TOPICS.checkout("s", "lane-1"), e, None)
                 checkouts.add(e.event_id)
             elif op == "ack" and made:
                 victim = made[n % len(made)]
                 ob.ack([victim])
                 acked.add(victim)
             elif op == "erase":
-                ob.erase(f"m_member{n % 3:04d}")
+                ob.erase(member)
+                erased.update(of_member.pop(member, []))
             else:
                 ob.enforce(ts + n * 10)
         rows = ob.after(0, 10_000)
-        assert [r.id for r in rows] == sorted(r.id for r in rows)
+        position = {row_id: i for i, row_id in enumerate(added)}
+        assert all(r.id in position for r in rows)  # no row is ever re-queued at the back
+        assert [position[r.id] for r in rows] == sorted(position[r.id] for r in rows)
         assert ob.bytes == sum(len(r.payload) for r in rows)
-        assert checkouts - acked <= {r.event_id for r in rows}
+        left = {r.event_id for r in rows}
+        assert checkouts - acked <= left
+        assert not left & acked and not left & erased
         ob.close()

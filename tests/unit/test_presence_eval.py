@@ -27,7 +27,7 @@ from presence.positions import PositionSample
 from presence.zone_fusion import ZoneChange
 from simulators.ble_radio import RadioModel
 
-M = "m_chen0001"
+M = "m_702cc64d"
 
 
 def truth(zones: list[str]) -> list[PositionSample]:
@@ -68,8 +68,8 @@ def test_neighbours_of_the_demo_store(store_config: StoreConfig) -> None:
 
 
 def test_walks_stay_inside_zones_and_files_round_trip(store_config: StoreConfig, tmp_path: Path) -> None:
-    walks = demo_walks(store_config, [M, "m_okafor02"], start=1_800_000_000.0, stops=2, seed=5)
-    assert {s.member for s in walks} == {M, "m_okafor02"}
+    walks = demo_walks(store_config, [M, "m_1d54fa96"], start=1_800_000_000.0, stops=2, seed=5)
+    assert {s.member for s in walks} == {M, "m_1d54fa96"}
     for s in walks:
         zone = store_config.zone_at((s.x, s.y))
         assert zone is not None and zone.id == s.zone
@@ -92,9 +92,7 @@ def test_walks_through_the_rf_model_find_the_right_zones(store_config: StoreConf
     within seconds (the full figures come from `floorwalker eval presence`)."""
     assert store_config.ble_presence.secrets is not None
     key = bytes.fromhex(json.loads(store_config.ble_presence.secrets.read_text())["store_key"])
-    walks = demo_walks(
-        store_config, [M, "m_okafor02", "m_tanaka006"], start=1_800_000_000.0, stops=3, seed=11
-    )
+    walks = demo_walks(store_config, [M, "m_1d54fa96", "m_1a459b48"], start=1_800_000_000.0, stops=3, seed=11)
     write_trace(tmp_path / "trace.jsonl", RadioModel(store_config, key, seed=11).hear(walks))
     write_truth(tmp_path / "truth.jsonl", walks)
     result = run_eval(

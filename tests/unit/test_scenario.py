@@ -8,9 +8,9 @@ from floorwalker.config import StoreConfig
 from simulators.scenario import Checkout, Presence, Shopper, build
 
 SHOPPERS = [
-    Shopper("m_chen0001", True),
-    Shopper("m_okafor02", True),
-    Shopper("m_berg0005", False),  # a member who did not consent to recognition
+    Shopper("m_702cc64d", True),
+    Shopper("m_1d54fa96", True),
+    Shopper("m_d0b30907", False),  # a member who did not consent to recognition
     Shopper(None, False),
     Shopper(None, False),
 ]
@@ -29,7 +29,7 @@ def test_steps_fit_the_layout_and_respect_consent(store_config: StoreConfig) -> 
         assert [s.at for s in steps] == sorted(s.at for s in steps)
         presence = [s for s in steps if isinstance(s, Presence)]
         checkouts = [s for s in steps if isinstance(s, Checkout)]
-        assert {p.member for p in presence} <= {"m_chen0001", "m_okafor02"}
+        assert {p.member for p in presence} <= {"m_702cc64d", "m_1d54fa96"}
         assert all(p.zone in covers[p.gateway] for p in presence)
         assert all(lanes[c.lane] == c.pos for c in checkouts)
         # Everyone pays once; non-members pay without a card.
@@ -39,7 +39,7 @@ def test_steps_fit_the_layout_and_respect_consent(store_config: StoreConfig) -> 
 
 def test_every_zone_entered_is_left_before_the_next(store_config: StoreConfig) -> None:
     steps = build(store_config, SHOPPERS, seed=3)
-    for member in ("m_chen0001", "m_okafor02"):
+    for member in ("m_702cc64d", "m_1d54fa96"):
         walk = [(p.action, p.zone) for p in steps if isinstance(p, Presence) and p.member == member]
         assert walk and walk[0][0] == "enter" and walk[-1][0] == "leave"
         inside: str | None = None

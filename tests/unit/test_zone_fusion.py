@@ -19,7 +19,7 @@ from presence.zone_fusion import SURVEYED, FusionParams, ZoneChange, ZoneFusion,
 from simulators.ble_radio import RadioModel, RadioParams
 
 POWER, N = -59.0, 2.0
-M = "m_chen0001"
+M = "m_702cc64d"
 
 
 def two_rooms(floor: bool = True) -> StoreConfig:
