@@ -1,13 +1,20 @@
 """The API's connections: one MQTT session and one Redis client for the store.
 
-The API subscribes to the store's prompts, footfall, gateway status, associate status and
-dead letters. Prompts get the member's display name from Redis here (names never travel
+The API subscribes to the store's prompts, footfall, gateway status, associate status,
+dead letters and erasure notices. Prompts get the member's display name from Redis here (names never travel
 on MQTT), are stored in the associate's Redis stream and handed to the event loop for the
 open pages. Associates' answers and status go back out on the contract's topics.
 
 Threads: paho delivers on its network thread, where the blocking Redis calls happen; the
 stored prompt is handed to the loop with ``call_soon_threadsafe``. Gateway and associate
 status are small dicts replaced whole under a lock.
+
+Sessions: :meth:`StoreHub.watch_sessions` runs on the loop and ends, within a second, every
+open stream whose session was signed out, revoked, ended by a manager or expired.
+
+Erasure: on a member's :class:`~broker_config.contract.ErasureNotice` the API deletes its
+stored prompts about them and tells every open page to drop their cards; a prompt about
+an erased member (the tombstone is in Redis) is never stored or shown.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from broker_config.contract import (
     DeadLetter,
     DismissReason,
     EnvelopeSource,
+    ErasureNotice,
     Feedback,
     FootfallEvent,
     GatewayStatus,
@@ -39,6 +47,7 @@ from broker_config.contract import (
 from floorwalker.config import AssociateConfig, Endpoints, StoreConfig
 from floorwalker.errors import FloorwalkerError, ServiceUnavailable
 from floorwalker.mqtt import MqttAuth, MqttLink, Received
+from handheld.auth import live_sessions
 from handheld.floor import FloorStore, GatewayView, gateway_view
 from handheld.metrics import ApiMetrics
 from handheld.prompts import HandheldPrompt, LiveFeed, Outcome, PromptStore
@@ -53,7 +62,13 @@ SUBSCRIBED = (
     TopicKind.STATUS,
     TopicKind.ASSOCIATE_STATUS,
     TopicKind.DEADLETTER,
+    TopicKind.ERASURE,
+    # Floor metrics only (handheld/metrics.py): lanes' checkout times, gateways' BLE counts.
+    TopicKind.CHECKOUT,
+    TopicKind.BLE,
 )
+#: How often open streams' sessions are checked: a revoked session's stream ends within a second.
+SESSION_CHECK_S = 0.5
 
 
 def handheld_producer(associate: str) -> str:
@@ -79,7 +94,8 @@ class StoreHub:
         self.keys = Keys(config.store, key_prefix)
         self.associates: dict[str, AssociateConfig] = {a.id: a for a in config.associates}
         self.feed = LiveFeed()
-        self.metrics = ApiMetrics()
+        self.metrics = ApiMetrics(config)
+        self.metrics.recommender.source = lambda: self.floor.stats()
         self.redis_url = endpoints.redis_url
         self._redis: redis.Redis | None = None
         self._prompts: PromptStore | None = None
@@ -153,6 +169,38 @@ class StoreHub:
             raise ServiceUnavailable("the API is not connected to Redis yet; try again")
         return self._floor
 
+    def session_alive(self, session: str) -> bool:
+        """Whether a session is still valid; False when Redis cannot say (blocking: call off the loop)."""
+        try:
+            return bool(live_sessions(self.redis, self.keys, [session], time.time()))
+        except (redis.RedisError, ServiceUnavailable) as exc:
+            log.warning("cannot check a session in Redis at %s (%s); ending its stream", self.redis_url, exc)
+            return False
+
+    def end_streams_of(self, session: str) -> None:
+        """End a session's open streams now (sign-out); from a request thread or the loop."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.feed.end_sessions, {session})
+
+    async def watch_sessions(self, every: float = SESSION_CHECK_S) -> None:
+        """Forever: end the open streams whose session is no longer valid."""
+        while True:
+            await asyncio.sleep(every)
+            open_now = self.feed.sessions()
+            if not open_now or self._redis is None:
+                continue
+            try:
+                alive = await asyncio.to_thread(live_sessions, self._redis, self.keys, open_now, time.time())
+            except redis.RedisError as exc:
+                log.warning("cannot check open sessions in Redis at %s (%s)", self.redis_url, exc)
+                continue
+            ended = set(open_now) - alive
+            if ended:
+                n = self.feed.end_sessions(ended)
+                log.info("ended %d open stream(s) of %d ended session(s)", n, len(ended))
+
     def redis_ok(self) -> bool:
         try:
             return self._redis is not None and bool(self._redis.ping())
@@ -210,6 +258,8 @@ class StoreHub:
         if msg.address.store != self.config.store:
             return True
         payload, subject = msg.payload, msg.address.subject
+        if subject is not None:
+            self.metrics.floor(subject, payload)
         try:
             if isinstance(payload, Prompt) and subject is not None:
                 return self._on_prompt(subject, payload)
@@ -225,6 +275,8 @@ class StoreHub:
                     self._statuses[subject] = payload
             elif isinstance(payload, DeadLetter):
                 self.metrics.deadletters.labels(payload.reason.value).inc()
+            elif isinstance(payload, ErasureNotice):
+                self._on_erasure(payload.member)
         except redis.RedisError as exc:
             # Not acknowledged: the persistent session redelivers it after a reconnect.
             log.warning(
@@ -243,18 +295,31 @@ class StoreHub:
                 "ignoring a prompt for %r: not an associate of store %s", associate, self.config.store
             )
             return True
-        view = HandheldPrompt.from_prompt(associate, prompt, self._display_name(prompt.customer.member))
+        member = prompt.customer.member
+        if member is not None and self._redis is not None and self._redis.exists(self.keys.erased(member)):
+            log.info("dropping a prompt %s about an erased member", prompt.event_id)
+            return True
+        view = HandheldPrompt.from_prompt(associate, prompt, self._display_name(member))
         stored = self._prompts.add(view)
         if stored is None:
             return True  # a redelivery: already stored and shown
-        self.metrics.prompts.labels(prompt.kind.value).inc()
-        self.metrics.latency.observe(max(0.0, time.time() - prompt.cause_ts))
+        self.metrics.prompt(prompt, time.time())
         loop = self._loop
         if loop is not None:
             # RuntimeError: the loop closed under us; the page gets it from Redis later.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self.feed.publish, stored)
         return True
+
+    def _on_erasure(self, member: str) -> None:
+        if self._prompts is not None:
+            removed = self._prompts.withdraw(member, self.associates)
+            if removed:
+                log.info("erasure: deleted %d stored prompt(s) about an erased member", removed)
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.feed.withdraw, member)
 
     def _display_name(self, member: str | None) -> str | None:
         if member is None or self._redis is None:

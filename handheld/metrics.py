@@ -6,21 +6,103 @@ Each app has its own registry (tests build many apps in one process).
 event (the prompt's ``cause_ts``, stamped by the gateway or till) to the moment the API
 received the prompt from the broker: sensing, broker, recommender and broker again. It
 includes any clock offset between the device and the store server.
+``floorwalker_recommender_latency_seconds`` is the recommender's part alone: the sensed
+event to the prompt's own ``ts``, stamped when the recommender made it.
+
+The floor figures come from what the API hears on the broker: footfall (zone occupancy,
+lane queues, entries and exits), checkouts (each lane's wait: its queue times the mean
+time between its recent checkouts, as Home Assistant's entity), gateway statuses (camera
+frames/s, outbox depth) and the gateways' BLE reports (adverts and sightings; which ids
+resolve to a member only the fuser knows, so that is not here). Decisions and prompts by
+kind are the recommender's own counters, read from Redis at each scrape. No ``_created``
+series.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 
+import redis
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from broker_config.contract import BleReport, CheckoutEvent, Envelope, FootfallEvent, GatewayStatus, Prompt
+from floorwalker.config import StoreConfig
+from floorwalker.errors import FloorwalkerError
 from handheld.floor import GatewayView
+
+log = logging.getLogger(__name__)
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+#: Checkouts per lane the wait estimate averages the time between (as Home Assistant's).
+SERVICE_SAMPLES = 6
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class ApiMetrics:
+class RecommenderStats(Collector):
+    """The recommender's counters (its Redis stats hash), read at each scrape."""
+
     def __init__(self) -> None:
+        self.source: Callable[[], Mapping[str, int]] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.source is None:
+            return
+        try:
+            stats = self.source()
+        except (redis.RedisError, FloorwalkerError) as exc:
+            log.warning("metrics: the recommender's stats are not readable (%s)", exc)
+            return
+        decisions = CounterMetricFamily(
+            "floorwalker_decisions", "The recommender's decisions, by outcome.", labels=["outcome"]
+        )
+        prompts = CounterMetricFamily(
+            "floorwalker_recommender_prompts", "Prompts the recommender sent, by kind.", labels=["kind"]
+        )
+        unserved = CounterMetricFamily(
+            "floorwalker_prompts_unserved",
+            "Prompts no associate could take, by how routing failed.",
+            labels=["route"],
+        )
+        for key, value in sorted(stats.items()):
+            name, _, rest = key.partition(":")
+            if not rest or ":" in rest:
+                continue
+            family = {"outcome": decisions, "prompt": prompts, "unserved": unserved}.get(name)
+            if family is not None:
+                family.add_metric([rest], value)
+        yield from (decisions, prompts, unserved)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+class ApiMetrics:
+    def __init__(self, config: StoreConfig | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        #: zone -> its lanes (a footfall event's ``queue_length`` is its lane's when it has one).
+        self._zone_lanes: dict[str, list[str]] = {}
+        for lane in config.lanes if config is not None else []:
+            if lane.zone is not None:
+                self._zone_lanes.setdefault(lane.zone, []).append(lane.id)
+        self._queues: dict[str, int] = {}
+        self._checkouts: dict[str, deque[float]] = {}
+        self.recommender = RecommenderStats()
+        r.register(self.recommender)
         self.prompts = Counter(
             "floorwalker_prompts", "Prompts received for this store's associates.", ["kind"], registry=r
         )
@@ -55,11 +137,110 @@ class ApiMetrics:
             registry=r,
         )
         self.streams = Gauge("floorwalker_handheld_streams", "Open handheld event streams.", registry=r)
+        self.recommender_latency = Histogram(
+            "floorwalker_recommender_latency_seconds",
+            "Sensed event (cause_ts) to the recommender's prompt (its ts), seconds.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.occupancy = Gauge("floorwalker_zone_occupancy", "People in the zone.", ["zone"], registry=r)
+        self.queue = Gauge("floorwalker_lane_queue", "People queueing at the lane.", ["lane"], registry=r)
+        self.wait = Gauge(
+            "floorwalker_lane_wait_seconds",
+            "The lane's queue x the mean time between its recent checkouts, seconds.",
+            ["lane"],
+            registry=r,
+        )
+        self.footfall = Counter(
+            "floorwalker_footfall",
+            "People who entered (direction=in) or left (out) the zone.",
+            ["zone", "direction"],
+            registry=r,
+        )
+        self.camera_fps = Gauge(
+            "floorwalker_camera_fps",
+            "Frames processed per second, recently.",
+            ["gateway", "camera"],
+            registry=r,
+        )
+        self.camera_up = Gauge(
+            "floorwalker_camera_streaming",
+            "1 if the camera's state is streaming.",
+            ["gateway", "camera"],
+            registry=r,
+        )
+        self.ble_adverts = Counter(
+            "floorwalker_ble_adverts",
+            "Member-app advertisements the gateway heard (summed from its BLE reports).",
+            ["gateway"],
+            registry=r,
+        )
+        self.ble_sightings = Counter(
+            "floorwalker_ble_sightings",
+            "Rotating ids the gateway reported (one per id per report).",
+            ["gateway"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "floorwalker_outbox_pending",
+            "Events in the gateway's outbox not yet acknowledged.",
+            ["gateway"],
+            registry=r,
+        )
+        self.outbox_age = Gauge(
+            "floorwalker_outbox_oldest_age_seconds",
+            "Age of the oldest event waiting in the gateway's outbox.",
+            ["gateway"],
+            registry=r,
+        )
 
     def gateway(self, view: GatewayView) -> None:
         self.gateway_up.labels(view.id).set(1 if view.state == "online" else 0)
         if view.last_seen is not None:
             self.gateway_seen.labels(view.id).set(view.last_seen)
+
+    def floor(self, subject: str, payload: Envelope) -> None:
+        """The floor figures in one message (footfall, checkout, gateway status, BLE report)."""
+        if isinstance(payload, FootfallEvent):
+            self.occupancy.labels(subject).set(payload.occupancy)
+            self.footfall.labels(subject, "in").inc(payload.entered)
+            self.footfall.labels(subject, "out").inc(payload.exited)
+            queues = dict(payload.lane_queues or {})
+            lanes = self._zone_lanes.get(subject, [])
+            if not queues and payload.queue_length is not None and len(lanes) == 1:
+                queues[lanes[0]] = payload.queue_length
+            for lane, n in queues.items():
+                self._queues[lane] = n
+                self.queue.labels(lane).set(n)
+                self._wait(lane)
+        elif isinstance(payload, CheckoutEvent):
+            self._checkouts.setdefault(subject, deque(maxlen=SERVICE_SAMPLES)).append(payload.ts)
+            self._wait(subject)
+        elif isinstance(payload, GatewayStatus):
+            for sensor in payload.sensors:
+                if sensor.kind == "camera":
+                    self.camera_up.labels(subject, sensor.id).set(1 if sensor.state == "streaming" else 0)
+                    if sensor.rate_hz is not None:
+                        self.camera_fps.labels(subject, sensor.id).set(sensor.rate_hz)
+            if payload.outbox is not None:
+                self.outbox_pending.labels(subject).set(payload.outbox.pending)
+                self.outbox_age.labels(subject).set(payload.outbox.oldest_age_s)
+        elif isinstance(payload, BleReport):
+            self.ble_sightings.labels(subject).inc(len(payload.sightings))
+            self.ble_adverts.labels(subject).inc(sum(s.adverts for s in payload.sightings))
+
+    def _wait(self, lane: str) -> None:
+        queue, times = self._queues.get(lane), self._checkouts.get(lane)
+        if queue == 0:
+            self.wait.labels(lane).set(0.0)
+        elif queue is not None and times is not None and len(times) >= 2:
+            self.wait.labels(lane).set(queue * (times[-1] - times[0]) / (len(times) - 1))
+
+    def prompt(self, prompt: Prompt, now: float) -> None:
+        """A prompt newly stored for an associate: by kind, and its latencies."""
+        self.prompts.labels(prompt.kind.value).inc()
+        self.latency.observe(max(0.0, now - prompt.cause_ts))
+        self.recommender_latency.observe(max(0.0, prompt.ts - prompt.cause_ts))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,6 +17,8 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 # Deployment checks (tests/unit/test_deploy.py): systemd's unit verifier and shellcheck.
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+# Prometheus's rule checker for deploy/prometheus/alerts.yml (promtool, in the prometheus package).
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # The local Redis Cluster of the scale test joins its nodes with redis-cli (redis-tools).
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 

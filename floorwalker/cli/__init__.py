@@ -77,6 +77,7 @@ app.command()(traces.record)
 app.command()(traces.evaluate)
 app.command()(processes.fuser)
 app.command()(integrations.homeassistant)
+app.command()(integrations.espresense)
 
 app.add_typer(services.app, name="services")
 app.add_typer(bench.app, name="bench")

@@ -5,6 +5,8 @@ no Docker engine or cluster runs them here — see deploy/README.md)."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -199,3 +201,74 @@ def test_chain_manifests_wire_replicas_to_redis_cluster_and_shared_subscriptions
     assert redis_sts["spec"]["replicas"] == 6
     conf = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "redis-cluster")
     assert "cluster-enabled yes" in conf["data"]["redis.conf"]
+
+
+# -- Prometheus and Grafana (deploy/prometheus/, deploy/grafana/) ----------------------
+
+_METRIC = re.compile(r"\bfloorwalker_[a-z_]+")
+
+
+def _exposed_metric_names() -> set[str]:
+    """Every series name the API's /metrics can carry (the recommender's counters included)."""
+    from handheld.metrics import ApiMetrics
+
+    metrics = ApiMetrics(load_store_config(DEMO_STORE))
+    metrics.recommender.source = lambda: {"outcome:prompted": 1, "prompt:greet_vip": 1, "unserved:nobody": 1}
+    names: set[str] = set()
+    for family in metrics.registry.collect():
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(family.type, [""])
+        names |= {family.name + s for s in suffixes}
+    return names
+
+
+def test_alert_rules_pass_promtool() -> None:
+    done = subprocess.run(
+        [_tool("promtool"), "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 6 rules found" in done.stdout
+
+
+def test_scrape_config_passes_promtool_with_the_bearer_token(tmp_path: Path) -> None:
+    config = (DEPLOY / "prometheus" / "prometheus.yml").read_text()
+    assert "credentials_file: /etc/prometheus/floorwalker-metrics-token" in config
+    token = tmp_path / "floorwalker-metrics-token"
+    token.write_text("a-scrape-token\n")
+    (tmp_path / "prometheus.yml").write_text(
+        config.replace("/etc/prometheus/floorwalker-metrics-token", str(token))
+    )
+    shutil.copy(DEPLOY / "prometheus" / "alerts.yml", tmp_path / "alerts.yml")
+    done = subprocess.run(
+        [_tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dashboard_and_alerts_query_only_metrics_the_api_exposes() -> None:
+    exposed = _exposed_metric_names()
+    dashboard = json.loads((DEPLOY / "grafana" / "floorwalker.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    exprs += [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    used = {name for e in exprs for name in _METRIC.findall(e)}
+    assert used and used <= exposed, sorted(used - exposed)
+    # Every floor figure of the issue has a panel.
+    for name in (
+        "floorwalker_zone_occupancy",
+        "floorwalker_lane_queue",
+        "floorwalker_lane_wait_seconds",
+        "floorwalker_footfall_total",
+        "floorwalker_camera_fps",
+        "floorwalker_ble_adverts_total",
+        "floorwalker_recommender_latency_seconds_bucket",
+        "floorwalker_decisions_total",
+        "floorwalker_recommender_prompts_total",
+        "floorwalker_deadletters_total",
+        "floorwalker_outbox_pending",
+    ):
+        assert name in used, name
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
