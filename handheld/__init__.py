@@ -1,6 +1,7 @@
 """The store server's web app: associates' handhelds and the manager's dashboard.
 
-Modules, one idea each: :mod:`auth` (tokens), :mod:`session` (who is asking),
+Modules, one idea each: :mod:`auth` (one-use links and sessions), :mod:`session` (who is
+asking), :mod:`sessions` (session endpoints), :mod:`headers` (security headers),
 :mod:`prompts` (each associate's prompt stream), :mod:`hub` (MQTT and Redis),
 :mod:`floor` (the dashboard's view of the floor), :mod:`metrics` (Prometheus),
 :mod:`routes` (the handheld's), :mod:`dashboard` and :mod:`ops` (routes), :mod:`server` (app and server).

@@ -36,12 +36,17 @@ GUEST: Final = "Guest"
 #: Shown when a member's profile has no name: the prompt is still useful.
 UNNAMED_MEMBER: Final = "Member"
 _SID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+#: Each half of a Redis stream id is an unsigned 64-bit number.
+_SID_LIMIT: Final = 2**64
 
 
 def parse_sid(value: str | None) -> tuple[int, int] | None:
     """A Redis stream id as a comparable pair, or None if ``value`` is not one."""
-    m = _SID.match(value or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
+    m = _SID.fullmatch(value or "")
+    if m is None:
+        return None
+    ms, seq = int(m.group(1)), int(m.group(2))
+    return (ms, seq) if ms < _SID_LIMIT and seq < _SID_LIMIT else None
 
 
 class HandheldPrompt(BaseModel):
@@ -135,6 +140,10 @@ class PromptStore:
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(key, mapping={"kind": view.kind.value, "member": view.member or "", "sid": sid})
         pipe.expire(key, PROMPT_TTL_S)
+        if view.member is not None:
+            index = self._keys.member_handheld_prompts(view.member)
+            pipe.sadd(index, view.prompt_id)
+            pipe.expire(index, PROMPT_TTL_S)
         pipe.execute()
         return view.model_copy(update={"sid": sid})
 
@@ -156,6 +165,36 @@ class PromptStore:
             self._keys.handheld_prompt(prompt_id),
             mapping={"outcome": outcome, "reason": reason.value if reason else ""},
         )
+
+    def withdraw(self, member: str, associates: Iterable[str]) -> int:
+        """Delete every stored prompt about ``member`` (an erasure): their owner records and
+        their entries in the associates' streams; returns how many of either."""
+        index = self._keys.member_handheld_prompts(member)
+        ids: list[bytes] = self._redis.smembers(index)  # type: ignore[assignment]
+        removed = 0
+        for pid in ids:
+            removed += int(self._redis.delete(self._keys.handheld_prompt(pid.decode())))  # type: ignore[arg-type]
+        self._redis.delete(index)
+        needle = f'"member":"{member}"'.encode()
+        for associate in associates:
+            stream = self._keys.handheld_prompts(associate)
+            entries: list[tuple[bytes, dict[bytes, bytes]]]
+            entries = self._redis.xrange(stream)  # type: ignore[assignment]
+            doomed: list[bytes] = []
+            for sid, fields in entries:
+                blob = fields.get(b"p", b"")
+                if needle not in blob:
+                    continue
+                try:
+                    view = HandheldPrompt.model_validate_json(blob)
+                except ValueError:
+                    continue
+                if view.member == member:
+                    doomed.append(sid)
+                    self._redis.delete(self._keys.handheld_prompt(view.prompt_id))
+            if doomed:
+                removed += int(self._redis.xdel(stream, *doomed))  # type: ignore[arg-type]
+        return removed
 
     def backlog(self, associate: str, after: tuple[int, int] | None) -> list[HandheldPrompt]:
         """Prompts after stream id ``after`` (all kept ones), or the most recent few; oldest first."""
@@ -204,13 +243,25 @@ class PromptStore:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """An erased member: open pages drop every card about them."""
+
+    member: str
+
+
+FeedItem = HandheldPrompt | Withdrawal | None
+
+
 @dataclass(eq=False)
 class Subscription:
-    """One open page: its bounded queue; ``None`` in the queue ends the stream."""
+    """One open page of one session: its bounded queue; ``None`` in the queue ends the stream."""
 
     associate: str
-    #: One slot more than QUEUE_SIZE prompts, for the end marker.
-    queue: asyncio.Queue[HandheldPrompt | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE + 1))
+    #: The session's public id: the stream ends when the session does.
+    session: str = ""
+    #: One slot more than QUEUE_SIZE items, for the end marker.
+    queue: asyncio.Queue[FeedItem] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE + 1))
     ended: bool = False
 
 
@@ -226,8 +277,8 @@ class LiveFeed:
     def open_streams(self) -> int:
         return sum(len(s) for s in self._subs.values())
 
-    def subscribe(self, associate: str) -> Subscription:
-        sub = Subscription(associate)
+    def subscribe(self, associate: str, session: str = "") -> Subscription:
+        sub = Subscription(associate, session)
         self._subs.setdefault(associate, set()).add(sub)
         return sub
 
@@ -242,13 +293,30 @@ class LiveFeed:
         for sub in self._subs.get(prompt.associate, ()):
             self._offer(sub, prompt)
 
+    def sessions(self) -> list[str]:
+        """The sessions that have a page open now."""
+        return sorted({sub.session for subs in self._subs.values() for sub in subs if sub.session})
+
+    def end_sessions(self, ended: set[str]) -> int:
+        """End the streams of these sessions (signed out, revoked, expired); returns how many."""
+        doomed = [sub for subs in self._subs.values() for sub in subs if sub.session in ended]
+        for sub in doomed:
+            self._offer(sub, None)
+        return len(doomed)
+
+    def withdraw(self, member: str) -> None:
+        """Tell every open page to drop its cards about an erased member."""
+        for subs in self._subs.values():
+            for sub in subs:
+                self._offer(sub, Withdrawal(member))
+
     def end_streams(self) -> None:
         """Ask every open stream to finish, so a shutdown need not wait for or cancel them."""
         for subs in self._subs.values():
             for sub in subs:
                 self._offer(sub, None)
 
-    def _offer(self, sub: Subscription, item: HandheldPrompt | None) -> None:
+    def _offer(self, sub: Subscription, item: FeedItem) -> None:
         if sub.ended:
             return
         if item is not None and sub.queue.qsize() >= QUEUE_SIZE:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import html
 import time
@@ -10,16 +11,16 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from broker_config.contract import DismissReason, EventId, Ident
 from floorwalker.errors import ServiceUnavailable
-from handheld.auth import COOKIE, MAX_TOKEN_CHARS, Principal
-from handheld.prompts import CLOSED, HandheldPrompt, Outcome, parse_sid
-from handheld.session import HubDep, SignedIn, authenticate, token_of
+from handheld.auth import COOKIE, MAX_TOKEN_CHARS, Principal, end_session
+from handheld.prompts import CLOSED, HandheldPrompt, Outcome, Withdrawal, parse_sid
+from handheld.session import HubDep, SignedIn, authenticate, exchange, token_of
 
 router = APIRouter()
 #: Categories shown on the customer card.
@@ -104,40 +105,52 @@ def index(hub: HubDep) -> HTMLResponse:
 
 @router.get("/signin", include_in_schema=False)
 def signin(
+    request: Request,
     hub: HubDep,
     token: Annotated[str | None, Query(max_length=MAX_TOKEN_CHARS)] = None,
     to: Annotated[Literal["handheld", "dashboard"] | None, Query()] = None,
 ) -> Response:
-    """Check a sign-in link's token, keep it in an HttpOnly cookie and open the right page."""
+    """Exchange a sign-in link's token, once, for a session kept in an HttpOnly cookie."""
     if token is None:
         return signin_page(hub.config.name)
     try:
-        who = authenticate(hub, token)
+        secret, who = exchange(hub, token)
     except HTTPException as exc:
         return signin_page(hub.config.name, str(exc.detail), exc.status_code)
     page = to or ("dashboard" if who.role == "manager" else "handheld")
     resp = RedirectResponse(f"/{page}", status.HTTP_303_SEE_OTHER)
+    set_session_cookie(request, resp, secret, who.expires_at)
+    return resp
+
+
+def set_session_cookie(request: Request, resp: Response, secret: str, expires_at: float) -> None:
+    """The session in an HttpOnly, SameSite=Strict cookie; ``Secure`` when served over TLS."""
     resp.set_cookie(
         COOKIE,
-        token,
-        max_age=max(1, int(who.expires_at - time.time())),
+        secret,
+        max_age=max(1, int(expires_at - time.time())),
         httponly=True,
         samesite="strict",
+        secure=request.url.scheme == "https",
         path="/",
     )
-    return resp
 
 
 @router.post("/signout", include_in_schema=False)
 def signout(request: Request, hub: HubDep) -> Response:
-    """Forget the cookie; a signed-in associate is published as ``signed_out`` for routing."""
+    """End the session at once (its open streams too) and forget the cookie; a signed-in
+    associate is published as ``signed_out`` for routing."""
     try:
         who = authenticate(hub, token_of(request))
-        hub.send_status(who.associate, "signed_out", None)
-    except (HTTPException, ServiceUnavailable):
-        pass  # not signed in, or the broker is away: signing out still works
+    except HTTPException:
+        who = None  # not signed in: signing out still works
+    if who is not None:
+        end_session(hub.redis, hub.keys, who.session)
+        hub.end_streams_of(who.session)
+        with contextlib.suppress(ServiceUnavailable):  # the broker is away: still signed out
+            hub.send_status(who.associate, "signed_out", None)
     resp = RedirectResponse("/", status.HTTP_303_SEE_OTHER)
-    resp.delete_cookie(COOKIE, path="/")
+    resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return resp
 
 
@@ -194,23 +207,47 @@ def recent_prompts(who: SignedIn, hub: HubDep) -> list[HandheldPrompt]:
     return hub.prompts.recent(who.associate)
 
 
-@router.get("/api/stream", response_class=EventSourceResponse, tags=["handheld"])
+def resume_point(
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+    after: Annotated[str | None, Query(alias="last_event_id", max_length=64)] = None,
+) -> tuple[int, int] | None:
+    """Where a reconnecting page left off; a value that is not a stream id is a 400."""
+    value = last_event_id if last_event_id is not None else after
+    if value is None or value == "":
+        return None
+    sid = parse_sid(value)
+    if sid is None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"Last-Event-ID {value[:64]!r} is not a prompt stream id (like 1712345678901-0): "
+            "reload the page to start afresh",
+        )
+    return sid
+
+
+@router.get(
+    "/api/stream",
+    response_class=EventSourceResponse,
+    tags=["handheld"],
+    responses={400: {"description": "Last-Event-ID is not a prompt stream id"}},
+)
 async def prompt_stream(
     who: SignedIn,
     hub: HubDep,
-    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
-    after: Annotated[str | None, Query(alias="last_event_id", max_length=64)] = None,
+    resume: Annotated[tuple[int, int] | None, Depends(resume_point)],
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: recent prompts (oldest first), a ``ready`` event, then live prompts.
 
     Every prompt's event id is its position in the associate's Redis stream. A browser
     that reconnects sends ``Last-Event-ID`` and gets exactly the prompts after it: none
     lost, none repeated. A ``: ping`` comment every 15 s keeps proxies from closing it.
+    A ``withdraw`` event (``{"member": ...}``) tells the page to drop every card about a
+    member who was just erased. The stream ends within a second of its session ending
+    (sign-out, ``floorwalker token revoke``, a manager, expiry).
     """
-    sub = hub.feed.subscribe(who.associate)  # first: nothing stored from now on is missed
+    sub = hub.feed.subscribe(who.associate, who.session)  # first: nothing stored from now on is missed
     hub.metrics.streams.inc()
     try:
-        resume = parse_sid(last_event_id) or parse_sid(after)
         backlog = await asyncio.to_thread(hub.prompts.backlog, who.associate, resume)
         for p in backlog:
             yield ServerSentEvent(data=p, event="prompt", id=p.sid)
@@ -218,9 +255,14 @@ async def prompt_stream(
         # Lets the page tell history (no buzz) from news (buzz).
         yield ServerSentEvent(data={"backlog": len(backlog)}, event="ready", retry=1000)
         while (live := await sub.queue.get()) is not None:
+            if isinstance(live, Withdrawal):
+                yield ServerSentEvent(data={"member": live.member}, event="withdraw")
+                continue
             sid = parse_sid(live.sid)
             if sid is None or (last is not None and sid <= last):
                 continue  # already sent from the backlog
+            if not await asyncio.to_thread(hub.session_alive, who.session):
+                break  # revoked since the last check: not one more prompt
             last = sid
             yield ServerSentEvent(data=live, event="prompt", id=live.sid)
     finally:

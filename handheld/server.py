@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import errno
 import logging
+import math
+import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,16 +16,21 @@ from typing import Final
 import redis
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from floorwalker import __version__
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.errors import ServiceStartError, ServiceUnavailable
 from floorwalker.mqtt import MqttAuth
-from handheld import dashboard, ops, routes
+from handheld import dashboard, ops, routes, sessions
+from handheld.headers import SecurityHeaders, csp_hash
 from handheld.hub import StoreHub
 from handheld.routes import static_text
+from handheld.session import Manager
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +92,38 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     hub: StoreHub = app.state.hub
     if not hub.started:  # run_api starts it before uvicorn, to fail with one clear line
         await asyncio.to_thread(hub.start, asyncio.get_running_loop())
+    watcher = asyncio.create_task(hub.watch_sessions())
     try:
         yield
     finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         await asyncio.to_thread(hub.close)
+
+
+def _finite(value: object) -> object:
+    """``value`` with every NaN or infinity replaced by its name (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _docs_page(title: str) -> HTMLResponse:
+    """Swagger UI for managers, with a policy that allows its CDN files and its one inline script."""
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title=title)
+    body = bytes(page.body).decode()
+    scripts = " ".join(csp_hash(b) for b in re.findall(r"<script>(.*?)</script>", body, flags=re.S))
+    cdn = "https://cdn.jsdelivr.net"
+    page.headers["content-security-policy"] = (
+        f"default-src 'self'; script-src {cdn} {scripts}; style-src {cdn}; "
+        "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'"
+    )
+    return page
 
 
 def create_app(
@@ -98,24 +133,51 @@ def create_app(
     topic_prefix: str = "",
     key_prefix: str = "",
     auth: MqttAuth | None = None,
+    metrics_token: str | None = None,
 ) -> FastAPI:
-    """The handheld and dashboard app; it connects to MQTT and Redis when its lifespan starts."""
+    """The handheld and dashboard app; it connects to MQTT and Redis when its lifespan starts.
+
+    With ``metrics_token`` ``/metrics`` answers only ``Authorization: Bearer <metrics_token>``
+    (Prometheus's ``authorization`` setting); without it ``/metrics`` is open (local dev).
+    """
     hub = StoreHub(config, endpoints, topic_prefix=topic_prefix, key_prefix=key_prefix, auth=auth)
     app = FastAPI(
         title=f"Floorwalker store server — {config.name}",
         version=__version__,
         description=(
             "Associates' handhelds (live prompts over Server-Sent Events, answers, status) and the "
-            "manager's dashboard. Sign in with a token from `floorwalker token issue`: "
-            "`Authorization: Bearer fwt_...` or the cookie set by `/signin?token=...`."
+            "manager's dashboard. Sign in with a link from `floorwalker token issue`: a browser "
+            "opens it (once) and gets a session cookie; a script exchanges the link's token, once, "
+            "at `POST /api/sessions` and sends `Authorization: Bearer fws_...`."
         ),
         lifespan=_lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.hub = hub
+    app.state.metrics_token = metrics_token
     app.include_router(routes.router)
+    app.include_router(sessions.router)
     app.include_router(dashboard.router)
     app.include_router(ops.router)
     app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders, page_text=static_text)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(who: Manager) -> JSONResponse:
+        del who
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(who: Manager) -> HTMLResponse:
+        del who
+        return _docs_page(app.title)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # NaN, Infinity and 1e999 parse as floats; echoed back as numbers they would not render.
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.get("/manifest.webmanifest", include_in_schema=False)
     @app.get("/sw.js", include_in_schema=False)
@@ -186,6 +248,7 @@ def run_api(
     topic_prefix: str = "",
     key_prefix: str = "",
     auth: MqttAuth | None = None,
+    metrics_token: str | None = None,
 ) -> None:
     """Serve the app until interrupted.
 
@@ -193,7 +256,14 @@ def run_api(
     if MQTT or Redis cannot be reached; both before anything is served.
     """
     sock = bind_port(host, port)  # handed to uvicorn: no window for another process to take it
-    app = create_app(config, endpoints, topic_prefix=topic_prefix, key_prefix=key_prefix, auth=auth)
+    app = create_app(
+        config,
+        endpoints,
+        topic_prefix=topic_prefix,
+        key_prefix=key_prefix,
+        auth=auth,
+        metrics_token=metrics_token,
+    )
     hub: StoreHub = app.state.hub
     server = make_server(app, host, port)
 

@@ -1,8 +1,9 @@
-"""Who is asking: the FastAPI dependencies that turn a request's token into a principal.
+"""Who is asking: the FastAPI dependencies that turn a request's session into a principal.
 
-A token comes as ``Authorization: Bearer fwt_...`` (scripts) or in the ``fw_session``
-cookie (browsers; set by ``/signin``). No token, a wrong one or an expired one is a 401
-with a one-line reason; a signed-in associate asking for the manager's dashboard a 403.
+A session comes as ``Authorization: Bearer fws_...`` (scripts) or in the ``fw_session``
+cookie (browsers; set by ``/signin``, which exchanges the link's one-use token for it). No
+session, a wrong, ended or expired one is a 401 with a one-line reason; a signed-in
+associate asking for a manager's page or endpoint a 403.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated
 import redis
 from fastapi import Depends, HTTPException, Request, status
 
-from handheld.auth import COOKIE, AuthError, Principal, verify_token
+from handheld.auth import COOKIE, AuthError, Principal, open_session, verify_session
 from handheld.hub import StoreHub
 
 
@@ -33,17 +34,28 @@ def token_of(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
-def authenticate(hub: StoreHub, token: str | None) -> Principal:
+def _refusal(hub: StoreHub, exc: Exception) -> HTTPException:
+    if isinstance(exc, AuthError):
+        return HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"})
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE, f"cannot check sign-in: Redis at {hub.redis_url} ({exc})"
+    )
+
+
+def authenticate(hub: StoreHub, secret: str | None) -> Principal:
+    """The principal of a session secret, or an HTTP 401 (503 when Redis is away)."""
     try:
-        return verify_token(hub.redis, hub.keys, hub.config, token, time.time())
-    except AuthError as exc:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
-        ) from None
-    except redis.RedisError as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"cannot check sign-in: Redis at {hub.redis_url} ({exc})"
-        ) from None
+        return verify_session(hub.redis, hub.keys, hub.config, secret, time.time())
+    except (AuthError, redis.RedisError) as exc:
+        raise _refusal(hub, exc) from None
+
+
+def exchange(hub: StoreHub, token: str | None) -> tuple[str, Principal]:
+    """Exchange a sign-in link's token, once, for a session: its secret and principal."""
+    try:
+        return open_session(hub.redis, hub.keys, hub.config, token, time.time())
+    except (AuthError, redis.RedisError) as exc:
+        raise _refusal(hub, exc) from None
 
 
 def signed_in(request: Request, hub: HubDep) -> Principal:
@@ -57,7 +69,7 @@ def manager(who: SignedIn) -> Principal:
     if who.role != "manager":
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            f"{who.associate} is signed in as an associate; the dashboard is for managers",
+            f"{who.associate} is signed in as an associate; this is for managers",
         )
     return who
 

@@ -28,7 +28,10 @@ pattern                                type     TTL               written by
 {p}fw:{store}:stats                    hash     none (counters)   recommender
 {p}fw:{store}:hh:{a}:prompts           stream   capped (MAXLEN)   handheld API (prompts per associate)
 {p}fw:{store}:hh:prompt:{id}           hash     PROMPT_TTL_S      handheld API (owner, outcome)
+{p}fw:{store}:cust:{m}:hh              set      PROMPT_TTL_S      handheld API (its prompts about m,
+                                                                  for an erasure)
 {p}fw:{store}:token:{sha256}           hash     expiry + grace    ``floorwalker token issue``
+{p}fw:{store}:session:{sha256}         hash     expiry + grace    handheld API (``/signin``)
 {p}fw:{store}:floor                    hash     none (latest)     handheld API (zone occupancy)
 {p}fw:{store}:footfall:{yyyy-mm-dd}    hash     FOOTFALL_TTL_S    handheld API (entries by hour)
 =====================================  =======  ================  ==============================
@@ -132,8 +135,16 @@ class Keys:
         recommender's :meth:`prompt` record, which the feedback script keeps."""
         return f"{self._base}:hh:prompt:{prompt_id}"
 
+    def member_handheld_prompts(self, member: str) -> str:
+        """The ids of the handheld API's prompt records about a member (erasure finds them here)."""
+        return f"{self._base}:cust:{{{member}}}:hh"
+
     def token(self, digest: str) -> str:
         return f"{self._base}:token:{digest}"
+
+    def session(self, digest: str) -> str:
+        """A signed-in browser's or script's session, by the SHA-256 of its id."""
+        return f"{self._base}:session:{digest}"
 
     @property
     def floor(self) -> str:

@@ -37,7 +37,7 @@ def token_issue(
         str, typer.Option("--base-url", help="Where `floorwalker api` serves, for the sign-in link.")
     ] = "http://127.0.0.1:8080",
 ) -> None:
-    """Issue a sign-in token (shown once; Redis keeps only its hash) and print the sign-in link."""
+    """Issue a sign-in link (works once; Redis keeps only its token's hash) and print it."""
     from handheld.auth import issue_token
     from recommender.keys import Keys
     from recommender.service import connect_redis
@@ -71,7 +71,7 @@ def token_revoke(
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = "",
 ) -> None:
-    """Revoke every token of an associate at once (their open pages get 401 on the next call)."""
+    """Revoke every link and end every session of an associate at once (open pages within a second)."""
     from handheld.auth import revoke_tokens
     from recommender.keys import Keys
     from recommender.service import connect_redis
@@ -79,7 +79,7 @@ def token_revoke(
     config = load_store(store_config)
     client = connect_redis(redis_address(run_dir, redis_url))
     try:
-        n = revoke_tokens(client, Keys(config.store, key_prefix), associate)
+        revoked = revoke_tokens(client, Keys(config.store, key_prefix), associate)
     finally:
         client.close()
-    typer.echo(f"revoked {n} token(s) of {associate}")
+    typer.echo(f"revoked {revoked.tokens} link(s) and ended {revoked.sessions} session(s) of {associate}")

@@ -145,7 +145,7 @@ def test_token_issue_prints_a_link_and_stores_only_a_hash(services: Endpoints, p
         assert stored[b"associate"] == b"a-amy" and stored[b"role"] == b"manager"
         assert not any(token.encode() in k or token.encode() in v for k, v in stored.items())
         revoked = floorwalker("token", "revoke", "--associate", "a-amy", *args)
-        assert revoked.stdout.strip() == "revoked 1 token(s) of a-amy"
+        assert revoked.stdout.strip() == "revoked 1 link(s) and ended 0 session(s) of a-amy"
     finally:
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)
