@@ -4,8 +4,10 @@ kept the member's card, and a prompt about them still in flight was stored and s
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -49,8 +51,16 @@ def test_erasure_withdraws_the_members_cards_from_open_pages(
     redis_client: redis.Redis,
     prefix: str,
     store_config: StoreConfig,
+    tmp_path: Path,
 ) -> None:
     keys, topics = Keys(store_config.store, prefix), Topics(prefix)
+    # Erasure also revokes the member's BLE secret in the key file: use a copy, never the repo's.
+    secrets = store_config.ble_presence.secrets
+    assert secrets is not None
+    key_copy = tmp_path / "ble_keys.json"
+    shutil.copyfile(secrets, key_copy)
+    ble = store_config.ble_presence.model_copy(update={"secrets": key_copy})
+    erasing_config = store_config.model_copy(update={"ble_presence": ble})
     redis_client.hset(keys.profile(ERASED), mapping={"name": "Mrs Erased", "tier": "gold"})
     recommender = Recommender(link, prefix, store_config.store)
     sign_in(api, signin_link(redis_client, prefix, store_config, "a-ben"))
@@ -61,7 +71,7 @@ def test_erasure_withdraws_the_members_cards_from_open_pages(
         got = reader.until(lambda e: e.get("event") == "prompt")
         assert json.loads(got[-1]["data"])["customer_name"] == "Mrs Erased"
 
-        erase_member(redis_client, keys, topics, store_config, ERASED, time.time(), link)
+        erase_member(redis_client, keys, topics, erasing_config, ERASED, time.time(), link)
         withdrawn = reader.until(lambda e: e.get("event") == "withdraw")
         assert json.loads(withdrawn[-1]["data"]) == {"member": ERASED}
 
