@@ -48,6 +48,10 @@ class ReplayOptions:
     #: recommender on the events' clock (``--clock event``): live, events dated ahead of
     #: the wall clock would be refused.
     trace_clock: bool = False
+    #: With ``trace_clock``: the event time of the trace's first message (default: the wall
+    #: clock at the first publish), for a caller that must know the mapping in advance (the
+    #: simulated associates of :func:`simulators.harness.replay_staffed`).
+    trace_epoch: float | None = None
 
 
 @dataclass(slots=True)
@@ -138,7 +142,8 @@ def replay(
         elif stop.is_set():
             result.stopped = True
             break
-        ts = result.wall_origin + (line.t - first_t) if options.trace_clock else clock()
+        epoch = result.wall_origin if options.trace_epoch is None else options.trace_epoch
+        ts = epoch + (line.t - first_t) if options.trace_clock else clock()
         payload = retime(plain, line, ts) if options.retime else line.payload
         outstanding.append(
             link.publish(options.topic_prefix + line.topic, payload, qos=line.qos, retain=line.retain)

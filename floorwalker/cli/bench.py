@@ -147,6 +147,36 @@ def bench_simulate(
     run_simulate_bench(layout or BIG_STORE, visitors, hours, out)
 
 
+@app.command("service")
+@friendly
+def bench_service(
+    hours: Annotated[float, typer.Option("--hours", help="Hours from opening, per store.")] = 2.0,
+    demo_visitors: Annotated[
+        int, typer.Option("--demo-visitors", help="Expected visitors at the demo store.")
+    ] = 300,
+    big_visitors: Annotated[
+        int, typer.Option("--big-visitors", help="Expected visitors at the 20-zone store.")
+    ] = 800,
+    stores: Annotated[
+        str, typer.Option("--stores", help="Which stores: demo, big or demo,big.")
+    ] = "demo,big",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the shoppers and the associates.")] = 1,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON results.")] = Path(
+        "bench/out/service.json"
+    ),
+) -> None:
+    """The service-level figure: a staffed simulated day at the demo and the 20-zone store."""
+    from bench.service import run_service_bench
+    from simulators.stores import DEMO_STORE
+
+    known = {"demo": ("demo", DEMO_STORE, demo_visitors), "big": ("big", BIG_STORE, big_visitors)}
+    names = [n.strip() for n in stores.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ConfigError(f"--stores {stores!r}: expected demo, big or demo,big")
+    run_service_bench([known[n] for n in names], hours, out, seed)
+
+
 @app.command("presence-real")
 @friendly
 def bench_presence_real(
