@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
+import importlib.resources
 import logging
 import math
 import re
@@ -38,6 +40,13 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES: Final = 16 * 1024
 #: Seconds uvicorn waits for open streams on shutdown (SSE streams never end by themselves).
 GRACEFUL_SHUTDOWN_S: Final = 3
+#: Where /docs loads Swagger UI's files from, and the files (from fastapi-offline) it serves.
+DOCS_ASSETS_PATH: Final = "/docs/assets"
+DOCS_ASSETS: Final = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon.png": "image/png",
+}
 _STATIC_TYPES: Final = {
     "manifest.webmanifest": "application/manifest+json",
     "sw.js": "text/javascript",
@@ -92,13 +101,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     hub: StoreHub = app.state.hub
     if not hub.started:  # run_api starts it before uvicorn, to fail with one clear line
         await asyncio.to_thread(hub.start, asyncio.get_running_loop())
-    watcher = asyncio.create_task(hub.watch_sessions())
+    watchers = [asyncio.create_task(hub.watch_sessions()), asyncio.create_task(hub.keep_presence())]
     try:
         yield
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for watcher in watchers:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await asyncio.to_thread(hub.close)
 
 
@@ -114,16 +124,31 @@ def _finite(value: object) -> object:
 
 
 def _docs_page(title: str) -> HTMLResponse:
-    """Swagger UI for managers, with a policy that allows its CDN files and its one inline script."""
-    page = get_swagger_ui_html(openapi_url="/openapi.json", title=title)
+    """Swagger UI for managers, its JS and CSS served by this app (no CDN: it works offline),
+    with a policy that allows this origin's files and the page's one inline script."""
+    page = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title=title,
+        swagger_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS_PATH}/favicon.png",
+        # No badge fetched from validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
     body = bytes(page.body).decode()
     scripts = " ".join(csp_hash(b) for b in re.findall(r"<script>(.*?)</script>", body, flags=re.S))
-    cdn = "https://cdn.jsdelivr.net"
     page.headers["content-security-policy"] = (
-        f"default-src 'self'; script-src {cdn} {scripts}; style-src {cdn}; "
-        "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'"
+        f"default-src 'self'; script-src 'self' {scripts}; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
     )
     return page
+
+
+@functools.cache
+def _docs_asset(name: str) -> bytes:
+    """One of Swagger UI's files as the ``fastapi-offline`` package ships them."""
+    return (importlib.resources.files("fastapi_offline") / "static" / name).read_bytes()
 
 
 def create_app(
@@ -173,6 +198,17 @@ def create_app(
     def docs(who: Manager) -> HTMLResponse:
         del who
         return _docs_page(app.title)
+
+    @app.get(DOCS_ASSETS_PATH + "/{name}", include_in_schema=False)
+    def docs_asset(name: str, who: Manager) -> Response:
+        del who
+        if name not in DOCS_ASSETS:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return Response(
+            _docs_asset(name),
+            media_type=DOCS_ASSETS[name],
+            headers={"cache-control": "private, max-age=86400"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,6 +19,8 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 # Prometheus's rule checker for deploy/prometheus/alerts.yml (promtool, in the prometheus package).
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The compose file's schema check (docker-compose config; no container engine needed).
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 # The local Redis Cluster of the scale test joins its nodes with redis-cli (redis-tools).
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 
