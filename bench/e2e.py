@@ -928,7 +928,9 @@ def run_on(
 def bench_store_config(config_path: Path, work_dir: Path) -> Path:
     """A copy of the store config whose catalog (the full one) has no holdout and no
     per-associate hourly caps, so every synthetic event's prompt is sent and can be timed
-    (the bench sends hundreds of join invites a second to one lane)."""
+    (the bench sends hundreds of join invites a second to one lane), and with
+    ``rules.require_handheld`` off: the bench runs no handhelds, so no associate says they
+    are on the floor."""
     import yaml
 
     from recommender.catalog import DEFAULT_CATALOG
@@ -943,6 +945,7 @@ def bench_store_config(config_path: Path, work_dir: Path) -> Path:
     catalog_path.write_text(yaml.safe_dump(catalog, sort_keys=False))
     raw = yaml.safe_load(config_path.read_text())
     raw["catalog"] = str(catalog_path)
+    raw["rules"] = {**(raw.get("rules") or {}), "require_handheld": False}
     if config.crm is not None:
         raw["crm"] = str(config.crm)
     out = work_dir / "bench-store.yaml"

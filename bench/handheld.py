@@ -33,7 +33,7 @@ from floorwalker import procs
 from floorwalker.config import Endpoints, load_store_config
 from floorwalker.mqtt import MqttLink
 from floorwalker.services import Services, free_port, http_answers
-from handheld.auth import issue_token
+from handheld.auth import issue_token, open_session
 from recommender.keys import Keys
 
 ASSOCIATE = "a-ben"
@@ -167,7 +167,11 @@ def run_on(
             message=lambda _name, _code, tail: not_ready + tail,
         ):
             raise BenchError(not_ready + procs.log_tail(log))
-        token = issue_token(client, Keys(config.store, prefix), config, ASSOCIATE).token
+        keys = Keys(config.store, prefix)
+        # The pages' session, as the sign-in link's exchange opens it (a link works once).
+        token, _ = open_session(
+            client, keys, config, issue_token(client, keys, config, ASSOCIATE).token, time.time()
+        )
         open_pages = [_Page(f"{base}/api/stream", token) for _ in range(pages)]
         for page in open_pages:
             if not page.ready.wait(READY_TIMEOUT_S):

@@ -623,7 +623,9 @@ class Message:
 
 def encode(payload: Envelope) -> bytes:
     """Serialize a payload, refusing one over :data:`MAX_PAYLOAD_BYTES`."""
-    data = payload.model_dump_json(exclude_none=False).encode()
+    # The model's serializer straight to bytes: the same bytes as model_dump_json().encode()
+    # in 60 % of its time (bench decide's serialisation figures; orjson was no faster).
+    data = type(payload).__pydantic_serializer__.to_json(payload)
     if len(data) > MAX_PAYLOAD_BYTES:
         raise ContractError(
             RejectReason.TOO_LARGE,

@@ -47,10 +47,11 @@ from broker_config.contract import (
 from floorwalker.config import AssociateConfig, Endpoints, StoreConfig
 from floorwalker.errors import FloorwalkerError, ServiceUnavailable
 from floorwalker.mqtt import MqttAuth, MqttLink, Received
+from floorwalker.redis_accounts import redact
 from handheld.auth import live_sessions
 from handheld.floor import FloorStore, GatewayView, gateway_view
 from handheld.metrics import ApiMetrics
-from handheld.prompts import HandheldPrompt, LiveFeed, Outcome, PromptStore
+from handheld.prompts import LiveFeed, Outcome, PromptStore
 from recommender.keys import Keys
 from recommender.service import connect_redis
 
@@ -69,6 +70,14 @@ SUBSCRIBED = (
 )
 #: How often open streams' sessions are checked: a revoked session's stream ends within a second.
 SESSION_CHECK_S = 0.5
+#: How often who is on the floor is looked at (heartbeats due, pages closed past the grace).
+PRESENCE_CHECK_S = 1.0
+#: An associate whose last handheld page closed longer ago than this (and not shorter than
+#: one heartbeat) is published ``signed_out``: a reload or a network blip reconnects in a
+#: second (the page retries every second), a closed page or a dead phone does not.
+STREAM_GRACE_S = 10.0
+#: States a connected handheld keeps alive with heartbeats (routing counts them on the floor).
+ON_FLOOR = frozenset({"available", "busy"})
 
 
 def handheld_producer(associate: str) -> str:
@@ -96,7 +105,8 @@ class StoreHub:
         self.feed = LiveFeed()
         self.metrics = ApiMetrics(config)
         self.metrics.recommender.source = lambda: self.floor.stats()
-        self.redis_url = endpoints.redis_url
+        self.redis_url = redact(endpoints.redis_url)  # for log lines and errors: never the password
+        self._redis_login_url = endpoints.redis_url
         self._redis: redis.Redis | None = None
         self._prompts: PromptStore | None = None
         self._floor: FloorStore | None = None
@@ -104,6 +114,11 @@ class StoreHub:
         self._lock = threading.Lock()
         self._gateways: dict[str, GatewayStatus] = {}
         self._statuses: dict[str, AssociateStatus] = {}
+        #: Presence (event loop only): when we last published each associate's status, and
+        #: since when an associate who had a page open here has none.
+        self._beat: dict[str, float] = {}
+        self._closed_at: dict[str, float] = {}
+        self.grace_s = min(STREAM_GRACE_S, config.rules.associate_heartbeat_s)
         self._sources = {
             a: EnvelopeSource(handheld_producer(a), start_seq=time.time_ns() // 1000) for a in self.associates
         }
@@ -129,7 +144,7 @@ class StoreHub:
         (:class:`~floorwalker.errors.ConfigError` when the broker refuses our login)."""
         if self._loop is not None:
             return
-        self._redis = connect_redis(self.redis_url)
+        self._redis = connect_redis(self._redis_login_url)
         self._prompts = PromptStore(self._redis, self.keys)
         self._floor = FloorStore(self._redis, self.keys, self.config)
         self._loop = loop  # before connecting: messages may arrive at once
@@ -201,6 +216,54 @@ class StoreHub:
                 n = self.feed.end_sessions(ended)
                 log.info("ended %d open stream(s) of %d ended session(s)", n, len(ended))
 
+    # -- who is on the floor (the event loop) ---------------------------------------------
+
+    def stream_opened(self, associate: str) -> None:
+        """A page of ``associate`` opened its stream: they are on the floor now. Published
+        ``available`` at once unless they already are (available, busy or on a break)."""
+        self._closed_at.pop(associate, None)
+        if self.status_of(associate) == "signed_out":
+            self._send_presence(associate, "available", None)
+
+    def stream_closed(self, associate: str, now: float) -> None:
+        """A page's stream ended; with none of theirs left open the grace period starts."""
+        if not self.feed.has(associate):
+            self._closed_at[associate] = now
+
+    def presence_tick(self, now: float) -> None:
+        """Heartbeats for associates with a page open and on the floor; ``signed_out`` for
+        those whose last page closed longer than the grace period ago."""
+        heartbeat = self.config.rules.associate_heartbeat_s
+        for associate in self.associates:
+            with self._lock:
+                s = self._statuses.get(associate)
+            state, zone = (s.state, s.zone) if s is not None else ("signed_out", None)
+            if self.feed.has(associate):
+                if state in ON_FLOOR and now - self._beat.get(associate, 0.0) >= heartbeat:
+                    self._send_presence(associate, state, zone)
+                continue
+            closed = self._closed_at.get(associate)
+            if closed is not None and now - closed >= self.grace_s:
+                del self._closed_at[associate]
+                if state != "signed_out":
+                    log.info(
+                        "%s has had no handheld page open for %.0f s: signed out", associate, now - closed
+                    )
+                    self._send_presence(associate, "signed_out", None)
+
+    def _send_presence(self, associate: str, state: str, zone: str | None) -> None:
+        try:
+            self.send_status(associate, state, zone)
+        except ServiceUnavailable as exc:
+            log.warning("could not publish %s's status %s (%s); trying again", associate, state, exc)
+
+    async def keep_presence(self, every: float = PRESENCE_CHECK_S) -> None:
+        """Forever: :meth:`presence_tick` every ``every`` seconds."""
+        while True:
+            await asyncio.sleep(every)
+            if self._loop is not None:
+                self.presence_tick(time.time())
+
     def redis_ok(self) -> bool:
         try:
             return self._redis is not None and bool(self._redis.ping())
@@ -245,6 +308,7 @@ class StoreHub:
         self._publish(self.topics.associate_status(self.config.store, associate), encode(status), retain=True)
         with self._lock:
             self._statuses[associate] = status
+        self._beat[associate] = status.ts
         return status
 
     # -- paho's network thread -------------------------------------------------------
@@ -295,19 +359,24 @@ class StoreHub:
                 "ignoring a prompt for %r: not an associate of store %s", associate, self.config.store
             )
             return True
-        member = prompt.customer.member
-        if member is not None and self._redis is not None and self._redis.exists(self.keys.erased(member)):
+        stored = self._prompts.add_prompt(associate, prompt)
+        if stored == "erased":
             log.info("dropping a prompt %s about an erased member", prompt.event_id)
             return True
-        view = HandheldPrompt.from_prompt(associate, prompt, self._display_name(member))
-        stored = self._prompts.add(view)
-        if stored is None:
-            return True  # a redelivery: already stored and shown
+        if stored == "redelivered":
+            return True  # already stored and shown
         self.metrics.prompt(prompt, time.time())
+        moved_from = stored.moved_from
+        self.metrics.deliveries.labels("rerouted" if moved_from else "first").inc()
+        if moved_from is not None:
+            self.metrics.withdrawals.labels("rerouted").inc()
+            log.info("prompt %s moved from %s to %s", prompt.event_id, moved_from, associate)
         loop = self._loop
         if loop is not None:
             # RuntimeError: the loop closed under us; the page gets it from Redis later.
             with contextlib.suppress(RuntimeError):
+                if moved_from is not None:
+                    loop.call_soon_threadsafe(self.feed.moved, moved_from, prompt.event_id)
                 loop.call_soon_threadsafe(self.feed.publish, stored)
         return True
 
@@ -320,16 +389,3 @@ class StoreHub:
         if loop is not None:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self.feed.withdraw, member)
-
-    def _display_name(self, member: str | None) -> str | None:
-        if member is None or self._redis is None:
-            return None
-        try:
-            raw: object = self._redis.hget(self.keys.profile(member), "name")
-        except redis.RedisError as exc:
-            # A prompt without a name beats no prompt: deliver it anyway.
-            log.warning("could not read the name of %s from Redis at %s (%s)", member, self.redis_url, exc)
-            return None
-        if isinstance(raw, bytes):
-            return raw.decode(errors="replace")
-        return raw if isinstance(raw, str) else None

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import redis
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from redis.cluster import RedisCluster
 
 from broker_config.contract import DismissReason, Prompt, PromptKind
 from recommender.keys import PROMPT_STREAM_MAXLEN, PROMPT_TTL_S, Keys
@@ -76,6 +78,8 @@ class HandheldPrompt(BaseModel):
     #: The associate's latest answer, if any.
     outcome: Outcome | None = None
     dismiss_reason: DismissReason | None = None
+    #: Set on a re-route's delivery: the associate it moved from (never stored or sent).
+    moved_from: str | None = Field(default=None, exclude=True)
 
     @classmethod
     def from_prompt(cls, associate: str, prompt: Prompt, name: str | None) -> HandheldPrompt:
@@ -112,18 +116,134 @@ class PromptRecord:
     member: str | None
 
 
+#: Storing one prompt in one round trip: drop it if its member was erased; claim its
+#: delivery to this associate in the owner record (``to:{associate}``: a redelivery stops
+#: here; a re-route to another associate under the same id is a new delivery, and the
+#: record's holder moves to them); look up the member's display name; append the view to
+#: the associate's stream with that name (JSON-encoded by cjson, spliced between the view's
+#: two halves); then the record's fields, its expiry and the member's index (for erasure).
+#: KEYS: owner record, stream, member's index, erasure tombstone, profile (the last three
+#: unused for a guest). ARGV: associate, kind, member ('' for a guest), prompt id, TTL,
+#: stream MAXLEN, the view's JSON before and after the name, the name when none is found.
+#: Replies {0} erased, {1} a redelivery, {2, stream id, name shown, previous holder or ''}.
+_ADD_LUA: Final = """
+local member = ARGV[3]
+if member ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then return {0} end
+if redis.call('HSETNX', KEYS[1], 'to:' .. ARGV[1], '1') == 0 then return {1} end
+local before = redis.call('HGET', KEYS[1], 'associate') or ''
+local shown = ARGV[9]
+if member ~= '' then
+  local name = redis.call('HGET', KEYS[5], 'name')
+  if name and name ~= '' then shown = name end
+end
+local sid = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'p',
+  ARGV[7] .. cjson.encode(shown) .. ARGV[8])
+if type(sid) == 'table' and sid.err then
+  redis.call('HDEL', KEYS[1], 'to:' .. ARGV[1])  -- let the redelivery store it
+  return sid
+end
+redis.call('HSET', KEYS[1], 'associate', ARGV[1], 'kind', ARGV[2], 'member', member, 'sid', sid)
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+if member ~= '' then
+  redis.call('SADD', KEYS[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
+end
+return {2, sid, shown, before}
+"""
+_NAME_FIELD: Final = '"customer_name":'
+
+#: One answer per prompt, atomically, from its holder (or a manager): checks who holds it
+#: and whether it is still open, and records the answer, in one step, so that of many
+#: answers sent at once exactly one wins. KEYS: owner record. ARGV: who answers, '1' if a
+#: manager, outcome, reason ('' for none), now. Replies {'ok', the outcome before ('' for
+#: none)}, {'missing'}, {'not_holder', holder} or {'closed', its outcome}.
+_ANSWER_LUA: Final = """
+local r = redis.call('HMGET', KEYS[1], 'associate', 'outcome')
+if not r[1] then return {'missing'} end
+if ARGV[2] ~= '1' and r[1] ~= ARGV[1] then return {'not_holder', r[1]} end
+local before = r[2] or ''
+if before == 'dismissed' or before == 'done' or before == ARGV[3] then return {'closed', before} end
+redis.call('HSET', KEYS[1], 'outcome', ARGV[3], 'reason', ARGV[4], 'by', ARGV[1], ARGV[3] .. '_at', ARGV[5])
+return {'ok', before}
+"""
+
+
 class PromptStore:
     """The Redis side: owner records and per-associate streams. Blocking: call off the loop."""
 
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
         self._keys = keys
+        # On Redis Cluster the prompt's keys live in different slots: one command each there.
+        self._one_script = not isinstance(client, RedisCluster)
+        self._add_script = client.register_script(_ADD_LUA)
+        self._answer_script = client.register_script(_ANSWER_LUA)
+
+    def add_prompt(self, associate: str, prompt: Prompt) -> HandheldPrompt | Literal["erased", "redelivered"]:
+        """Store a prompt as its associate's page shows it (with the member's display name,
+        read here: names never travel over MQTT) and return it with its stream id; or say
+        that it was about an erased member (dropped) or is a redelivery (already stored).
+        One round trip on a single Redis."""
+        member = prompt.customer.member
+        if not self._one_script:
+            return self._add_apart(associate, prompt)
+        view = HandheldPrompt.from_prompt(associate, prompt, None)
+        data = view.model_dump_json()
+        # The field order puts the name after ids and the kind, which cannot hold the needle.
+        at = data.index(_NAME_FIELD) + len(_NAME_FIELD)
+        value = json.dumps(view.customer_name)
+        head, tail = data[:at], data[at + len(value) :]
+        k = self._keys
+        keys = [k.handheld_prompt(view.prompt_id), k.handheld_prompts(associate)]
+        if member is None:
+            keys += [keys[0]] * 3
+        else:
+            keys += [k.member_handheld_prompts(member), k.erased(member), k.profile(member)]
+        reply: list[Any] = self._add_script(
+            keys,
+            [associate, view.kind.value, member or "", view.prompt_id, PROMPT_TTL_S,
+             PROMPT_STREAM_MAXLEN, head, tail, view.customer_name],
+        )  # fmt: skip
+        if reply[0] == 0:
+            return "erased"
+        if reply[0] == 1:
+            return "redelivered"
+        sid, name, before = (
+            v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in reply[1:]
+        )
+        moved = before if before and before != associate else None
+        return view.model_copy(update={"sid": sid, "customer_name": name, "moved_from": moved})
+
+    def _add_apart(self, associate: str, prompt: Prompt) -> HandheldPrompt | Literal["erased", "redelivered"]:
+        """:meth:`add_prompt` one command at a time (Redis Cluster)."""
+        member = prompt.customer.member
+        if member is not None and self._redis.exists(self._keys.erased(member)):
+            return "erased"
+        view = HandheldPrompt.from_prompt(associate, prompt, self._display_name(member))
+        stored = self.add(view)
+        return "redelivered" if stored is None else stored
+
+    def _display_name(self, member: str | None) -> str | None:
+        if member is None:
+            return None
+        try:
+            raw: object = self._redis.hget(self._keys.profile(member), "name")
+        except redis.RedisError as exc:
+            # A prompt without a name beats no prompt: deliver it anyway.
+            log.warning("could not read the name of %s from Redis (%s)", member, exc)
+            return None
+        if isinstance(raw, bytes):
+            return raw.decode(errors="replace")
+        return raw if isinstance(raw, str) else None
 
     def add(self, view: HandheldPrompt) -> HandheldPrompt | None:
         """Store a new prompt and return it with its stream id; None for a redelivery."""
         key = self._keys.handheld_prompt(view.prompt_id)
-        if not self._redis.hsetnx(key, "associate", view.associate):
+        delivery = f"to:{view.associate}"
+        if not self._redis.hsetnx(key, delivery, "1"):
             return None
+        raw_before: object = self._redis.hget(key, "associate")
+        before = raw_before.decode() if isinstance(raw_before, bytes) else None
         try:
             sid_raw = self._redis.xadd(
                 self._keys.handheld_prompts(view.associate),
@@ -134,18 +254,27 @@ class PromptStore:
         except redis.RedisError:
             # Let the redelivery store it: forget that we claimed it (best effort).
             with contextlib.suppress(redis.RedisError):
-                self._redis.delete(key)
+                self._redis.hdel(key, delivery)
             raise
         sid = sid_raw.decode() if isinstance(sid_raw, bytes) else str(sid_raw)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(key, mapping={"kind": view.kind.value, "member": view.member or "", "sid": sid})
+        pipe.hset(
+            key,
+            mapping={
+                "associate": view.associate,
+                "kind": view.kind.value,
+                "member": view.member or "",
+                "sid": sid,
+            },
+        )
         pipe.expire(key, PROMPT_TTL_S)
         if view.member is not None:
             index = self._keys.member_handheld_prompts(view.member)
             pipe.sadd(index, view.prompt_id)
             pipe.expire(index, PROMPT_TTL_S)
         pipe.execute()
-        return view.model_copy(update={"sid": sid})
+        moved = before if before and before != view.associate else None
+        return view.model_copy(update={"sid": sid, "moved_from": moved})
 
     def record(self, prompt_id: str) -> PromptRecord | None:
         raw: dict[bytes, bytes] = self._redis.hgetall(self._keys.handheld_prompt(prompt_id))  # type: ignore[assignment]
@@ -159,6 +288,33 @@ class PromptStore:
             outcome=outcome if outcome in ("accepted", "dismissed", "done") else None,  # type: ignore[arg-type]
             member=r.get("member") or None,
         )
+
+    def answer(
+        self,
+        prompt_id: str,
+        who: str,
+        manager: bool,
+        outcome: Outcome,
+        reason: DismissReason | None,
+        now: float,
+    ) -> tuple[str, str]:
+        """Record ``who``'s answer if they hold the prompt (or are a manager) and it is still
+        open, atomically: ``("ok", outcome before)``, ``("missing", "")``, ``("not_holder",
+        holder)`` or ``("closed", its outcome)``."""
+        reply: list[Any] = self._answer_script(
+            [self._keys.handheld_prompt(prompt_id)],
+            [who, "1" if manager else "0", outcome, reason.value if reason else "", f"{now:.3f}"],
+        )
+        verdict, *rest = (v.decode() if isinstance(v, bytes) else str(v) for v in reply)
+        return verdict, rest[0] if rest else ""
+
+    def undo_answer(self, prompt_id: str, before: str) -> None:
+        """The answer could not be published: the prompt is open again as it was."""
+        key = self._keys.handheld_prompt(prompt_id)
+        if before:
+            self._redis.hset(key, mapping={"outcome": before, "reason": ""})
+        else:
+            self._redis.hdel(key, "outcome", "reason")
 
     def set_outcome(self, prompt_id: str, outcome: Outcome, reason: DismissReason | None) -> None:
         self._redis.hset(
@@ -225,9 +381,11 @@ class PromptStore:
             return views
         pipe = self._redis.pipeline(transaction=False)
         for v in views:
-            pipe.hmget(self._keys.handheld_prompt(v.prompt_id), ["outcome", "reason"])
+            pipe.hmget(self._keys.handheld_prompt(v.prompt_id), ["outcome", "reason", "associate"])
         out: list[HandheldPrompt] = []
-        for v, (outcome, reason) in zip(views, pipe.execute(), strict=True):
+        for v, (outcome, reason, holder) in zip(views, pipe.execute(), strict=True):
+            if holder and holder.decode() != v.associate:
+                continue  # re-routed to someone else since: no longer this associate's
             o = outcome.decode() if outcome else None
             r = reason.decode() if reason else None
             out.append(
@@ -250,7 +408,15 @@ class Withdrawal:
     member: str
 
 
-FeedItem = HandheldPrompt | Withdrawal | None
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A prompt re-routed to another associate: this associate's pages drop its card."""
+
+    associate: str
+    prompt_id: str
+
+
+FeedItem = HandheldPrompt | Withdrawal | Moved | None
 
 
 @dataclass(eq=False)
@@ -289,6 +455,10 @@ class LiveFeed:
             if not subs:
                 del self._subs[sub.associate]
 
+    def has(self, associate: str) -> bool:
+        """Whether ``associate`` has a page with an open stream."""
+        return bool(self._subs.get(associate))
+
     def publish(self, prompt: HandheldPrompt) -> None:
         for sub in self._subs.get(prompt.associate, ()):
             self._offer(sub, prompt)
@@ -303,6 +473,11 @@ class LiveFeed:
         for sub in doomed:
             self._offer(sub, None)
         return len(doomed)
+
+    def moved(self, associate: str, prompt_id: str) -> None:
+        """Tell ``associate``'s open pages that a prompt of theirs went to someone else."""
+        for sub in self._subs.get(associate, ()):
+            self._offer(sub, Moved(associate, prompt_id))
 
     def withdraw(self, member: str) -> None:
         """Tell every open page to drop its cards about an erased member."""
