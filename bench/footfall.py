@@ -1,11 +1,15 @@
-"""``floorwalker bench footfall``: frames per second of detector + tracker + counting on one
-CPU core, and the process's peak RSS.
+"""``floorwalker bench footfall``: frames per second of the whole camera pipeline (decode +
+detect + track + count) beside the bare model on the same frames, on one CPU core, and
+the process's peak RSS.
 
-onnxruntime runs with one intra-op thread and OpenCV with one thread, so the figure is
-what one core of this machine does. Video decoding is timed separately (a camera's
-decoder is not the pipeline); the per-frame time covers the resize, inference, NMS,
-tracking, the line and zone counting. The process's peak resident set size comes from
-``getrusage`` after the run. Writes ``bench/out/footfall.json``.
+onnxruntime runs with one intra-op thread and OpenCV with one thread, so the figures are
+what one core of this machine does. Each frame is decoded, timed through the pipeline
+(the line-derived views, the full frame when it is due, the appearance cue, tracking,
+every line and zone), and then through the bare model alone (one full-frame inference,
+the detector the pipeline is built on) in the same run, so load on the machine hits both
+alike; ``ratio`` is pipeline fps / bare model fps. The camera is the gateway YAML's when
+one is given; otherwise a vertical line through the middle of the picture (no settings
+of any particular video). Writes ``bench/out/footfall.json``.
 """
 
 from __future__ import annotations
@@ -22,49 +26,60 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from edge_agent.gateway_config import CameraConfig
 from floorwalker.errors import ConfigError
 
 #: The issue's targets.
 TARGET_FPS = 25.0
 TARGET_RSS_MB = 300.0
+TARGET_RATIO = 0.8
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-#: Detect regions of vtest.avi as the README's accuracy figures use them: over the far end
-#: of the walkway line, and over the path on the far left (the held-out second line).
-VTEST_REGIONS: list[tuple[int, int, int, int]] = [(420, 0, 700, 280), (106, 96, 394, 384)]
+
+
+def middle_line_camera(video: Path, width: int, height: int) -> CameraConfig:
+    """A camera with one vertical line across the middle half of the picture, default settings."""
+    x = width / 2
+    return CameraConfig.model_validate(
+        {
+            "id": "bench",
+            "source": {"kind": "file", "path": str(video)},
+            "threads": 1,
+            "lines": [
+                {
+                    "id": "middle",
+                    "points": [[x, round(0.25 * height)], [x, round(0.75 * height)]],
+                    "inside": [0.25 * width, height / 2],
+                    "enters": "z",
+                }
+            ],
+        }
+    )
 
 
 def run_footfall_bench(
-    video: Path, frames: int, out: Path, warmup: int = 10, regions: int = 1
+    video: Path, frames: int, out: Path, warmup: int = 10, camera: CameraConfig | None = None
 ) -> dict[str, object]:
-    """``regions``: how many of :data:`VTEST_REGIONS` the camera also runs the detector on."""
     import cv2
 
     from edge_agent.camera.detector import load_detector
-    from edge_agent.camera.footfall import FootfallPipeline
-    from edge_agent.gateway_config import CameraConfig
+    from edge_agent.camera.footfall import FootfallPipeline, camera_views
 
     cv2.setNumThreads(1)
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         raise ConfigError(f"{video}: cannot open the video (on Debian it comes with the package opencv-doc)")
     fps = float(cap.get(cv2.CAP_PROP_FPS)) or 10.0
-    camera = CameraConfig.model_validate(
-        {
-            "id": "bench",
-            "source": {"kind": "file", "path": str(video)},
-            "threads": 1,
-            "lines": [
-                {"id": "walkway", "points": [[560, 90], [560, 470]], "inside": [300, 300], "enters": "z"}
-            ],
-            "zones": [{"zone": "z", "polygon": [[0, 90], [560, 90], [560, 470], [0, 470]]}],
-            "detect_regions": [{"box": r} for r in VTEST_REGIONS[:regions]],
-        }
-    )
-    pipeline = FootfallPipeline(camera, load_detector(camera.model, threads=1))
-    per_frame: list[float] = []
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    camera = camera or middle_line_camera(video, width, height)
+    camera = camera.model_copy(update={"threads": 1})
+    model = load_detector(camera.model, threads=1)
+    pipeline = FootfallPipeline(camera, model)
+    pipe_s: list[float] = []
+    bare_s: list[float] = []
     decode_s = 0.0
     crossings = 0
     index = 0
+    frame = None
     while index < frames + warmup:
         t0 = time.perf_counter()
         ok, frame = cap.read()
@@ -76,14 +91,23 @@ def run_footfall_bench(
         t1 = time.perf_counter()
         counts = pipeline.process(frame, index / fps)
         t2 = time.perf_counter()
+        model.detect(frame)
+        t3 = time.perf_counter()
         if index >= warmup:
             decode_s += t1 - t0
-            per_frame.append(t2 - t1)
+            pipe_s.append(t2 - t0)
+            bare_s.append(t3 - t2)
             crossings += len(counts.crossings)
         index += 1
     cap.release()
-    times = np.asarray(per_frame)
+    assert frame is not None
+    pipe, bare = np.asarray(pipe_s), np.asarray(bare_s)
+    pipe_fps = len(pipe) / float(pipe.sum())
+    bare_fps = len(bare) / float(bare.sum())
+    ratio = pipe_fps / bare_fps
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    views = camera_views(camera, width, height)
+    full_every = 1 if camera.detect_regions or not views else camera.detection.full_every
     result: dict[str, object] = {
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -97,30 +121,40 @@ def run_footfall_bench(
         "frame_size": [int(frame.shape[1]), int(frame.shape[0])],
         "model": "models/person_ssdlite.onnx (300x300)",
         "threads": 1,
-        "detect_regions": [list(r) for r in VTEST_REGIONS[:regions]],
-        "inferences_per_frame": 1 + regions,
-        "frames": len(per_frame),
-        "fps": round(len(per_frame) / float(times.sum()), 1),
-        "ms_per_frame_p50": round(float(np.percentile(times, 50)) * 1000, 2),
-        "ms_per_frame_p95": round(float(np.percentile(times, 95)) * 1000, 2),
-        "decode_ms_per_frame": round(1000 * decode_s / len(per_frame), 2),
+        "camera": {
+            "lines": [ln.model_dump(mode="json") for ln in camera.lines],
+            "detection": camera.detection.model_dump(mode="json"),
+            "detect_regions": [list(r.box) for r in camera.detect_regions],
+        },
+        "views": [list(v) for v in views],
+        "inferences_per_frame": round(len(views) + 1 / full_every, 3),
+        "frames": len(pipe),
+        "pipeline_fps": round(pipe_fps, 1),
+        "bare_model_fps": round(bare_fps, 1),
+        "ratio": round(ratio, 3),
+        "pipeline_ms_p50": round(float(np.percentile(pipe, 50)) * 1000, 2),
+        "pipeline_ms_p95": round(float(np.percentile(pipe, 95)) * 1000, 2),
+        "decode_ms_per_frame": round(1000 * decode_s / len(pipe), 2),
         "peak_rss_mb": round(rss_mb, 1),
         "crossings_counted": crossings,
-        "targets": {"fps": TARGET_FPS, "peak_rss_mb": TARGET_RSS_MB},
-        "target_met": bool(len(per_frame) / float(times.sum()) >= TARGET_FPS and rss_mb <= TARGET_RSS_MB),
+        "targets": {"fps": TARGET_FPS, "ratio": TARGET_RATIO, "peak_rss_mb": TARGET_RSS_MB},
+        "target_met": bool(pipe_fps >= TARGET_FPS and ratio >= TARGET_RATIO and rss_mb <= TARGET_RSS_MB),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     table = Table(
-        title=f"footfall pipeline on one core ({len(per_frame)} frames of {video.name}, "
-        f"{regions} detect region(s))"
+        title=f"footfall pipeline on one core ({len(pipe)} frames of {video.name}, "
+        f"{result['inferences_per_frame']} inferences a frame)"
     )
-    for col in ("fps", "ms/frame p50", "ms/frame p95", "decode ms/frame", "peak RSS MB", "target met"):
+    for col in ("pipeline fps", "bare model fps", "ratio", "ms p50", "ms p95", "decode ms", "peak RSS MB"):
         table.add_column(col, justify="right")
+    table.add_column("target met")
     table.add_row(
-        str(result["fps"]),
-        str(result["ms_per_frame_p50"]),
-        str(result["ms_per_frame_p95"]),
+        str(result["pipeline_fps"]),
+        str(result["bare_model_fps"]),
+        str(result["ratio"]),
+        str(result["pipeline_ms_p50"]),
+        str(result["pipeline_ms_p95"]),
         str(result["decode_ms_per_frame"]),
         str(result["peak_rss_mb"]),
         "yes" if result["target_met"] else "no",

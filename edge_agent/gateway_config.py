@@ -25,6 +25,7 @@ from broker_config.contract import Ident
 from edge_agent.camera.detector import ModelConfig, SsdLiteModel
 from edge_agent.camera.source import SourceConfig
 from edge_agent.camera.tracker import TrackerConfig
+from edge_agent.camera.views import DetectionConfig
 from floorwalker import geometry
 from floorwalker.config import StoreConfig, load_yaml_model
 from floorwalker.errors import ConfigError
@@ -128,8 +129,11 @@ class CameraConfig(_Strict):
     queues: list[QueueAreaConfig] = []
     tracker: TrackerConfig = TrackerConfig()
     publish: PublishConfig = PublishConfig()
-    #: Regions run through the detector again on their own (one more inference each): far
-    #: from the camera, where people are small and close pairs merge into one box.
+    #: Where the detector looks: by default views derived from the lines and zones (see
+    #: ``edge_agent/camera/views.py``), no hand tuning.
+    detection: DetectionConfig = DetectionConfig()
+    #: Optional hand-drawn regions instead of the derived views (each one more inference a
+    #: frame, the full frame every frame); not needed in the default setup.
     detect_regions: list[DetectRegionConfig] = Field(default=[], max_length=4)
 
     @model_validator(mode="after")

@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from edge_agent.camera.appearance import with_appearance
 from edge_agent.camera.detector import Detections, Detector, Frame, RegionDetector
 from edge_agent.camera.line_counter import CountLine, Crossing, LineCounter
 from edge_agent.camera.tracker import Track, Tracker
+from edge_agent.camera.views import PixelRect, ViewDetector, plan_views
 from edge_agent.camera.zones import PolygonZone
 from edge_agent.gateway_config import CameraConfig, PublishConfig
 from floorwalker.geometry import Point
@@ -55,6 +57,7 @@ class CameraCounter:
         self.queues = [(q.lane, PolygonZone(q.lane, list(q.polygon))) for q in config.queues]
         #: lane -> the store zone its queue is published on
         self.lane_zones = lane_zones or {}
+        self._newest_id = 0
 
     def update(self, detections: Detections, t: float) -> FrameCounts:
         tracks = self.tracker.update(detections, t)
@@ -63,11 +66,18 @@ class CameraCounter:
         def pick(tr: Track) -> Point:
             return tr.feet if feet else tr.centre
 
+        def origin(tr: Track) -> Point:
+            return tr.origin_feet if feet else tr.origin_centre
+
         # Lines see only people actually detected in this frame: a predicted position of a
         # hidden person must not carry them over a line.
         seen: dict[int, Point] = {tr.id: pick(tr) for tr in tracks if tr.seen}
         present: dict[int, Point] = {tr.id: pick(tr) for tr in tracks}
-        crossings = [(zone, c) for zone, counter in self.lines for c in counter.update(seen, t)]
+        # Where a track just confirmed was first detected (ids are issued in order, so a
+        # new one is above every id seen before; later its line state is the counter's).
+        origins = {tr.id: origin(tr) for tr in tracks if tr.seen and tr.id > self._newest_id}
+        self._newest_id = max([self._newest_id, *(tr.id for tr in tracks)])
+        crossings = [(zone, c) for zone, counter in self.lines for c in counter.update(seen, t, origins)]
         occupancy: dict[str, int] = defaultdict(int)
         dwells: dict[str, tuple[float, ...]] = {}
         for zone, poly in self.zones:
@@ -191,12 +201,39 @@ class FootfallPipeline:
     def __init__(
         self, config: CameraConfig, detector: Detector, lane_zones: dict[str, str] | None = None
     ) -> None:
+        self.config = config
+        self.model = detector
         regions = [r.box for r in config.detect_regions]
-        self.detector: Detector = RegionDetector(detector, regions) if regions else detector
+        #: Set on the first frame (the views depend on the frame's size).
+        self.detector: Detector | None = RegionDetector(detector, regions) if regions else None
         self.counter = CameraCounter(config, lane_zones)
 
+    def detector_for(self, width: int, height: int) -> Detector:
+        """The detector over this camera's views (planned for the first frame's size)."""
+        if self.detector is None:
+            self.detector = ViewDetector(
+                self.model,
+                camera_views(self.config, width, height),
+                full_every=self.config.detection.full_every,
+            )
+        return self.detector
+
     def process(self, frame: Frame, t: float) -> FrameCounts:
-        return self.counter.update(self.detector.detect(frame), t)
+        return self.process_with_detections(frame, t)[0]
+
+    def process_with_detections(self, frame: Frame, t: float) -> tuple[FrameCounts, Detections]:
+        h, w = frame.shape[:2]
+        detections = with_appearance(frame, self.detector_for(w, h).detect(frame))
+        return self.counter.update(detections, t), detections
+
+
+def camera_views(config: CameraConfig, width: int, height: int) -> list[PixelRect]:
+    """The views a camera's detector searches besides the full frame (none: full frame only)."""
+    if config.detect_regions:
+        return [r.box for r in config.detect_regions]
+    polygons = [list(z.polygon) for z in config.zones] + [list(q.polygon) for q in config.queues]
+    lines = [(ln.points[0], ln.points[1]) for ln in config.lines]
+    return plan_views(lines, polygons, width, height, config.detection)
 
 
 def zones_of(config: CameraConfig, lane_zones: dict[str, str]) -> list[str]:

@@ -8,6 +8,13 @@ A side change counts as a crossing (``in`` towards ``inside``, ``out`` away) onl
 way from the last firm position to the new one passes through the drawn segment: walking
 round the end of a line is not crossing it. Someone who crosses and comes back counts
 once each way. Time is passed in; per-track state is forgotten after ``forget_s`` unseen.
+
+A track is often confirmed a few steps after the person was first detected, or first
+detected on the line itself (people far away are found late). So the counter is also
+told where each track was first detected (its *origin*): a track first reported on the
+far side of the line from its origin counts when the way between them passes the
+segment, and a track whose origin and first report both lie on the line counts once,
+towards the side it leaves on.
 """
 
 from __future__ import annotations
@@ -47,6 +54,15 @@ class CountLine:
         dx, dy = self.b[0] - self.a[0], self.b[1] - self.a[1]
         return dx * (self.inside[1] - self.a[1]) - dy * (self.inside[0] - self.a[0])
 
+    def along(self, p: Point, slack_px: float) -> bool:
+        """Whether ``p`` lies beside the segment (its foot on the line within ``slack_px`` of it)."""
+        ax, ay = self.a
+        bx, by = self.b
+        dx, dy = bx - ax, by - ay
+        length = (dx * dx + dy * dy) ** 0.5
+        u = ((p[0] - ax) * dx + (p[1] - ay) * dy) / length
+        return bool(-slack_px <= u <= length + slack_px)
+
     def passes(self, p: Point, q: Point, slack_px: float) -> bool:
         """Whether the way p -> q meets the segment (extended by ``slack_px`` at both ends)."""
         ax, ay = self.a
@@ -71,7 +87,7 @@ def _segments_meet(p: Point, q: Point, a: Point, b: Point) -> bool:
 
 @dataclass(slots=True)
 class _Side:
-    side: int  # +1 inside, -1 outside
+    side: int  # +1 inside, -1 outside, 0 on the line since it was first detected
     anchor: Point  # where the side was last firm
     last_t: float
 
@@ -85,26 +101,49 @@ class LineCounter:
         self.forget_s = forget_s
         self._sides: dict[int, _Side] = {}
 
-    def update(self, anchors: dict[int, Point], t: float) -> list[Crossing]:
-        """``anchors``: each visible track's anchor point in this frame."""
+    def update(
+        self, anchors: dict[int, Point], t: float, origins: dict[int, Point] | None = None
+    ) -> list[Crossing]:
+        """``anchors``: each visible track's anchor point in this frame; ``origins``: where
+        each track was first detected (used the first time a track is seen)."""
         crossings: list[Crossing] = []
         for track, p in anchors.items():
             d = self.line.signed_distance(p)
             state = self._sides.get(track)
+            if state is None:
+                state = self._first(track, p, t, origins.get(track) if origins else None)
+                if state is None:
+                    continue
             if abs(d) <= self.band_px:
-                if state is not None:
-                    state.last_t = t
+                state.last_t = t
                 continue  # on the line: wait until the person is clearly on one side
             side = 1 if d > 0 else -1
-            if state is None:
-                self._sides[track] = _Side(side, p, t)
-                continue
-            if side != state.side and self.line.passes(state.anchor, p, self.band_px):
+            if state.side == 0:
+                counts = self.line.along(p, self.band_px)
+            else:
+                counts = side != state.side and self.line.passes(state.anchor, p, self.band_px)
+            if counts:
                 crossings.append(Crossing(self.line.id, track, "in" if side > 0 else "out", t))
             state.side, state.anchor, state.last_t = side, p, t
         for track in [k for k, s in self._sides.items() if t - s.last_t > self.forget_s]:
             del self._sides[track]
         return crossings
+
+    def _first(self, track: int, p: Point, t: float, origin: Point | None) -> _Side | None:
+        """State of a track seen for the first time (``None``: nothing to remember yet)."""
+        if origin is not None:
+            d0 = self.line.signed_distance(origin)
+            if abs(d0) > self.band_px:
+                self._sides[track] = _Side(1 if d0 > 0 else -1, origin, t)
+                return self._sides[track]
+            if self.line.along(origin, self.band_px):
+                # First detected on the line: it counts once, towards the side it leaves on.
+                self._sides[track] = _Side(0, origin, t)
+                return self._sides[track]
+        d = self.line.signed_distance(p)
+        if abs(d) > self.band_px:
+            self._sides[track] = _Side(1 if d > 0 else -1, p, t)
+        return None
 
     @property
     def tracked(self) -> int:

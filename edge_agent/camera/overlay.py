@@ -1,5 +1,8 @@
 """Debug aid for installers: one camera frame with the configured lines, zones and queues
-drawn on it, so the pixel coordinates in the gateway config can be checked by eye.
+drawn on it, and the views the detector searches besides the full frame (derived from the
+lines and zones, or the hand-drawn ``detect_regions``), so the pixel coordinates in the
+gateway config and what is detected where (each person found in that frame, with its
+score) can be checked by eye.
 
 Only ``floorwalker camera-snapshot --out FILE`` calls this, on explicit request; the
 running gateway never writes a frame anywhere.
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.camera.detector import Frame
+from edge_agent.camera.detector import Detections, Frame
 from edge_agent.camera.source import FrameSource, describe_source
 from edge_agent.gateway_config import CameraConfig
 from floorwalker.errors import ConfigError
@@ -20,17 +23,26 @@ LINE = (0, 0, 255)
 ZONE = (0, 200, 0)
 QUEUE = (255, 128, 0)
 REGION = (0, 200, 255)
+PERSON = (255, 0, 255)
 
 
-def draw(frame: Frame, camera: CameraConfig) -> Frame:
-    """A copy of ``frame`` with every line (and its inside arrow), zone, queue and detect region drawn."""
+def draw(frame: Frame, camera: CameraConfig, detections: Detections | None = None) -> Frame:
+    """A copy of ``frame`` with every line (and its inside arrow), zone, queue, detector view and
+    (when given) detected person drawn."""
     import cv2
 
+    from edge_agent.camera.footfall import camera_views
+
     img = frame.copy()
-    for i, r in enumerate(camera.detect_regions):
-        x0, y0, x1, y1 = r.box
+    h, w = frame.shape[:2]
+    if detections is not None:
+        for (x0, y0, x1, y1), score in zip(detections.boxes.astype(int), detections.scores, strict=True):
+            cv2.rectangle(img, (int(x0), int(y0)), (int(x1), int(y1)), PERSON, 1)
+            cv2.putText(img, f"{score:.2f}", (int(x0), int(y0) - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, PERSON, 1)
+    label = "region" if camera.detect_regions else "view"
+    for i, (x0, y0, x1, y1) in enumerate(camera_views(camera, w, h)):
         cv2.rectangle(img, (x0, y0), (x1, y1), REGION, 1)
-        cv2.putText(img, f"region {i}", (x0 + 4, y1 - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, REGION, 1)
+        cv2.putText(img, f"{label} {i}", (x0 + 4, y1 - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, REGION, 1)
     for z in camera.zones:
         pts = np.array(z.polygon, np.int32)
         cv2.polylines(img, [pts], True, ZONE, 2)
@@ -57,8 +69,12 @@ def draw(frame: Frame, camera: CameraConfig) -> Frame:
 
 
 def snapshot(camera: CameraConfig, out: Path, timeout_s: float = 15.0) -> None:
-    """Grab one frame from the camera's source, draw on it and write it to ``out``."""
+    """Grab one frame from the camera's source, find the people in it as the camera would
+    (views and full frame), draw everything and write it to ``out``."""
     import cv2
+
+    from edge_agent.camera.detector import load_detector
+    from edge_agent.camera.footfall import FootfallPipeline
 
     source = FrameSource(camera.source).start()
     try:
@@ -69,5 +85,8 @@ def snapshot(camera: CameraConfig, out: Path, timeout_s: float = 15.0) -> None:
         health = source.health()
         why = health.detail or health.state
         raise ConfigError(f"camera {camera.id} ({describe_source(camera.source)}): no frame ({why})")
-    if not cv2.imwrite(str(out), draw(tf.frame, camera)):
+    h, w = tf.frame.shape[:2]
+    pipeline = FootfallPipeline(camera, load_detector(camera.model, camera.threads))
+    detections = pipeline.detector_for(w, h).detect(tf.frame)
+    if not cv2.imwrite(str(out), draw(tf.frame, camera, detections)):
         raise ConfigError(f"{out}: cannot write the image (does the folder exist? is the name .png/.jpg?)")

@@ -1,16 +1,25 @@
-"""Multi-person tracking with stable ids, ByteTrack style, in numpy.
+"""Multi-person tracking with stable ids, ByteTrack style, in numpy and scipy.
 
-Each frame's detections are matched to tracks in two rounds: first the confident ones
-(score >= ``high_score``) against every live track, then the weak ones (a person half hidden
-behind another gives a low score) against the confirmed tracks still unmatched — the weak
-boxes keep a track alive but never start one. Tracks move by constant-velocity prediction
-(velocity smoothed over recent frames, per second, so a skipped frame is no problem); a
-track that goes unseen is kept "lost" for ``lost_s`` seconds and picked up again when the
-person reappears near where they were heading (an occlusion gap keeps its id).
+Each frame's detections are matched to tracks in rounds, each an optimal assignment
+(``scipy.optimize.linear_sum_assignment``) over a cost that adds the boxes' overlap, the
+distance from the track's predicted position and, when the detections carry an
+appearance vector (see :mod:`edge_agent.camera.appearance`), how different they look: first
+the confident detections (score >= ``high_score``) against every track seen last time,
+then the weak ones (a person half hidden behind another gives a low score) against the
+confirmed tracks still unmatched (weak boxes keep a track alive but never start one), then
+confident leftovers against *lost* tracks by distance. A pair is allowed when the boxes
+overlap enough or the detection lies within a gate around the prediction that grows with
+the time since the track was last seen (``gate`` + ``max_speed`` x seconds, in track
+heights), so a camera at 5-7 fps, where a walker moves further than their own width
+between frames, keeps its ids. Two neighbours walking side by side stay apart because the
+assignment is joint, not greedy, and because their clothes differ.
 
-A track id is an integer from 1 up, issued when a track is confirmed (``confirm_hits``
-consecutive matches), so the ids a consumer sees are always real, never a placeholder.
-Time is passed in; nothing here reads a clock. The number of tracks is bounded.
+Tracks move by constant-velocity prediction (velocity smoothed, per second); a track that
+goes unseen is kept "lost" for ``lost_s`` seconds. A track id is an integer from 1 up,
+issued when a track is confirmed (``confirm_hits`` matches) and never reused; each track
+also reports the box it was first detected with (``origin``), so a line counter knows
+which side someone came from even when they were confirmed on the line. Time is passed
+in; nothing here reads a clock. The number of tracks is bounded.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
 from edge_agent.camera.detector import Detections, FloatArray
 
@@ -36,7 +46,7 @@ class TrackerConfig(BaseModel):
     #: Consecutive matches before a new track is confirmed and gets an id.
     confirm_hits: int = Field(default=2, ge=1, le=10)
     #: How long an unseen track is kept for re-identification by position.
-    lost_s: float = Field(default=1.5, ge=0, le=30)
+    lost_s: float = Field(default=2.5, ge=0, le=30)
     #: Round 3: a confident detection nobody claimed picks up a *lost* track when its centre
     #: is within this many track heights of the track's predicted centre (and its height
     #: within ``reid_height_ratio`` of the track's). IoU alone fails after a long occlusion:
@@ -49,6 +59,16 @@ class TrackerConfig(BaseModel):
     predict_s: float = Field(default=1.0, ge=0, le=30)
     #: Weight of the newest velocity sample (0..1]; lower is smoother.
     velocity_smoothing: float = Field(default=0.5, gt=0, le=1)
+    #: Distance gate around a track's prediction, in track heights: ``gate`` plus
+    #: ``max_speed`` (heights per second) times the seconds since it was last seen.
+    gate: float = Field(default=0.35, ge=0, le=5)
+    max_speed: float = Field(default=1.2, ge=0, le=10)
+    #: Weight of the appearance difference in the matching cost (0: positions only), and
+    #: the largest difference a distance-gated (not overlapping) pair may have.
+    appearance_weight: float = Field(default=3.0, ge=0, le=10)
+    max_appearance: float = Field(default=0.25, gt=0, le=2)
+    #: Weight of the appearance vector's newest sample in a track's running mean.
+    appearance_smoothing: float = Field(default=0.3, gt=0, le=1)
     max_tracks: int = Field(default=200, ge=1, le=10_000)
 
 
@@ -61,6 +81,8 @@ class Track:
     score: float
     #: Seen in this frame (False: predicted while lost).
     seen: bool
+    #: The box the person was first detected with (before the track was confirmed).
+    origin: tuple[float, float, float, float] | None = None
 
     @property
     def feet(self) -> tuple[float, float]:
@@ -69,6 +91,16 @@ class Track:
     @property
     def centre(self) -> tuple[float, float]:
         return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
+
+    @property
+    def origin_feet(self) -> tuple[float, float]:
+        b = self.origin or self.box
+        return ((b[0] + b[2]) / 2, b[3])
+
+    @property
+    def origin_centre(self) -> tuple[float, float]:
+        b = self.origin or self.box
+        return ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
 
 
 @dataclass(slots=True)
@@ -81,6 +113,8 @@ class _State:
     id: int = 0  # 0 until confirmed; confirmed tracks always have id >= 1
     seen: bool = True
     predicted: FloatArray = field(default_factory=lambda: np.zeros(4, np.float32))
+    origin: FloatArray | None = None
+    look: FloatArray | None = None  # running mean of the appearance vectors
 
 
 def iou_matrix(a: FloatArray, b: FloatArray) -> npt.NDArray[np.float64]:
@@ -131,6 +165,18 @@ def greedy_match(scores: npt.NDArray[np.float64], threshold: float) -> list[tupl
     return pairs
 
 
+#: Cost of a pair the gates do not allow (never chosen).
+_BLOCKED = 1e6
+
+
+def assign(cost: npt.NDArray[np.float64]) -> list[tuple[int, int]]:
+    """The optimal pairs (row, col) of a cost matrix, leaving out blocked ones."""
+    if cost.size == 0:
+        return []
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < _BLOCKED]
+
+
 class Tracker:
     """Feed it each frame's detections with the frame's time; it returns the confirmed tracks."""
 
@@ -139,50 +185,101 @@ class Tracker:
         self._tracks: list[_State] = []
         self._next_id = 1
 
+    def _cost(
+        self,
+        tracks: list[int],
+        preds: FloatArray,
+        dets: npt.NDArray[np.intp],
+        detections: Detections,
+        t: float,
+        min_iou: float,
+        use_distance: bool,
+        time_scaled: bool = True,
+    ) -> npt.NDArray[np.float64]:
+        """Matching cost of tracks x detections; ``_BLOCKED`` where no gate allows the pair.
+
+        ``use_distance``: also allow pairs within the distance gate around the prediction,
+        which grows with the time since the track was seen (for a lost track only when
+        ``time_scaled``).
+        """
+        cfg = self.config
+        boxes = detections.boxes[dets]
+        p = preds[tracks]
+        iou = iou_matrix(p, boxes)
+        allowed = iou >= min_iou
+        cost = 1.0 - iou
+        if use_distance:
+            dt = np.array([max(t - self._tracks[i].last_t, 0.0) for i in tracks])
+            # Tracks not seen last time (lost) get the fixed gate unless ``time_scaled``.
+            speed = np.array([cfg.max_speed if time_scaled or self._tracks[i].seen else 0.0 for i in tracks])
+            gate = cfg.gate + speed * np.minimum(dt, cfg.predict_s + 0.5)
+            d = 1.0 - reid_scores(p, boxes, cfg.reid_height_ratio)  # in track heights; 2 = size mismatch
+            near = (d <= gate[:, None]) & (d < 2.0)
+            cost = cost + np.minimum(d / np.maximum(gate[:, None], 1e-6), 1.0)
+            allowed |= near
+        feats = detections.features
+        if feats is not None and cfg.appearance_weight > 0:
+            looks = [self._tracks[i].look for i in tracks]
+            if all(lk is not None for lk in looks) and len(tracks):
+                tl = np.stack([lk for lk in looks if lk is not None])
+                diff = np.abs(tl[:, None, :] - feats[dets][None, :, :]).mean(axis=2)
+                cost = cost + cfg.appearance_weight * diff
+                # Without a firm overlap, a pair must also look alike.
+                allowed &= (iou >= 0.5) | (diff <= cfg.max_appearance)
+        return np.where(allowed, cost, _BLOCKED)
+
     def update(self, detections: Detections, t: float) -> list[Track]:
         cfg = self.config
+        # A track unseen for longer than lost_s is gone, however long since the last call.
+        self._tracks = [tr for tr in self._tracks if t - tr.last_t <= cfg.lost_s]
         for tr in self._tracks:
             dt = min(max(t - tr.last_t, 0.0), cfg.predict_s)
-            tr.predicted = (tr.box + tr.velocity * dt).astype(np.float32)
+            tr.predicted = _moved(tr.box, tr.velocity, dt)
 
         high = detections.scores >= cfg.high_score
         low = (detections.scores >= cfg.low_score) & ~high
         high_idx = np.flatnonzero(high)
         low_idx = np.flatnonzero(low)
         boxes = detections.boxes
+        feats = detections.features
 
-        # Round 1: confident detections against every track (confirmed, lost or tentative).
+        def hit(ti: int, di: int) -> None:
+            f = None if feats is None else feats[di]
+            self._hit(self._tracks[ti], boxes[di], float(detections.scores[di]), t, f)
+            matched_tracks.add(ti)
+            matched_dets.add(di)
+
         preds = np.array([tr.predicted for tr in self._tracks], np.float32).reshape(-1, 4)
         matched_tracks: set[int] = set()
         matched_dets: set[int] = set()
-        ious = iou_matrix(preds, boxes[high_idx])
-        for r, c in greedy_match(ious, cfg.match_iou):
-            self._hit(self._tracks[r], boxes[high_idx[c]], float(detections.scores[high_idx[c]]), t)
-            matched_tracks.add(r)
-            matched_dets.add(int(high_idx[c]))
+        # Round 1: confident detections against every track, by overlap or within the
+        # distance gate (time-scaled for tracks seen last time, fixed for lost ones), in one
+        # joint assignment: a lost person's box is not handed to a neighbour who was seen.
+        every = list(range(len(self._tracks)))
+        if every and len(high_idx):
+            cost = self._cost(every, preds, high_idx, detections, t, cfg.match_iou, True, False)
+            for r, c in assign(cost):
+                hit(every[r], int(high_idx[c]))
 
-        # Round 2: weak detections keep confirmed tracks alive (partly hidden people).
-        rest = [i for i, tr in enumerate(self._tracks) if i not in matched_tracks and tr.id]
+        # Round 2: weak detections keep confirmed tracks alive (partly hidden people) and
+        # confirm tentative ones: by overlap, or close to the prediction (a lost track's
+        # gate does not grow while it is lost: a weak box is too easily someone else).
+        rest = [i for i, tr in enumerate(self._tracks) if i not in matched_tracks and (tr.id or tr.seen)]
         if rest and len(low_idx):
-            ious = iou_matrix(preds[rest], boxes[low_idx])
-            for r, c in greedy_match(ious, max(cfg.match_iou, 0.5)):
-                ti = rest[r]
-                self._hit(self._tracks[ti], boxes[low_idx[c]], float(detections.scores[low_idx[c]]), t)
-                matched_tracks.add(ti)
+            cost = self._cost(rest, preds, low_idx, detections, t, max(cfg.match_iou, 0.5), True, False)
+            for r, c in assign(cost):
+                hit(rest[r], int(low_idx[c]))
 
         # Round 3: confident leftovers against lost confirmed tracks, by distance.
         if cfg.reid_distance > 0:
             lost = [
                 i for i, tr in enumerate(self._tracks) if i not in matched_tracks and tr.id and not tr.seen
             ]
-            free = [int(j) for j in high_idx if int(j) not in matched_dets]
-            if lost and free:
-                gate = reid_scores(preds[lost], boxes[free], cfg.reid_height_ratio)
+            free_l = [int(j) for j in high_idx if int(j) not in matched_dets]
+            if lost and free_l:
+                gate = reid_scores(preds[lost], boxes[free_l], cfg.reid_height_ratio)
                 for r, c in greedy_match(gate, 1.0 - cfg.reid_distance):
-                    ti, di = lost[r], free[c]
-                    self._hit(self._tracks[ti], boxes[di], float(detections.scores[di]), t)
-                    matched_tracks.add(ti)
-                    matched_dets.add(di)
+                    hit(lost[r], free_l[c])
 
         # Unmatched tracks: tentative ones die at once, confirmed ones are lost for a while.
         kept: list[_State] = []
@@ -196,20 +293,28 @@ class Tracker:
         for j in high_idx:
             i = int(j)
             if i not in matched_dets and len(kept) < cfg.max_tracks:
+                box = boxes[i].astype(np.float32)
+                look = None if feats is None else feats[i].astype(np.float32)
                 kept.append(
                     _State(
-                        boxes[i].astype(np.float32), np.zeros(4, np.float32), float(detections.scores[i]), t
+                        box, np.zeros(4, np.float32), float(detections.scores[i]), t, origin=box, look=look
                     )
                 )
                 self._promote(kept[-1])
         self._tracks = kept
         return [
-            Track(tr.id, _box(tr.box if tr.seen else tr.predicted), tr.score, tr.seen)
+            Track(
+                tr.id,
+                _box(tr.box if tr.seen else tr.predicted),
+                tr.score,
+                tr.seen,
+                None if tr.origin is None else _box(tr.origin),
+            )
             for tr in self._tracks
             if tr.id
         ]
 
-    def _hit(self, tr: _State, box: FloatArray, score: float, t: float) -> None:
+    def _hit(self, tr: _State, box: FloatArray, score: float, t: float, look: FloatArray | None) -> None:
         dt = t - tr.last_t
         if dt > 0:
             sample = (box - tr.box) / dt
@@ -220,6 +325,9 @@ class Tracker:
         tr.last_t = t
         tr.seen = True
         tr.hits += 1
+        if look is not None:
+            a = self.config.appearance_smoothing
+            tr.look = look.astype(np.float32) if tr.look is None else (a * look + (1 - a) * tr.look)
         self._promote(tr)
 
     def _promote(self, tr: _State) -> None:
@@ -231,6 +339,14 @@ class Tracker:
     def live(self) -> int:
         """Tracks held (tentative, confirmed and lost): bounded by ``max_tracks``."""
         return len(self._tracks)
+
+
+def _moved(box: FloatArray, velocity: FloatArray, dt: float) -> FloatArray:
+    """``box`` moved ``dt`` seconds along ``velocity``: its centre moves, its size stays (a
+    size change estimated from a few boxes does not go on for long)."""
+    vx = (velocity[0] + velocity[2]) / 2
+    vy = (velocity[1] + velocity[3]) / 2
+    return (box + np.array([vx, vy, vx, vy], np.float32) * dt).astype(np.float32)
 
 
 def _box(b: FloatArray) -> tuple[float, float, float, float]:

@@ -1,4 +1,5 @@
-"""``floorwalker camera-snapshot``: one camera frame with the configured geometry drawn on it.
+"""``floorwalker camera-snapshot``: one camera frame with the configured geometry, the
+detector's views and the people it found drawn on it.
 
 The root module registers this command on the app.
 """
@@ -20,7 +21,7 @@ def camera_snapshot(
     out: Annotated[Path, typer.Option("--out", help="PNG to write (debug: the frame is stored here).")],
     camera: Annotated[str | None, typer.Option("--camera", help="Camera id (default: the first).")] = None,
 ) -> None:
-    """Debug aid: grab one frame, draw the configured lines, zones and queues, write a PNG."""
+    """Debug aid: one frame with lines, zones, queues, detector views and people found, as a PNG."""
     from edge_agent.camera.overlay import snapshot
     from edge_agent.gateway_config import load_gateway_config
 

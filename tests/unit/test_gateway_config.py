@@ -68,6 +68,10 @@ def base(**camera: object) -> dict[str, object]:
         ({"detect_regions": [{"box": [100, 100, 90, 300]}]},
          r"cameras\.0\.detect_regions\.0: box: needs x1 > x0 and y1 > y0"),
         ({"detect_regions": [{"box": [0, 0, 100]}]}, r"cameras\.0\.detect_regions\.0\.box"),
+        ({"detection": {"mode": "tiles"}}, r"cameras\.0\.detection\.mode: Input should be 'lines' or 'full'"),
+        ({"detection": {"full_every": 0}}, r"cameras\.0\.detection\.full_every: Input should be greater"),
+        ({"detection": {"regions": []}}, r"cameras\.0\.detection\.regions: Extra inputs are not permitted"),
+        ({"tracker": {"max_speed": -1}}, r"cameras\.0\.tracker\.max_speed: Input should be greater"),
     ],
 )  # fmt: skip
 def test_bad_gateway_configs(tmp_path: Path, change: dict[str, object], message: str) -> None:

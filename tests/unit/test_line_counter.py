@@ -138,3 +138,41 @@ def test_standing_on_the_line_then_going_back_counts_nothing() -> None:
 def test_reversal_counts_in_then_out() -> None:
     frames = [[person(x, 300)] for x in ramp(500, 150, 30) + ramp(150, 500, 30)]
     assert feed(frames) == ["entrance:in", "entrance:out"]
+
+
+# -- tracks first reported near or on the line (their origin) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "origin", "xs", "expected"),
+    [
+        ("first reported past the line, detected before it", (340.0, 300.0), [280.0, 250, 200], ["in"]),
+        ("first reported on the line, detected before it", (340.0, 300.0), [300.0, 280, 200], ["in"]),
+        ("detected and reported on the same side", (340.0, 300.0), [330.0, 360, 400], []),
+        ("born on the line, leaves inside", (301.0, 300.0), [300.0, 299, 250, 200], ["in"]),
+        ("born on the line, leaves outside", (299.0, 300.0), [302.0, 330, 400], ["out"]),
+        ("born on the line, stays there", (300.0, 300.0), [300.0] * 20, []),
+        ("born on the line, leaves, comes back over", (300.0, 300.0), [250.0, 200, 300, 400], ["in", "out"]),
+        ("origin past the end of the line", (340.0, 600.0), [280.0, 250], []),
+    ],
+)  # fmt: skip
+def test_a_track_counts_from_where_it_was_first_detected(
+    name: str, origin: tuple[float, float], xs: list[float], expected: list[str]
+) -> None:
+    counter = LineCounter(LINE, band_px=8)
+    y = 600.0 if origin[1] == 600.0 else 300.0
+    out: list[str] = []
+    for i, x in enumerate(xs):
+        out += [c.direction for c in counter.update({1: (x, y)}, i * 0.1, {1: origin})]
+    assert out == expected, name
+
+
+def test_someone_first_detected_on_the_line_at_a_low_frame_rate_is_counted() -> None:
+    # 5 fps, 30 px a frame: first detected on the line, confirmed one step inside.
+    frames = [[person(x, 300)] for x in (300, 270, 240, 210, 180)]
+    counter = CameraCounter(camera())
+    out: list[str] = []
+    for i, boxes in enumerate(frames):
+        counts = counter.update(Detections.of(boxes, [0.9] * len(boxes)), i * 0.2)
+        out += [c.direction for _, c in counts.crossings]
+    assert out == ["in"]

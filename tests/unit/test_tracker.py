@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from edge_agent.camera.detector import Detections
-from edge_agent.camera.tracker import Tracker, TrackerConfig, greedy_match, iou_matrix
+from edge_agent.camera.tracker import Track, Tracker, TrackerConfig, assign, greedy_match, iou_matrix
 
 FPS = 10.0
 
@@ -16,7 +18,9 @@ def walk(x0: float, vx: float, y: float, n: int) -> list[tuple[float, float, flo
     return [box_at(x0 + vx * i, y) for i in range(n)]
 
 
-def run(tracker: Tracker, frames: list[list[tuple[float, float, float, float]]], score: float = 0.9):
+def run(
+    tracker: Tracker, frames: list[list[tuple[float, float, float, float]]], score: float = 0.9
+) -> list[list[Track]]:
     out = []
     for i, boxes in enumerate(frames):
         out.append(tracker.update(Detections.of(boxes, [score] * len(boxes)), i / FPS))
@@ -171,3 +175,83 @@ def test_a_line_crossed_while_hidden_counts_once_the_person_is_picked_up_again()
 
     assert counted(0.6) == ["in"]
     assert counted(0) == []  # a new id first seen inside: the crossing is lost
+
+
+# -- real frame rates, neighbours, optimal assignment --------------------------------------------
+
+
+def test_at_5_fps_a_fast_walker_keeps_one_id_though_boxes_never_overlap() -> None:
+    # 50 px between frames with a 40 px wide box: no overlap from one frame to the next.
+    tracker = Tracker()
+    ids: set[int] = set()
+    for i in range(15):
+        ids |= {t.id for t in tracker.update(Detections.of([box_at(100 + 50 * i, 300)], [0.9]), i / 5)}
+    assert ids == {1}
+
+
+def test_the_distance_gate_grows_with_the_time_between_frames() -> None:
+    # The same 40 px step is a plausible walk after 0.2 s but not after 0.02 s (a jump).
+    def ids(dt: float) -> set[int]:
+        tracker = Tracker(TrackerConfig(max_speed=1.2, gate=0.2))
+        seen: set[int] = set()
+        for i in range(6):
+            seen |= {t.id for t in tracker.update(Detections.of([box_at(100 + 40 * i, 300)], [0.9]), i * dt)}
+        return seen
+
+    assert ids(0.2) == {1}
+    assert len(ids(0.02)) == 0  # every detection is a new tentative track: nothing confirmed
+
+
+def looks(*colours: tuple[float, ...]) -> np.ndarray:
+    return np.asarray(colours, np.float32)
+
+
+def test_two_neighbours_whose_boxes_slip_past_each_other_keep_their_ids_by_appearance() -> None:
+    red, blue = (0.1, 0.1, 0.8, 0.2, 0.2, 0.2), (0.8, 0.2, 0.1, 0.2, 0.2, 0.2)
+
+    def people_per_id(use_looks: bool) -> dict[int, set[str]]:
+        tracker = Tracker()
+        who: dict[int, set[str]] = {}
+        for i in range(20):
+            a, b = 100.0 + 10 * i, 135.0 + 10 * i
+            if i in (10, 11):  # for two frames the detector puts both boxes on the pair's middle
+                a = b = (a + b) / 2
+            boxes = {"blue": box_at(b, 300), "red": box_at(a, 300)}
+            feats = looks(blue, red) if use_looks else None
+            det = Detections(
+                Detections.of(list(boxes.values()), [0.9, 0.9]).boxes, np.full(2, 0.9, np.float32), feats
+            )
+            for t in tracker.update(det, i / FPS):
+                if t.seen and boxes["red"] != boxes["blue"]:
+                    name = min(boxes, key=lambda k: abs(boxes[k][0] - t.box[0]))
+                    who.setdefault(t.id, set()).add(name)
+        return who
+
+    # By position alone the ids swap on the merged boxes; the colours keep each id on one person.
+    assert sorted(people_per_id(True).values()) == [{"blue"}, {"red"}]
+    assert sorted(people_per_id(False).values()) == [{"blue", "red"}, {"blue", "red"}]
+
+
+def test_assignment_is_optimal_not_greedy() -> None:
+    # Greedy takes the single best pair (0, 0) and leaves track 1 unmatched; the optimal
+    # assignment matches both.
+    cost = np.array([[0.1, 0.2], [0.15, 1e6]])
+    assert sorted(assign(cost)) == [(0, 1), (1, 0)]
+    assert assign(np.array([[1e6]])) == []
+
+
+def test_ids_are_never_reused() -> None:
+    tracker = Tracker(TrackerConfig(lost_s=0.2))
+    seen: list[int] = []
+    for round_ in range(4):
+        for i in range(4):
+            seen += [
+                t.id for t in tracker.update(Detections.of([box_at(100, 300)], [0.9]), round_ * 10 + i / FPS)
+            ]
+    assert sorted(set(seen)) == [1, 2, 3, 4]
+
+
+def test_a_track_reports_where_it_was_first_detected() -> None:
+    tracker = Tracker()
+    tracks = run(tracker, [[b] for b in walk(100, 10, 300, 3)])
+    assert tracks[1][0].origin == box_at(100, 300) and tracks[2][0].origin_feet == (100, 300)
