@@ -358,12 +358,15 @@ class Recommender:
         body, subject = message.payload, message.address.subject
         assert subject is not None  # every consumed topic names a zone, lane or associate
         if isinstance(body, PresenceEvent):
-            if body.action == "enter":
+            held = self._dwellers.get(body.member)
+            if held is not None and body.ts < held[1] and held[0] != subject:
+                pass  # late (another gateway's outbox): the newer stay keeps its dwell check
+            elif body.action == "enter":
                 self._dwellers.pop(body.member, None)
                 self._dwellers[body.member] = (subject, body.ts, now)
                 while len(self._dwellers) > MAX_DWELLERS:
                     self._dwellers.pop(next(iter(self._dwellers)))
-            elif self._dwellers.get(body.member, ("",))[0] == subject:
+            elif held is not None and held[0] == subject and body.ts >= held[1]:
                 del self._dwellers[body.member]
             cause = Cause(body.event_id, body.ts, body.member, zone=subject)
             return Pending(index, cause, self._moment(body.action, body.ts, subject), body.member)
@@ -416,6 +419,9 @@ class Recommender:
         if not (reply.claimed or (guest and reply.outcome is Outcome.OK)):
             self._handoff.unstage(p)
         self.counters[f"outcome:{reply.outcome.value}"] += 1
+        if reply.outcome is Outcome.OUT_OF_ORDER and reply.rest:
+            # A late event, by what happened to it (docs/reliability.md#late-events).
+            self.counters[f"late:{reply.rest[0]}"] += 1
         handoff = self._handoff
         if (
             reply.outcome is Outcome.DUPLICATE

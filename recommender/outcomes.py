@@ -100,3 +100,31 @@ def decode_stats(raw: Mapping[bytes, bytes]) -> dict[str, int]:
         except ValueError:
             continue
     return out
+
+
+#: What happened to late events (presence older than the member's latest), as the presence
+#: script names it: ``late:<name>`` in the stats hash. The words the report uses.
+LATE = {
+    "applied_to_visit": "applied to the visit",
+    "discarded_superseded": "superseded",
+    "discarded_previous_visit": "previous visit",
+}
+
+
+def late_summary(stats: Mapping[str, int]) -> str | None:
+    """One line on late events: how many, how many applied, and the discards by reason
+    (``None`` when there were none). Late events counted before the breakdown existed
+    (only ``outcome:out_of_order``) are said as not broken down, never as delivered."""
+    total = stats.get("outcome:out_of_order", 0)
+    if not total:
+        return None
+    applied = stats.get("late:applied_to_visit", 0)
+    discarded = {n: stats.get(f"late:{n}", 0) for n in LATE if n.startswith("discarded_")}
+    discards = [f"{count} {LATE[n]}" for n, count in discarded.items() if count]
+    unknown = total - applied - sum(discarded.values())
+    parts = [f"{applied} {LATE['applied_to_visit']}"]
+    if discards:
+        parts.append("discarded: " + ", ".join(discards))
+    if unknown > 0:
+        parts.append(f"{unknown} not broken down (counted before the breakdown)")
+    return f"late events: {total} ({'; '.join(parts)})"

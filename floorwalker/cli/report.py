@@ -11,6 +11,7 @@ import typer
 from floorwalker.cli.options import (
     DEFAULT_RUN_DIR,
     KeyPrefix,
+    RedisCredentials,
     RedisUrl,
     RunDir,
     StoreOpt,
@@ -53,26 +54,29 @@ def report_outcomes(
     run_dir: RunDir = DEFAULT_RUN_DIR,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = "",
+    redis_credentials: RedisCredentials = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Acceptance, conversion and uplift against the holdout, per prompt kind (95% CIs)."""
+    """Acceptance, conversion and uplift against the holdout, per prompt kind (95% CIs);
+    then late events (older than the member's latest), applied or discarded by reason."""
     import redis as redis_lib
     from rich.console import Console
     from rich.table import Table
 
     from recommender.keys import Keys
-    from recommender.outcomes import decode_stats, outcome_rows
+    from recommender.outcomes import decode_stats, late_summary, outcome_rows
     from recommender.service import connect_redis
 
     config = load_store(store_config)
-    client = connect_redis(redis_address(_services_dir(run_dir, redis_url), redis_url))
+    client = connect_redis(redis_address(_services_dir(run_dir, redis_url), redis_url, redis_credentials))
     try:
         raw: dict[bytes, bytes] = client.hgetall(Keys(config.store, key_prefix).stats)  # type: ignore[assignment]
     except redis_lib.RedisError as exc:
         raise ConfigError(f"cannot read the stats from Redis ({exc})") from None
     finally:
         client.close()
-    rows = outcome_rows(decode_stats(raw))
+    stats = decode_stats(raw)
+    rows = outcome_rows(stats)
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
         return
@@ -104,3 +108,6 @@ def report_outcomes(
             _pct(r.uplift),
         )
     Console(width=160).print(table)
+    late = late_summary(stats)
+    if late is not None:
+        typer.echo(late)

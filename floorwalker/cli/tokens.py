@@ -9,6 +9,7 @@ import typer
 from floorwalker.cli.options import (
     DEFAULT_RUN_DIR,
     KeyPrefix,
+    RedisCredentials,
     RedisUrl,
     RunDir,
     StoreOpt,
@@ -29,6 +30,7 @@ def token_issue(
     run_dir: RunDir = DEFAULT_RUN_DIR,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = "",
+    redis_credentials: RedisCredentials = None,
     role: Annotated[
         str | None, typer.Option("--role", help="associate or manager (default: the associate's role).")
     ] = None,
@@ -45,7 +47,7 @@ def token_issue(
     if role not in (None, "associate", "manager"):
         raise ConfigError(f"--role {role!r}: expected associate or manager")
     config = load_store(store_config)
-    client = connect_redis(redis_address(run_dir, redis_url))
+    client = connect_redis(redis_address(run_dir, redis_url, redis_credentials))
     try:
         issued = issue_token(
             client,
@@ -70,6 +72,7 @@ def token_revoke(
     run_dir: RunDir = DEFAULT_RUN_DIR,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = "",
+    redis_credentials: RedisCredentials = None,
 ) -> None:
     """Revoke every link and end every session of an associate at once (open pages within a second)."""
     from handheld.auth import revoke_tokens
@@ -77,7 +80,7 @@ def token_revoke(
     from recommender.service import connect_redis
 
     config = load_store(store_config)
-    client = connect_redis(redis_address(run_dir, redis_url))
+    client = connect_redis(redis_address(run_dir, redis_url, redis_credentials))
     try:
         revoked = revoke_tokens(client, Keys(config.store, key_prefix), associate)
     finally:

@@ -10,8 +10,9 @@
 --       20 conversion window s, 21 the prompt's topic ('' none), 22 its payload, 23 unsent TTL s
 --       (the prompt is built before the claim, so claim and prompt are one write: a crash
 --       after this script leaves the prompt in KEYS[6] for the restart to publish)
--- Returns {outcome [, 'claimed' | 'capped' | 'moved']}, or {'duplicate' [, unsent key, prompt id,
--- topic\npayload]} (see unsent_for)
+-- Returns {outcome [, 'claimed' | 'capped' | 'moved']}, {'out_of_order', 'applied_to_visit' |
+-- 'discarded_superseded' | 'discarded_previous_visit'} (a late event), or {'duplicate'
+-- [, unsent key, prompt id, topic\npayload]} (see unsent_for)
 local event_id, ts, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local zone, action = ARGV[4], ARGV[5]
 
@@ -32,10 +33,32 @@ end
 
 -- One read of what the visit update and the claim need, and (below) one write of both.
 local act, claim = ARGV[11], 'done:' .. ARGV[12]
-local v = redis.call('HMGET', KEYS[2], 'last_ts', 'zone', 'started', 'n', 'lastp', 'n:' .. act, claim)
-if ts < tonumber(v[1] or '0') then
-  -- An older event arriving late must not move the customer back.
-  return {'out_of_order'}
+local v = redis.call('HMGET', KEYS[2], 'last_ts', 'zone', 'started', 'n', 'lastp', 'n:' .. act, claim,
+  'zone_since')
+local last = tonumber(v[1] or '0')
+if ts < last then
+  -- Late: older than the member's latest event (another gateway's outbox draining after an
+  -- outage). It must not move the member back, and its moment is past (no claim, no
+  -- prompt), but it is true: it can say that the visit, or the stay in the zone the member
+  -- is in now, began earlier. Returned with what happened to it, for the counters.
+  local started = tonumber(v[3] or v[1])
+  if started - ts > tonumber(ARGV[8]) then
+    return {'out_of_order', 'discarded_previous_visit'}  -- a visit that is over
+  end
+  local earlier = {}
+  if action == 'enter' then
+    if ts < started then
+      earlier[#earlier + 1] = 'started'; earlier[#earlier + 1] = ARGV[2]
+    end
+    if zone == v[2] and ts < tonumber(v[8] or v[1]) then
+      earlier[#earlier + 1] = 'zone_since'; earlier[#earlier + 1] = ARGV[2]
+    end
+  end
+  if #earlier == 0 then
+    return {'out_of_order', 'discarded_superseded'}  -- a newer event says all it said
+  end
+  redis.call('HSET', KEYS[2], unpack(earlier))
+  return {'out_of_order', 'applied_to_visit'}
 end
 if v[1] and ts - tonumber(v[1]) > tonumber(ARGV[8]) then
   -- The visit is over by the events' own clock (a replay runs faster than the key's TTL).
