@@ -58,6 +58,8 @@ def write_chain(directory: Path, stores: int, members: int) -> list[Path]:
         # (see member_id), so every prompt a script claims must be published.
         text = demo.replace("store: demo-store", f"store: s{s}")
         text = text.replace("crm: demo_crm.json", f"crm: {crm}").replace("demo_ble_keys.json", str(keys))
+        # A bench of the decision path: no handhelds, so every associate counts as on the floor.
+        text = text.replace("\nrules:\n", "\nrules:\n  require_handheld: false\n")
         path = directory / f"s{s}.yaml"
         path.write_text(text)
         paths.append(path)

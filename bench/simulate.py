@@ -23,7 +23,7 @@ from rich.table import Table
 
 from bench.e2e import machine_info, percentile
 from broker_config.contract import ContractError, Prompt, Topics, decode
-from floorwalker.config import load_store_config
+from floorwalker.config import load_store_config, write_without_handhelds
 from floorwalker.services import Services
 from recommender.crm import read_fixture
 from simulators.day import simulate_day
@@ -52,7 +52,9 @@ def run_simulate_bench(layout: Path, visitors: int, hours: float, out: Path, see
     services = Services(work / "services")
     ep = services.up()
     prefix = f"bsim{uuid.uuid4().hex[:8]}/"
-    rec = RecommenderProcess(config, layout, ep, prefix, work)
+    # A bench of the decision path: no handhelds, so every associate counts as on the floor.
+    config = config.model_copy(update={"rules": config.rules.model_copy(update={"require_handheld": False})})
+    rec = RecommenderProcess(config, write_without_handhelds(layout, work), ep, prefix, work)
     try:
         rec.start()
         console.print("replaying at max speed through broker, recommender and Redis ...")

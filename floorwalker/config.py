@@ -223,9 +223,10 @@ class RulesConfig(_Strict):
     #: heartbeat on the associate status topic).
     associate_heartbeat_s: float = Field(default=30.0, gt=0, le=600)
     #: Route only to associates whose handheld is connected: a status heard within 3
-    #: heartbeats, saying available or busy. Off, an associate never heard from counts as
-    #: available in their home zones (until the handheld API publishes heartbeats).
-    require_handheld: bool = False
+    #: heartbeats, saying available or busy (the handheld API heartbeats an associate while
+    #: a page of theirs is open). Off (benches of the decision path only), an associate
+    #: never heard from counts as available in their home zones.
+    require_handheld: bool = True
 
     @property
     def associate_grace_s(self) -> float:
@@ -575,3 +576,16 @@ def _line_of(node: yaml.Node, loc: tuple[int | str, ...]) -> int:
             break
         line = at.start_mark.line + 1
     return line
+
+
+def write_without_handhelds(layout: Path, work_dir: Path) -> Path:
+    """A copy of the store config at ``layout`` with ``rules.require_handheld`` off, written
+    to ``work_dir`` (its paths made absolute): for benches and tests of the decision path,
+    which run no handhelds and no simulated associates. A store as it runs keeps it on."""
+    config = load_store_config(layout)
+    data = config.model_dump(mode="json", exclude_unset=True)
+    data["rules"] = {**data.get("rules", {}), "require_handheld": False}
+    work_dir.mkdir(parents=True, exist_ok=True)
+    path = work_dir / f"{config.store}-no-handhelds.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -103,9 +103,15 @@ class AssociateView(BaseModel):
     open_prompts: int
 
 
+#: A gateway publishes its status this often (the edge agent's default ``heartbeat_s``);
+#: an "online" status older than 3 of them is shown ``stale``: the gateway went quiet
+#: without its last will reaching the broker (power cut, a hung agent).
+GATEWAY_HEARTBEAT_S = 30.0
+
+
 class GatewayView(BaseModel):
     id: str
-    state: Literal["online", "offline", "unknown"]
+    state: Literal["online", "stale", "offline", "unknown"]
     #: Where it hangs on the floor (from the store config), metres.
     position: FloorPoint | None = None
     last_seen: float | None = None
@@ -143,13 +149,20 @@ def funnel_from_stats(stats: Mapping[str, int]) -> Funnel:
 
 
 def gateway_view(
-    gateway: str, status: GatewayStatus | None, position: FloorPoint | None = None
+    gateway: str,
+    status: GatewayStatus | None,
+    position: FloorPoint | None = None,
+    now: float | None = None,
+    heartbeat_s: float = GATEWAY_HEARTBEAT_S,
 ) -> GatewayView:
+    """How the dashboard shows a gateway; with ``now``, an "online" status older than 3
+    heartbeats is ``stale``."""
     if status is None:
         return GatewayView(id=gateway, state="unknown", position=position)
+    stale = status.state == "online" and now is not None and now - status.ts > 3 * heartbeat_s
     return GatewayView(
         id=gateway,
-        state=status.state,
+        state="stale" if stale else status.state,
         position=position,
         last_seen=status.ts,
         detail=status.detail,

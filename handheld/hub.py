@@ -276,7 +276,8 @@ class StoreHub:
         ids = [g.id for g in self.config.gateways]
         ids += sorted(set(known) - set(ids))  # a gateway not (yet) in the config still shows
         positions = {g.id: g.position for g in self.config.gateways}
-        return [gateway_view(g, known.get(g), positions.get(g)) for g in ids]
+        now = time.time()
+        return [gateway_view(g, known.get(g), positions.get(g), now) for g in ids]
 
     def status_of(self, associate: str) -> str:
         with self._lock:

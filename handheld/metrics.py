@@ -21,6 +21,7 @@ series.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 
@@ -90,6 +91,32 @@ class RecommenderStats(Collector):
         return iter(())
 
 
+class ReportedTotals(Collector):
+    """Counters whose totals a producer reports (a camera's dropped frames, the fuser's
+    resolved ids): the latest reported value per label set, exposed as a counter. A
+    producer that restarts reports from zero again, which ``rate()`` reads as a reset."""
+
+    def __init__(self, name: str, documentation: str, labels: list[str]) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
+        self._values: dict[tuple[str, ...], int] = {}
+        self._lock = threading.Lock()  # set on the MQTT thread, collected on a scrape
+
+    def set(self, labels: tuple[str, ...], value: int) -> None:
+        with self._lock:
+            self._values[labels] = value
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        with self._lock:
+            values = sorted(self._values.items())
+        for labels, value in values:
+            family.add_metric(list(labels), value)
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
 class ApiMetrics:
     def __init__(self, config: StoreConfig | None = None) -> None:
         self.registry = CollectorRegistry()
@@ -105,6 +132,19 @@ class ApiMetrics:
         r.register(self.recommender)
         self.prompts = Counter(
             "floorwalker_prompts", "Prompts received for this store's associates.", ["kind"], registry=r
+        )
+        self.deliveries = Counter(
+            "floorwalker_handheld_deliveries",
+            "Prompts stored for an associate's handheld: first deliveries and re-routes (the same"
+            " prompt moved to another associate).",
+            ["how"],
+            registry=r,
+        )
+        self.withdrawals = Counter(
+            "floorwalker_handheld_withdrawals",
+            "Prompts taken off an associate's handheld: re-routed to another associate.",
+            ["reason"],
+            registry=r,
         )
         self.feedback = Counter(
             "floorwalker_prompt_outcomes",
@@ -169,6 +209,13 @@ class ApiMetrics:
             ["gateway", "camera"],
             registry=r,
         )
+        self.camera_dropped = ReportedTotals(
+            "floorwalker_camera_dropped_frames",
+            "Frames the camera delivered that were never processed (inference was busy and a"
+            " newer frame replaced them), as the gateway reports them.",
+            ["gateway", "camera"],
+        )
+        r.register(self.camera_dropped)
         self.ble_adverts = Counter(
             "floorwalker_ble_adverts",
             "Member-app advertisements the gateway heard (summed from its BLE reports).",
@@ -222,6 +269,8 @@ class ApiMetrics:
                     self.camera_up.labels(subject, sensor.id).set(1 if sensor.state == "streaming" else 0)
                     if sensor.rate_hz is not None:
                         self.camera_fps.labels(subject, sensor.id).set(sensor.rate_hz)
+                    if sensor.dropped_frames is not None:
+                        self.camera_dropped.set((subject, sensor.id), sensor.dropped_frames)
             if payload.outbox is not None:
                 self.outbox_pending.labels(subject).set(payload.outbox.pending)
                 self.outbox_age.labels(subject).set(payload.outbox.oldest_age_s)

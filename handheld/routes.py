@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from broker_config.contract import DismissReason, EventId, Ident
 from floorwalker.errors import ServiceUnavailable
 from handheld.auth import COOKIE, MAX_TOKEN_CHARS, Principal, end_session
-from handheld.prompts import CLOSED, HandheldPrompt, Outcome, Withdrawal, parse_sid
+from handheld.prompts import HandheldPrompt, Moved, Outcome, Withdrawal, parse_sid
 from handheld.session import HubDep, SignedIn, authenticate, exchange, token_of
 
 router = APIRouter()
@@ -242,11 +242,14 @@ async def prompt_stream(
     that reconnects sends ``Last-Event-ID`` and gets exactly the prompts after it: none
     lost, none repeated. A ``: ping`` comment every 15 s keeps proxies from closing it.
     A ``withdraw`` event (``{"member": ...}``) tells the page to drop every card about a
-    member who was just erased. The stream ends within a second of its session ending
-    (sign-out, ``floorwalker token revoke``, a manager, expiry).
+    member who was just erased; ``{"prompt_id": ...}``, to drop one prompt's card: it was
+    re-routed to another associate (who gets it once, as a new prompt on their stream). The
+    stream ends within a second of its session ending (sign-out, ``floorwalker token
+    revoke``, a manager, expiry).
     """
     sub = hub.feed.subscribe(who.associate, who.session)  # first: nothing stored from now on is missed
     hub.metrics.streams.inc()
+    hub.stream_opened(who.associate)  # a connected handheld: on the floor (heartbeats follow)
     try:
         backlog = await asyncio.to_thread(hub.prompts.backlog, who.associate, resume)
         for p in backlog:
@@ -258,6 +261,9 @@ async def prompt_stream(
             if isinstance(live, Withdrawal):
                 yield ServerSentEvent(data={"member": live.member}, event="withdraw")
                 continue
+            if isinstance(live, Moved):
+                yield ServerSentEvent(data={"prompt_id": live.prompt_id}, event="withdraw")
+                continue
             sid = parse_sid(live.sid)
             if sid is None or (last is not None and sid <= last):
                 continue  # already sent from the backlog
@@ -268,6 +274,7 @@ async def prompt_stream(
     finally:
         hub.metrics.streams.dec()
         hub.feed.unsubscribe(sub)
+        hub.stream_closed(who.associate, time.time())
 
 
 @router.post(
@@ -283,27 +290,33 @@ async def prompt_stream(
     },
 )
 def post_feedback(body: FeedbackIn, who: SignedIn, hub: HubDep) -> FeedbackAccepted:
-    """Accept, dismiss (optionally with a reason) or mark done one of your prompts."""
-    record = hub.prompts.record(body.prompt_id)
-    if record is None:
+    """Accept, dismiss (optionally with a reason) or mark done one of your prompts (a
+    manager: anyone's). One answer per step wins: of answers sent at once, the first is
+    published and the rest get 409."""
+    verdict, detail = hub.prompts.answer(
+        body.prompt_id, who.associate, who.role == "manager", body.outcome, body.reason, time.time()
+    )
+    if verdict == "missing":
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"no prompt {body.prompt_id} in store {hub.config.store} (unknown, or older than a day)",
         )
-    if record.associate != who.associate:
+    if verdict == "not_holder":
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"prompt {body.prompt_id} was sent to another associate, not to you"
         )
-    if record.outcome in CLOSED:
+    if verdict != "ok":
         raise HTTPException(
-            status.HTTP_409_CONFLICT, f"prompt {body.prompt_id} is already {record.outcome}; nothing to do"
+            status.HTTP_409_CONFLICT,
+            f"prompt {body.prompt_id} is already {detail or 'answered'}; nothing to do",
         )
     try:
         fb = hub.send_feedback(who.associate, body.prompt_id, body.outcome, body.reason)
     except ServiceUnavailable as exc:
+        hub.prompts.undo_answer(body.prompt_id, detail)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    hub.prompts.set_outcome(body.prompt_id, body.outcome, body.reason)
-    hub.metrics.feedback.labels(record.kind, body.outcome).inc()
+    record = hub.prompts.record(body.prompt_id)
+    hub.metrics.feedback.labels(record.kind if record else "", body.outcome).inc()
     return FeedbackAccepted(
         feedback_id=fb.event_id, prompt_id=fb.prompt_id, outcome=fb.outcome, reason=fb.reason
     )

@@ -45,7 +45,11 @@ def redis_client(services: Endpoints, prefix: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="session")
 def store_config() -> StoreConfig:
-    return load_store_config(DEMO_STORE)
+    """The demo store for tests of the decision path, which run no handhelds: with
+    ``rules.require_handheld`` off every associate counts as on the floor. Tests of who is
+    on the floor load it with its default (on): tests/integration/test_floor_presence.py."""
+    config = load_store_config(DEMO_STORE)
+    return config.model_copy(update={"rules": config.rules.model_copy(update={"require_handheld": False})})
 
 
 class Collector:

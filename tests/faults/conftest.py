@@ -20,7 +20,7 @@ import redis
 from broker_config.contract import Prompt, TopicKind, Topics, decode
 from edge_agent.outbox import Outbox
 from edge_agent.publisher import EdgePublisher
-from floorwalker.config import Endpoints
+from floorwalker.config import Endpoints, write_without_handhelds
 from floorwalker.mqtt import MqttLink, Received
 from floorwalker.services import Services
 from recommender.keys import Keys
@@ -65,7 +65,7 @@ class Stack:
         self.log_files.append(log)
         argv = [
             sys.executable, "-m", "floorwalker", "recommender",
-            "--store-config", str(DEMO_STORE),
+            "--store-config", str(write_without_handhelds(DEMO_STORE, self.tmp)),  # the decision path
             "--mqtt-url", f"mqtt://{self.endpoints.mqtt_host}:{self.endpoints.mqtt_port}",
             "--redis-url", self.endpoints.redis_url,
             "--topic-prefix", self.prefix, "--key-prefix", self.prefix,
@@ -133,6 +133,30 @@ class PromptWatch:
         assert isinstance(body, Prompt)
         self.prompts.append(body)
         return True
+
+    def caused_by(self, events: list[tuple[str, str]]) -> list[Prompt]:
+        """The prompts received so far that these (member, event id) events caused."""
+        ids = {event_id for _, event_id in events}
+        return [p for p in list(self.prompts) if p.cause_event_id in ids]
+
+    def wait_for_invite(self, stack: Stack, timeout: float = 60.0) -> Prompt:
+        """A guest pays at lane 1 now: wait for the join invite it earns (a decision made
+        after whatever fault came before)."""
+        till = EdgePublisher(
+            STORE, "pos-1", stack.endpoints.mqtt_host, stack.endpoints.mqtt_port,
+            topics=stack.topics, status=False,
+        )  # fmt: skip
+        till.start(time.time())
+        basket: list[dict[str, object]] = [
+            {"sku": "kikkoman-500", "category": "sauces", "qty": 1, "amount_cents": 399}
+        ]
+        event_id = till.checkout("lane-1", time.time(), member=None, items=basket)
+        till.stop(time.time())
+        deadline = time.monotonic() + timeout
+        while not (found := [p for p in list(self.prompts) if p.cause_event_id == event_id]):
+            assert time.monotonic() < deadline, f"no prompt for the guest's checkout within {timeout} s"
+            time.sleep(0.05)
+        return found[0]
 
     def duplicates(self) -> tuple[int, int]:
         """(prompts received more than once, decisions prompted more than once)."""

@@ -274,11 +274,11 @@ def test_feedback_is_published_and_recorded(
 def test_feedback_errors_say_why(
     api: TestClient, recommender: Recommender, token: Callable[..., dict[str, str]]
 ) -> None:
-    ben, amy = token("a-ben"), token("a-amy")
+    ben, cara = token("a-ben"), token("a-cara")  # Cara is not a manager (a manager may answer)
     sent = recommender.prompt("a-ben")
     poll(api, "/api/prompts", ben, lambda b: sent.event_id in ids(b))
 
-    not_hers = api.post("/api/feedback", headers=amy, json={"prompt_id": sent.event_id, "outcome": "done"})
+    not_hers = api.post("/api/feedback", headers=cara, json={"prompt_id": sent.event_id, "outcome": "done"})
     assert not_hers.status_code == 403 and "another associate" in not_hers.json()["detail"]
     unknown = api.post("/api/feedback", headers=ben, json={"prompt_id": new_event_id(), "outcome": "done"})
     assert unknown.status_code == 404 and "no prompt" in unknown.json()["detail"]
@@ -617,3 +617,132 @@ def test_signout_publishes_signed_out_and_forgets_the_cookie(
     assert [s.state for s in states if isinstance(s, AssociateStatus)] == ["busy", "signed_out"]
     api.cookies.clear()
     assert api.get("/api/me").status_code == 401
+
+
+def _events_until(reader: SseReader, done: Callable[[dict[str, str]], bool]) -> list[dict[str, str]]:
+    """SSE events read until one satisfies ``done`` (included)."""
+    got = [reader.next()]
+    while not done(got[-1]):
+        got.append(reader.next())
+    return got
+
+
+def test_a_rerouted_prompt_reaches_the_new_associate_and_leaves_the_first(
+    api: TestClient,
+    recommender: Recommender,
+    token: Callable[..., dict[str, str]],
+    redis_client: redis.Redis,
+    prefix: str,
+    store_config: StoreConfig,
+) -> None:
+    """Issue 20, finding 2: the recommender re-routes an unanswered prompt under the same id
+    (the same payload, on the next associate's topic). It used to be dropped as a redelivery:
+    the owner record said Cara, Amy's page never showed it. Now delivery is per (prompt,
+    associate): Amy gets it once (across a reconnect too), Cara's card is withdrawn."""
+    cara, amy = token("a-cara"), token("a-amy")
+    prompt = recommender.prompt("a-cara")
+    poll(api, "/api/prompts", cara, lambda b: prompt.event_id in ids(b))
+    with (
+        api.stream("GET", "/api/stream", headers=cara) as cara_resp,
+        api.stream("GET", "/api/stream", headers=amy) as amy_resp,
+    ):
+        cara_page, amy_page = SseReader(cara_resp), SseReader(amy_resp)
+        _events_until(cara_page, lambda e: e["event"] == "ready")
+        _events_until(amy_page, lambda e: e["event"] == "ready")
+        recommender.send_raw("a-amy", encode(prompt))  # the re-route: same id, same bytes
+        moved = _events_until(amy_page, lambda e: e["event"] == "prompt")[-1]
+        assert json.loads(moved["data"])["prompt_id"] == prompt.event_id
+        gone = _events_until(cara_page, lambda e: e["event"] == "withdraw")[-1]
+        assert json.loads(gone["data"]) == {"prompt_id": prompt.event_id}
+    key = Keys(store_config.store, prefix).handheld_prompt(prompt.event_id)
+    assert redis_client.hget(key, "associate") == b"a-amy"
+    assert prompt.event_id not in ids(api.get("/api/prompts", headers=cara).json())
+    assert ids(api.get("/api/prompts", headers=amy).json()).count(prompt.event_id) == 1
+    # A redelivery of the re-route is dropped; Amy's reconnecting page gets nothing again.
+    recommender.send_raw("a-amy", encode(prompt))
+    marker = recommender.prompt("a-amy")  # a positive marker: after it, the redelivery was handled
+    poll(api, "/api/prompts", amy, lambda b: marker.event_id in ids(b))
+    assert ids(api.get("/api/prompts", headers=amy).json()).count(prompt.event_id) == 1
+    with api.stream("GET", "/api/stream", headers={**amy, "Last-Event-ID": moved["id"]}) as resp:
+        again = _events_until(SseReader(resp), lambda e: e["event"] == "ready")
+        assert [json.loads(e["data"])["prompt_id"] for e in again if e["event"] == "prompt"] == [
+            marker.event_id
+        ]
+    # Cara's reconnecting page does not get it back either; Cara may no longer answer it.
+    with api.stream("GET", "/api/stream", headers=cara) as resp:
+        backlog = _events_until(SseReader(resp), lambda e: e["event"] == "ready")
+        assert prompt.event_id not in [json.loads(e["data"])["prompt_id"] for e in backlog[:-1]]
+    refused = api.post(
+        "/api/feedback", json={"prompt_id": prompt.event_id, "outcome": "accepted"}, headers=cara
+    )
+    assert refused.status_code == 403
+    metrics = api.get("/metrics").text
+    assert 'floorwalker_handheld_withdrawals_total{reason="rerouted"} 1.0' in metrics
+
+
+def test_concurrent_answers_to_one_prompt_one_wins_the_rest_409(
+    api: TestClient,
+    recommender: Recommender,
+    token: Callable[..., dict[str, str]],
+    collect: Callable[[list[str]], Any],
+    prefix: str,
+    store_config: StoreConfig,
+) -> None:
+    """Issue 20, finding 3: 20 simultaneous answers to one open prompt (10 done, 10
+    dismissed) gave 16 x 202 and 16 Feedback messages mixing outcomes. Exactly one wins."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ben = token("a-ben")
+    prompt, marker = recommender.prompt("a-ben"), recommender.prompt("a-ben")
+    poll(api, "/api/prompts", ben, lambda b: {prompt.event_id, marker.event_id} <= set(ids(b)))
+    feedback = collect([Topics(prefix).feedback(store_config.store, "a-ben")])
+    start = threading.Barrier(20)
+
+    def answer(i: int) -> int:
+        body: dict[str, str] = {"prompt_id": prompt.event_id, "outcome": "done" if i % 2 else "dismissed"}
+        start.wait()
+        return api.post("/api/feedback", json=body, headers=ben).status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(answer, range(20)))
+    assert sorted(codes) == [202] + [409] * 19, codes
+    # A positive marker: Ben's answer to another prompt, published after the 20 were handled.
+    assert (
+        api.post(
+            "/api/feedback", json={"prompt_id": marker.event_id, "outcome": "accepted"}, headers=ben
+        ).status_code
+        == 202
+    )
+    feedback.wait_for(lambda msgs: any(marker.event_id.encode() in p for _, p in msgs))
+    answers = [decode(Topics(prefix), t, p).payload for t, p in feedback.messages]
+    about = [a for a in answers if isinstance(a, Feedback) and a.prompt_id == prompt.event_id]
+    assert len(about) == 1, about
+    shown = next(p for p in api.get("/api/prompts", headers=ben).json() if p["prompt_id"] == prompt.event_id)
+    assert shown["outcome"] == about[0].outcome
+
+
+def test_only_the_holder_or_a_manager_may_answer(
+    api: TestClient, recommender: Recommender, token: Callable[..., dict[str, str]]
+) -> None:
+    ben, cara, amy = token("a-ben"), token("a-cara"), token("a-amy")
+    prompt = recommender.prompt("a-ben")
+    poll(api, "/api/prompts", ben, lambda b: prompt.event_id in ids(b))
+    assert (
+        api.post(
+            "/api/feedback", json={"prompt_id": prompt.event_id, "outcome": "done"}, headers=cara
+        ).status_code
+        == 403
+    )
+    # Amy is a manager: she may close it (e.g. Ben went home without answering).
+    assert (
+        api.post(
+            "/api/feedback", json={"prompt_id": prompt.event_id, "outcome": "done"}, headers=amy
+        ).status_code
+        == 202
+    )
+    assert (
+        api.post(
+            "/api/feedback", json={"prompt_id": prompt.event_id, "outcome": "done"}, headers=ben
+        ).status_code
+        == 409
+    )

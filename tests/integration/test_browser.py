@@ -145,7 +145,8 @@ class Store:
             cause_ts=now,
             expires_at=now + 300,
         )
-        self.link.publish(self.topics.prompt(self.config.store, associate), encode(prompt), qos=1)
+        info = self.link.publish(self.topics.prompt(self.config.store, associate), encode(prompt), qos=1)
+        info.wait_for_publish(10)  # the broker has it
         return prompt
 
     def enter(self, gateway: EnvelopeSource, zone: str, member: str) -> PresenceEvent:
@@ -159,7 +160,11 @@ class Store:
 def store(
     services: Endpoints, prefix: str, store_config: StoreConfig, redis_client: redis.Redis
 ) -> Iterator[Store]:
-    """The demo store: the real recommender and the real API on a free port."""
+    """The demo store: the real recommender and the real API on a free port. Routing as in a
+    store (``rules.require_handheld`` on): only associates with a handheld page open."""
+    store_config = store_config.model_copy(
+        update={"rules": store_config.rules.model_copy(update={"require_handheld": True})}
+    )
     service = RecommenderService(store_config, services, topic_prefix=prefix, key_prefix=prefix)
     service.start()
     worker = threading.Thread(target=service.serve, daemon=True)
@@ -249,9 +254,8 @@ def test_a_dropped_stream_resumes_without_lost_or_repeated_prompts(browser: Brow
     # Two more prompts for Ben while the server is away: the broker keeps them for it. (Sent
     # as the recommender publishes them: with Chen's prompt still open, routing would now
     # count Ben as busy and pick someone else.)
-    store.prompt("a-ben", "m_1d54fa96", "pantry")
+    store.prompt("a-ben", "m_1d54fa96", "pantry")  # each returns once the broker has it
     store.prompt("a-ben", "m_1a459b48", "pantry")
-    time.sleep(0.5)
     store.api.start()
 
     expect(ben.locator("article.card")).to_have_count(3, timeout=WAIT_MS)
@@ -287,9 +291,13 @@ def test_a_second_stores_associate_sees_nothing_of_the_first(
 
         store.enter(EnvelopeSource("gw-fresh"), "pantry", "m_702cc64d")
         expect(ours.locator("article.card")).to_have_count(1, timeout=WAIT_MS)
-        time.sleep(0.5)  # the other page had every chance to get it too
-        assert cards(theirs) == [] and received(theirs) == []
-        assert theirs.evaluate("fetch('/api/prompts').then(r => r.json())") == []
+        # A sentinel for the other store's Ben, published after ours reached the broker (it
+        # is on our page): once it is on their page, ours would have been there before it.
+        sentinel = other_store.prompt("a-ben", "m_1d54fa96", "pantry").event_id
+        expect(theirs.locator("article.card")).to_have_count(1, timeout=WAIT_MS)
+        assert cards(theirs) == [sentinel] and received(theirs) == [sentinel]
+        listed = theirs.evaluate("fetch('/api/prompts').then(r => r.json())")
+        assert [p["prompt_id"] for p in listed] == [sentinel]
 
         # Our store's sign-in link is worthless on the other store's server.
         token = store.signin_url("a-ben").split("token=")[1]
@@ -360,8 +368,37 @@ def test_pages_fit_a_phone_and_a_desktop_and_make_screenshots(
     expect(manager.get_by_test_id("zone-produce")).to_have_text("9", timeout=WAIT_MS)
     expect(manager.get_by_test_id("queue")).to_have_text("5")
     expect(manager.locator('tr[data-gateway="gw-chill"]')).to_contain_text("offline")
-    expect(manager.get_by_test_id("funnel-sent")).to_have_text("2", timeout=WAIT_MS)
+    # Chen's greeting (the second card was published by hand); the queue's "open a till" is
+    # unserved: no manager has a handheld open (routing counts only associates on the floor).
+    expect(manager.get_by_test_id("funnel-sent")).to_have_text("1", timeout=WAIT_MS)
     assert manager.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
     manager.screenshot(path=str(out / "dashboard.png"))
     for name in ("handheld.png", "dashboard.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_prompt_goes_to_the_associate_still_on_the_floor(
+    browser: Browser, store: Store, collect: Callable[[list[str]], Collector]
+) -> None:
+    """Issue 20: a second associate signs in, the first signs out, a member enters the first
+    one's zone: the prompt appears on the second one's page (the product's promise: within
+    2 s; the measured time is printed, the wait is generous for a loaded machine)."""
+    statuses = collect([store.topics.associate_status(store.config.store, "a-ben")])
+    ben, cara = phone(browser), phone(browser)
+    ben.goto(store.signin_url("a-ben"))
+    expect(ben.get_by_test_id("conn")).to_have_text("live", timeout=WAIT_MS)
+    cara.goto(store.signin_url("a-cara"))
+    expect(cara.get_by_test_id("conn")).to_have_text("live", timeout=WAIT_MS)
+    ben.get_by_role("button", name="Sign out").click()
+    expect(ben).to_have_url(f"{store.api.base}/")
+    # The recommender hears it on the retained status topic: wait for that, not for a while.
+    statuses.wait_for(lambda msgs: any(b'"signed_out"' in p for _, p in msgs))
+
+    started = time.monotonic()
+    store.enter(EnvelopeSource("gw-fresh"), "pantry", "m_702cc64d")  # Ben's zone
+    card = cara.locator("article.card").first
+    expect(card).to_contain_text("Mrs Chen", timeout=WAIT_MS)
+    took = time.monotonic() - started
+    print(f"member entered pantry -> card on Cara's page in {took:.2f} s (the promise: 2 s)")
+    prompt_id = cards(cara)[0]
+    assert store.redis.hget(store.keys.handheld_prompt(prompt_id), "associate") == b"a-cara"

@@ -72,3 +72,13 @@ def test_gateway_view_is_unknown_until_a_status_arrives() -> None:
     status = EnvelopeSource("gw-1").make(GatewayStatus, 1.7e9, state="offline", detail="last will")
     v = gateway_view("gw-1", status, (1.0, 2.0))
     assert (v.state, v.last_seen, v.detail, v.position) == ("offline", 1.7e9, "last will", (1.0, 2.0))
+
+
+def test_an_online_gateway_silent_for_three_heartbeats_is_stale() -> None:
+    """Issue 20: a gateway whose last heartbeat is older than its interval x 3 showed green
+    "online" (its last will never reached the broker); it is shown stale."""
+    status = EnvelopeSource("gw-1").make(GatewayStatus, 1.7e9, state="online")
+    assert gateway_view("gw-1", status, now=1.7e9 + 89, heartbeat_s=30).state == "online"
+    assert gateway_view("gw-1", status, now=1.7e9 + 91, heartbeat_s=30).state == "stale"
+    offline = EnvelopeSource("gw-1").make(GatewayStatus, 1.7e9, state="offline")
+    assert gateway_view("gw-1", offline, now=1.7e9 + 1e4).state == "offline"

@@ -1,0 +1,170 @@
+"""Who is on the floor, end to end (issue 20): the real recommender, the real store server
+on a real port, Mosquitto and Redis; associates' handhelds are SSE streams held open the
+way the page holds them.
+
+Finding 1: the router used to count an associate it had never heard from as available, so
+prompts went to associates nobody was holding. Now the API heartbeats an associate while a
+page of theirs is open (``rules.require_handheld`` on by default), publishes ``signed_out``
+when their last page has been closed longer than the grace period, and routing only picks
+associates on the floor.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import redis
+
+from broker_config.contract import (
+    AssociateStatus,
+    EnvelopeSource,
+    PresenceEvent,
+    Prompt,
+    TopicKind,
+    Topics,
+    decode,
+    encode,
+)
+from floorwalker.config import Endpoints, StoreConfig, load_store_config
+from floorwalker.mqtt import MqttLink
+from floorwalker.services import free_port
+from handheld.auth import issue_token, open_session
+from recommender.keys import Keys
+from recommender.service import RecommenderService
+from tests.conftest import DEMO_STORE, Collector
+from tests.integration.test_api import SseReader
+from tests.integration.test_browser import RunningApi
+
+pytestmark = pytest.mark.integration
+
+#: Short heartbeats so that a closed page leaves the floor within seconds in the test
+#: (routing's grace is 3 heartbeats, the API's page grace one).
+HEARTBEAT_S = 2.0
+DEADLINE_S = 15.0
+#: Gold members of the demo CRM (opaque ids, simulators/data/demo_crm.json).
+CHEN, OKAFOR = "m_702cc64d", "m_1d54fa96"
+
+
+@dataclass
+class Floor:
+    config: StoreConfig
+    api: RunningApi
+    keys: Keys
+    topics: Topics
+    link: MqttLink
+    redis: redis.Redis
+
+    def bearer(self, associate: str) -> dict[str, str]:
+        issued = issue_token(self.redis, self.keys, self.config, associate)
+        session, _ = open_session(self.redis, self.keys, self.config, issued.token, time.time())
+        return {"Authorization": f"Bearer {session}"}
+
+    def enter(self, zone: str, member: str) -> PresenceEvent:
+        event = EnvelopeSource("gw-fresh").make(PresenceEvent, time.time(), member=member, action="enter")
+        self.link.publish(self.topics.presence(self.config.store, zone), encode(event), qos=1)
+        return event
+
+
+@pytest.fixture
+def floor(services: Endpoints, prefix: str, redis_client: redis.Redis) -> Iterator[Floor]:
+    """The demo store with its default rules (require_handheld on), a short heartbeat."""
+    base = load_store_config(DEMO_STORE)
+    config = base.model_copy(
+        update={"rules": base.rules.model_copy(update={"associate_heartbeat_s": HEARTBEAT_S})}
+    )
+    assert config.rules.require_handheld, "routing must only count associates with a handheld"
+    service = RecommenderService(config, services, topic_prefix=prefix, key_prefix=prefix)
+    service.start()
+    worker = threading.Thread(target=service.serve, daemon=True)
+    worker.start()
+    api = RunningApi(config, services, prefix, free_port())
+    api.start()
+    link = MqttLink(services.mqtt_host, services.mqtt_port, client_id=f"{prefix[:-1]}-gateways")
+    link.connect()
+    yield Floor(config, api, Keys(config.store, prefix), Topics(prefix), link, redis_client)
+    link.close()
+    api.stop()
+    service.stop()
+    worker.join(10)
+
+
+def open_page(stack: ExitStack, floor: Floor, headers: dict[str, str]) -> tuple[httpx.Response, SseReader]:
+    """A handheld page's stream, held open until ``stack`` closes (or the test closes it)."""
+    client = stack.enter_context(httpx.Client(base_url=floor.api.base, timeout=None))
+    resp = stack.enter_context(client.stream("GET", "/api/stream", headers=headers))
+    assert resp.status_code == 200
+    reader = SseReader(resp)
+    event = reader.next()
+    while event["event"] != "ready":
+        event = reader.next()
+    return resp, reader
+
+
+def next_prompt(reader: SseReader) -> dict[str, object]:
+    while (event := reader.next())["event"] != "prompt":
+        pass
+    body: dict[str, object] = json.loads(event["data"])
+    return body
+
+
+def wait_states(
+    floor: Floor, statuses: Collector, associate: str, until: Callable[[list[str]], bool]
+) -> list[str]:
+    """The states published for ``associate``, once ``until`` holds for them."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        states: list[str] = []
+        for t, p in list(statuses.messages):
+            m = decode(floor.topics, t, p)
+            if m.address.subject == associate and isinstance(m.payload, AssociateStatus):
+                states.append(m.payload.state)
+        if until(states):
+            return states
+        assert time.monotonic() < deadline, f"{associate}'s statuses stayed {states}"
+        time.sleep(0.05)
+
+
+def test_prompts_go_only_to_associates_whose_handheld_is_open(
+    floor: Floor, collect: Callable[[list[str]], Collector]
+) -> None:
+    """Ben looks after pantry but has never opened his handheld; Cara has hers open. A gold
+    member walks into pantry: the prompt goes to Cara (on the floor), never to Ben."""
+    prompts = collect([floor.topics.subscription(TopicKind.PROMPT, floor.config.store)])
+    with ExitStack() as stack:
+        _, cara = open_page(stack, floor, floor.bearer("a-cara"))
+        event = floor.enter("pantry", CHEN)
+        prompts.wait_for(lambda msgs: len(msgs) >= 1)
+        to = [floor.topics.parse(t).subject for t, _ in prompts.messages]
+        assert to == ["a-cara"], f"the prompt went to {to}, Ben's page was never open"
+        prompt = Prompt.model_validate_json(prompts.messages[0][1])
+        assert prompt.cause_event_id == event.event_id
+        shown = next_prompt(cara)
+        assert shown["member"] == CHEN and shown["associate"] == "a-cara"
+
+
+def test_a_closed_page_takes_its_associate_off_the_floor(
+    floor: Floor, collect: Callable[[list[str]], Collector]
+) -> None:
+    """Ben opens his handheld (published available, then heartbeats), then closes it: after
+    the grace period he is published signed out, and the next pantry member goes to Dan,
+    whose page is open, not to Ben."""
+    statuses = collect([floor.topics.associate_status(floor.config.store, "+")])
+    prompts = collect([floor.topics.subscription(TopicKind.PROMPT, floor.config.store)])
+    with ExitStack() as dan_stack:
+        _, dan = open_page(dan_stack, floor, floor.bearer("a-dan"))
+        with ExitStack() as ben_stack:
+            open_page(ben_stack, floor, floor.bearer("a-ben"))
+            wait_states(floor, statuses, "a-ben", lambda s: s.count("available") >= 2)  # a heartbeat came
+        wait_states(floor, statuses, "a-ben", lambda s: bool(s) and s[-1] == "signed_out")
+        floor.enter("pantry", OKAFOR)
+        prompts.wait_for(lambda msgs: len(msgs) >= 1)
+        to = [floor.topics.parse(t).subject for t, _ in prompts.messages]
+        assert to == ["a-dan"], f"the prompt went to {to}; Ben's page was closed"
+        assert next_prompt(dan)["member"] == OKAFOR
