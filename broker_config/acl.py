@@ -106,12 +106,16 @@ def grants(account: Account, store: StoreConfig, prefix: str = "") -> list[Grant
             Grant("read", f"{root}/#"),
             Grant("write", f"{root}/handheld/+/feedback"),
             Grant("write", f"{root}/handheld/+/status"),
+            # A manager's Reassign on the dashboard, for the recommender (it routes).
+            Grant("write", f"{root}/manager/+/reassign"),
         ],
         "fuser": [
             Grant("read", f"{root}/gw/#"),
             Grant("read", f"{root}/erasure/+/notice"),
             Grant("write", f"{root}/zone/+/presence"),
             Grant("write", f"{root}/deadletter"),
+            # Its retained FuserStatus (counts per gateway), under its producer id.
+            Grant("write", f"{root}/fuser/{store.ble_presence.fuser}/status"),
         ],
         "recorder": [Grant("read", f"{root}/#")],
         # Replays a trace as the store's devices would: for a test or staging broker.

@@ -19,6 +19,7 @@ Topics are versioned and scoped by store::
     {prefix}fw/v1/{store}/gw/{producer}/ack            EventAck        recommender -> outbox
     {prefix}fw/v1/{store}/erasure/{member}/notice      ErasureNotice   retained
     {prefix}fw/v1/{store}/floor/state                  FloorState      retained, counts only
+    {prefix}fw/v1/{store}/manager/{manager}/reassign   ReassignRequest API -> recommender
 
 ``prefix`` is empty in production; tests and benchmarks set a unique one so that runs
 sharing a broker never see each other's traffic.
@@ -168,6 +169,9 @@ class SensorHealth(BaseModel):
     detail: ShortText = ""
     #: Frames (or scans) processed per second, recently.
     rate_hz: Number | None = Field(default=None, ge=0, le=100_000)
+    #: A camera's frames read but never processed (newer ones replaced them while
+    #: inference was busy), since the camera started (additive in schema 1).
+    dropped_frames: Int | None = Field(default=None, ge=0, le=MAX_INT64)
 
 
 class OutboxHealth(BaseModel):
@@ -406,6 +410,16 @@ class EventAck(Envelope):
     event_ids: list[EventId] = Field(min_length=1, max_length=256)
 
 
+class ReassignRequest(Envelope):
+    """A manager moves an open, unanswered prompt to another associate (the dashboard's
+    Reassign). The topic names the manager; the recommender, which owns routing, moves the
+    prompt as it does a re-route (same prompt id) and ignores a prompt it does not hold
+    open (answered, expired, or another replica's)."""
+
+    prompt_id: EventId
+    to_associate: Ident
+
+
 class ErasureNotice(Envelope):
     """A member was erased (``floorwalker member erase``): producers delete every event of
     theirs about the member still waiting in their outbox. Retained, one topic per member,
@@ -467,6 +481,25 @@ class FloorState(Envelope):
     prompts: PromptFigures
 
 
+class GatewayBleCounts(BaseModel):
+    """What the fuser made of one gateway's BLE reports since the fuser started."""
+
+    model_config = _CONFIG
+
+    reports: Count = Field(description="BLE reports received from the gateway.")
+    resolved: Count = Field(description="Sightings whose rotating id resolved to a consenting member.")
+    unresolved: Count = Field(
+        description="Sightings whose id resolved to nobody (not a member, revoked, or off in time)."
+    )
+
+
+class FuserStatus(Envelope):
+    """The fuser's health: counts only, never a member or an id. Retained, republished at
+    an interval; the counts are totals since the fuser started."""
+
+    ble: dict[Ident, GatewayBleCounts] = Field(max_length=256)
+
+
 # --------------------------------------------------------------------------------------
 # Topics
 # --------------------------------------------------------------------------------------
@@ -485,6 +518,8 @@ class TopicKind(StrEnum):
     ACK = "ack"
     ERASURE = "erasure"
     FLOOR_STATE = "floor_state"
+    FUSER_STATUS = "fuser_status"
+    REASSIGN = "reassign"
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,6 +548,8 @@ SPECS: Final[dict[TopicKind, TopicSpec]] = {
         TopicSpec(TopicKind.ACK, ("gw", None, "ack"), EventAck, 1, False),
         TopicSpec(TopicKind.ERASURE, ("erasure", None, "notice"), ErasureNotice, 1, True),
         TopicSpec(TopicKind.FLOOR_STATE, ("floor", "state"), FloorState, 1, True),
+        TopicSpec(TopicKind.FUSER_STATUS, ("fuser", None, "status"), FuserStatus, 1, True),
+        TopicSpec(TopicKind.REASSIGN, ("manager", None, "reassign"), ReassignRequest, 1, False),
     )
 }
 # Topic parsing looks up (first level below the store, last level) to find the spec.
@@ -525,7 +562,7 @@ class TopicAddress:
 
     kind: TopicKind
     store: str
-    subject: str | None  # gateway, zone, lane or associate id
+    subject: str | None  # gateway, zone, lane, associate or fuser id
 
     @property
     def spec(self) -> TopicSpec:
@@ -589,6 +626,12 @@ class Topics:
 
     def floor_state(self, store: str) -> str:
         return self.build(TopicKind.FLOOR_STATE, store)
+
+    def fuser_status(self, store: str, fuser: str) -> str:
+        return self.build(TopicKind.FUSER_STATUS, store, fuser)
+
+    def reassign(self, store: str, manager: str) -> str:
+        return self.build(TopicKind.REASSIGN, store, manager)
 
     def subscription(self, kind: TopicKind, store: str = "+") -> str:
         """Wildcard filter for every topic of ``kind`` (in one store, or in all)."""

@@ -39,6 +39,7 @@ from broker_config.contract import (
     FootfallEvent,
     GatewayStatus,
     Prompt,
+    ReassignRequest,
     TopicKind,
     Topics,
     decode,
@@ -64,9 +65,11 @@ SUBSCRIBED = (
     TopicKind.ASSOCIATE_STATUS,
     TopicKind.DEADLETTER,
     TopicKind.ERASURE,
-    # Floor metrics only (handheld/metrics.py): lanes' checkout times, gateways' BLE counts.
+    # Floor metrics only (handheld/metrics.py): lanes' checkout times, gateways' BLE counts,
+    # the fuser's resolved-id counts.
     TopicKind.CHECKOUT,
     TopicKind.BLE,
+    TopicKind.FUSER_STATUS,
 )
 #: How often open streams' sessions are checked: a revoked session's stream ends within a second.
 SESSION_CHECK_S = 0.5
@@ -303,6 +306,15 @@ class StoreHub:
         self._publish(self.topics.feedback(self.config.store, associate), encode(fb))
         return fb
 
+    def send_reassign(self, manager: str, prompt_id: str, to: str) -> ReassignRequest:
+        """Ask the recommender (it routes) to move a prompt to ``to``; raises
+        ServiceUnavailable if the broker is away."""
+        request = self._sources[manager].make(
+            ReassignRequest, time.time(), prompt_id=prompt_id, to_associate=to
+        )
+        self._publish(self.topics.reassign(self.config.store, manager), encode(request))
+        return request
+
     def send_status(self, associate: str, state: str, zone: str | None) -> AssociateStatus:
         """Publish the associate's availability, retained (routing reads it)."""
         status = self._sources[associate].make(AssociateStatus, time.time(), state=state, zone=zone)
@@ -360,7 +372,7 @@ class StoreHub:
                 "ignoring a prompt for %r: not an associate of store %s", associate, self.config.store
             )
             return True
-        stored = self._prompts.add_prompt(associate, prompt)
+        stored = self._prompts.add_prompt(associate, prompt, time.time())
         if stored == "erased":
             log.info("dropping a prompt %s about an erased member", prompt.event_id)
             return True

@@ -12,10 +12,12 @@ event to the prompt's own ``ts``, stamped when the recommender made it.
 The floor figures come from what the API hears on the broker: footfall (zone occupancy,
 lane queues, entries and exits), checkouts (each lane's wait: its queue times the mean
 time between its recent checkouts, as Home Assistant's entity), gateway statuses (camera
-frames/s, outbox depth) and the gateways' BLE reports (adverts and sightings; which ids
-resolve to a member only the fuser knows, so that is not here). Decisions and prompts by
-kind are the recommender's own counters, read from Redis at each scrape. No ``_created``
-series.
+frames/s and dropped frames, outbox depth), the gateways' BLE reports (adverts and
+sightings) and the fuser's status (per gateway, sightings resolved to a member or to
+nobody: only the fuser can resolve ids, and it publishes counts, never who). Totals a
+producer reports (dropped frames, resolved ids) are counters that restart from zero when
+the producer does. Decisions and prompts by kind are the recommender's own counters, read
+from Redis at each scrape. No ``_created`` series.
 """
 
 from __future__ import annotations
@@ -38,7 +40,15 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from broker_config.contract import BleReport, CheckoutEvent, Envelope, FootfallEvent, GatewayStatus, Prompt
+from broker_config.contract import (
+    BleReport,
+    CheckoutEvent,
+    Envelope,
+    FootfallEvent,
+    FuserStatus,
+    GatewayStatus,
+    Prompt,
+)
 from floorwalker.config import StoreConfig
 from floorwalker.errors import FloorwalkerError
 from handheld.floor import GatewayView
@@ -228,6 +238,19 @@ class ApiMetrics:
             ["gateway"],
             registry=r,
         )
+        self.ble_resolved = ReportedTotals(
+            "floorwalker_ble_resolved",
+            "Sightings from the gateway whose rotating id the fuser resolved to a member.",
+            ["gateway"],
+        )
+        r.register(self.ble_resolved)
+        self.ble_unresolved = ReportedTotals(
+            "floorwalker_ble_unresolved",
+            "Sightings from the gateway whose id the fuser resolved to nobody (not a consenting"
+            " member, revoked, or off in time).",
+            ["gateway"],
+        )
+        r.register(self.ble_unresolved)
         self.outbox_pending = Gauge(
             "floorwalker_outbox_pending",
             "Events in the gateway's outbox not yet acknowledged.",
@@ -247,7 +270,8 @@ class ApiMetrics:
             self.gateway_seen.labels(view.id).set(view.last_seen)
 
     def floor(self, subject: str, payload: Envelope) -> None:
-        """The floor figures in one message (footfall, checkout, gateway status, BLE report)."""
+        """The floor figures in one message (footfall, checkout, gateway or fuser status, BLE
+        report)."""
         if isinstance(payload, FootfallEvent):
             self.occupancy.labels(subject).set(payload.occupancy)
             self.footfall.labels(subject, "in").inc(payload.entered)
@@ -277,6 +301,10 @@ class ApiMetrics:
         elif isinstance(payload, BleReport):
             self.ble_sightings.labels(subject).inc(len(payload.sightings))
             self.ble_adverts.labels(subject).inc(sum(s.adverts for s in payload.sightings))
+        elif isinstance(payload, FuserStatus):
+            for gateway, counts in payload.ble.items():
+                self.ble_resolved.set((gateway,), counts.resolved)
+                self.ble_unresolved.set((gateway,), counts.unresolved)
 
     def _wait(self, lane: str) -> None:
         queue, times = self._queues.get(lane), self._checkouts.get(lane)

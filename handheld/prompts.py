@@ -124,7 +124,8 @@ class PromptRecord:
 #: two halves); then the record's fields, its expiry and the member's index (for erasure).
 #: KEYS: owner record, stream, member's index, erasure tombstone, profile (the last three
 #: unused for a guest). ARGV: associate, kind, member ('' for a guest), prompt id, TTL,
-#: stream MAXLEN, the view's JSON before and after the name, the name when none is found.
+#: stream MAXLEN, the view's JSON before and after the name, the name when none is found,
+#: when it was delivered ('at': to this holder; time to accept counts from there).
 #: Replies {0} erased, {1} a redelivery, {2, stream id, name shown, previous holder or ''}.
 _ADD_LUA: Final = """
 local member = ARGV[3]
@@ -142,7 +143,8 @@ if type(sid) == 'table' and sid.err then
   redis.call('HDEL', KEYS[1], 'to:' .. ARGV[1])  -- let the redelivery store it
   return sid
 end
-redis.call('HSET', KEYS[1], 'associate', ARGV[1], 'kind', ARGV[2], 'member', member, 'sid', sid)
+redis.call('HSET', KEYS[1], 'associate', ARGV[1], 'kind', ARGV[2], 'member', member, 'sid', sid,
+  'at', ARGV[10])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 if member ~= '' then
   redis.call('SADD', KEYS[3], ARGV[4])
@@ -151,6 +153,8 @@ end
 return {2, sid, shown, before}
 """
 _NAME_FIELD: Final = '"customer_name":'
+#: A stored view's prompt id (its first field), without parsing the whole view.
+_PROMPT_ID: Final = re.compile(rb'^\{"prompt_id":"([0-9a-f]{32})"')
 
 #: One answer per prompt, atomically, from its holder (or a manager): checks who holds it
 #: and whether it is still open, and records the answer, in one step, so that of many
@@ -179,14 +183,18 @@ class PromptStore:
         self._add_script = client.register_script(_ADD_LUA)
         self._answer_script = client.register_script(_ANSWER_LUA)
 
-    def add_prompt(self, associate: str, prompt: Prompt) -> HandheldPrompt | Literal["erased", "redelivered"]:
+    def add_prompt(
+        self, associate: str, prompt: Prompt, now: float | None = None
+    ) -> HandheldPrompt | Literal["erased", "redelivered"]:
         """Store a prompt as its associate's page shows it (with the member's display name,
         read here: names never travel over MQTT) and return it with its stream id; or say
         that it was about an erased member (dropped) or is a redelivery (already stored).
-        One round trip on a single Redis."""
+        ``now``: when it was delivered (the dashboard's time to accept counts from there;
+        None records none). One round trip on a single Redis."""
         member = prompt.customer.member
+        delivered = "" if now is None else f"{now:.3f}"
         if not self._one_script:
-            return self._add_apart(associate, prompt)
+            return self._add_apart(associate, prompt, delivered)
         view = HandheldPrompt.from_prompt(associate, prompt, None)
         data = view.model_dump_json()
         # The field order puts the name after ids and the kind, which cannot hold the needle.
@@ -202,7 +210,7 @@ class PromptStore:
         reply: list[Any] = self._add_script(
             keys,
             [associate, view.kind.value, member or "", view.prompt_id, PROMPT_TTL_S,
-             PROMPT_STREAM_MAXLEN, head, tail, view.customer_name],
+             PROMPT_STREAM_MAXLEN, head, tail, view.customer_name, delivered],
         )  # fmt: skip
         if reply[0] == 0:
             return "erased"
@@ -214,13 +222,15 @@ class PromptStore:
         moved = before if before and before != associate else None
         return view.model_copy(update={"sid": sid, "customer_name": name, "moved_from": moved})
 
-    def _add_apart(self, associate: str, prompt: Prompt) -> HandheldPrompt | Literal["erased", "redelivered"]:
+    def _add_apart(
+        self, associate: str, prompt: Prompt, at: str = ""
+    ) -> HandheldPrompt | Literal["erased", "redelivered"]:
         """:meth:`add_prompt` one command at a time (Redis Cluster)."""
         member = prompt.customer.member
         if member is not None and self._redis.exists(self._keys.erased(member)):
             return "erased"
         view = HandheldPrompt.from_prompt(associate, prompt, self._display_name(member))
-        stored = self.add(view)
+        stored = self.add(view, at)
         return "redelivered" if stored is None else stored
 
     def _display_name(self, member: str | None) -> str | None:
@@ -236,8 +246,9 @@ class PromptStore:
             return raw.decode(errors="replace")
         return raw if isinstance(raw, str) else None
 
-    def add(self, view: HandheldPrompt) -> HandheldPrompt | None:
-        """Store a new prompt and return it with its stream id; None for a redelivery."""
+    def add(self, view: HandheldPrompt, at: str = "") -> HandheldPrompt | None:
+        """Store a new prompt and return it with its stream id; None for a redelivery.
+        ``at``: when it was delivered (Unix seconds as text; '' for unknown)."""
         key = self._keys.handheld_prompt(view.prompt_id)
         delivery = f"to:{view.associate}"
         if not self._redis.hsetnx(key, delivery, "1"):
@@ -265,6 +276,7 @@ class PromptStore:
                 "kind": view.kind.value,
                 "member": view.member or "",
                 "sid": sid,
+                "at": at,
             },
         )
         pipe.expire(key, PROMPT_TTL_S)
@@ -367,6 +379,47 @@ class PromptStore:
         entries: list[tuple[bytes, dict[bytes, bytes]]]
         entries = self._redis.xrevrange(self._keys.handheld_prompts(associate), count=count)  # type: ignore[assignment]
         return self._with_outcomes(entries)
+
+    def open_prompts(self, associates: Iterable[str], now: float) -> list[HandheldPrompt]:
+        """Every associate's open prompts (unanswered or accepted, not done, not expired),
+        oldest first: the dashboard's list. Each is listed under its holder only."""
+        found = [p for a in associates for p in self.recent(a) if p.is_open(now)]
+        return sorted(found, key=lambda p: p.ts)
+
+    def delivered_at(self, prompt_ids: Iterable[str]) -> dict[str, float]:
+        """When each prompt reached its current holder (prompts with no such record left out)."""
+        ids = list(prompt_ids)
+        pipe = self._redis.pipeline(transaction=False)
+        for pid in ids:
+            pipe.hget(self._keys.handheld_prompt(pid), "at")
+        out: dict[str, float] = {}
+        for pid, raw in zip(ids, pipe.execute(), strict=True):
+            with contextlib.suppress(TypeError, ValueError, AttributeError):
+                out[pid] = float(raw.decode())
+        return out
+
+    def accept_times(self, associates: Iterable[str]) -> list[tuple[str, float]]:
+        """(holder, seconds from delivery to acceptance) of every accepted prompt still in
+        the associates' streams (the last PROMPT_STREAM_MAXLEN each, a day at most); a
+        re-routed prompt counts once, for whoever held it when it was accepted."""
+        ids: dict[str, None] = {}
+        for a in associates:
+            entries: list[tuple[bytes, dict[bytes, bytes]]]
+            entries = self._redis.xrevrange(self._keys.handheld_prompts(a), count=PROMPT_STREAM_MAXLEN)  # type: ignore[assignment]
+            for _, fields in entries:
+                m = _PROMPT_ID.search(fields.get(b"p", b""))
+                if m is not None:
+                    ids[m.group(1).decode()] = None
+        pipe = self._redis.pipeline(transaction=False)
+        for pid in ids:
+            pipe.hmget(self._keys.handheld_prompt(pid), ["associate", "at", "accepted_at"])
+        out: list[tuple[str, float]] = []
+        for holder, at, accepted in pipe.execute():
+            if not (holder and at and accepted):
+                continue
+            with contextlib.suppress(ValueError):
+                out.append((holder.decode(), max(0.0, float(accepted) - float(at))))
+        return out
 
     def _with_outcomes(self, entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> list[HandheldPrompt]:
         views: list[HandheldPrompt] = []

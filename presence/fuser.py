@@ -8,6 +8,9 @@ retained ``status`` topic (a gateway that is offline makes its zones "unknown" i
 :class:`PresenceEvent` (producer: the configured fuser id) on the zone's presence topic,
 which the recommender consumes like any other. A report that breaks the contract or
 comes from an unknown gateway is dropped, counted and published on the dead-letter topic.
+Every ``STATUS_EVERY_S`` it publishes its retained :class:`FuserStatus`: per gateway, the
+reports received and how many sightings resolved to a member or to nobody (counts only,
+never a member or an id), which the API turns into metrics.
 
 **Time is the reports' own.** The fusion runs on the time the gateways' sightings carry
 (``last_seen``), never on this machine's clock: each report that moves that clock on by
@@ -29,6 +32,8 @@ from broker_config.contract import (
     ContractError,
     EnvelopeSource,
     ErasureNotice,
+    FuserStatus,
+    GatewayBleCounts,
     GatewayStatus,
     PresenceEvent,
     RejectReason,
@@ -53,6 +58,8 @@ log = logging.getLogger(__name__)
 TICK_S = 0.25
 #: How often the counters (reports, unresolved ids, events, rejects) are logged.
 STATS_EVERY_S = 60.0
+#: How often the retained :class:`FuserStatus` (counts per gateway) is republished.
+STATUS_EVERY_S = 10.0
 
 
 def zone_model_for(config: StoreConfig, params: FusionParams, survey: SurveyMap | None = None) -> ZoneModel:
@@ -96,6 +103,8 @@ class Fuser:
         self._gateways = {g.id for g in config.gateways}
         self._source = EnvelopeSource(config.ble_presence.fuser)
         self.counters: Counter[str] = Counter()
+        #: gateway -> its reports, resolved and unresolved sightings (the FuserStatus).
+        self.ble_counts: dict[str, Counter[str]] = {}
         #: The reports' clock: the newest sighting time fused, when that report arrived
         #: (monotonic seconds), and the time of the last tick.
         self.clock: float | None = None
@@ -137,11 +146,15 @@ class Fuser:
             self.fusion.gateway_state(gateway, body.state == "online")
         elif isinstance(body, BleReport):
             self.counters["reports"] += 1
+            counts = self.ble_counts.setdefault(gateway, Counter())
+            counts["reports"] += 1
             for s in body.sightings:
                 member = self.resolver.resolve(s.eid, s.last_seen)
                 if member is None:
                     self.counters["unresolved"] += 1  # not a consenting member, or too far off in time
+                    counts["unresolved"] += 1
                     continue
+                counts["resolved"] += 1
                 self.fusion.observe(member, gateway, s.rssi_dbm, s.last_seen, s.moving)
             newest = max((s.last_seen for s in body.sightings), default=None)
             if newest is not None and (self.clock is None or newest > self.clock):
@@ -162,6 +175,16 @@ class Fuser:
             return []
         self._ticked = now
         return [self._event(c) for c in self.fusion.tick(now)]
+
+    def status(self, now: float) -> tuple[str, bytes]:
+        """The retained :class:`FuserStatus` at ``now``: per gateway heard from, its reports
+        and sightings resolved or not, since this fuser started. Counts only."""
+        ble = {
+            gw: GatewayBleCounts(reports=c["reports"], resolved=c["resolved"], unresolved=c["unresolved"])
+            for gw, c in sorted(self.ble_counts.items())
+        }
+        body = self._source.make(FuserStatus, now, ble=ble)
+        return self.topics.fuser_status(self.config.store, self.config.ble_presence.fuser), encode(body)
 
     def _event(self, change: ZoneChange) -> tuple[str, bytes]:
         self.counters[f"presence:{change.action}"] += 1
@@ -204,17 +227,27 @@ class FuserService:
         for topic, payload in out:
             self.link.publish(topic, payload, qos=1)
 
+    def _publish_status(self) -> None:
+        with self._lock:
+            topic, payload = self.core.status(time.time())
+        self.link.publish(topic, payload, qos=1, retain=True)
+
     def run(self) -> None:
         """Connect and serve until :meth:`stop`."""
         self.link.connect()
         log.info("fuser for store %s serving on %s", self.core.config.store, self.link.url)
         next_stats = time.monotonic() + STATS_EVERY_S
+        self._publish_status()
+        next_status = time.monotonic() + STATUS_EVERY_S
         try:
             while not self._stop.wait(TICK_S):
                 with self._lock:
                     now = self.core.report_time(time.monotonic())
                     out = [] if now is None else self.core.tick(now)
                 self._publish(out)
+                if time.monotonic() >= next_status:
+                    next_status += STATUS_EVERY_S
+                    self._publish_status()
                 if time.monotonic() >= next_stats:
                     next_stats += STATS_EVERY_S
                     with self._lock:

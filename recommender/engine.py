@@ -33,6 +33,7 @@ from broker_config.contract import (
     PresenceEvent,
     Prompt,
     PromptKind,
+    ReassignRequest,
     RejectReason,
     TopicKind,
     Topics,
@@ -66,9 +67,9 @@ log = logging.getLogger(__name__)
 #: What one replica of a share group consumes: each event is work for exactly one of them.
 SHARED = (TopicKind.PRESENCE, TopicKind.CHECKOUT, TopicKind.FOOTFALL)
 #: What every replica consumes: what each one's routing and in-process state must know
-#: (associates' status, answers to prompts, erasures). In every store, so a wrong store id
-#: is noticed.
-BROADCAST = (TopicKind.FEEDBACK, TopicKind.ASSOCIATE_STATUS, TopicKind.ERASURE)
+#: (associates' status, answers to prompts, erasures, a manager's reassignments: the
+#: replica that sent the prompt moves it). In every store, so a wrong store id is noticed.
+BROADCAST = (TopicKind.FEEDBACK, TopicKind.ASSOCIATE_STATUS, TopicKind.ERASURE, TopicKind.REASSIGN)
 CONSUMES = SHARED + BROADCAST
 #: Dwell checks remembered at most (member -> zone and since when).
 MAX_DWELLERS = 10_000
@@ -197,7 +198,9 @@ class Recommender:
             except ContractError as exc:
                 results[i] = [self.reject(topic, payload, exc, now)]
                 continue
-            if p is not None:
+            if isinstance(p, list):  # a manager's reassignment: the prompt to publish
+                results[i] = p
+            elif p is not None:
                 pending.append(p)
         # A member seen twice in a batch: the second event must read what the first wrote.
         while pending:
@@ -343,7 +346,7 @@ class Recommender:
         policy = self.core.catalog.policy
         return script_args.presence(k, r, policy, p, m, mem2, choice, now, window_s, staged)
 
-    def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> Pending | None:
+    def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> Pending | list[Outbound] | None:
         message = decode(self.topics, topic, payload)
         if isinstance(message.payload, Prompt):
             self._handoff.observe(message.payload, message.address.subject, now)
@@ -410,6 +413,8 @@ class Recommender:
         if isinstance(body, AssociateStatus):
             self.router.set_status(subject, body.state, body.zone, now)
             return None
+        if isinstance(body, ReassignRequest):
+            return self._handoff.reassign(body.prompt_id, body.to_associate, now)
         raise TypeError(f"recommender does not consume {type(body).__name__}")  # CONSUMES prevents this
 
     def _act(self, p: Pending, reply: Reply, now: float) -> list[Outbound]:
@@ -555,6 +560,12 @@ class Recommender:
         elif addr.kind in (TopicKind.FEEDBACK, TopicKind.ASSOCIATE_STATUS):
             if addr.subject not in self._associates:
                 raise ContractError(RejectReason.UNKNOWN_PRODUCER, f"unknown associate {addr.subject!r}")
+        elif addr.kind is TopicKind.REASSIGN:
+            if addr.subject not in self._managers:
+                raise ContractError(RejectReason.UNKNOWN_PRODUCER, f"{addr.subject!r} is not a manager")
+            to = body.to_associate if isinstance(body, ReassignRequest) else None
+            if to not in self._associates:
+                raise ContractError(RejectReason.INVALID_FIELD, f"unknown associate {to!r}")
         elif addr.kind is TopicKind.FOOTFALL:
             covered = self._gateway_zones.get(body.producer)
             if covered is None:

@@ -280,6 +280,18 @@ class Handoff:
             out.append(Outbound(self._topics.prompt(self._store, associate), prompt.payload))
         return out
 
+    def reassign(self, prompt_id: str, associate: str, now: float) -> list[Outbound]:
+        """A manager's :class:`~broker_config.contract.ReassignRequest`: the prompt goes to
+        ``associate`` as a re-route does (same id; the handheld API withdraws it from the
+        first page). Nothing for a prompt we do not hold open (answered, expired, another
+        replica's: that one moves it)."""
+        moved = self._router.reassign(prompt_id, associate, now)
+        if moved is None:
+            return []
+        self.counters["reassigned"] += 1
+        self._redis.hset(self._keys.prompt(prompt_id), "associate", associate)
+        return [Outbound(self._topics.prompt(self._store, associate), moved.payload)]
+
     def observe(self, prompt: Prompt, associate: str | None, now: float) -> None:
         """A prompt on an associate's handheld, seen by every replica of a share group."""
         if associate is None or prompt.producer == self.source.producer or prompt.expires_at <= now:

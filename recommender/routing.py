@@ -308,6 +308,21 @@ class Router:
             self._forget(prompt_id)
         return prompt
 
+    def reassign(self, prompt_id: str, associate: str, now: float) -> OpenPrompt | None:
+        """A manager moves an open, unanswered prompt of ours to ``associate`` (the
+        dashboard's Reassign): tracked as offered to them now, off the first associate's
+        hands. None (nothing changes) if it is not ours, accepted, expired, already
+        theirs, or ``associate`` is not one of the store's."""
+        row = self._open.get(prompt_id)
+        if row is None or associate not in self._associates:
+            return None
+        prompt = _prompt(row)
+        if prompt.accepted or prompt.expires_at <= now or prompt.associate == associate:
+            return None
+        del self._open[prompt_id]
+        self._held[prompt.associate].pop(prompt_id, None)
+        return self.sent(prompt._replace(associate=associate, sent_at=now))
+
     def due(self, now: float) -> list[tuple[OpenPrompt, str]]:
         """Prompts not accepted in time, each with the associate to offer it to next.
 

@@ -70,7 +70,10 @@ def _signin_lines(client: redis.Redis, config: StoreConfig, base: str) -> list[s
     from handheld.auth import issue_token
 
     keys = Keys(config.store)
-    lines = ["  handheld pages (phone-sized; open each link in its own browser profile or window):"]
+    lines = [
+        "  handheld pages (phone-sized; open each link in its own browser profile or window;",
+        "  prompts go only to associates whose page is open, so open at least one):",
+    ]
     dashboards = []
     for a in config.associates:
         issued = issue_token(client, keys, config, a.id, role="associate")

@@ -76,7 +76,11 @@ CameraState = Literal["starting", "streaming", "reconnecting", "ended", "failed"
 @dataclass(frozen=True, slots=True)
 class SourceHealth:
     state: CameraState
+    #: Frames read from the camera since the source started (across reconnects).
     frames_read: int
+    #: Frames read but never handed over: replaced by a newer one before the consumer took
+    #: it (the gateway's ``dropped_frames``). Frames a stream never delivered while it was
+    #: down are not counted: the camera does not say how many there were.
     frames_skipped: int
     detail: str = ""
 

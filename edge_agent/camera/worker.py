@@ -2,8 +2,8 @@
 
 Loads the detector, opens the source, runs :class:`FootfallPipeline` on the newest frame
 (older ones are skipped by the source when inference falls behind), and publishes what
-:class:`FootfallAggregator` says is due. Its health (state, processing rate, skipped
-frames, the last problem) goes into the gateway's status. A bad model, an unreachable
+:class:`FootfallAggregator` says is due. Its health (state, processing rate, frames
+dropped unprocessed, the last problem) goes into the gateway's status. A bad model, an unreachable
 camera, a video that ends or zones that do not fit the frame stop this camera with a
 one-line reason; the gateway and its other cameras keep running.
 """
@@ -67,7 +67,12 @@ class CameraWorker:
             if state == "streaming":
                 detail = f"{rate:.1f} fps processed, {src.frames_skipped} frames skipped"
         return SensorHealth(
-            id=self.config.id, kind="camera", state=state, detail=detail[:300], rate_hz=round(rate, 2)
+            id=self.config.id,
+            kind="camera",
+            state=state,
+            detail=detail[:300],
+            rate_hz=round(rate, 2),
+            dropped_frames=src.frames_skipped if src is not None else None,
         )
 
     def _set(self, state: str, detail: str = "") -> None:

@@ -34,12 +34,14 @@ from broker_config.contract import (
     DeadLetter,
     EnvelopeSource,
     Feedback,
+    FuserStatus,
     GatewayStatus,
     PresenceEvent,
     Prompt,
     PromptKind,
     RejectReason,
     Topics,
+    decode,
     encode,
 )
 from floorwalker.bridge import render_bridge
@@ -148,9 +150,11 @@ class Client:
             assert self._cond.wait_for(lambda: mid in self.acks, 10), "no PUBACK"
             return self.acks[mid]
 
-    def wait_for(self, topic: str, timeout: float = 5.0) -> bool:
+    def wait_for(self, topic: str, timeout: float = 5.0, count: int = 1) -> bool:
+        """Until ``count`` messages on ``topic`` have arrived. To show that something did
+        *not* arrive, wait for a sentinel sent after it on the same connection instead."""
         with self._cond:
-            return self._cond.wait_for(lambda: topic in self.received, timeout)
+            return self._cond.wait_for(lambda: self.received.count(topic) >= count, timeout)
 
     def close(self) -> None:
         self.link.close()
@@ -174,11 +178,18 @@ def test_a_gateway_publishes_only_as_itself(broker: SecureBroker) -> None:
         assert recorder.wait_for(own)
         assert not fresh.publish(TOPICS.footfall(STORE, "pantry")).is_failure  # a zone it covers
 
-        # Posing as another gateway, or reporting a zone it does not cover: refused.
-        for forbidden in (TOPICS.status(STORE, "gw-chill"), TOPICS.presence(STORE, "dairy")):
+        # Posing as another gateway, or reporting a zone it does not cover: refused. Each is
+        # followed by an allowed sentinel on the same connection: once the recorder has the
+        # sentinel, the refused message would have reached it before, had it passed.
+        for forbidden, sentinel in (
+            (TOPICS.status(STORE, "gw-chill"), TOPICS.presence(STORE, "pantry")),
+            (TOPICS.presence(STORE, "dairy"), TOPICS.presence(STORE, "produce")),
+        ):
             reason = fresh.publish(forbidden, status_payload("gw-chill"))
             assert reason.is_failure and str(reason) == "Not authorized"
-            assert not recorder.wait_for(forbidden, timeout=0.5)
+            assert not fresh.publish(sentinel).is_failure
+            assert recorder.wait_for(sentinel)
+            assert forbidden not in recorder.received
     finally:
         fresh.close()
         recorder.close()
@@ -193,10 +204,10 @@ def test_outbox_control_topics_under_the_acl(broker: SecureBroker) -> None:
     fresh = Client(broker.port, plain(broker.accounts["gw-fresh"]), [fresh_ack, chill_ack, notice])
     recommender = Client(broker.port, broker.accounts["svc-recommender"].auth())
     try:
-        for topic in (fresh_ack, chill_ack, notice):
+        for topic in (fresh_ack, chill_ack, notice, fresh_ack):  # the second ack: a sentinel
             assert not recommender.publish(topic).is_failure
-        assert fresh.wait_for(fresh_ack) and fresh.wait_for(notice)
-        assert not fresh.wait_for(chill_ack, timeout=0.5)
+        assert fresh.wait_for(fresh_ack, count=2) and fresh.wait_for(notice)
+        assert chill_ack not in fresh.received  # it would have come before the sentinel
         reason = fresh.publish(TOPICS.erasure(STORE, "m_okafor002"))
         assert reason.is_failure and str(reason) == "Not authorized"
     finally:
@@ -207,19 +218,41 @@ def test_outbox_control_topics_under_the_acl(broker: SecureBroker) -> None:
 def test_a_handheld_reads_only_its_own_prompts(broker: SecureBroker) -> None:
     amy = Client(broker.port, broker.accounts["a-amy"].auth(), [TOPICS.prompt(STORE, "a-amy")])
     # Ben asks for Amy's prompts, and for everything in the store.
+    own = TOPICS.prompt(STORE, "a-ben")
     ben = Client(
-        broker.port, broker.accounts["a-ben"].auth(), [TOPICS.prompt(STORE, "a-amy"), f"fw/v1/{STORE}/#"]
+        broker.port,
+        broker.accounts["a-ben"].auth(),
+        [TOPICS.prompt(STORE, "a-amy"), f"fw/v1/{STORE}/#", own],
     )
     recommender = Client(broker.port, broker.accounts["svc-recommender"].auth())
     try:
         assert not recommender.publish(TOPICS.prompt(STORE, "a-amy")).is_failure
+        assert not recommender.publish(own).is_failure  # a sentinel after Amy's prompt
         assert amy.wait_for(TOPICS.prompt(STORE, "a-amy"))
-        assert not ben.wait_for(TOPICS.prompt(STORE, "a-amy"), timeout=1.0)
-        assert ben.received == []
+        assert ben.wait_for(own)
+        # Amy's would have come before the sentinel (a copy per matching subscription).
+        assert set(ben.received) == {own}
         # And a handheld cannot publish prompts to anyone.
         assert ben.publish(TOPICS.prompt(STORE, "a-amy")).is_failure
     finally:
         for c in (amy, ben, recommender):
+            c.close()
+
+
+def test_only_the_api_asks_the_recommender_to_reassign(broker: SecureBroker) -> None:
+    """A manager's Reassign goes API -> recommender; a handheld cannot move a prompt."""
+    topic = TOPICS.reassign(STORE, "a-amy")
+    recommender = Client(broker.port, broker.accounts["svc-recommender"].auth(), [topic])
+    api = Client(broker.port, plain(broker.accounts["svc-api"]))
+    ben = Client(broker.port, broker.accounts["a-ben"].auth())
+    try:
+        reason = ben.publish(topic)
+        assert reason.is_failure and str(reason) == "Not authorized"
+        assert not api.publish(topic).is_failure  # allowed, and a sentinel after Ben's
+        assert recommender.wait_for(topic)
+        assert recommender.received == [topic]  # Ben's would have come before
+    finally:
+        for c in (recommender, api, ben):
             c.close()
 
 
@@ -627,6 +660,49 @@ def test_the_fuser_process_logs_in_and_handles_gateway_reports(broker: SecureBro
         _stop(fuser)
         fresh.close()
         recorder.close()
+    assert fuser.returncode == 0
+
+
+def test_the_fuser_publishes_its_status_for_the_api_and_no_gateway_can(
+    broker: SecureBroker, tmp_path: Path
+) -> None:
+    """The fuser's retained counts-only status: written by svc-fuser, read by svc-api; a
+    gateway posing as the fuser is refused."""
+    own = TOPICS.fuser_status(STORE, "fuser")
+    api = Client(broker.port, plain(broker.accounts["svc-api"]), [own, TOPICS.presence(STORE, "+")])
+    fresh = Client(broker.port, plain(broker.accounts["gw-fresh"]))
+    log, started = tmp_path / "fuser.log", time.time()
+    fuser = _floorwalker(
+        "--log-file", str(log), "fuser", "--mqtt-url", broker.mqtt_url, "--run-dir", str(tmp_path),
+        "--mqtt-credentials", str(broker.credentials("svc-fuser")),
+    )  # fmt: skip
+    try:
+        _wait_for_log(fuser, log, "serving on mqtt://")
+
+        def statuses() -> list[FuserStatus]:
+            pairs = zip(api.received, api.payloads, strict=True)
+            got = [decode(TOPICS, t, p).payload for t, p in pairs if t == own]
+            return [m for m in got if isinstance(m, FuserStatus) and m.ts >= started]
+
+        # This fuser's status (an earlier fuser's retained one may come first).
+        n = 1
+        while not statuses():
+            assert api.wait_for(own, timeout=20, count=n), log.read_text()
+            n += 1
+        assert statuses()[0].producer == "fuser"
+        forged = encode(EnvelopeSource("fuser").make(FuserStatus, time.time(), ble={}))
+        reason = fresh.publish(own, forged)
+        assert reason.is_failure and str(reason) == "Not authorized"
+        # The sentinel, allowed, after it on the same connection: had the forged status
+        # passed, the API's client would have it first.
+        sentinel = TOPICS.presence(STORE, "pantry")
+        assert not fresh.publish(sentinel).is_failure
+        assert api.wait_for(sentinel)
+        assert forged not in api.payloads
+    finally:
+        _stop(fuser)
+        fresh.close()
+        api.close()
     assert fuser.returncode == 0
 
 

@@ -1,6 +1,7 @@
 """The API's /metrics carries the floor, from real messages on the real broker and the
 recommender's counters in the real Redis: occupancy, lane queue and wait, footfall,
-cameras, BLE, outboxes, decisions, prompts and the recommender's latency; no ``_created``."""
+cameras (frames/s, dropped frames), BLE (the fuser's resolved ids too), outboxes,
+decisions, prompts and the recommender's latency; no ``_created``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from broker_config.contract import (
     CheckoutEvent,
     EnvelopeSource,
     FootfallEvent,
+    FuserStatus,
+    GatewayBleCounts,
     GatewayStatus,
     Prompt,
     PromptKind,
@@ -85,8 +88,24 @@ def test_floor_figures_reach_metrics(
                     GatewayStatus,
                     now,
                     state="online",
-                    sensors=[{"id": "door", "kind": "camera", "state": "streaming", "rate_hz": 11.5}],
+                    sensors=[
+                        {
+                            "id": "door",
+                            "kind": "camera",
+                            "state": "streaming",
+                            "rate_hz": 11.5,
+                            "dropped_frames": 42,
+                        }
+                    ],
                     outbox={"pending": 7, "bytes": 900, "oldest_age_s": 2.5},
+                ),
+            ),
+            (
+                topics.fuser_status(store, "fuser"),
+                EnvelopeSource("fuser").make(
+                    FuserStatus,
+                    now,
+                    ble={"gw-checkout": GatewayBleCounts(reports=12, resolved=8, unresolved=3)},
                 ),
             ),
             (
@@ -124,9 +143,12 @@ def test_floor_figures_reach_metrics(
             'floorwalker_lane_wait_seconds{lane="lane-1"} 180.0',  # 3 people x 60 s per checkout
             'floorwalker_camera_fps{camera="door",gateway="gw-entrance"} 11.5',
             'floorwalker_camera_streaming{camera="door",gateway="gw-entrance"} 1.0',
+            'floorwalker_camera_dropped_frames_total{camera="door",gateway="gw-entrance"} 42.0',
             'floorwalker_outbox_pending{gateway="gw-entrance"} 7.0',
             'floorwalker_ble_adverts_total{gateway="gw-checkout"} 9.0',
             'floorwalker_ble_sightings_total{gateway="gw-checkout"} 1.0',
+            'floorwalker_ble_resolved_total{gateway="gw-checkout"} 8.0',
+            'floorwalker_ble_unresolved_total{gateway="gw-checkout"} 3.0',
             'floorwalker_decisions_total{outcome="prompted"} 4.0',
             'floorwalker_decisions_total{outcome="blocked"} 2.0',
             'floorwalker_recommender_prompts_total{kind="greet_vip"} 3.0',

@@ -168,3 +168,80 @@ def test_a_closed_page_takes_its_associate_off_the_floor(
         to = [floor.topics.parse(t).subject for t, _ in prompts.messages]
         assert to == ["a-dan"], f"the prompt went to {to}; Ben's page was closed"
         assert next_prompt(dan)["member"] == OKAFOR
+
+
+def next_withdraw(reader: SseReader) -> dict[str, object]:
+    while (event := reader.next())["event"] != "withdraw":
+        pass
+    body: dict[str, object] = json.loads(event["data"])
+    return body
+
+
+def test_a_manager_reassigns_an_open_prompt(floor: Floor, collect: Callable[[list[str]], Collector]) -> None:
+    """Cara and Dan have their handhelds open; a gold member walks into pantry and the
+    prompt goes to one of them. Amy (manager) sees it open on the dashboard with its age and
+    holder and reassigns it to the other: the recommender moves it (same id), it leaves the
+    first page and appears on the second, and the dashboard names the new holder. The
+    second accepts: the response times count it."""
+    prompts = collect([floor.topics.subscription(TopicKind.PROMPT, floor.config.store)])
+    amy = floor.bearer("a-amy")
+    with ExitStack() as stack, httpx.Client(base_url=floor.api.base, timeout=10) as http:
+        pages = {a: open_page(stack, floor, floor.bearer(a))[1] for a in ("a-cara", "a-dan")}
+        floor.enter("pantry", CHEN)
+        prompts.wait_for(lambda msgs: len(msgs) >= 1)
+        first = floor.topics.parse(prompts.messages[0][0]).subject
+        assert first in pages
+        other = "a-dan" if first == "a-cara" else "a-cara"
+        shown = next_prompt(pages[first])
+        pid = shown["prompt_id"]
+
+        listed = http.get("/api/dashboard/prompts", headers=amy).json()
+        row = next(r for r in listed["open"] if r["prompt_id"] == pid)
+        assert row["holder"] == first and row["outcome"] is None
+        assert row["customer_name"] not in ("", CHEN)  # a display name on the store's screen, not the id
+        assert row["age_s"] >= 0 and row["with_holder_s"] is not None
+
+        away = http.post(f"/api/prompts/{pid}/reassign", json={"to": "a-ben"}, headers=amy)
+        assert away.status_code == 409 and "Ben is signed out" in away.json()["detail"]
+        nobody = http.post(f"/api/prompts/{pid}/reassign", json={"to": "a-zed"}, headers=amy)
+        assert nobody.status_code == 404
+
+        started = time.monotonic()
+        resp = http.post(f"/api/prompts/{pid}/reassign", json={"to": other}, headers=amy)
+        assert resp.status_code == 202, resp.text
+        moved = next_prompt(pages[other])
+        assert moved["prompt_id"] == pid and moved["associate"] == other
+        assert next_withdraw(pages[first]) == {"prompt_id": pid}
+        print(f"reassigned {pid} from {first} to {other} in {time.monotonic() - started:.2f} s")
+        to = [floor.topics.parse(t).subject for t, _ in prompts.messages]
+        assert to[:2] == [first, other], to
+
+        listed = http.get("/api/dashboard/prompts", headers=amy).json()
+        assert next(r for r in listed["open"] if r["prompt_id"] == pid)["holder"] == other
+        # Only the holder answers now; the first associate's tap is refused.
+        first_answer = http.post(
+            "/api/feedback", json={"prompt_id": pid, "outcome": "accepted"}, headers=floor.bearer(first)
+        )
+        assert first_answer.status_code == 403
+        accepted = http.post(
+            "/api/feedback", json={"prompt_id": pid, "outcome": "accepted"}, headers=floor.bearer(other)
+        )
+        assert accepted.status_code == 202, accepted.text
+        # Accepted: it can no longer be moved.
+        again = http.post(f"/api/prompts/{pid}/reassign", json={"to": first}, headers=amy)
+        assert again.status_code == 409
+        times = http.get("/api/dashboard/prompts", headers=amy).json()["response_times"]
+        assert times["overall"]["count"] == 1 and times["by_associate"][other]["count"] == 1
+        assert times["by_associate"][first]["count"] == 0
+
+
+def test_reassign_is_for_managers_and_open_prompts(floor: Floor) -> None:
+    """An associate can neither reassign nor list open prompts (403); an unknown prompt is
+    a 404."""
+    pid = "0" * 32
+    with httpx.Client(base_url=floor.api.base, timeout=10) as http:
+        ben = http.post(f"/api/prompts/{pid}/reassign", json={"to": "a-dan"}, headers=floor.bearer("a-ben"))
+        assert ben.status_code == 403
+        amy = floor.bearer("a-amy")
+        assert http.post(f"/api/prompts/{pid}/reassign", json={"to": "a-dan"}, headers=amy).status_code == 404
+        assert http.get("/api/dashboard/prompts", headers=floor.bearer("a-ben")).status_code == 403

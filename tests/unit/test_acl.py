@@ -41,6 +41,15 @@ ROOT = "fw/v1/demo-store"
             },
         ),
         (Account(DeviceKind.SERVICE, "recorder"), {("read", f"{ROOT}/#")}),
+        (
+            Account(DeviceKind.SERVICE, "api"),
+            {
+                ("read", f"{ROOT}/#"),
+                ("write", f"{ROOT}/handheld/+/feedback"),
+                ("write", f"{ROOT}/handheld/+/status"),
+                ("write", f"{ROOT}/manager/+/reassign"),
+            },
+        ),
     ],
 )
 def test_grants_per_kind(store_config: StoreConfig, account: Account, expected: set[tuple[str, str]]) -> None:

@@ -131,3 +131,24 @@ def test_stop_ends_the_reader_thread() -> None:
     source.latest(timeout=1)
     source.stop()
     assert not any(t.name.startswith("camera rtsp://x") for t in threading.enumerate())
+
+
+def test_frames_the_consumer_never_took_are_counted_as_skipped() -> None:
+    # The real video played "like a camera", on a clock that says every frame is already
+    # due: the reader runs through the whole file while nobody takes a frame, so all but
+    # the newest are replaced unseen. The count is exact: read = handed over + skipped.
+    clock = itertools.chain([0.0], itertools.repeat(1e9)).__next__
+    source = FrameSource(FileSource(kind="file", path=VTEST, realtime=True), clock=clock).start()
+    try:
+        deadline = time.monotonic() + 60
+        while source.health().state != "ended":
+            assert time.monotonic() < deadline, source.health()
+            time.sleep(0.01)
+        health = source.health()
+        assert health.frames_read == 795  # vtest.avi's frames
+        last = source.latest(timeout=1)
+        assert last is not None and last.index == 794
+        assert source.latest(timeout=0) is None
+        assert source.health().frames_skipped == 794 == health.frames_read - 1
+    finally:
+        source.stop()

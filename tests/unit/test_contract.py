@@ -27,6 +27,8 @@ from broker_config.contract import (
     Feedback,
     FloorState,
     FootfallEvent,
+    FuserStatus,
+    GatewayBleCounts,
     GatewayStatus,
     LaneFigures,
     PresenceEvent,
@@ -34,6 +36,7 @@ from broker_config.contract import (
     PromptFigures,
     PromptKind,
     PromptReason,
+    ReassignRequest,
     RejectReason,
     TopicKind,
     Topics,
@@ -135,6 +138,15 @@ SAMPLES: dict[TopicKind, tuple[str | None, object]] = {
             prompts=PromptFigures(sent=12, served=9, unserved=2),
         ),
     ),
+    TopicKind.FUSER_STATUS: (
+        "fuser",
+        SRC.make(
+            FuserStatus,
+            T,
+            ble={"gw-1": GatewayBleCounts(reports=40, resolved=31, unresolved=9)},
+        ),
+    ),
+    TopicKind.REASSIGN: ("a-amy", SRC.make(ReassignRequest, T, prompt_id=ID, to_associate="a-ben")),
 }
 
 

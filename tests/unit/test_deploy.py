@@ -465,7 +465,7 @@ def test_alert_rules_pass_promtool() -> None:
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout
+    assert "SUCCESS: 7 rules found" in done.stdout
 
 
 def test_scrape_config_passes_promtool_with_the_bearer_token(tmp_path: Path) -> None:
@@ -500,7 +500,10 @@ def test_dashboard_and_alerts_query_only_metrics_the_api_exposes() -> None:
         "floorwalker_lane_wait_seconds",
         "floorwalker_footfall_total",
         "floorwalker_camera_fps",
+        "floorwalker_camera_dropped_frames_total",
         "floorwalker_ble_adverts_total",
+        "floorwalker_ble_resolved_total",
+        "floorwalker_ble_unresolved_total",
         "floorwalker_recommender_latency_seconds_bucket",
         "floorwalker_decisions_total",
         "floorwalker_recommender_prompts_total",

@@ -12,10 +12,13 @@ from broker_config.contract import (
     BleReport,
     DeadLetter,
     EnvelopeSource,
+    FuserStatus,
+    GatewayBleCounts,
     GatewayStatus,
     PresenceEvent,
     RejectReason,
     Topics,
+    decode,
     encode,
 )
 from edge_agent.ble.eid import MemberBeacon, member_secret
@@ -127,3 +130,27 @@ def test_the_fuser_runs_on_the_reports_time_not_the_wall_clock(store_config: Sto
     fast = events([T0 + 0.001 * k for k in range(40)])
     assert live == fast
     assert [a for _, a, _ in live] == ["enter", "leave", "enter"]
+
+
+def test_the_fuser_status_counts_each_gateways_sightings_and_names_no_one(
+    fuser: Fuser, store_config: StoreConfig
+) -> None:
+    me, stranger = eid(store_config, MEMBER, T0), "00" * 8
+    assert FuserStatus.model_validate_json(fuser.status(T0)[1]).ble == {}
+    for k in range(4):
+        ts = T0 + 0.5 * k
+        fuser.handle(*report("gw-entrance", ts, [(me, -55.0), (stranger, -70.0)]), now=ts)
+        fuser.handle(*report("gw-checkout", ts, [(stranger, -80.0)]), now=ts)
+    fuser.handle(*report("gw-produce", T0 + 2, []), now=T0 + 2)
+    fuser.handle(*report("gw-nowhere", T0 + 2, [(me, -50.0)]), now=T0 + 2)  # a dead letter, not counted
+    topic, payload = fuser.status(T0 + 10)
+    message = decode(TOPICS, topic, payload)
+    assert topic == TOPICS.fuser_status("demo-store", "fuser")
+    assert isinstance(message.payload, FuserStatus)
+    assert (message.payload.producer, message.payload.ts) == ("fuser", T0 + 10)
+    assert message.payload.ble == {
+        "gw-checkout": GatewayBleCounts(reports=4, resolved=0, unresolved=4),
+        "gw-entrance": GatewayBleCounts(reports=4, resolved=4, unresolved=4),
+        "gw-produce": GatewayBleCounts(reports=1, resolved=0, unresolved=0),
+    }
+    assert MEMBER.encode() not in payload and me.encode() not in payload and b"m_" not in payload

@@ -483,3 +483,21 @@ def test_a_till_prompt_needs_the_lane_associate_connected(store_config: StoreCon
     router.set_status("a-dan", "available", "checkout", T)
     assert router.lane_route("lane-1", T + 1) == ("a-dan", "routed")
     assert router.lane_route("lane-1", T + GRACE + 1) == (None, "nobody_on_floor")
+
+
+def test_a_manager_reassigns_an_open_prompt(store_config: StoreConfig) -> None:
+    """Moved to the named associate (busy now, the first one free), offered afresh (its
+    re-route timer restarts); an accepted, expired, unknown or already-theirs prompt stays."""
+    router = Router(store_config, reroute_after_s=45)
+    _open(router, "p1", "a-ben")
+    moved = router.reassign("p1", "a-cara", T + 10)
+    assert moved is not None and moved.associate == "a-cara" and moved.tried == ("a-ben", "a-cara")
+    assert router.busy("a-cara", T + 10) and not router.busy("a-ben", T + 10)
+    assert router.due(T + 50) == []  # 40 s since it was reassigned: not due yet
+    assert router.reassign("p1", "a-cara", T + 11) is None  # already hers
+    assert router.reassign("p1", "a-zed", T + 11) is None  # not an associate
+    assert router.reassign("nope", "a-ben", T + 11) is None
+    router.answered("p1", "accepted")
+    assert router.reassign("p1", "a-ben", T + 12) is None
+    _open(router, "p2", "a-dan", ttl=5)
+    assert router.reassign("p2", "a-ben", T + 6) is None  # expired
