@@ -5,7 +5,10 @@ kind, with 95 % confidence intervals. Pure: the stats hash's counters in, rows o
 * conversion = suggested category bought (same visit or within the window) / prompted,
   and the same for the holdout ("would have been prompted", never sent);
 * uplift = conversion(prompted) - conversion(holdout), Newcombe's hybrid score interval
-  (method 10) from the two Wilson intervals.
+  (method 10) from the two Wilson intervals. Refused ("not enough data") unless both arms
+  have at least ``min_sample`` members; the "all" row's uplift pools only kinds that each
+  have a holdout of their own with enough data, never every kind against one kind's holdout
+  (a kind with no holdout would be compared with another kind's customers).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from dataclasses import asdict, dataclass
 from broker_config.contract import PromptKind
 
 Z95 = 1.959964
+
+#: The fewest prompts, and the fewest holdout members, an uplift is given on (per arm).
+MIN_SAMPLE = 30
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float, float] | None:
@@ -54,17 +60,24 @@ class OutcomeRow:
     conversion: tuple[float, float, float] | None
     holdout_conversion: tuple[float, float, float] | None
     uplift: tuple[float, float, float] | None
+    #: Why the uplift is not given ("" when it is).
+    note: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def _row(kind: str, n: Mapping[str, int], suffix: str) -> OutcomeRow:
+def _row(kind: str, n: Mapping[str, int], suffix: str, min_sample: int, pooled: str = "") -> OutcomeRow:
+    """A kind's row (``suffix`` ``:{kind}``), or the total (``suffix`` ""); ``pooled`` is why
+    the total's uplift may not pool the kinds ("" when it may)."""
     prompted = n.get(f"prompt:{kind}" if suffix else "prompts", 0)
     accepted = n.get(f"feedback:accepted{suffix}", 0)
     converted = n.get(f"converted{suffix}", 0)
     held = n.get(f"holdout{suffix}", 0)
     held_conv = n.get(f"holdout_converted{suffix}", 0)
+    note = pooled
+    if not note and min(prompted, held) < min_sample:
+        note = f"not enough data ({prompted} prompted, {held} in the holdout; {min_sample} each needed)"
     return OutcomeRow(
         kind=kind,
         prompted=prompted,
@@ -77,18 +90,29 @@ def _row(kind: str, n: Mapping[str, int], suffix: str) -> OutcomeRow:
         acceptance=wilson(accepted, prompted),
         conversion=wilson(converted, prompted),
         holdout_conversion=wilson(held_conv, held),
-        uplift=newcombe(converted, prompted, held_conv, held),
+        uplift=None if note else newcombe(converted, prompted, held_conv, held),
+        note=note,
     )
 
 
-def outcome_rows(stats: Mapping[str, int]) -> list[OutcomeRow]:
-    """One row per prompt kind that happened, then the total."""
+def outcome_rows(stats: Mapping[str, int], min_sample: int = MIN_SAMPLE) -> list[OutcomeRow]:
+    """One row per prompt kind that happened, then the total. An uplift needs ``min_sample``
+    on both arms; the total's, every kind's own uplift to be given (so every kind pooled is
+    compared with its own holdout)."""
     rows = []
     for kind in PromptKind:
         k = kind.value
         if stats.get(f"prompt:{k}", 0) or stats.get(f"holdout:{k}", 0):
-            rows.append(_row(k, stats, f":{k}"))
-    rows.append(_row("all", stats, ""))
+            rows.append(_row(k, stats, f":{k}", min_sample))
+    orphans = [r.kind for r in rows if r.prompted and not r.holdout]
+    if orphans:
+        verb = "has" if len(orphans) == 1 else "have"
+        pooled = f"not pooled: {', '.join(orphans)} {verb} no holdout of its own"
+    elif any(r.note for r in rows):
+        pooled = "not enough data in " + ", ".join(r.kind for r in rows if r.note) + " to pool the kinds"
+    else:
+        pooled = ""
+    rows.append(_row("all", stats, "", min_sample, pooled))
     return rows
 
 

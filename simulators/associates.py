@@ -196,7 +196,11 @@ class AssociateSimulator:
             if due.associate != associate and due.ts > seen_at:
                 due.cancelled = True
         b = self.behaviour
-        key = f"{self.seed}|{prompt.cause_event_id}|{prompt.kind.value}|{associate}"
+        # Keyed by what the prompt is, on the day's own clock: never by an id that carries an
+        # absolute time (a long-dwell prompt's cause id hashes its wall-clock start), so two
+        # replays of the day, started at different times, draw the same answers.
+        since_origin_ms = round((prompt.cause_ts - self.origin) * 1000)
+        key = f"{self.seed}|{since_origin_ms}|{prompt.kind.value}|{associate}"
         rng = random.Random(hashlib.sha256(key.encode()).digest())
         ignore, dismiss = rng.random() < b.ignore_p, rng.random() < b.dismiss_p
         delay = min(

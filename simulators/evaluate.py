@@ -5,7 +5,8 @@ system's outputs (prompts and dead letters, recorded or captured live) in, a
 :class:`Report` out. :func:`write_report` renders it as Markdown with PNG plots (matplotlib,
 Agg backend): footfall per zone per hour against truth, occupancy over time, zone
 accuracy for members, the prompt timeline and latency distribution, prompts per associate
-per hour.
+per hour, and, for a replay with simulated associates (``evaluate --staffed``), the service
+level (:mod:`simulators.service_level`) and its plot.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from broker_config.contract import (
     Topics,
     decode,
 )
+from simulators.service_level import ServiceLevel
 from simulators.trace import TraceLine, Truth
 
 #: How often a member's believed zone is compared with the true one, seconds.
@@ -86,6 +88,8 @@ class Report:
     #: The simulated opening hours (``simulate --hours``), when the truth says; the trace
     #: runs on until the last shoppers have left, so ``hours`` may have one more.
     open_hours: float | None = None
+    #: The service level of a replay with simulated associates (None: nobody staffed it).
+    service: ServiceLevel | None = None
 
     @property
     def span_text(self) -> str:
@@ -432,6 +436,22 @@ def write_report(report: Report, out_dir: Path, *, title: str = "Floorwalker eva
         "![prompts per associate per hour](prompts_per_associate.png)",
         "",
     ]
+    if report.service is not None:
+        from simulators import service_level
+
+        service_level.plot(report.service, out_dir / "service_level.png")
+        lines += [
+            "## Service level",
+            "",
+            "Replayed with simulated associates signing in and out, taking a break and answering "
+            "(or ignoring) the prompts on their handhelds; routing only to associates whose "
+            "handheld is heard. Times are the events' clock, except delivery (wall clock).",
+            "",
+            *service_level.text(report.service),
+            "",
+            "![service level](service_level.png)",
+            "",
+        ]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     (out_dir / "summary.json").write_text(json.dumps(summary(report), indent=2))
@@ -458,4 +478,5 @@ def summary(report: Report) -> dict[str, object]:
         "trace_kinds": report.trace_kinds,
         "decision_p50_ms": _quantile(report.decision_ms, 0.5),
         "arrival_p50_ms": _quantile(report.arrival_ms, 0.5),
+        **({"service_level": report.service.to_json()} if report.service is not None else {}),
     }

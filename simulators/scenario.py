@@ -2,12 +2,15 @@
 
 Members who consented walk from the entrance through a few zones (their phones are heard
 by the gateway covering each zone) and pay at a lane; non-members only show up at the
-till. Times are offsets in seconds from the scenario's start.
+till. Times are offsets in seconds from the scenario's start. The live simulator plays
+round after round (:func:`rounds`): a few members each, never the same member two rounds
+running, so a member is not back (and greeted again) every minute.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -51,6 +54,8 @@ LINGER_S = (130.0, 180.0)
 #: The checkout gateway reports the queue this often; a shopper queues this long before paying.
 QUEUE_EVERY_S = 15.0
 QUEUE_WAIT_S = 45.0
+#: Members who come in one round of the live scenario (the others stay away that round).
+MEMBERS_PER_ROUND = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,34 @@ def visit(config: StoreConfig, shopper: Shopper, start: float, rng: random.Rando
             Checkout(t + rng.uniform(2.0, 8.0), lane.pos, lane.id, shopper.member, _basket(rng, categories))
         )
     return steps
+
+
+def rounds(shoppers: list[Shopper], seed: int, per_round: int = MEMBERS_PER_ROUND) -> Iterator[list[Shopper]]:
+    """The shoppers of each round, endlessly: ``per_round`` members dealt from the members
+    shuffled anew at each pass (so each comes once a pass), never one who came the round
+    before (while there are enough members for that), and every non-member; in a shuffled
+    arrival order. With ``per_round`` members or fewer, all of them every round."""
+    rng = random.Random(seed)
+    members = [s for s in shoppers if s.member is not None]
+    others = [s for s in shoppers if s.member is None]
+    deck: list[Shopper] = []
+    previous: list[Shopper] = []
+    while True:
+        if len(members) <= per_round:
+            chosen = list(members)
+        else:
+            chosen = []
+            while len(chosen) < per_round:
+                if not deck:
+                    deck = rng.sample(members, k=len(members))
+                fresh = [s for s in deck if s not in previous and s not in chosen]
+                pick = fresh[0] if fresh else next((s for s in deck if s not in chosen), deck[0])
+                deck.remove(pick)
+                if pick not in chosen:
+                    chosen.append(pick)
+        previous = chosen
+        crowd = chosen + others
+        yield rng.sample(crowd, k=len(crowd))
 
 
 def build(config: StoreConfig, shoppers: list[Shopper], seed: int, spacing_s: float = 3.0) -> list[Step]:

@@ -56,9 +56,14 @@ def report_outcomes(
     key_prefix: KeyPrefix = "",
     redis_credentials: RedisCredentials = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    min_sample: Annotated[
+        int, typer.Option(min=1, help="The fewest prompts, and holdout members, an uplift is given on.")
+    ] = 30,
 ) -> None:
     """Acceptance, conversion and uplift against the holdout, per prompt kind (95% CIs);
-    then late events (older than the member's latest), applied or discarded by reason."""
+    then late events (older than the member's latest), applied or discarded by reason.
+    An uplift below the minimum sample says "not enough data"; the "all" uplift pools
+    only kinds that each have their own holdout."""
     import redis as redis_lib
     from rich.console import Console
     from rich.table import Table
@@ -76,7 +81,7 @@ def report_outcomes(
     finally:
         client.close()
     stats = decode_stats(raw)
-    rows = outcome_rows(stats)
+    rows = outcome_rows(stats, min_sample)
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
         return
@@ -105,9 +110,12 @@ def report_outcomes(
             _pct(r.conversion),
             str(r.holdout),
             _pct(r.holdout_conversion),
-            _pct(r.uplift),
+            _pct(r.uplift) if not r.note else r.note.split(" (")[0].split(":")[0],
         )
     Console(width=160).print(table)
+    for r in rows:
+        if r.note and r.prompted:
+            typer.echo(f"uplift {r.kind}: {r.note}")
     late = late_summary(stats)
     if late is not None:
         typer.echo(late)

@@ -81,6 +81,7 @@ def simulate(
     from simulators.floorplan import build_floorplan
     from simulators.live import MAX_BLE_SPEED, LiveStore, shoppers_from
     from simulators.scenario import build
+    from simulators.scenario import rounds as crowds
 
     config = load_store(store_config)
     if config.crm is None:
@@ -115,10 +116,11 @@ def simulate(
     stop = stop_on_signals()
     live.start()
     try:
-        n = 0
-        while not stop.is_set() and (rounds == 0 or n < rounds):
-            live.play(build(config, shoppers, seed + n), stop, speed=speed, seed=seed + n)
-            n += 1
+        # A few members a round, never the same two rounds running (scenario.rounds).
+        for n, crowd in enumerate(crowds(shoppers, seed)):
+            if stop.is_set() or (rounds != 0 and n >= rounds):
+                break
+            live.play(build(config, crowd, seed + n), stop, speed=speed, seed=seed + n)
     finally:
         live.stop()
     typer.echo(json.dumps(dict(live.sent)))

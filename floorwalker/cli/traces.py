@@ -32,6 +32,7 @@ from simulators.stores import DEMO_STORE
 if TYPE_CHECKING:
     from simulators.evaluate import Output
     from simulators.replay import ReplayResult
+    from simulators.service_level import ServiceLevel
     from simulators.trace import TraceLine, TraceReader
 
 
@@ -166,6 +167,15 @@ def evaluate(
         typer.Option("--start-system", help="Start our own services and a recommender for the replay."),
     ] = False,
     speed: Annotated[str, typer.Option("--speed", help="Replay speed when replaying (1, 10, max).")] = "max",
+    staffed: Annotated[
+        bool,
+        typer.Option(
+            "--staffed",
+            help="Replay with simulated associates answering on their handhelds (starts our own "
+            "system, rules.require_handheld on); the report gains the service level.",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="The simulated associates' seed (--staffed).")] = 1,
     store_config: StoreOpt = None,
     run_dir: RunDir = DEFAULT_RUN_DIR,
     mqtt_url: MqttUrl = None,
@@ -179,10 +189,13 @@ def evaluate(
     from simulators.evaluate import Output, score, summary, write_report
     from simulators.trace import TraceReader, load_truth
 
+    if staffed and outputs is not None:
+        raise ConfigError("--staffed replays the trace: it cannot read recorded --outputs")
     reader = TraceReader(trace)
     truth_data = load_truth(truth)
     captured: list[Output]
     clock = None
+    service: ServiceLevel | None = None
     with stages(*(("replay",) if outputs is None else ()), "scoring", "report") as progress:
         if outputs is not None:
             out_reader = TraceReader(outputs)
@@ -196,12 +209,25 @@ def evaluate(
                 sent += 1
                 progress("replay", sent / total)
 
-            captured, result = _replay_and_capture(
-                reader, store_config, run_dir, mqtt_url, topic_prefix, _speed(speed), start_system, on_sent
-            )
+            if staffed:
+                captured, result, service = _replay_staffed(
+                    reader, store_config, _speed(speed), seed, on_sent
+                )
+            else:
+                captured, result = _replay_and_capture(
+                    reader,
+                    store_config,
+                    run_dir,
+                    mqtt_url,
+                    topic_prefix,
+                    _speed(speed),
+                    start_system,
+                    on_sent,
+                )
             progress("replay", 1.0)
             clock = result.to_trace_time
         report = score(reader, truth_data, captured, bad_lines=len(reader.bad), to_trace_time=clock)
+        report.service = service
         progress("scoring", 1.0)
         if outputs is None and speed == "max":
             report.note = (
@@ -243,6 +269,55 @@ def readable_summary(s: dict[str, Any]) -> str:
     if s["bad_lines"]:
         rows.append(("bad lines", f"{s['bad_lines']} trace lines skipped"))
     return "\n".join(f"{name:<13} {value}" for name, value in rows)
+
+
+def _replay_staffed(
+    reader: TraceReader,
+    store_config: Path | None,
+    speed: float | None,
+    seed: int,
+    on_sent: Callable[[TraceLine], None],
+) -> tuple[list[Output], ReplayResult, ServiceLevel]:
+    """Replay ``reader`` through our own services and a recommender, with simulated associates
+    on shift for the trace's span (:func:`simulators.harness.replay_staffed`)."""
+    import shutil
+    import tempfile
+    import uuid
+
+    from floorwalker.services import Services
+    from simulators.associates import AssociateSimulator, Behaviour, plan_shifts
+    from simulators.harness import RecommenderProcess, replay_staffed, staffed_config
+    from simulators.replay import ReplayOptions
+
+    work = Path(tempfile.mkdtemp(prefix="floorwalker-evaluate-"))
+    config, config_path = staffed_config(store_config or DEMO_STORE, work)
+    times = [line.t for line in reader]
+    hours = max(1.0, (max(times) - min(times)) if times else 0.0) / 3600
+    shifts = plan_shifts(config, hours, seed)
+    services = Services(work / "services")
+    ep = services.up()
+    prefix = f"eval{uuid.uuid4().hex[:8]}/"
+    rec = RecommenderProcess(config, config_path, ep, prefix, work)
+    try:
+        rec.start()
+        outputs, result, run = replay_staffed(
+            reader,
+            config,
+            (ep.mqtt_host, ep.mqtt_port),
+            ReplayOptions(speed=speed, topic_prefix=prefix),
+            rec,
+            lambda origin: AssociateSimulator(config, shifts, origin, behaviour=Behaviour(), seed=seed),
+            on_sent=on_sent,
+        )
+    finally:
+        rec.stop()
+        services.down()
+    shutil.rmtree(work, ignore_errors=True)
+    typer.echo(
+        f"replayed {result.sent} messages in {result.wall_s:.1f} s with {len(shifts)} simulated associates "
+        f"({len(run.associates.answers)} answers, {run.syncs} syncs); captured {len(outputs)} outputs"
+    )
+    return outputs, result, run.service_level()
 
 
 def _replay_and_capture(

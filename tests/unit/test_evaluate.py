@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,34 @@ def test_report_is_written_with_plots(files: tuple[Path, Path], tmp_path: Path) 
         assert (tmp_path / "r" / f"{png}.png").stat().st_size > 1000
         assert f"({png}.png)" in text
     assert "| entrance |" in text and "member zone accuracy" in text
+
+
+def test_a_staffed_report_has_the_service_level_and_its_plot(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from simulators.service_level import ServiceLevel
+
+    trace, truth_path = files
+    report = score(list(TraceReader(trace)), load_truth(truth_path), [])
+    md = write_report(report, tmp_path / "plain").read_text()
+    assert "## Service level" not in md and not (tmp_path / "plain" / "service_level.png").exists()
+
+    report.service = ServiceLevel(
+        servable=20, accepted_60s=12, escalated=3, unserved=4, unserved_by_reason={"nobody_on_floor": 4},
+        not_accepted=2, delivered_2s=15, delivery_measured=16, accept_s=[5.0, 10.0, 20.0, 70.0],
+    )  # fmt: skip
+    text = write_report(report, tmp_path / "r").read_text()
+    assert "## Service level" in text and "(service_level.png)" in text
+    assert (tmp_path / "r" / "service_level.png").stat().st_size > 1000
+    assert "| servable (decided, not held out) | 20 |" in text
+    assert "| accepted by an available associate within 60 s | 12 | 60.0% |" in text
+    assert "| escalated to the floor lead | 3 | 15.0% |" in text
+    assert "| unserved (nobody_on_floor 4) | 4 | 20.0% |" in text
+    assert "| lost between decision and handheld | 0 | 0.0% |" in text
+    assert "within 2 s | 15 | 75.0% |" in text
+    assert "Time to accept: p50 15.0 s, p90 55.0 s (4 accepted)" in text
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["service_level"] == report.service.to_json()
 
 
 def test_presence_the_system_publishes_counts_on_the_trace_clock(files: tuple[Path, Path]) -> None:
