@@ -35,6 +35,8 @@ from simulators.trace import TraceLine, Truth
 
 #: How often a member's believed zone is compared with the true one, seconds.
 ZONE_SAMPLE_S = 5.0
+#: A prompt stamped within this of its arrival was decided on the wall clock.
+WALL_CLOCK_SLACK_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class Report:
     zone_accuracy: dict[str, tuple[int, int]]
     prompts: int = 0
     prompt_kinds: dict[str, int] = field(default_factory=dict)
+    #: Deliveries of a prompt already counted (re-routed to another associate, same id).
+    reroutes: int = 0
     #: (offset in the trace s, kind, associate) per prompt whose cause is in the trace.
     prompt_timeline: list[tuple[float, str, str]] = field(default_factory=list)
     #: Decision latency: prompt ts - cause ts (ms), and arrival latency when captured live.
@@ -218,6 +222,7 @@ def score(
         open_hours=_open_hours(truth.meta),
     )  # fmt: skip
     per_associate: dict[str, list[int]] = defaultdict(lambda: [0] * n_hours)
+    seen: set[str] = set()  # a re-routed prompt keeps its id: count the decision once
     for out in outputs:
         try:
             msg = decode(topics, topics.prefix + _strip_to_root(out.topic), out.payload)
@@ -229,11 +234,17 @@ def score(
         if not isinstance(msg.payload, Prompt):
             continue
         p = msg.payload
+        if p.event_id in seen:
+            report.reroutes += 1
+            continue
+        seen.add(p.event_id)
         associate = msg.address.subject or "?"
         report.prompts += 1
         report.prompt_kinds[p.kind.value] = report.prompt_kinds.get(p.kind.value, 0) + 1
         report.decision_ms.append(1000.0 * (p.ts - p.cause_ts))
-        if out.received is not None:
+        # Arrival latency only where the recommender stamped the prompt on the wall clock (a
+        # live capture); a replay on the trace's clock dates events apart from when they arrive.
+        if out.received is not None and abs(out.received - p.ts) < WALL_CLOCK_SLACK_S:
             report.arrival_ms.append(1000.0 * (out.received - p.cause_ts))
         sent_at = cause_t.get(p.cause_event_id)
         if sent_at is not None:
@@ -408,7 +419,8 @@ def write_report(report: Report, out_dir: Path, *, title: str = "Floorwalker eva
         "",
         "## Prompts",
         "",
-        f"{report.prompts} prompts, {report.deadletters} dead letters, "
+        f"{report.prompts} prompts ({report.reroutes} re-routed to another associate), "
+        f"{report.deadletters} dead letters, "
         f"{report.bad_lines} corrupt trace lines. {report.note}".rstrip(),
         "",
         "| kind | prompts |",
@@ -473,6 +485,7 @@ def summary(report: Report) -> dict[str, object]:
         "member_zone_accuracy": report.member_zone_accuracy,
         "prompts": report.prompts,
         "prompt_kinds": report.prompt_kinds,
+        "reroutes": report.reroutes,
         "deadletters": report.deadletters,
         "bad_lines": report.bad_lines,
         "trace_kinds": report.trace_kinds,

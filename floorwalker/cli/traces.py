@@ -335,6 +335,7 @@ def _replay_and_capture(
     import tempfile
     import uuid
 
+    from floorwalker.config import write_without_handhelds
     from floorwalker.services import Services
     from simulators.harness import RecommenderProcess, replay_and_capture
     from simulators.replay import ReplayOptions
@@ -349,6 +350,11 @@ def _replay_and_capture(
         typer.echo(f"replayed {result.sent} messages, captured {len(outputs)} outputs")
         return outputs, result
     work = Path(tempfile.mkdtemp(prefix="floorwalker-evaluate-"))
+    # Nobody is on shift in this replay: the decisions are judged without who is on the floor
+    # (--staffed plays associates and keeps rules.require_handheld on).
+    layout = write_without_handhelds(layout, work)
+    config = load_store_config(layout)
+    typer.echo("no associates on shift: routing ignores who is on the floor (--staffed plays them)")
     services = Services(work / "services")
     ep = services.up()
     prefix = f"eval{uuid.uuid4().hex[:8]}/"

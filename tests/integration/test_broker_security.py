@@ -464,6 +464,14 @@ def _non_member_checkout(pos: str) -> CheckoutEvent:
     )
 
 
+def _on_the_floor(handheld: Client, associate: str) -> None:
+    """The associate's handheld is open: a retained ``available``, as the handheld API
+    publishes it, so routing (which picks only associates on the floor) may choose them."""
+    status = EnvelopeSource(f"handheld-{associate}").make(AssociateStatus, time.time(), state="available")
+    topic = TOPICS.associate_status(STORE, associate)
+    handheld.link.publish(topic, encode(status), qos=1, retain=True).wait_for_publish(5)
+
+
 @pytest.mark.parametrize(
     "replica",
     [[], ["--share-group", "secured", "--replica", "r1"]],
@@ -477,6 +485,7 @@ def test_the_recommender_process_logs_in_and_prompts_the_handheld(
     subscribes with $share/...: the ACL must grant it like the plain topic."""
     key_prefix = f"t{uuid.uuid4().hex[:10]}/"
     dan = Client(broker.port, plain(broker.accounts["a-dan"]), [TOPICS.prompt(STORE, "a-dan")])
+    _on_the_floor(dan, "a-dan")
     pos = Client(broker.port, plain(broker.accounts["pos-2"]))
     log = tmp_path / "recommender.log"
     rec = _floorwalker(
@@ -593,6 +602,7 @@ def test_a_replica_adopts_a_dead_peers_session_with_its_own_login(
     key_prefix = f"t{uuid.uuid4().hex[:10]}/"
     group = f"adopt{uuid.uuid4().hex[:6]}"
     dan = Client(broker.port, plain(broker.accounts["a-dan"]), [TOPICS.prompt(STORE, "a-dan")])
+    _on_the_floor(dan, "a-dan")
     pos = Client(broker.port, plain(broker.accounts["pos-2"]))
     logs = {r: tmp_path / f"{r}.log" for r in ("r1", "r2")}
     procs: dict[str, subprocess.Popen[bytes]] = {}

@@ -34,9 +34,12 @@ def test_a_script_runs_and_a_lost_script_cache_is_reloaded(
     decider: Decider, redis_client: redis.Redis, prefix: str
 ) -> None:
     record = Keys("s1", prefix).prompt("p1")
-    redis_client.hset(record, mapping={"kind": "greet_vip", "action": "greet_vip", "member": "m1"})
+    redis_client.hset(
+        record, mapping={"kind": "greet_vip", "action": "greet_vip", "member": "m1", "associate": "a1"}
+    )
     redis_client.script_flush()  # as after a Redis restart without persistence
-    call = ScriptCall("feedback", [record], args("accepted", 1.0))
+    # outcome, ts, sender (the holder), not a manager, the feedback's event id
+    call = ScriptCall("feedback", [record], args("accepted", 1.0, "a1", "0", "fb-1"))
     [reply] = decider.run([call])
     assert not isinstance(reply, redis.ResponseError)
     assert reply.outcome is Outcome.OK and reply.rest[:3] == ("greet_vip", "greet_vip", "m1")
@@ -48,10 +51,14 @@ def test_commands_after_the_scripts_answer_in_the_same_round_trip(
     decider: Decider, redis_client: redis.Redis, prefix: str
 ) -> None:
     record = Keys("s1", prefix).prompt("p2")
-    redis_client.hset(record, mapping={"kind": "greet_vip", "action": "greet_vip", "member": "m1"})
+    redis_client.hset(
+        record, mapping={"kind": "greet_vip", "action": "greet_vip", "member": "m1", "associate": "a1"}
+    )
     hold = f"{prefix}hold"
     then = [("SET", hold, "p2", "NX", "PX", 2000), ("SET", hold, "p3", "NX", "PX", 2000), ("HGET", hold, "x")]
-    [reply], after = decider.run_then([ScriptCall("feedback", [record], args("done", 1.0))], None, then)
+    [reply], after = decider.run_then(
+        [ScriptCall("feedback", [record], args("done", 1.0, "a1", "0", "fb-2"))], None, then
+    )
     assert not isinstance(reply, redis.ResponseError) and reply.outcome is Outcome.OK
     assert after[:2] == ["OK", None]  # the second SET NX found the first one's value
     assert isinstance(after[2], redis.ResponseError)  # WRONGTYPE, for that command only

@@ -44,14 +44,17 @@ def test_simulate_replay_evaluate(tmp_path: Path) -> None:
     assert abs(summary["entries_reported"] - summary["entries_true"]) <= 0.06 * summary["entries_true"]
     # Every paid basket reached the tills' topic.
     assert summary["checkouts_reported"] == summary["checkouts_true"] > 0
-    # The system answered: one join invite per checkout without a member card, nothing rejected.
+    # The system answered: at most one join invite per checkout without a member card (a
+    # re-routed invite is counted once; nobody answers in this replay, so re-routes use up the
+    # associates' hourly caps and later invites are unserved, all_capped), nothing rejected.
     checkouts = [
         decode(Topics(), x.topic, x.payload).payload
         for x in TraceReader(day / "trace.jsonl")
         if x.topic.endswith("/checkout")
     ]
     without_card = sum(1 for c in checkouts if isinstance(c, CheckoutEvent) and c.member is None)
-    assert summary["prompt_kinds"].get("join_invite") == without_card > 0
+    assert 0 < summary["prompt_kinds"].get("join_invite", 0) <= without_card
+    assert summary["reroutes"] > 0  # unanswered prompts moved on, on the trace's clock
     assert summary["deadletters"] == 0
     assert summary["member_zone_accuracy"] is not None and summary["member_zone_accuracy"] > 0.4
     # Members placed by the fuser earned prompts of their own (greetings, replenishment).
