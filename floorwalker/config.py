@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -180,8 +180,17 @@ class BlePresenceConfig(_Strict):
     secrets: Path | None = None
 
 
+def readable(ident: str) -> str:
+    """An id as people read it: ``lane-1`` -> "Lane 1", ``entrance`` -> "Entrance"."""
+    words = ident.replace("_", " ").replace("-", " ").split()
+    return " ".join(w[:1].upper() + w[1:] for w in words) or ident
+
+
 class LaneConfig(_Strict):
     id: Ident
+    #: What prompts and the dashboard call the lane (default: the id made readable,
+    #: ``lane-1`` -> "Lane 1").
+    name: Annotated[str, StringConstraints(min_length=1, max_length=60)] = ""
     #: Producer id of the POS adapter that publishes this lane's checkouts.
     pos: Ident
     associate: Ident
@@ -191,6 +200,13 @@ class LaneConfig(_Strict):
     queue_area: FloorPolygon | None = None
 
     _valid_queue = field_validator("queue_area")(_check_polygon)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name") and isinstance(data.get("id"), str):
+            return {**data, "name": readable(data["id"])}
+        return data
 
 
 class AssociateConfig(_Strict):

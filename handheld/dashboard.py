@@ -35,7 +35,22 @@ def dashboard(who: Manager, hub: HubDep) -> DashboardView:
     config = hub.config
     stats = hub.floor.stats()
     zones = zone_views(config, hub.floor.zones())
-    queues = [z.queue_length for z in zones if z.queue_length is not None]
+    lanes = []
+    for lane in config.lanes:
+        queue, wait = hub.metrics.lane(lane.id)
+        lanes.append(
+            LaneView(
+                id=lane.id,
+                name=lane.name,
+                zone=lane.zone,
+                queue_area=lane.queue_area,
+                queue=queue,
+                wait_s=wait,
+            )
+        )
+    queues = [q.queue for q in lanes if q.queue is not None] or [
+        z.queue_length for z in zones if z.queue_length is not None
+    ]
     associates = [
         AssociateView(
             id=a.id,
@@ -52,7 +67,7 @@ def dashboard(who: Manager, hub: HubDep) -> DashboardView:
         now=now,
         floor=FloorSize(width_m=config.floor.width_m, depth_m=config.floor.depth_m) if config.floor else None,
         zones=zones,
-        lanes=[LaneView(id=lane.id, zone=lane.zone, queue_area=lane.queue_area) for lane in config.lanes],
+        lanes=lanes,
         queue_length=sum(queues) if queues else None,
         occupancy=sum(z.occupancy or 0 for z in zones),
         hourly=hub.floor.hourly(now),

@@ -70,8 +70,14 @@ class ZoneView(BaseModel):
 
 class LaneView(BaseModel):
     id: str
+    name: str
     zone: str | None
     queue_area: list[FloorPoint] | None
+    #: People queueing at the lane (its camera's latest count), None if never reported.
+    queue: int | None = None
+    #: Estimated wait, seconds: the queue x the mean time between the lane's recent
+    #: checkouts (floorwalker.queue_wait), None until known.
+    wait_s: float | None = None
 
 
 class FloorSize(BaseModel):
@@ -126,7 +132,8 @@ class DashboardView(BaseModel):
     floor: FloorSize | None
     zones: list[ZoneView]
     lanes: list[LaneView]
-    #: People queueing at checkout (sum of the zones' reported queues), None if never reported.
+    #: People queueing at checkout: the lanes' queues summed where any lane's is known, else
+    #: the zones' reported queues; None if never reported.
     queue_length: int | None
     occupancy: int
     hourly: Hourly

@@ -51,14 +51,12 @@ from broker_config.contract import (
 )
 from floorwalker.config import StoreConfig
 from floorwalker.errors import FloorwalkerError
+from floorwalker.queue_wait import SERVICE_SAMPLES, lane_queues, lane_wait_s
 from handheld.floor import GatewayView
 
 log = logging.getLogger(__name__)
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
-
-#: Checkouts per lane the wait estimate averages the time between (as Home Assistant's).
-SERVICE_SAMPLES = 6
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -276,10 +274,7 @@ class ApiMetrics:
             self.occupancy.labels(subject).set(payload.occupancy)
             self.footfall.labels(subject, "in").inc(payload.entered)
             self.footfall.labels(subject, "out").inc(payload.exited)
-            queues = dict(payload.lane_queues or {})
-            lanes = self._zone_lanes.get(subject, [])
-            if not queues and payload.queue_length is not None and len(lanes) == 1:
-                queues[lanes[0]] = payload.queue_length
+            queues = lane_queues(payload.lane_queues, payload.queue_length, self._zone_lanes.get(subject, []))
             for lane, n in queues.items():
                 self._queues[lane] = n
                 self.queue.labels(lane).set(n)
@@ -307,11 +302,15 @@ class ApiMetrics:
                 self.ble_unresolved.set((gateway,), counts.unresolved)
 
     def _wait(self, lane: str) -> None:
-        queue, times = self._queues.get(lane), self._checkouts.get(lane)
-        if queue == 0:
-            self.wait.labels(lane).set(0.0)
-        elif queue is not None and times is not None and len(times) >= 2:
-            self.wait.labels(lane).set(queue * (times[-1] - times[0]) / (len(times) - 1))
+        wait = lane_wait_s(self._queues.get(lane), self._checkouts.get(lane))
+        if wait is not None:
+            self.wait.labels(lane).set(wait)
+
+    def lane(self, lane: str) -> tuple[int | None, float | None]:
+        """The lane's latest queue and its estimated wait, seconds (None while unknown)."""
+        queue = self._queues.get(lane)
+        times = self._checkouts.get(lane)
+        return queue, lane_wait_s(queue, tuple(times) if times is not None else None)
 
     def prompt(self, prompt: Prompt, now: float) -> None:
         """A prompt newly stored for an associate: by kind, and its latencies."""

@@ -49,11 +49,10 @@ from broker_config.contract import (
 from floorwalker import __version__
 from floorwalker.config import StoreConfig
 from floorwalker.mqtt import MqttAuth, MqttLink, Received
+from floorwalker.queue_wait import SERVICE_SAMPLES, lane_queues, lane_wait_s
 
 log = logging.getLogger(__name__)
 
-#: Checkouts per lane the wait estimate averages the time between.
-SERVICE_SAMPLES: Final = 6
 #: Prompts whose fate is still open that the tally remembers (oldest forgotten first).
 OPEN_PROMPTS: Final = 10_000
 #: The producer id the floor state is published under.
@@ -191,12 +190,8 @@ class FloorTally:
             self.zones[subject] = event.occupancy
             self.entered[subject] = self.entered.get(subject, 0) + event.entered
             self.exited[subject] = self.exited.get(subject, 0) + event.exited
-            if event.lane_queues is not None:
-                self.lane_queues.update(event.lane_queues)
-            elif event.queue_length is not None:
-                lanes = [lane.id for lane in self.config.lanes if lane.zone == subject]
-                if len(lanes) == 1:
-                    self.lane_queues[lanes[0]] = event.queue_length
+            lanes = [lane.id for lane in self.config.lanes if lane.zone == subject]
+            self.lane_queues.update(lane_queues(event.lane_queues, event.queue_length, lanes))
             return True
         if isinstance(event, CheckoutEvent) and subject is not None:
             self.checkouts.setdefault(subject, deque(maxlen=SERVICE_SAMPLES)).append(event.ts)
@@ -223,13 +218,7 @@ class FloorTally:
 
     def wait_s(self, lane: str) -> float | None:
         """Queue x the mean time between the lane's recent checkouts (None until two)."""
-        queue, times = self.lane_queues.get(lane), self.checkouts.get(lane)
-        if queue is None or queue == 0:
-            return None if queue is None else 0.0
-        if times is None or len(times) < 2:
-            return None
-        gap = (times[-1] - times[0]) / (len(times) - 1)
-        return round(queue * gap, 1)
+        return lane_wait_s(self.lane_queues.get(lane), self.checkouts.get(lane))
 
     def fields(self) -> dict[str, Any]:
         """The :class:`FloorState` fields for every zone, lane and entrance of the store."""

@@ -383,7 +383,7 @@ class Recommender:
                 "checkout",
                 body.ts,
                 lane.zone or subject,
-                subject,
+                lane.name,
                 categories,
                 queue=queue,
                 basket_cents=body.total_cents,

@@ -130,9 +130,7 @@ def edge(
     ] = None,
     gateway_config: Annotated[
         Path | None,
-        typer.Option(
-            "--gateway-config", help="Gateway YAML: store, gateway id, cameras (docs/camera.md)."
-        ),
+        typer.Option("--gateway-config", help="Gateway YAML: store, gateway id, cameras (docs/camera.md)."),
     ] = None,
     store_config: StoreOpt = None,
     run_dir: RunDir = DEFAULT_RUN_DIR,

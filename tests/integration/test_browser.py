@@ -454,3 +454,29 @@ def test_dismiss_reasons_stay_on_screen_and_the_card_shows_the_reason(browser: B
     expect(ben.locator("article.card").nth(2).locator(".state")).to_contain_text(
         "Customer busy", timeout=WAIT_MS
     )
+
+
+def test_alerts_banner_shows_until_the_first_tap_and_then_prompts_buzz(
+    browser: Browser, store: Store
+) -> None:
+    """Issue 20: browsers vibrate and play sound only after a tap, so the handheld asks for
+    one ("Tap to turn on alerts"); after it the banner is gone and a new prompt vibrates."""
+    ben = phone(browser)
+    ben.add_init_script(
+        "navigator.vibrate = () => { window.__fwBuzz = (window.__fwBuzz || 0) + 1; return true; };"
+    )
+    ben.goto(store.signin_url("a-ben"))
+    expect(ben.get_by_test_id("conn")).to_have_text("live", timeout=WAIT_MS)
+    banner = ben.get_by_test_id("alerts")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Tap to turn on alerts")
+    store.prompt("a-ben", "m_702cc64d", "pantry")
+    expect(ben.locator("article.card")).to_have_count(1, timeout=WAIT_MS)
+    assert ben.evaluate("window.__fwBuzz || 0") == 0  # no tap yet: no alert (a browser would block it)
+    banner.click()
+    expect(banner).to_be_hidden()
+    store.prompt("a-ben", "m_1d54fa96", "pantry")
+    expect(ben.locator("article.card")).to_have_count(2, timeout=WAIT_MS)
+    ben.wait_for_function("(window.__fwBuzz || 0) >= 1", timeout=WAIT_MS)
+    ben.reload()
+    expect(ben.get_by_test_id("alerts")).to_be_visible()  # each page load needs its own tap
