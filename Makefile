@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test fuzz faults lint bench lock services-up services-down clean screenshots
+.PHONY: setup system-deps demo test fuzz faults mutate lint bench lock services-up services-down clean screenshots
 
 setup: system-deps $(STAMP)
 
@@ -39,15 +39,25 @@ fuzz: setup
 faults: setup
 	FLOORWALKER_FAULT_EVENTS=10000 $(BIN)/pytest -q -s tests/faults -p no:cacheprovider
 
+# Mutation testing of the pure cores (routing, arbitration, eligibility, scoring, line
+# counting, tracking, zone fusion, the outbox, the contract) against their unit tests:
+# prints each module's kill rate and the survivors. Not part of `make test` (tens of minutes).
+# MUTATE_MODULES="recommender.routing" picks modules, MUTATE_JOBS=4 runs workers in parallel.
+mutate: setup
+	BIN=$(BIN) scripts/mutate.sh
+
 bench: setup
 	$(BIN)/floorwalker bench e2e
 	$(BIN)/floorwalker bench footfall
+	$(BIN)/floorwalker bench footfall-accuracy
 	$(BIN)/floorwalker bench handheld
 	$(BIN)/floorwalker bench decide
 	$(BIN)/floorwalker bench simulate
 	$(BIN)/floorwalker bench ble
+	$(BIN)/floorwalker bench presence-real
 	$(BIN)/floorwalker bench outbox
 	$(BIN)/floorwalker bench scale
+	$(BIN)/floorwalker bench service
 
 # Re-pin every dependency to what a fresh install resolves today.
 lock:

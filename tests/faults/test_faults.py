@@ -61,12 +61,17 @@ def test_recommender_killed_and_restarted_resumes_without_loss(stack: Stack) -> 
     events += produce(pub, EVENTS * 2 // 3, EVENTS)
     drain_s = wait_drained(pub)
     lost = missing(redis.Redis.from_url(stack.endpoints.redis_url), stack.keys, events)
+    before_kill = watch.caused_by(events[: EVENTS // 3])
+    after_restart = watch.wait_for_invite(stack)  # the restarted recommender decides
     _, duplicate_decisions = watch.duplicates()
     record(
         "recommender_kill",
-        {"lost": lost, "duplicate_decisions": duplicate_decisions, "drain_s": round(drain_s, 1)},
-    )
+        {"lost": lost, "duplicate_decisions": duplicate_decisions, "prompts": len(watch.prompts),
+         "drain_s": round(drain_s, 1)},
+    )  # fmt: skip
     assert lost == 0
+    # Decisions were made before the kill (a replay could repeat them) and after the restart.
+    assert len(before_kill) > 0 and after_restart.customer.member is None
     assert duplicate_decisions == 0
     pub.stop(time.time())
     watch.close()
@@ -102,13 +107,17 @@ def test_redis_restarted_keeps_state_and_repeats_nothing(stack: Stack, how: str)
         for key, value in before.items()
         if not (value <= after.get(key, set()) if isinstance(value, set) else value == after.get(key))
     )
+    before_restart = watch.caused_by(events[: EVENTS // 2])
+    after_restart = watch.wait_for_invite(stack)  # decisions on the restarted Redis
     _, duplicate_decisions = watch.duplicates()
     record(
         f"redis_restart_{how}",
-        {"lost": lost, "duplicate_decisions": duplicate_decisions, "keys_checked": len(before),
-         "keys_lost_or_changed": changed, "drain_s": round(drain_s, 1)},
+        {"lost": lost, "duplicate_decisions": duplicate_decisions, "prompts": len(watch.prompts),
+         "keys_checked": len(before), "keys_lost_or_changed": changed, "drain_s": round(drain_s, 1)},
     )  # fmt: skip
     assert lost == 0
+    # Decisions were made before the restart (a replay could repeat them) and after it.
+    assert len(before_restart) > 0 and after_restart.customer.member is None
     assert duplicate_decisions == 0
     assert len(before) > 20 and changed == 0
     pub.stop(time.time())

@@ -17,6 +17,7 @@ from rich.console import Console
 from bench.e2e import BenchError, measure_relay, run_on
 from floorwalker.config import Endpoints
 from floorwalker.services import free_port
+from tests.bench_readme import documented_fields
 
 pytestmark = pytest.mark.integration
 
@@ -26,24 +27,25 @@ def test_short_bench_run(services: Endpoints, tmp_path: Path) -> None:
     printed = io.StringIO()
     console = Console(file=printed, width=140)
 
-    returned = run_on(services, [200.0], 2.0, out, tmp_path, floor_samples=200, console=console)
+    run_on(services, [200.0], 2.0, out, tmp_path, floor_samples=200, console=console)
 
-    doc = json.loads(out.read_text())
-    assert doc == json.loads(json.dumps(returned))
+    doc = json.loads(out.read_text())  # the file, as written
+    top, per_rate = documented_fields("### Reading `bench/out/e2e.json`")
+    assert top <= set(doc), f"documented in bench/README.md, missing from the JSON: {top - set(doc)}"
     for key in ("floor_p50_ms", "mqtt_hop_p50_ms", "mqtt_hop_p99_ms", "evalsha_p50_ms", "evalsha_p99_ms"):
         assert doc[key] > 0, key
-    assert doc["floor_p50_ms"] == pytest.approx(doc["mqtt_hop_p50_ms"] + doc["evalsha_p50_ms"])
+    assert doc["mqtt_hop_p50_ms"] <= doc["mqtt_hop_p99_ms"] and doc["evalsha_p50_ms"] <= doc["evalsha_p99_ms"]
     assert len(doc["floor_runs"]) == 2
     assert doc["floor_p50_ms"] == min(f["floor_p50_ms"] for f in doc["floor_runs"])
     assert doc["machine"]["cpu_count"] >= 1 and doc["machine"]["python"] and doc["timestamp"]
     # Every message sent through the relay process came back, in both floor measurements.
     assert [f["relay_samples"] for f in doc["floor_runs"]] == [200, 200]
     assert doc["relay_p50_ms"] == min(f["relay_p50_ms"] for f in doc["floor_runs"]) > 0
-    assert doc["relay_over_floor"] == pytest.approx(doc["relay_p50_ms"] / doc["floor_p50_ms"])
 
     [rate] = doc["rates"]
+    assert per_rate <= set(rate), f"documented per rate, missing: {per_rate - set(rate)}"
     assert rate["rate_eps"] == 200.0
-    assert rate["sent"] == 400
+    assert rate["sent"] == 400  # 200 events/s for 2 s
     assert rate["prompts_expected"] == rate["sent"]
     assert rate["prompts_received"] == rate["prompts_expected"]
     assert rate["lost"] == 0
@@ -52,9 +54,10 @@ def test_short_bench_run(services: Endpoints, tmp_path: Path) -> None:
     for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):
         assert rate[key] > 0, key
     assert rate["p50_ms"] <= rate["p90_ms"] <= rate["p99_ms"] <= rate["max_ms"]
-    assert rate["p50_over_floor"] == pytest.approx(rate["p50_ms"] / doc["floor_p50_ms"])
-    assert rate["p50_over_relay"] == pytest.approx(rate["p50_ms"] / doc["relay_p50_ms"])
-    assert isinstance(rate["target_met"], bool)
+    # The targets as bench/README.md states them (not as the code computes them).
+    assert rate["target_met"] is (
+        rate["p50_ms"] <= 3 * doc["floor_p50_ms"] and rate["p99_ms"] <= 10 and rate["lost"] == 0
+    )
 
     # The recommender ran as its own process and logged there; the bench cleaned up its keys.
     assert next(tmp_path.glob("recommender-*.log")).read_text().strip()

@@ -3,7 +3,6 @@ member app's frame; truncated and malformed input raises FrameError, never anyth
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 
 import pytest
@@ -110,10 +109,26 @@ def test_bleak_fields_classify_like_raw_bytes() -> None:
     assert classify(eddy) == EddystoneEid(bytes.fromhex("1122334455667788"), -25)
 
 
-@given(st.binary(max_size=62))
-def test_any_bytes_parse_or_raise_frame_error(data: bytes) -> None:
-    with contextlib.suppress(FrameError):
-        parse(data)
+@given(st.binary(max_size=62), st.binary(max_size=20))
+def test_any_bytes_parse_or_raise_frame_error_and_padding_ends_the_data(data: bytes, junk: bytes) -> None:
+    """Any bytes: a frame, None or a FrameError (nothing else); once they parse, a zero
+    length after them ends the data, so whatever follows it changes nothing."""
+    try:
+        frame = parse(data)
+    except FrameError as exc:
+        assert exc.reason in FrameProblem
+        return
+    assert parse(data + b"\x00" + junk) == frame
+    assert parse_ad(data + b"\x00" + junk) == parse_ad(data)
+
+
+@given(st.binary(min_size=8, max_size=8), st.binary(max_size=20), st.sampled_from([0x08, 0x09, 0x19, 0x03]))
+def test_other_ad_structures_around_a_frame_change_nothing(eid: bytes, other: bytes, ad_type: int) -> None:
+    """A local name, an appearance or a UUID list before or after the member's frame."""
+    advert = encode_member_advert(eid, -59)
+    extra = bytes([len(other) + 1, ad_type]) + other
+    expected = MemberAdvert(eid, -59)
+    assert parse(extra + advert) == parse(advert + extra) == expected
 
 
 @given(st.binary(min_size=8, max_size=8), st.integers(-100, 20), st.sampled_from([None, True, False]))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from edge_agent.camera.detector import Detections
 from edge_agent.camera.footfall import CameraCounter
-from edge_agent.camera.line_counter import CountLine, LineCounter
+from edge_agent.camera.line_counter import CountLine, Crossing, LineCounter
 from edge_agent.gateway_config import CameraConfig
 
 #: A vertical line at x = 300 from y = 100 to 500; "inside" is the left.
@@ -176,3 +176,148 @@ def test_someone_first_detected_on_the_line_at_a_low_frame_rate_is_counted() -> 
         counts = counter.update(Detections.of(boxes, [0.9] * len(boxes)), i * 0.2)
         out += [c.direction for _, c in counts.crossings]
     assert out == ["in"]
+
+
+# -- the line's geometry, on a slanted line away from the origin ---------------------------
+# a = (100, 100), b = (400, 500): 500 px long, along (0.6, 0.8); its normal (-0.8, 0.6)
+# points to the inside, (100, 500).
+SLANT = CountLine("slant", (100, 100), (400, 500), inside=(100, 500))
+
+
+def _on(s: float, n: float = 0.0) -> tuple[float, float]:
+    """The point ``s`` px along the line from ``a`` and ``n`` px to the inside of it."""
+    return (100 + 0.6 * s - 0.8 * n, 100 + 0.8 * s + 0.6 * n)
+
+
+@pytest.mark.parametrize(
+    ("line", "p", "expected"),
+    [
+        (SLANT, (100, 500), 240.0),  # 300 * 400 / 500
+        (SLANT, (500, 100), -320.0),
+        (SLANT, _on(250, 7), 7.0),
+        (CountLine("flip", (100, 100), (400, 500), inside=(500, 100)), (100, 500), -240.0),
+        # the inside point barely off the line (cross product 0.5) still decides the sign
+        (CountLine("tiny", (0, 0), (2, 0), inside=(1, 0.25)), (1, 3), 3.0),
+    ],
+)
+def test_signed_distance(line: CountLine, p: tuple[float, float], expected: float) -> None:
+    assert line.signed_distance(p) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("s", "slack", "beside"),
+    [(0, 0, True), (250, 0, True), (500, 0, True), (-5, 5, True), (-5, 4.9, False), (505, 5, True),
+     (505, 4.9, False), (-20, 5, False), (520, 5, False)],
+)  # fmt: skip
+def test_along_the_segment_within_the_slack(s: float, slack: float, beside: bool) -> None:
+    assert SLANT.along(_on(s, 30), slack) is beside
+    assert SLANT.along(_on(s, -30), slack) is beside
+
+
+@pytest.mark.parametrize(
+    ("s", "slack", "meets"),
+    [(250, 5, True), (-3, 5, True), (503, 5, True), (-10, 5, False), (510, 5, False), (-3, 0, False)],
+)
+def test_a_way_across_meets_the_segment_extended_by_the_slack(s: float, slack: float, meets: bool) -> None:
+    assert SLANT.passes(_on(s, 40), _on(s, -40), slack) is meets
+    assert SLANT.passes(_on(s, -40), _on(s, 40), slack) is meets
+
+
+def test_touching_counts_as_meeting_and_nearly_touching_does_not() -> None:
+    # Exactly through the end b, or ending exactly on the line: meets (zero orientation).
+    assert SLANT.passes((400, 400), (400, 600), 0)
+    assert SLANT.passes((100, 500), (250, 300), 0)
+    # Stopping a billionth of a pixel short of the line, or passing that far beyond b: not.
+    assert not SLANT.passes(_on(250, 40), _on(250, 1e-9), 0)
+    assert not SLANT.passes((400 + 1e-9, 400), (400 + 1e-9, 600), 0)
+
+
+# -- the counter's rules at their edges ---------------------------------------------------
+# An upright line x = 300 (y 100..500) is LINE above: inside is x < 300; d = 300 - x.
+
+
+def _run(
+    counter: LineCounter, frames: list[dict[int, tuple[float, float]]], dt: float = 0.1
+) -> list[Crossing]:
+    out: list[Crossing] = []
+    for i, anchors in enumerate(frames):
+        out += counter.update(anchors, i * dt)
+    return out
+
+
+def test_crossings_name_the_line_track_and_time() -> None:
+    got = _run(LineCounter(LINE), [{7: (320.0, 300.0)}, {7: (280.0, 300.0)}])
+    assert got == [Crossing("door", 7, "in", 0.1)]
+
+
+def test_default_band_is_8_px_and_state_is_kept_5_s() -> None:
+    counter = LineCounter(LINE)
+    assert _run(counter, [{1: (308.5, 300.0)}, {1: (291.5, 300.0)}]) == [Crossing("door", 1, "in", 0.1)]
+    counter = LineCounter(LINE)
+    # 8 px from the line is on it: no side yet, then no crossing
+    assert _run(counter, [{1: (308.0, 300.0)}, {1: (291.5, 300.0)}]) == []
+    counter = LineCounter(LINE)
+    counter.update({1: (320.0, 300.0)}, 0.0)
+    counter.update({}, 5.0)
+    assert counter.tracked == 1  # exactly 5 s unseen: still remembered
+    counter.update({}, 5.01)
+    assert counter.tracked == 0
+
+
+def test_a_track_on_the_line_does_not_hold_up_the_others_in_the_frame() -> None:
+    counter = LineCounter(LINE, band_px=8)
+    frames = [{1: (300.0, 200.0), 2: (320.0, 300.0)}, {1: (300.0, 200.0), 2: (280.0, 300.0)}]
+    assert [(c.track, c.direction) for c in _run(counter, frames)] == [(2, "in")]
+    counter = LineCounter(LINE, band_px=8)
+    frames = [{3: (300.0, 250.0), 2: (320.0, 300.0)}, {3: (305.0, 250.0), 2: (280.0, 300.0)}]
+    assert [(c.track, c.direction) for c in _run(counter, frames)] == [(2, "in")]
+
+
+def test_exactly_on_the_band_edge_is_still_on_the_line() -> None:
+    counter = LineCounter(LINE, band_px=8)
+    got = _run(counter, [{1: (280.0, 300.0)}, {1: (308.0, 300.0)}, {1: (330.0, 300.0)}])
+    assert got == [Crossing("door", 1, "out", 0.2)]  # only once clearly outside
+
+
+@pytest.mark.parametrize(
+    ("first_x", "then_x", "expected"),
+    [
+        (320.0, 280.0, ["in"]),  # first seen outside, no origin: a side, then a crossing
+        (280.0, 320.0, ["out"]),
+        (320.0, 330.0, []),
+        (280.0, 270.0, []),
+    ],
+)
+def test_a_track_first_seen_off_the_line_counts_its_first_crossing(
+    first_x: float, then_x: float, expected: list[str]
+) -> None:
+    counter = LineCounter(LINE, band_px=8)
+    frames = [{1: (first_x, 300.0)}, {1: (then_x, 300.0)}, {1: (then_x, 300.0)}]
+    assert [c.direction for c in _run(counter, frames)] == expected
+
+
+@pytest.mark.parametrize(
+    ("origin_x", "first_x", "expected"),
+    [
+        (320.0, 325.0, []),  # detected and first reported outside: nothing
+        (280.0, 275.0, []),  # ... inside: nothing
+        (320.0, 280.0, ["in"]),
+        (308.0, 320.0, ["out"]),  # detected exactly at the band's edge: on the line
+        (303.0, 320.0, ["out"]),  # on the line (3 px outside): counts towards where it leaves
+        (297.0, 280.0, ["in"]),
+    ],
+)
+def test_where_a_track_was_first_detected_at_the_edges(
+    origin_x: float, first_x: float, expected: list[str]
+) -> None:
+    counter = LineCounter(LINE, band_px=8)
+    got = counter.update({1: (first_x, 300.0)}, 0.0, origins={1: (origin_x, 300.0)})
+    got += counter.update({1: (first_x, 300.0)}, 0.1)
+    assert [c.direction for c in got] == expected
+
+
+def test_a_narrow_band_below_one_pixel() -> None:
+    counter = LineCounter(LINE, band_px=0.5)
+    got = counter.update({1: (290.0, 300.0)}, 0.0, origins={1: (299.2, 300.0)})  # 0.8 px inside
+    assert got == []
+    assert counter.update({1: (310.0, 300.0)}, 0.1) == [Crossing("door", 1, "out", 0.1)]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from broker_config.contract import EnvelopeSource, FootfallEvent, PresenceEvent, Topics, encode
-from edge_agent.outbox import Kind, Outbox, OutboxPolicy
+from broker_config.contract import EnvelopeSource, FootfallEvent, OutboxHealth, PresenceEvent, Topics, encode
+from edge_agent.outbox import Kind, Outbox, OutboxPolicy, merge_footfall
 
 T = 1_700_000_000.0
 TOPICS = Topics()
@@ -93,6 +94,86 @@ def test_presence_dropped_only_after_footfall_cannot_shrink_and_checkouts_never(
     assert done["dropped"] == 5
     assert [r.event_id for r in ob.after(0, 10)] == [co.event_id]
     assert ob.health(T + 10).dropped == 5
+
+
+def test_a_fresh_outbox_in_a_new_folder_is_empty_with_zero_counters(tmp_path: Path) -> None:
+    path = tmp_path / "not" / "yet" / "o.db"
+    ob = Outbox(path)
+    assert ob.path == path and ob.pending() == 0 and ob.bytes == 0
+    assert ob.counters() == {"compacted": 0, "expired": 0, "dropped": 0, "erased": 0}
+    assert ob.health(T) == OutboxHealth(pending=0, bytes=0, oldest_age_s=0.0)
+    assert ob.ack([]) == 0 and ob.erase("m_nobody01") == 0
+
+
+def test_rows_keep_their_topic_and_payload_and_cameras_add_from_their_own_threads(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    e = SRC.make(FootfallEvent, T, window_s=5.0, entered=1, exited=0, occupancy=1)
+    worker = threading.Thread(
+        target=ob.add, args=(e.event_id, "footfall", TOPICS.footfall("s", "dairy"), encode(e), T, None)
+    )
+    worker.start()
+    worker.join(10)
+    [row] = ob.after(0, 10)
+    assert (row.event_id, row.topic, row.payload) == (e.event_id, TOPICS.footfall("s", "dairy"), encode(e))
+
+
+def test_health_says_how_old_the_oldest_waiting_event_is(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    _presence(ob, T + 10)
+    _presence(ob, T)
+    assert ob.health(T + 0.5).oldest_age_s == 0.5
+    assert ob.health(T + 100).oldest_age_s == 100.0
+    assert ob.health(T - 5).oldest_age_s == 0.0  # dated ahead of this clock: not negative
+    assert ob.health(T).pending == 2
+
+
+def test_the_byte_limit_itself_is_allowed(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    for i in range(4):
+        _footfall(ob, T + i, entered=i)
+    ob.policy = OutboxPolicy(max_bytes=ob.bytes, compact_batch=10)
+    assert ob.enforce(T + 10) == {"compacted": 0, "expired": 0, "dropped": 0, "erased": 0}
+    assert ob.pending() == 4
+
+
+def test_presence_is_dropped_batch_after_batch_and_every_batch_is_counted(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db", OutboxPolicy(max_bytes=1, compact_batch=2))
+    for i in range(5):
+        _presence(ob, T + i)
+    assert ob.enforce(T + 10)["dropped"] == 5
+    assert ob.health(T + 10).dropped == 5
+
+
+def test_compaction_merges_windows_of_one_zone_only(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    for i in range(8):
+        _footfall(ob, T + i, entered=10 + i, zone=("pantry", "dairy")[i % 2])
+    by_zone_before = {"pantry": 10 + 12 + 14 + 16, "dairy": 11 + 13 + 15 + 17}
+    ob.policy = OutboxPolicy(max_bytes=ob.bytes - 1, compact_batch=8)
+    assert ob.enforce(T + 10)["compacted"] == 4
+    after: dict[str, int] = {}
+    for r in ob.after(0, 10):
+        zone = r.topic.split("/")[-2]
+        after[zone] = after.get(zone, 0) + FootfallEvent.model_validate_json(r.payload).entered
+    assert after == by_zone_before
+
+
+def test_merged_windows_add_up_within_the_contracts_limits() -> None:
+    a = SRC.make(FootfallEvent, T, window_s=60.0, entered=3, exited=2, occupancy=9)
+    b = SRC.make(FootfallEvent, T + 60, window_s=30.0, entered=4, exited=5, occupancy=8)
+    m = merge_footfall(a, b, "0" * 32)
+    assert (m.event_id, m.ts, m.window_s, m.entered, m.exited, m.occupancy) == (
+        "0" * 32,
+        T + 60,
+        90.0,
+        7,
+        7,
+        8,
+    )
+    big_a = SRC.make(FootfallEvent, T, window_s=86_000.0, entered=99_999, exited=99_990, occupancy=1)
+    big_b = SRC.make(FootfallEvent, T + 1, window_s=1_000.0, entered=5, exited=20, occupancy=1)
+    capped = merge_footfall(big_a, big_b, "1" * 32)
+    assert (capped.window_s, capped.entered, capped.exited) == (86_400.0, 100_000, 100_000)
 
 
 def test_bench_outbox_runs_small_and_accounts_for_every_event(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import base64
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,56 @@ def test_bad_lines_name_the_problem(text: str, problem: str) -> None:
         parse_line(text)
 
 
-@given(st.text(max_size=200))
-def test_parse_line_never_fails_otherwise(text: str) -> None:
-    with contextlib.suppress(ValueError):
-        parse_line(text)
+JSON_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+KEYS = ["t", "topic", "payload", "payload_b64", "qos", "retain", "truth"]
+#: A good line ...
+GOOD_ROW = st.fixed_dictionaries(
+    {
+        "t": st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**70), 2**70),
+        "topic": st.sampled_from(["fw/v1/s/zone/z/presence", "a", "fw/v1/s/handheld/a-ben/prompt"]),
+        "payload": st.text(max_size=20),
+    },
+    optional={
+        "payload_b64": st.binary(max_size=20).map(lambda b: base64.b64encode(b).decode()),
+        "qos": st.sampled_from([0, 1, 2]),
+        "retain": st.booleans(),
+        "truth": st.dictionaries(st.text(max_size=6), JSON_VALUE, max_size=3),
+    },
+)
+#: ... with up to two keys dropped or given any JSON value (each check is reached).
+ROW = st.tuples(
+    GOOD_ROW,
+    st.dictionaries(
+        st.sampled_from(KEYS), JSON_VALUE | st.sampled_from(["a/#", "***", 3, float("inf")]), max_size=2
+    ),
+    st.sets(st.sampled_from(KEYS), max_size=2),
+).map(lambda r: {k: v for k, v in {**r[0], **r[1]}.items() if k not in r[2]})
+
+
+@given(st.text(max_size=200) | ROW.map(json.dumps))
+def test_a_line_parses_to_exactly_what_it_says_or_names_its_problem(text: str) -> None:
+    """Any text: a ValueError naming the problem, or a line holding the row's values that
+    writes back to itself."""
+    try:
+        line = parse_line(text)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    row = json.loads(text)
+    assert line.t == float(row["t"]) and math.isfinite(line.t)
+    assert line.topic == row["topic"] and line.topic and not {"+", "#"} & set(line.topic)
+    if isinstance(row.get("payload"), str):
+        assert line.payload == row["payload"].encode()
+    else:
+        assert line.payload == base64.b64decode(row["payload_b64"])
+    assert line.qos == row.get("qos", 1) and line.qos in (0, 1, 2)
+    assert line.retain is row.get("retain", False)
+    assert line.truth == (row["truth"] if isinstance(row.get("truth"), dict) else None)
+    assert parse_line(line.to_json()) == line
 
 
 def test_binary_payloads_survive(tmp_path: Path) -> None:

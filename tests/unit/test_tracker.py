@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge_agent.camera.detector import Detections
-from edge_agent.camera.tracker import Track, Tracker, TrackerConfig, assign, greedy_match, iou_matrix
+from edge_agent.camera.tracker import (
+    Track,
+    Tracker,
+    TrackerConfig,
+    _moved,
+    assign,
+    greedy_match,
+    iou_matrix,
+    reid_scores,
+)
 
 FPS = 10.0
 
@@ -255,3 +265,104 @@ def test_a_track_reports_where_it_was_first_detected() -> None:
     tracker = Tracker()
     tracks = run(tracker, [[b] for b in walk(100, 10, 300, 3)])
     assert tracks[1][0].origin == box_at(100, 300) and tracks[2][0].origin_feet == (100, 300)
+
+
+# -- the geometry helpers, exact values worked out by hand --------------------------------
+
+
+def _boxes(*rows: tuple[float, float, float, float]) -> np.ndarray:
+    return np.array(rows, np.float32).reshape(-1, 4)
+
+
+def test_iou_of_boxes_overlapping_touching_and_apart() -> None:
+    a = _boxes((2, 4, 12, 24))  # 10 x 20
+    b = _boxes(
+        (7, 4, 17, 24),  # half of it sideways: 100 / 300
+        (2, 4, 12, 24),  # the same box
+        (2, 14, 12, 44),  # 10 x 30, overlapping 10 x 10: 100 / 400
+        (22, 4, 32, 24),  # beside it, apart on x only
+        (2, 34, 12, 54),  # below it, apart on y only
+        (12, 24, 22, 34),  # touching at a corner
+        (30, 40, 40, 60),  # apart on both
+    )
+    got = iou_matrix(a, b)
+    assert got.shape == (1, 7)
+    assert got[0] == pytest.approx([1 / 3, 1.0, 0.25, 0.0, 0.0, 0.0, 0.0])
+    tiny = _boxes((0, 0, 0.5, 0.5))  # a sub-pixel box is still the same as itself
+    assert iou_matrix(tiny, tiny)[0, 0] == pytest.approx(1.0)
+
+
+def test_iou_with_no_boxes_on_either_side() -> None:
+    one = _boxes((0, 0, 10, 10))
+    assert iou_matrix(_boxes(), one).shape == (0, 1)
+    assert iou_matrix(one, _boxes()).shape == (1, 0)
+    assert iou_matrix(_boxes(), _boxes()).shape == (0, 0)
+
+
+def test_reid_scores_are_one_less_the_distance_in_track_heights() -> None:
+    tracks = _boxes((0, 0, 10, 20), (100, 0, 110, 40))  # heights 20 and 40
+    dets = _boxes(
+        (10, 0, 20, 20),  # centre 10 px right of track 0's: 0.5 of its height
+        (100, 10, 110, 50),  # track 1 moved 10 px down: 0.25 of its height
+        (0, 0, 10, 30),  # 1.5 x track 0's height: still allowed
+        (0, 0, 10, 31),  # more than 1.5 x: never the same person
+    )
+    got = reid_scores(tracks, dets, 1.5)
+    d_1_0 = ((105 - 15) ** 2 + (20 - 10) ** 2) ** 0.5 / 40
+    assert got[0] == pytest.approx([0.5, -1.0, 1 - 5 / 20, -1.0])
+    assert got[1, 0] == pytest.approx(-1.0)  # 40 vs 20: twice the height
+    assert got[1, 1] == pytest.approx(0.75)
+    assert d_1_0 > 2  # (the pair that differs in size is out whatever its distance)
+    assert reid_scores(tracks, _boxes(), 1.5).shape == (2, 0)
+    assert reid_scores(_boxes(), dets, 1.5).shape == (0, 4)
+
+
+def test_reid_scores_of_boxes_under_a_pixel_high_count_them_one_pixel_high() -> None:
+    got = reid_scores(_boxes((0, 0, 1, 0.5)), _boxes((0.5, 0, 1.5, 0.5)), 1.5)
+    assert got[0, 0] == pytest.approx(0.5)  # 0.5 px apart, over a height of 1 px
+
+
+def test_greedy_match_goes_by_score_and_uses_each_row_and_column_once() -> None:
+    scores = np.array([[0.9, 0.8], [0.85, 0.1]])
+    assert greedy_match(scores, 0.5) == [(0, 0)]
+    assert greedy_match(scores, 0.1) == [(0, 0), (1, 1)]  # the threshold itself counts
+    assert greedy_match(np.array([[0.2, 0.6], [0.7, 0.3]]), 0.5) == [(1, 0), (0, 1)]
+
+
+def test_a_box_moves_by_its_centres_velocity_keeping_its_size() -> None:
+    moved = _moved(np.array([0, 0, 10, 20], np.float32), np.array([1, 2, 3, 6], np.float32), 0.5)
+    assert moved.tolist() == [1.0, 2.0, 11.0, 22.0]  # centre velocity (2, 4) px/s for 0.5 s
+
+
+# -- the tracker's thresholds at their edges ------------------------------------------------
+
+
+def _frame(boxes: list[tuple[float, float, float, float]], scores: list[float]) -> Detections:
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32))
+
+
+def test_scores_exactly_at_the_thresholds_count() -> None:
+    tracker = Tracker(TrackerConfig(high_score=0.5, low_score=0.2, confirm_hits=2))
+    b = box_at(100, 300)
+    assert tracker.update(_frame([b], [0.5]), 0.0) == []  # 0.5 is confident: a tentative track
+    [track] = tracker.update(_frame([b], [0.2]), 0.1)  # 0.2 is weak but keeps it: confirmed
+    assert (track.id, track.score, track.seen) == (1, pytest.approx(0.2), True)
+    assert track.origin == pytest.approx(b)
+
+
+def test_a_lost_track_is_kept_exactly_lost_s_then_dropped() -> None:
+    tracker = Tracker(TrackerConfig(lost_s=2.0, reid_distance=0.0))
+    for i in range(3):
+        tracker.update(_frame([box_at(100, 300)], [0.9]), i * 0.1)
+    [kept] = tracker.update(_frame([], []), 2.2)  # last seen at 0.2: exactly 2 s
+    assert (kept.id, kept.seen) == (1, False)
+    assert tracker.update(_frame([], []), 2.21) == []
+    assert tracker.live == 0
+
+
+def test_confirmation_takes_confirm_hits_matches_counted_one_by_one() -> None:
+    tracker = Tracker(TrackerConfig(confirm_hits=3))
+    b = box_at(100, 300)
+    assert tracker.update(_frame([b], [0.9]), 0.0) == []
+    assert tracker.update(_frame([b], [0.9]), 0.1) == []
+    assert [t.id for t in tracker.update(_frame([b], [0.9]), 0.2)] == [1]
