@@ -13,6 +13,7 @@ once. Frames stay in memory; nothing here writes them anywhere.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Protocol
@@ -207,38 +208,54 @@ class RegionDetector:
         self.merge_iou = merge_iou
 
     def detect(self, frame: Frame) -> Detections:
-        h, w = frame.shape[:2]
         full = self.base.detect(frame)
-        boxes, scores = full.boxes, full.scores
-        parts_b: list[FloatArray] = []
-        parts_s: list[FloatArray] = []
-        e = self.edge_px
-        for rx0, ry0, rx1, ry1 in self.regions:
-            x0, y0, x1, y1 = max(rx0, 0), max(ry0, 0), min(rx1, w), min(ry1, h)
-            if x1 - x0 < 16 or y1 - y0 < 16:
-                continue  # outside this frame (the config check names it at start-up)
-            inner = (boxes[:, 0] >= x0 + e) & (boxes[:, 1] >= y0 + e)
-            inner &= (boxes[:, 2] <= x1 - e) & (boxes[:, 3] <= y1 - e)
-            boxes, scores = boxes[~inner], scores[~inner]
-            found = self.base.detect(frame[y0:y1, x0:x1])
-            b = found.boxes + np.array([x0, y0, x0, y0], np.float32)
-            cut = np.zeros(len(found), bool)
-            if x0 > 0:
-                cut |= b[:, 0] <= x0 + e
-            if y0 > 0:
-                cut |= b[:, 1] <= y0 + e
-            if x1 < w:
-                cut |= b[:, 2] >= x1 - e
-            if y1 < h:
-                cut |= b[:, 3] >= y1 - e
-            parts_b.append(b[~cut])
-            parts_s.append(found.scores[~cut])
-        if not parts_b:
-            return full
-        all_b = np.concatenate([boxes, *parts_b]).astype(np.float32)
-        all_s = np.concatenate([scores, *parts_s]).astype(np.float32)
-        keep = nms(all_b, all_s, self.merge_iou)
-        return Detections(all_b[keep], all_s[keep])
+        return detect_in_crops(self.base, frame, self.regions, full, self.edge_px, self.merge_iou)
+
+
+def detect_in_crops(
+    base: Detector,
+    frame: Frame,
+    crops: Sequence[tuple[int, int, int, int]],
+    whole: Detections,
+    edge_px: float,
+    merge_iou: float,
+) -> Detections:
+    """Detect again in each crop ``(x0, y0, x1, y1)`` of ``frame`` and merge with the boxes
+    found on the whole frame (``whole``; empty when the whole frame was not run): a crop's
+    boxes replace the whole frame's boxes lying inside it; a crop's box cut by the crop's
+    inner edge is dropped (the whole frame or another crop sees that person whole); one NMS
+    joins the rest."""
+    h, w = frame.shape[:2]
+    boxes, scores = whole.boxes, whole.scores
+    parts_b: list[FloatArray] = []
+    parts_s: list[FloatArray] = []
+    e = edge_px
+    for rx0, ry0, rx1, ry1 in crops:
+        x0, y0, x1, y1 = max(rx0, 0), max(ry0, 0), min(rx1, w), min(ry1, h)
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            continue  # outside this frame (the config check names it at start-up)
+        inner = (boxes[:, 0] >= x0 + e) & (boxes[:, 1] >= y0 + e)
+        inner &= (boxes[:, 2] <= x1 - e) & (boxes[:, 3] <= y1 - e)
+        boxes, scores = boxes[~inner], scores[~inner]
+        found = base.detect(frame[y0:y1, x0:x1])
+        b = found.boxes + np.array([x0, y0, x0, y0], np.float32)
+        cut = np.zeros(len(found), bool)
+        if x0 > 0:
+            cut |= b[:, 0] <= x0 + e
+        if y0 > 0:
+            cut |= b[:, 1] <= y0 + e
+        if x1 < w:
+            cut |= b[:, 2] >= x1 - e
+        if y1 < h:
+            cut |= b[:, 3] >= y1 - e
+        parts_b.append(b[~cut])
+        parts_s.append(found.scores[~cut])
+    if not parts_b:  # no crop inside this frame: nothing was replaced
+        return whole
+    all_b = np.concatenate([boxes, *parts_b]).astype(np.float32)
+    all_s = np.concatenate([scores, *parts_s]).astype(np.float32)
+    keep = nms(all_b, all_s, merge_iou)
+    return Detections(all_b[keep], all_s[keep])
 
 
 # -- SSDLite -------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge_agent.camera.detector import Detections, Detector, FloatArray, Frame, nms
+from edge_agent.camera.detector import Detections, Detector, Frame, detect_in_crops
 
 #: x0, y0, x1, y1 in frame pixels.
 PixelRect = tuple[int, int, int, int]
@@ -136,40 +136,10 @@ class ViewDetector:
         return len(self.views) + 1 / self.full_every
 
     def detect(self, frame: Frame) -> Detections:
-        h, w = frame.shape[:2]
         run_full = self._frame % self.full_every == 0
         self._frame += 1
         if run_full:
-            full = self.base.detect(frame)
-            boxes, scores = full.boxes, full.scores
+            whole = self.base.detect(frame)
         else:
-            boxes, scores = np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
-        parts_b: list[FloatArray] = []
-        parts_s: list[FloatArray] = []
-        e = self.edge_px
-        for rx0, ry0, rx1, ry1 in self.views:
-            x0, y0, x1, y1 = max(rx0, 0), max(ry0, 0), min(rx1, w), min(ry1, h)
-            if x1 - x0 < 16 or y1 - y0 < 16:
-                continue  # outside this frame (the config check names it at start-up)
-            inner = (boxes[:, 0] >= x0 + e) & (boxes[:, 1] >= y0 + e)
-            inner &= (boxes[:, 2] <= x1 - e) & (boxes[:, 3] <= y1 - e)
-            boxes, scores = boxes[~inner], scores[~inner]
-            found = self.base.detect(frame[y0:y1, x0:x1])
-            b = found.boxes + np.array([x0, y0, x0, y0], np.float32)
-            cut = np.zeros(len(found), bool)
-            if x0 > 0:
-                cut |= b[:, 0] <= x0 + e
-            if y0 > 0:
-                cut |= b[:, 1] <= y0 + e
-            if x1 < w:
-                cut |= b[:, 2] >= x1 - e
-            if y1 < h:
-                cut |= b[:, 3] >= y1 - e
-            parts_b.append(b[~cut])
-            parts_s.append(found.scores[~cut])
-        if not parts_b:
-            return Detections(boxes, scores)
-        all_b = np.concatenate([boxes, *parts_b]).astype(np.float32)
-        all_s = np.concatenate([scores, *parts_s]).astype(np.float32)
-        keep = nms(all_b, all_s, self.merge_iou)
-        return Detections(all_b[keep], all_s[keep])
+            whole = Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+        return detect_in_crops(self.base, frame, self.views, whole, self.edge_px, self.merge_iou)
