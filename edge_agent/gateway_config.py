@@ -231,3 +231,18 @@ def frame_problem(camera: CameraConfig, width: int, height: int) -> str | None:
             if not (0 <= p[0] <= width and 0 <= p[1] <= height):
                 return f"{key}: point {list(p)} lies outside the {width}x{height} frame"
     return None
+
+
+def pick_camera(gateway_config: Path | None, camera: str | None) -> CameraConfig | None:
+    """The camera a command runs: ``camera`` (or the first) of the gateway YAML at
+    ``gateway_config``; None without one. One line naming the key when it is not there."""
+    if gateway_config is None:
+        if camera is not None:
+            raise ConfigError("--camera: only with --gateway-config")
+        return None
+    gw = load_gateway_config(gateway_config)
+    cams = [c for c in gw.cameras if camera is None or c.id == camera]
+    if not cams:
+        have = ", ".join(c.id for c in gw.cameras) or "none"
+        raise ConfigError(f"{gateway_config}: cameras: no camera {camera!r} (have: {have})")
+    return cams[0]

@@ -63,20 +63,11 @@ def bench_footfall(
 ) -> None:
     """Frames per second of the whole camera pipeline beside the bare model, on one core; peak RSS."""
     from bench.footfall import run_footfall_bench
-    from edge_agent.gateway_config import load_gateway_config
+    from edge_agent.gateway_config import pick_camera
 
     if frames < 1:
         raise ConfigError(f"--frames {frames}: must be at least 1")
-    cam = None
-    if gateway_config is not None:
-        gw = load_gateway_config(gateway_config)
-        cams = [c for c in gw.cameras if camera is None or c.id == camera]
-        if not cams:
-            have = ", ".join(c.id for c in gw.cameras) or "none"
-            raise ConfigError(f"{gateway_config}: cameras: no camera {camera!r} (have: {have})")
-        cam = cams[0]
-    elif camera is not None:
-        raise ConfigError("--camera: only with --gateway-config")
+    cam = pick_camera(gateway_config, camera)
     run_footfall_bench(video, frames, out, camera=cam)
 
 

@@ -65,20 +65,11 @@ def eval_footfall(
     from rich.table import Table
 
     from bench.footfall_eval import Condition, evaluate, load_mot, load_truth
-    from edge_agent.gateway_config import load_gateway_config
+    from edge_agent.gateway_config import pick_camera
 
     truths = [(p, load_truth(p)) for p in gt]
     boxes = load_mot(mot) if mot is not None else None
-    cam = None
-    if gateway_config is not None:
-        gw = load_gateway_config(gateway_config)
-        cams = [c for c in gw.cameras if camera is None or c.id == camera]
-        if not cams:
-            have = ", ".join(c.id for c in gw.cameras) or "none"
-            raise ConfigError(f"{gateway_config}: cameras: no camera {camera!r} (have: {have})")
-        cam = cams[0]
-    elif camera is not None:
-        raise ConfigError("--camera: only with --gateway-config")
+    cam = pick_camera(gateway_config, camera)
     parts = [f"{fps:g}fps"] if fps else []
     parts += [f"scale{scale:g}"] if scale != 1.0 else []
     condition = Condition("-".join(parts) or "original", fps=fps, scale=scale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,29 @@ def test_edge_command_reports_a_bad_gateway_config_in_one_line(tmp_path: Path) -
     )
     res = CliRunner().invoke(app, ["edge", "--mqtt-url", "mqtt://127.0.0.1:9"])
     assert res.exit_code == 2 and "give --gateway ID or --gateway-config FILE" in res.output
+
+
+@pytest.mark.parametrize(
+    ("use_file", "camera", "expected"),
+    [
+        (True, None, "first"),  # the gateway's first camera
+        (True, "no-such-camera", "error: cameras: no camera 'no-such-camera'"),
+        (False, None, None),  # no gateway YAML: the command's own defaults
+        (False, "cam-1", "error: --camera: only with --gateway-config"),
+    ],
+)
+def test_pick_camera_names_the_camera_or_the_key(
+    use_file: bool, camera: str | None, expected: str | None
+) -> None:
+    from edge_agent.gateway_config import load_gateway_config, pick_camera
+
+    path = EXAMPLE if use_file else None
+    if expected is not None and expected.startswith("error: "):
+        with pytest.raises(ConfigError, match=re.escape(expected.removeprefix("error: "))):
+            pick_camera(path, camera)
+        return
+    got = pick_camera(path, camera)
+    if expected == "first":
+        assert got is not None and got.id == load_gateway_config(EXAMPLE).cameras[0].id
+    else:
+        assert got is None
