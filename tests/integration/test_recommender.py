@@ -382,10 +382,10 @@ def test_an_edited_catalog_takes_effect_without_a_restart(
         os.utime(catalog, (st.st_atime, st.st_mtime + 2))  # a new mtime even on a coarse clock
 
     with serving(service):
-        assert invite_headline() == "Invite to join at lane-2"
+        assert invite_headline() == "Invite to join at Lane 2"
         edit('headline: "Invite to join at {zone}"', 'headline: "Ask about the card at {zone}"')
         deadline = time.monotonic() + 10
-        while (headline := invite_headline()) != "Ask about the card at lane-2":
+        while (headline := invite_headline()) != "Ask about the card at Lane 2":
             assert time.monotonic() < deadline, headline
             time.sleep(0.2)
         # A broken edit that would also change the headline: an unknown field, refused.
@@ -403,7 +403,7 @@ def test_an_edited_catalog_takes_effect_without_a_restart(
         ):
             assert time.monotonic() < deadline, "the service never re-read the catalog"
             time.sleep(0.05)
-        assert invite_headline() == "Ask about the card at lane-2"  # the previous one stays
+        assert invite_headline() == "Ask about the card at Lane 2"  # the previous one stays
         assert watcher.last_error is not None and "colour" in watcher.last_error
     link.close()
 
