@@ -41,6 +41,8 @@ from broker_config.contract import (
     TopicKind,
     Topics,
     ZoneFigures,
+    check_not_future,
+    dead_letter,
     decode,
     encode,
 )
@@ -293,3 +295,160 @@ def test_valid_presence_round_trips(member: str, confidence: float, seq: int) ->
 def test_a_dismiss_reason_needs_a_dismissal() -> None:
     with pytest.raises(ValidationError, match="only allowed with outcome 'dismissed'"):
         SRC.make(Feedback, T, prompt_id=ID, outcome="accepted", reason=DismissReason.NOT_RELEVANT)
+
+
+# -- what a rejection says, at the limits -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "kind", "subject"),
+    [
+        (lambda t: t.ack("s1", "gw-1"), TopicKind.ACK, "gw-1"),
+        (lambda t: t.erasure("s1", "m_702cc64d"), TopicKind.ERASURE, "m_702cc64d"),
+        (lambda t: t.floor_state("s1"), TopicKind.FLOOR_STATE, None),
+        (lambda t: t.reassign("s1", "a-amy"), TopicKind.REASSIGN, "a-amy"),
+        (lambda t: t.fuser_status("s1", "fuser-1"), TopicKind.FUSER_STATUS, "fuser-1"),
+    ],
+)
+def test_every_builder_makes_a_topic_that_parses_back(
+    build: object, kind: TopicKind, subject: str | None
+) -> None:
+    for topics in (Topics(), Topics("Xt-1/")):  # a prefix may hold any letter but a wildcard
+        topic = build(topics)  # type: ignore[operator]
+        assert topic.startswith(topics.prefix + "fw/v1/s1/")
+        address = topics.parse(topic)
+        assert (address.kind, address.store, address.subject) == (kind, "s1", subject)
+
+
+def test_a_prefix_gets_its_slash_and_may_hold_no_wildcard() -> None:
+    assert Topics("t1/").prefix == Topics("t1").prefix == "t1/"
+    assert Topics("t1").presence("s1", "z") == "t1/fw/v1/s1/zone/z/presence"
+    with pytest.raises(ValueError, match="topic prefix 'a\\+/' must not contain MQTT wildcards"):
+        Topics("a+/")
+    with pytest.raises(ValueError, match="topic presence needs a subject id"):
+        Topics().build(TopicKind.PRESENCE, "s1")
+
+
+@pytest.mark.parametrize(
+    ("topic", "detail"),
+    [
+        ("other/v1/s1/zone/z/presence", "topic 'other/v1/s1/zone/z/presence' is not under fw/v1/"),
+        ("fw/v1/s1/zone/z/nonsense", "topic 'fw/v1/s1/zone/z/nonsense' matches no contract topic"),
+    ],
+)
+def test_an_unknown_topic_is_named(topic: str, detail: str) -> None:
+    with pytest.raises(ContractError) as err:
+        Topics().parse(topic)
+    assert (err.value.reason, err.value.detail) == (RejectReason.UNKNOWN_TOPIC, detail)
+
+
+def _presence(**override: object) -> bytes:
+    body = json.loads(encode(SRC.make(PresenceEvent, T, member="m_702cc64d", action="enter")))
+    body.update(override)
+    return json.dumps(body).encode()
+
+
+NOT_A_NUMBER = "Value error, must be a JSON number, not a string or boolean"
+NOT_AN_INTEGER = "Value error, must be a JSON integer, not a string, boolean or fraction"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "detail"),
+    [
+        (b"[1, 2]", RejectReason.MALFORMED_JSON, "payload must be a JSON object"),
+        (_presence(ts="soon"), RejectReason.INVALID_FIELD, f"ts: {NOT_A_NUMBER}"),
+        (_presence(seq=1.5), RejectReason.INVALID_FIELD, f"seq: {NOT_AN_INTEGER}"),
+        (_presence(ts="soon", seq=True), RejectReason.INVALID_FIELD, f"seq: {NOT_AN_INTEGER} (+1 more)"),
+        (
+            _presence(schema_version=9),
+            RejectReason.BAD_SCHEMA_VERSION,
+            "schema_version must be 1 (Input should be 1)",
+        ),
+    ],
+)
+def test_a_rejection_says_which_field_and_why(payload: bytes, reason: RejectReason, detail: str) -> None:
+    with pytest.raises(ContractError) as err:
+        decode(Topics(), Topics().presence("s1", "pantry"), payload)
+    assert (err.value.reason, err.value.detail) == (reason, detail)
+
+
+def test_a_nested_field_is_named_by_its_path() -> None:
+    event = SRC.make(
+        CheckoutEvent, T, member=None, items=[{"sku": "a", "category": "tea", "qty": 1, "amount_cents": 5}],
+        total_cents=5,
+    )  # fmt: skip
+    body = json.loads(encode(event))
+    body["items"][0]["qty"] = 0
+    with pytest.raises(ContractError) as err:
+        decode(Topics(), Topics().checkout("s1", "lane-1"), json.dumps(body).encode())
+    assert err.value.detail.startswith("items.0.qty: ")
+
+
+def test_the_size_limit_itself_is_allowed() -> None:
+    body = _presence()
+    topic = Topics().presence("s1", "pantry")
+    exact = b" " * (MAX_PAYLOAD_BYTES - len(body)) + body  # JSON may start with blanks
+    assert decode(Topics(), topic, exact).payload.member == "m_702cc64d"
+    with pytest.raises(ContractError) as err:
+        decode(Topics(), topic, b" " + exact)
+    assert err.value.reason is RejectReason.TOO_LARGE
+    assert err.value.detail == f"payload is {MAX_PAYLOAD_BYTES + 1} bytes, limit {MAX_PAYLOAD_BYTES}"
+
+
+def test_an_event_from_the_future_is_refused_beyond_the_allowed_skew() -> None:
+    event = SRC.make(PresenceEvent, T + 300, member="m_702cc64d", action="enter")
+    check_not_future(event, T, 300)  # exactly the allowed skew: fine
+    with pytest.raises(ContractError) as err:
+        check_not_future(event, T - 1, 300)
+    assert err.value.reason is RejectReason.FUTURE_TS
+    assert err.value.detail == "PresenceEvent is dated 301 s ahead of this clock (allowed: 300 s)"
+
+
+def test_a_dead_letter_keeps_at_most_300_characters_of_topic_and_detail() -> None:
+    topic, error = "x" * 400, ContractError(RejectReason.UNKNOWN_TOPIC, "y" * 400)
+    dl = dead_letter(EnvelopeSource("recommender"), T, topic, b"{}", error)
+    assert (len(dl.topic), len(dl.detail), dl.topic_size, dl.payload_size) == (300, 300, 400, 2)
+
+
+def test_a_source_numbers_its_events_from_zero_or_where_it_left_off() -> None:
+    for source, first in ((EnvelopeSource("gw-9"), 0), (EnvelopeSource("gw-9", start_seq=41), 41)):
+        made = [source.make(PresenceEvent, T, member="m_702cc64d", action="enter") for _ in range(2)]
+        assert [e.seq for e in made] == [first, first + 1]
+
+
+def test_a_rule_across_fields_is_named_as_the_payload() -> None:
+    fb = EnvelopeSource("handheld-a-ben").make(
+        Feedback, T, prompt_id=ID, outcome="dismissed", reason="customer_busy"
+    )
+    body = json.loads(encode(fb))
+    body["outcome"] = "done"
+    with pytest.raises(ContractError) as err:
+        decode(Topics(), Topics().feedback("s1", "a-ben"), json.dumps(body).encode())
+    assert err.value.detail == "payload: Value error, reason is only allowed with outcome 'dismissed'"
+
+
+def _basket_of(size: int) -> CheckoutEvent:
+    """A checkout whose encoding is exactly ``size`` bytes (SKUs trimmed to fit)."""
+
+    def make(skus: list[int]) -> CheckoutEvent:
+        items = [{"sku": "s" * n, "category": "tea", "qty": 1, "amount_cents": 5} for n in skus]
+        return EnvelopeSource("pos-1").make(
+            CheckoutEvent, T, member=None, items=items, total_cents=5 * len(skus)
+        )
+
+    skus = [64] * 160
+    over = len(type(make(skus)).__pydantic_serializer__.to_json(make(skus))) - size
+    for i in range(len(skus)):
+        cut = min(over, skus[i] - 1)
+        skus[i] -= cut
+        over -= cut
+    assert over == 0
+    return make(skus)
+
+
+def test_an_event_of_exactly_the_size_limit_is_sent_and_one_byte_more_is_not() -> None:
+    assert len(encode(_basket_of(MAX_PAYLOAD_BYTES))) == MAX_PAYLOAD_BYTES
+    with pytest.raises(ContractError) as err:
+        encode(_basket_of(MAX_PAYLOAD_BYTES + 1))
+    assert err.value.reason is RejectReason.TOO_LARGE
+    assert err.value.detail == f"CheckoutEvent is {MAX_PAYLOAD_BYTES + 1} bytes, limit {MAX_PAYLOAD_BYTES}"

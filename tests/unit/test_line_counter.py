@@ -216,8 +216,9 @@ def test_along_the_segment_within_the_slack(s: float, slack: float, beside: bool
 
 @pytest.mark.parametrize(
     ("s", "slack", "meets"),
-    [(250, 5, True), (-3, 5, True), (503, 5, True), (-10, 5, False), (510, 5, False), (-3, 0, False)],
-)
+    [(250, 5, True), (-3, 5, True), (503, 5, True), (-4.97, 5, True), (504.97, 5, True), (-10, 5, False),
+     (510, 5, False), (-3, 0, False)],
+)  # fmt: skip
 def test_a_way_across_meets_the_segment_extended_by_the_slack(s: float, slack: float, meets: bool) -> None:
     assert SLANT.passes(_on(s, 40), _on(s, -40), slack) is meets
     assert SLANT.passes(_on(s, -40), _on(s, 40), slack) is meets
@@ -302,6 +303,7 @@ def test_a_track_first_seen_off_the_line_counts_its_first_crossing(
         (320.0, 325.0, []),  # detected and first reported outside: nothing
         (280.0, 275.0, []),  # ... inside: nothing
         (320.0, 280.0, ["in"]),
+        (280.0, 320.0, ["out"]),
         (308.0, 320.0, ["out"]),  # detected exactly at the band's edge: on the line
         (303.0, 320.0, ["out"]),  # on the line (3 px outside): counts towards where it leaves
         (297.0, 280.0, ["in"]),
@@ -321,3 +323,21 @@ def test_a_narrow_band_below_one_pixel() -> None:
     got = counter.update({1: (290.0, 300.0)}, 0.0, origins={1: (299.2, 300.0)})  # 0.8 px inside
     assert got == []
     assert counter.update({1: (310.0, 300.0)}, 0.1) == [Crossing("door", 1, "out", 0.1)]
+    # Detected 0.8 px inside and first reported outside: a crossing at once.
+    counter = LineCounter(LINE, band_px=0.5)
+    assert counter.update({2: (310.0, 300.0)}, 0.0, origins={2: (299.2, 300.0)}) == [
+        Crossing("door", 2, "out", 0.0)
+    ]
+    # First seen 0.8 px inside (no origin), then outside; and inside, 0.8 px in, then out.
+    for frames in ([299.2, 310.0], [290.0, 299.2, 310.0]):
+        counter = LineCounter(LINE, band_px=0.5)
+        got = []
+        for i, x in enumerate(frames):
+            got += counter.update({3: (x, 300.0)}, i * 0.1)
+        assert [c.direction for c in got] == ["out"], frames
+
+
+def test_a_known_track_standing_on_the_line_does_not_hold_up_the_others() -> None:
+    counter = LineCounter(LINE, band_px=8)
+    frames = [{3: (320.0, 250.0), 2: (320.0, 300.0)}, {3: (300.0, 250.0), 2: (280.0, 300.0)}]
+    assert [(c.track, c.direction) for c in _run(counter, frames)] == [(2, "in")]

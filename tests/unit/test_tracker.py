@@ -366,3 +366,59 @@ def test_confirmation_takes_confirm_hits_matches_counted_one_by_one() -> None:
     assert tracker.update(_frame([b], [0.9]), 0.0) == []
     assert tracker.update(_frame([b], [0.9]), 0.1) == []
     assert [t.id for t in tracker.update(_frame([b], [0.9]), 0.2)] == [1]
+
+
+# -- appearance: a near box must also look alike unless it overlaps firmly -----------------
+
+RED, BLUE = np.full(8, 0.9, np.float32), np.full(8, 0.1, np.float32)
+
+
+def _seen(boxes: list[tuple[float, float, float, float]], looks: list[np.ndarray]) -> Detections:
+    return Detections(
+        np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32), np.stack(looks)
+    )
+
+
+def _walker_then(step: tuple[float, float, float, float], look: np.ndarray, **cfg: float) -> list[Track]:
+    """A red-clad walker confirmed over three frames, then a box ``step`` wearing ``look``."""
+    tracker = Tracker(TrackerConfig(reid_distance=0.0, **cfg))  # type: ignore[arg-type]
+    for i in range(3):
+        tracker.update(_seen([box_at(100, 300)], [RED]), i * 0.1)
+    return tracker.update(_seen([step], [look]), 0.3)
+
+
+NEAR = box_at(132, 300)  # 32 px on: little overlap (IoU ~0.11), inside the distance gate
+FIRM = box_at(110, 300)  # 10 px on: IoU 0.6
+FAR = box_at(300, 300)  # outside every gate
+
+
+@pytest.mark.parametrize(
+    ("step", "look", "cfg", "same_person"),
+    [
+        (NEAR, RED, {}, True),
+        (NEAR, BLUE, {}, False),  # near but dressed differently: someone else
+        (FIRM, BLUE, {}, True),  # a firm overlap is enough whatever the look
+        (FAR, RED, {}, False),  # looking alike is not enough from afar
+        (NEAR, BLUE, {"appearance_weight": 0.0}, True),  # appearance switched off
+        (NEAR, BLUE, {"appearance_weight": 0.5}, False),  # a small weight still gates
+    ],
+)
+def test_appearance_gates_near_pairs(
+    step: tuple[float, float, float, float], look: np.ndarray, cfg: dict[str, float], same_person: bool
+) -> None:
+    [track] = _walker_then(step, look, **cfg)
+    assert track.id == 1
+    assert track.seen is same_person
+    if same_person:
+        assert track.box == pytest.approx(step)
+
+
+def test_a_frame_at_the_same_time_as_the_last_keeps_the_prediction_sane() -> None:
+    tracker = Tracker()
+    frames = [(0.0, 100), (0.1, 104), (0.1, 104), (0.2, 108), (0.3, 112)]
+    for t, x in frames:
+        tracks = tracker.update(Detections.of([box_at(x, 300)], [0.9]), t)
+    [track] = tracker.update(Detections.of([], []), 0.4)  # unseen: predicted from its velocity
+    assert track.id == 1 and not track.seen
+    assert np.isfinite(track.box).all() and track.centre[0] == pytest.approx(116, abs=2)
+    assert len(tracks) == 1

@@ -8,6 +8,7 @@ import math
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_agent.ble.sightings import Advert
@@ -230,3 +231,78 @@ def test_a_stale_walking_hint_counts_for_nothing() -> None:
     stand(f, 5, 5, 5.0, 10)  # the reports stop carrying a hint: the last one goes stale
     moved = stand(f, 10.6, 5, 15.0, 10)
     assert moved[0].ts - 15.0 >= PARAMS.settle_s - 0.5
+
+
+# -- the time filter's spreading, on the demo store's grid ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_model() -> ZoneModel:
+    from floorwalker.config import load_store_config
+    from tests.conftest import DEMO_STORE
+
+    return ZoneModel(load_store_config(DEMO_STORE))
+
+
+def _delta(model: ZoneModel, cell: int) -> np.ndarray:
+    logp = np.full(model.cells, -1e9)
+    logp[cell] = 0.0
+    return logp
+
+
+def test_no_time_no_spreading(demo_model: ZoneModel) -> None:
+    logp = np.full(demo_model.cells, 5.0)  # not even normalised: returned as it is
+    assert demo_model.spread(logp, 0.0, FusionParams()) is logp
+    assert demo_model.spread(logp, -1.0, FusionParams()) is logp
+
+
+def test_standing_still_only_leaks_towards_anywhere(demo_model: ZoneModel) -> None:
+    n, cell = demo_model.cells, demo_model.cells // 2
+    params = FusionParams(speed_m_s=0.0, jump_per_s=0.02)
+    p = np.exp(demo_model.spread(_delta(demo_model, cell), 10.0, params))
+    leak = 1 - math.exp(-0.02 * 10)
+    assert p[cell] == pytest.approx(1 - leak + leak / n)
+    assert np.delete(p, cell) == pytest.approx(np.full(n - 1, leak / n))
+    # Moving a tenth of a cell (under 0.2 of one) is not spreading either.
+    slow = FusionParams(speed_m_s=0.05, jump_per_s=1e-9)
+    assert np.exp(demo_model.spread(_delta(demo_model, cell), 1.0, slow)) == pytest.approx(
+        np.eye(n)[cell], abs=1e-9
+    )
+
+
+def test_walking_spreads_symmetrically_and_keeps_the_mass(demo_model: ZoneModel) -> None:
+    n = demo_model.cells
+    centre = _interior_cell(demo_model)
+    params = FusionParams(speed_m_s=1.0, jump_per_s=1e-9)
+    p = np.exp(demo_model.spread(_delta(demo_model, centre), 1.0, params))
+    assert p.sum() == pytest.approx(1.0)
+    assert p.argmax() == centre and p[centre] < 0.2  # a 1 m (2-cell) blur
+    left, right, down, up = (
+        _neighbour(demo_model, centre, dx, dy) for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1))
+    )
+    assert p[left] == pytest.approx(p[right]) and p[down] == pytest.approx(p[up]) == pytest.approx(p[left])
+    assert p[left] < p[centre]
+    # Four metres is as far as it spreads, however long the gap.
+    capped = np.exp(demo_model.spread(_delta(demo_model, centre), 10.0, params))
+    longer = np.exp(demo_model.spread(_delta(demo_model, centre), 30.0, params))
+    assert capped == pytest.approx(longer, abs=1e-9)
+    wide = np.exp(demo_model.spread(_delta(demo_model, centre), 4.0, params))
+    assert wide[centre] < p[centre] and wide.sum() == pytest.approx(1.0) and (wide > 0).sum() > n // 4
+
+
+def _cell_xy(model: ZoneModel) -> list[tuple[int, int]]:
+    return list(zip(model._cell_ix.tolist(), model._cell_iy.tolist(), strict=True))
+
+
+def _interior_cell(model: ZoneModel) -> int:
+    """A cell with the whole 3-sigma blur (of a 2-cell sigma) inside the grid."""
+    cells = set(_cell_xy(model))
+    for i, (x, y) in enumerate(_cell_xy(model)):
+        if all((x + dx, y + dy) in cells for dx in range(-7, 8) for dy in range(-7, 8)):
+            return i
+    raise AssertionError("no interior cell")
+
+
+def _neighbour(model: ZoneModel, cell: int, dx: int, dy: int) -> int:
+    x, y = _cell_xy(model)[cell]
+    return _cell_xy(model).index((x + dx, y + dy))
