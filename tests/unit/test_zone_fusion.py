@@ -306,3 +306,34 @@ def _interior_cell(model: ZoneModel) -> int:
 def _neighbour(model: ZoneModel, cell: int, dx: int, dy: int) -> int:
     x, y = _cell_xy(model)[cell]
     return _cell_xy(model).index((x + dx, y + dy))
+
+
+# -- the two optional filters decide the same walk the same way ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        FusionParams(stale_s=4.0, hysteresis=2.0, min_dwell_s=1.0, away_timeout_s=10.0, time_filter=True),
+        FusionParams(stale_s=4.0, away_timeout_s=10.0, zone_filter=True, switch_per_s=0.1, switch_margin=1.0),
+    ],
+    ids=["time filter", "zone filter"],
+)
+def test_a_walk_from_room_to_room_through_either_filter(params: FusionParams) -> None:
+    f = fusion(params=params)
+    first = stand(f, 5, 5, 0.0, 5)
+    assert [(c.zone, c.action) for c in first] == [("a", "enter")]
+    moved = stand(f, 15, 5, 5.0, 10)
+    assert [(c.zone, c.action) for c in moved] == [("a", "leave"), ("b", "enter")]
+    assert 5.0 <= moved[0].ts <= 10.0 and moved[1].confidence > 0.5
+    assert f.state_of(M) == (ZoneState.IN, "b")
+    back = stand(f, 5, 5, 15.0, 10)
+    assert [(c.zone, c.action) for c in back] == [("b", "leave"), ("a", "enter")]
+
+
+def test_a_silent_online_gateway_counts_against_its_own_zone() -> None:
+    model = ZoneModel(two_rooms())
+    heard = {"ga": level(12, 5, (5, 5))}  # as loud as someone 7 m from ga, in b or in a's corners
+    a, b = model.zones.index("a"), model.zones.index("b")
+    alone, with_silence = model.scores(heard), model.scores(heard, ["gb"])
+    assert with_silence[b] - with_silence[a] < alone[b] - alone[a]  # gb would have heard them in b
