@@ -422,3 +422,13 @@ def test_a_frame_at_the_same_time_as_the_last_keeps_the_prediction_sane() -> Non
     assert track.id == 1 and not track.seen
     assert np.isfinite(track.box).all() and track.centre[0] == pytest.approx(116, abs=2)
     assert len(tracks) == 1
+
+
+def test_a_tracks_look_is_a_running_mean_not_the_latest_sample() -> None:
+    tracker = Tracker(TrackerConfig(reid_distance=0.0, appearance_smoothing=0.3))
+    for i in range(3):
+        tracker.update(_seen([box_at(100, 300)], [RED]), i * 0.1)
+    tracker.update(_seen([box_at(110, 300)], [BLUE]), 0.3)  # firm overlap: matched though blue
+    mean = np.full(8, 0.3 * 0.1 + 0.7 * 0.9, np.float32)  # 0.66: what the track now looks like
+    [track] = tracker.update(_seen([box_at(142, 300)], [mean]), 0.4)  # near, not overlapping
+    assert (track.id, track.seen) == (1, True)

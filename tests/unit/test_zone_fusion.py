@@ -337,3 +337,41 @@ def test_a_silent_online_gateway_counts_against_its_own_zone() -> None:
     a, b = model.zones.index("a"), model.zones.index("b")
     alone, with_silence = model.scores(heard), model.scores(heard, ["gb"])
     assert with_silence[b] - with_silence[a] < alone[b] - alone[a]  # gb would have heard them in b
+
+
+# -- the evidence model, worked out by hand on two 10 m rooms --------------------------------
+# Cells are 0.5 m squares centred at (i + 1/2) * 0.5 m: 20 x 20 in each room, room a's first,
+# x outer and y inner; cell 0 is centred at (0.25, 0.25), cell 189 at (4.75, 4.75).
+
+
+def _pred(cell: tuple[float, float], gw: tuple[float, float]) -> float:
+    """The path-loss model's RSSI, never closer than half a metre."""
+    return POWER - 10 * N * math.log10(max(math.hypot(cell[0] - gw[0], cell[1] - gw[1]), 0.5))
+
+
+def test_the_grid_covers_each_zone_with_half_metre_cells() -> None:
+    model = ZoneModel(two_rooms())
+    assert model.fingerprint and model.cells == 800
+    plain = ZoneModel(two_rooms(floor=False))
+    assert not plain.fingerprint and plain.cells == 0
+
+
+def test_a_reading_scores_each_cell_by_its_gaussian_log_likelihood() -> None:
+    model = ZoneModel(two_rooms())  # sigma 4 dB by default
+    near = _pred((4.75, 4.75), (5, 5))  # 0.35 m from ga: counted as 0.5 m
+    ll = model.loglik({"ga": near})
+    assert ll[189] == pytest.approx(0.0)
+    far = _pred((0.25, 0.25), (5, 5))
+    assert ll[0] == pytest.approx(-((far - near) ** 2) / (2 * 4.0**2))
+    sharper = ZoneModel(two_rooms(), sigma_db=2.0).loglik({"ga": near})
+    assert sharper[0] == pytest.approx(4 * ll[0])
+
+
+def test_a_silent_gateway_scores_each_cell_by_the_chance_of_missing_the_phone_there() -> None:
+    from scipy.stats import norm
+
+    model = ZoneModel(two_rooms(), miss_probability=0.2)
+    ll = model.loglik({}, ["gb"])
+    for cell, index in (((0.25, 0.25), 0), ((4.75, 4.75), 189)):
+        below = norm.cdf((-98.0 - _pred(cell, (15, 5))) / 4.0)  # heard under the sensitivity
+        assert ll[index] == pytest.approx(math.log(0.2 + 0.8 * below))
