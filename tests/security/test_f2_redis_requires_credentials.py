@@ -46,7 +46,8 @@ def secured(tmp_path_factory: pytest.TempPathFactory, store_config: StoreConfig)
 
 
 def test_f2_anonymous_clients_are_refused_and_cannot_forge_a_token(secured: Secured) -> None:
-    anon = redis.Redis(host="127.0.0.1", port=secured.redis_port, socket_timeout=5)
+    # retry=None: redis-py retries a refused login with back-off (7 s a command) by default.
+    anon = redis.Redis(host="127.0.0.1", port=secured.redis_port, socket_timeout=5, retry=None)
     with pytest.raises(redis.AuthenticationError):
         anon.ping()
     forged = f"fw:demo-store:token:{hashlib.sha256(b'T').hexdigest()}"
@@ -60,7 +61,7 @@ def test_f2_anonymous_clients_are_refused_and_cannot_forge_a_token(secured: Secu
     if sock.exists():
         assert stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0
         with pytest.raises(redis.AuthenticationError):
-            redis.Redis(unix_socket_path=str(sock), socket_timeout=5).ping()
+            redis.Redis(unix_socket_path=str(sock), socket_timeout=5, retry=None).ping()
 
 
 def test_f2_each_service_logs_in_as_its_own_redis_user_with_only_what_it_needs(secured: Secured) -> None:
