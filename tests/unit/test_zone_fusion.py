@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from floorwalker.config import BlePresenceConfig, StoreConfig
 from presence.eid_resolver import EidResolver
 from presence.pipeline import PresencePipeline
 from presence.positions import PositionSample
+from presence.survey import SurveyMap
 from presence.zone_fusion import SURVEYED, FusionParams, ZoneChange, ZoneFusion, ZoneModel, ZoneState
 from simulators.ble_radio import RadioModel, RadioParams
 
@@ -129,7 +132,8 @@ def test_away_after_the_timeout_and_not_before() -> None:
     f = fusion()
     stand(f, 5, 5, 0.0, 5)  # last heard at 4.5
     assert f.tick(4.5 + 9.5) == []
-    assert [(c.zone, c.action) for c in f.tick(4.5 + 10.0)] == [("a", "leave")]
+    # The leave is certain (confidence 1), stamped when the timeout ran out.
+    assert f.tick(4.5 + 10.0) == [ZoneChange(M, "a", "leave", 14.5, 1.0)]
     assert f.state_of(M) == (ZoneState.AWAY, None)
     assert f.members() == []  # nothing kept for someone who left
 
@@ -375,3 +379,413 @@ def test_a_silent_gateway_scores_each_cell_by_the_chance_of_missing_the_phone_th
     for cell, index in (((0.25, 0.25), 0), ((4.75, 4.75), 189)):
         below = norm.cdf((-98.0 - _pred(cell, (15, 5))) / 4.0)  # heard under the sensitivity
         assert ll[index] == pytest.approx(math.log(0.2 + 0.8 * below))
+
+
+# -- a store of rooms in a row, for the cases two_rooms does not cover --------------------------
+
+
+def row_of_rooms(rooms: int = 2, *, sensitivity: float = -98.0, kiosk: bool = False) -> StoreConfig:
+    """``rooms`` 10 m rooms a, b, c, ... along x, each with its gateway (ga, gb, ...) in the
+    middle. ``kiosk``: one more zone, last, a 15 cm square that holds no cell centre and that
+    no gateway covers."""
+    ids = "abcdefgh"[:rooms]
+    zones: list[dict[str, object]] = [
+        {
+            "id": z,
+            "name": z.upper(),
+            "polygon": [[10 * i, 0], [10 * i + 10, 0], [10 * i + 10, 10], [10 * i, 10]],
+        }
+        for i, z in enumerate(ids)
+    ]
+    width = 10 * rooms
+    if kiosk:
+        x = width + 0.3
+        zones.append(
+            {"id": "kiosk", "name": "K", "polygon": [[x, 0.3], [x + 0.15, 0.3], [x + 0.15, 0.45], [x, 0.45]]}
+        )
+        width += 1
+    gateways = [
+        {
+            "id": f"g{z}",
+            "zones": [z],
+            "position": [10 * i + 5, 5],
+            "ble": {"measured_power_dbm": POWER, "path_loss_exponent": N, "sensitivity_dbm": sensitivity},
+        }
+        for i, z in enumerate(ids)
+    ]
+    return StoreConfig.model_validate(
+        {
+            "store": "s1",
+            "name": "S",
+            "floor": {"width_m": width, "depth_m": 10},
+            "zones": zones,
+            "gateways": gateways,
+            "associates": [{"id": "a1", "display_name": "A"}],
+            "floor_lead": "a1",
+        }
+    )
+
+
+def one_room() -> StoreConfig:
+    return StoreConfig.model_validate(
+        {
+            "store": "s1",
+            "name": "S",
+            "zones": [{"id": "a", "name": "A"}],
+            "gateways": [{"id": "ga", "zones": ["a"]}],
+            "associates": [{"id": "a1", "display_name": "A"}],
+            "floor_lead": "a1",
+        }
+    )
+
+
+def hear(
+    f: ZoneFusion, t: float, ga: float | None = None, gb: float | None = None, moving: bool | None = None
+) -> list[ZoneChange]:
+    """The gateways that hear the member report at ``t`` (None: silent); then one tick."""
+    for gw, rssi in (("ga", ga), ("gb", gb)):
+        if rssi is not None:
+            f.observe(M, gw, rssi, t, moving)
+    return f.tick(t)
+
+
+def softmax_share(scores: list[float], i: int) -> float:
+    """A zone's share of the evidence, as an event's confidence (3 places)."""
+    return round(math.exp(scores[i]) / sum(math.exp(s) for s in scores), 3)
+
+
+# -- decisions, where the evidence is exact: without a floor plan a zone's score is the RSSI --------
+# of its strongest gateway (dB), so a lead of 0.5 is exactly a quarter of the hysteresis.
+
+PLAIN = two_rooms(floor=False)
+
+
+@pytest.mark.parametrize(
+    ("lead", "switch_at"),
+    [(0.25, None), (0.5, 106.0), (1.5, 106.0), (2.0, 103.0), (3.0, 103.0)],
+    ids=["under a quarter", "a quarter", "slight", "the hysteresis", "clear"],
+)
+def test_how_long_a_lead_must_hold_before_the_zone_switches(lead: float, switch_at: float | None) -> None:
+    """Hysteresis 2, min dwell 1 s, settle 4 s: a lead under a quarter of the hysteresis never
+    switches; from a quarter it must hold for settle_s; from the full hysteresis, min_dwell_s."""
+    f = fusion(PLAIN)
+    entered = [c for t in (100.0, 100.5, 101.0) for c in hear(f, t, ga=-60.0, gb=-70.0)]
+    # First heard at 100: in a min_dwell_s later; a's share is 1 / (1 + e^-10), 1.0 to 3 places.
+    assert entered == [ZoneChange(M, "a", "enter", 101.0, 1.0)]
+    changes = [c for k in range(17) for c in hear(f, 102.0 + 0.5 * k, ga=-60.0, gb=-60.0 + lead)]
+    if switch_at is None:
+        assert changes == []
+        assert f.state_of(M) == (ZoneState.IN, "a")
+    else:
+        share = softmax_share([-60.0, -60.0 + lead], 1)  # both events carry b's share
+        assert changes == [
+            ZoneChange(M, "a", "leave", switch_at, share),
+            ZoneChange(M, "b", "enter", switch_at, share),
+        ]
+
+
+@pytest.mark.parametrize(
+    ("hints", "switch_at"),
+    [
+        ({(101.0, "ga"): True}, 105.0),
+        ({(100.5, "ga"): True}, 105.5),
+        ({}, 105.5),
+        ({(101.0, "ga"): True, (101.0, "gb"): False}, 105.5),
+    ],
+    ids=["hint stale_s old", "hint older", "no hint", "revoked by a later report of the same instant"],
+)
+def test_a_walking_hint_counts_until_it_is_stale_s_old(
+    hints: dict[tuple[float, str], bool], switch_at: float
+) -> None:
+    """A clear lead from 104.5: walking (the latest hint says so and is at most stale_s = 4 s
+    old) switches after the walking dwell, 0.5 s; otherwise after min_dwell_s, 1 s."""
+    f = fusion(PLAIN)
+    for k in range(8):  # in a, 100 .. 103.5; ga reports first, then gb
+        t = 100.0 + 0.5 * k
+        for gw, rssi in (("ga", -60.0), ("gb", -70.0)):
+            f.observe(M, gw, rssi, t, hints.get((t, gw)))
+        f.tick(t)
+    assert f.state_of(M) == (ZoneState.IN, "a")
+    changes = [c for k in range(4) for c in hear(f, 104.5 + 0.5 * k, ga=-60.0, gb=-58.0)]
+    assert [(c.zone, c.action, c.ts) for c in changes] == [
+        ("a", "leave", switch_at),
+        ("b", "enter", switch_at),
+    ]
+
+
+@pytest.mark.parametrize(("tick_at", "enters"), [(104.0, True), (104.5, False)])
+def test_a_reading_counts_until_it_is_stale_s_old(tick_at: float, enters: bool) -> None:
+    f = fusion(PLAIN)
+    assert hear(f, 100.0, ga=-60.0) == []  # a, from 100 (min dwell 1 s)
+    assert f.tick(tick_at) == ([ZoneChange(M, "a", "enter", tick_at, 1.0)] if enters else [])
+
+
+@pytest.mark.parametrize(
+    ("readings", "zone", "confidence"),
+    [
+        ((-60.0, -61.0), "a", 0.731),  # 1 / (1 + e^-1)
+        ((-61.0, -60.0), "b", 0.731),
+        ((-60.0, -62.0), "a", 0.881),  # 1 / (1 + e^-2)
+        ((-60.0, None), "a", 1.0),  # b unheard: no evidence for it at all
+    ],
+)
+def test_an_enter_carries_the_zones_share_of_the_evidence(
+    readings: tuple[float, float | None], zone: str, confidence: float
+) -> None:
+    f = fusion(PLAIN)
+    changes = [c for t in (0.0, 0.5, 1.0) for c in hear(f, t, *readings)]
+    assert changes == [ZoneChange(M, zone, "enter", 1.0, confidence)]
+
+
+def test_in_a_store_with_one_zone_entering_it_is_certain() -> None:
+    f = ZoneFusion(ZoneModel(one_room()), PARAMS)
+    changes = [c for t in (0.0, 0.5, 1.0) for c in hear(f, t, ga=-80.0)]
+    assert changes == [ZoneChange(M, "a", "enter", 1.0, 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("late_ts", "zone"), [(99.5, "a"), (100.0, "b")], ids=["older, delayed", "same instant"]
+)
+def test_each_gateways_latest_reading_counts(late_ts: float, zone: str) -> None:
+    """ga's -90 arrives last: a delayed, older reading is ignored; one for the same instant
+    (re-sent) replaces the first."""
+    f = fusion(PLAIN)
+    f.observe(M, "ga", -60.0, 100.0)
+    f.observe(M, "gb", -70.0, 100.0)
+    f.observe(M, "ga", -90.0, late_ts)
+    assert f.tick(100.0) == []
+    assert [(c.zone, c.action) for c in f.tick(101.0)] == [(zone, "enter")]
+
+
+# -- forgetting ----------------------------------------------------------------------------------
+
+
+def test_someone_heard_too_briefly_to_enter_is_forgotten_after_the_away_timeout() -> None:
+    f = fusion()
+    assert hear(f, 0.0, ga=level(5, 5, (5, 5))) == []  # gone before the min dwell
+    assert f.tick(9.5) == [] and f.members() == [M]
+    assert f.tick(10.0) == [] and f.members() == []  # no leave: they never entered
+
+
+def test_a_member_unknown_for_fifteen_minutes_is_forgotten_without_an_event() -> None:
+    f = fusion()
+    stand(f, 5, 5, 0.0, 5)
+    f.gateway_state("ga", False)
+    assert f.tick(100.0) == []  # unknown from 100
+    assert f.tick(1000.0) == [] and f.state_of(M) == (ZoneState.UNKNOWN, "a")  # 900 s: kept
+    assert f.tick(1000.5) == [] and f.members() == []
+
+
+def test_members_beyond_the_bound_drop_the_one_heard_longest_ago() -> None:
+    f = ZoneFusion(ZoneModel(PLAIN), PARAMS, max_members=3)
+    for name, ts in (("m_a", 1.0), ("m_b", 2.0), ("m_c", 3.0), ("m_a", 4.0), ("m_d", 5.0)):
+        f.observe(name, "ga", -60.0, ts)
+    assert sorted(f.members()) == ["m_a", "m_c", "m_d"]  # not m_b, last heard at 2
+
+
+def test_ten_thousand_members_by_default() -> None:
+    f = ZoneFusion(ZoneModel(PLAIN), PARAMS)
+    for i in range(10_001):
+        f.observe(f"m_{i:08x}", "ga", -60.0, float(i))
+    assert len(f.members()) == 10_000 and "m_00000000" not in f.members()
+
+
+# -- gateways that are down, or never heard from ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gb_status", "after"),
+    [(True, [ZoneChange(M, "a", "leave", 11.5, 1.0)]), (None, []), (False, [])],
+    ids=["gb up", "gb never heard from", "gb down"],
+)
+def test_silence_is_a_leave_only_when_every_gateway_is_known_to_be_up(
+    gb_status: bool | None, after: list[ZoneChange]
+) -> None:
+    f = ZoneFusion(ZoneModel(two_rooms()), PARAMS)
+    f.gateway_state("ga", True)
+    if gb_status is not None:
+        f.gateway_state("gb", gb_status)  # its retained status; gb never hears the member
+    entered = [c for t in (0.0, 0.5, 1.0, 1.5) for c in hear(f, t, ga=level(5, 5, (5, 5)))]
+    assert [(c.zone, c.action, c.ts) for c in entered] == [("a", "enter", 1.0)]
+    assert f.tick(1.5 + 10.0) == after
+    assert f.state_of(M) == ((ZoneState.AWAY, None) if after else (ZoneState.UNKNOWN, "a"))
+
+
+QUIET = row_of_rooms(sensitivity=-80.0)
+SNAPSHOT_AND_FILTERS = pytest.mark.parametrize(
+    "params",
+    [PARAMS, replace(PARAMS, time_filter=True), replace(PARAMS, zone_filter=True)],
+    ids=["snapshot", "time filter", "zone filter"],
+)
+
+
+@SNAPSHOT_AND_FILTERS
+@pytest.mark.parametrize(
+    ("gb_status", "state"),
+    [(True, (ZoneState.IN, "a")), (None, (ZoneState.UNKNOWN, None)), (False, (ZoneState.UNKNOWN, None))],
+    ids=["gb up", "gb never heard from", "gb down"],
+)
+def test_a_silent_gateway_that_is_up_rules_its_zone_out(
+    params: FusionParams, gb_status: bool | None, state: tuple[ZoneState, str | None]
+) -> None:
+    """ga hears the phone as from 7 m away. Alone, that fits b (more of the 7 m circle round
+    ga lies in b than in a's corners). But gb, which would hear a phone anywhere in b above
+    its -80 dBm sensitivity, hears nothing: if gb is up, the member is in a; if it is down or
+    was never heard from, its silence says nothing, and b, the best guess, has no gateway up
+    to watch it: "unknown", no event."""
+    heard = level(12, 5, (5, 5))
+    model = ZoneModel(QUIET, params.sigma_db)
+    alone, with_silence = model.scores({"ga": heard}), model.scores({"ga": heard}, ["gb"])
+    assert alone[1] > alone[0] and with_silence[0] > with_silence[1]
+    f = ZoneFusion(model, params)
+    f.gateway_state("ga", True)
+    if gb_status is not None:
+        f.gateway_state("gb", gb_status)
+    changes = [c for k in range(6) for c in hear(f, 0.5 * k, ga=heard)]
+    assert [(c.zone, c.action) for c in changes] == ([("a", "enter")] if state[0] is ZoneState.IN else [])
+    assert f.state_of(M) == state
+
+
+@SNAPSHOT_AND_FILTERS
+def test_a_zone_too_small_for_a_grid_cell_is_never_chosen(params: FusionParams) -> None:
+    """The kiosk holds no cell: its evidence is nil (log 0, quietly), whatever is heard."""
+    model = ZoneModel(row_of_rooms(kiosk=True), params.sigma_db)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = model.scores({"ga": level(5, 5, (5, 5)), "gb": level(5, 5, (15, 5))})
+    assert len(scores) == 3 and scores[2] == -math.inf and scores[0] > scores[1]
+    f = ZoneFusion(model, params)
+    changes = stand(f, 5, 5, 0.0, 3)
+    assert [(c.zone, c.action) for c in changes] == [("a", "enter")]
+    assert f.state_of(M) == (ZoneState.IN, "a")
+
+
+# -- the settings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("survey", [None, Path("survey.json")], ids=["path-loss", "surveyed"])
+def test_every_setting_given_in_the_config_reaches_the_fuser(survey: Path | None) -> None:
+    given = {
+        "stale_s": 6.0,
+        "hysteresis": 5.0,
+        "min_dwell_s": 2.5,
+        "away_timeout_s": 30.0,
+        "sigma_db": 3.0,
+        "settle_s": 7.0,
+        "walking_hysteresis": 0.7,
+        "walking_min_dwell_s": 0.25,
+        "walking_settle_s": 1.5,
+    }
+    params = FusionParams.from_config(BlePresenceConfig.model_validate({**given, "survey": survey}))
+    assert {k: getattr(params, k) for k in given} == given
+
+
+# -- the evidence model: offsets, the survey, the per-zone sums ---------------------------------
+
+
+@pytest.mark.parametrize("offset_sd", [0.5, 1.0, 3.0])
+def test_an_unknown_common_offset_widens_a_single_readings_spread(offset_sd: float) -> None:
+    """One reading, pred + offset (tau) + noise (sigma): it is Gaussian with variance
+    sigma² + tau², so a cell's log-likelihood is -err² / (2 (sigma² + tau²))."""
+    model = ZoneModel(two_rooms(), 4.0, offset_sd_db=offset_sd)
+    near = _pred((4.75, 4.75), (5, 5))
+    ll = model.loglik({"ga": near})
+    far = _pred((0.25, 0.25), (5, 5))
+    assert ll[189] == pytest.approx(0.0)
+    assert ll[0] == pytest.approx(-((far - near) ** 2) / (2 * (4.0**2 + offset_sd**2)))
+
+
+def test_with_an_offset_a_silent_gateway_expects_the_phone_as_loud_as_the_readings_say() -> None:
+    """Heard 6 dB louder than cell 189 predicts, with tau = sigma = 4 dB: the offset's posterior
+    mean there is 6 tau² / (tau² + sigma²) = 3 dB, so the silent gb is expected 3 dB louder too."""
+    model = ZoneModel(QUIET, 4.0, offset_sd_db=4.0)
+    cell = (4.75, 4.75)
+    ll = model.loglik({"ga": _pred(cell, (5, 5)) + 6.0}, ["gb"])
+    heard = -(6.0**2) / (2 * (4.0**2 + 4.0**2))
+    z = (-80.0 - (_pred(cell, (15, 5)) + 3.0)) / 4.0  # the sensitivity, in sigmas from the expectation
+    below = 0.5 * (1 + math.erf(z / math.sqrt(2)))  # the normal CDF
+    assert ll[189] == pytest.approx(heard + math.log(0.2 + 0.8 * below))
+
+
+def test_a_site_survey_adds_its_residual_to_the_path_loss_prediction() -> None:
+    survey = SurveyMap(grid_m=1.0, residual_db={"ga": np.full((20, 10), 6.0)})  # ga: 6 dB louder
+    model = ZoneModel(two_rooms(), 4.0, survey)
+    near, far = _pred((4.75, 4.75), (5, 5)), _pred((0.25, 0.25), (5, 5))
+    ll = model.loglik({"ga": near + 6.0, "gb": _pred((4.75, 4.75), (15, 5))})
+    assert ll[189] == pytest.approx(0.0)
+    assert ll[0] == pytest.approx(
+        -((far - near) ** 2 + (_pred((0.25, 0.25), (15, 5)) - _pred((4.75, 4.75), (15, 5))) ** 2)
+        / (2 * 4.0**2)
+    )
+
+
+@pytest.mark.parametrize(("b_above", "expected"), [(0.0, (0.0, 0.0)), (math.log(3), (0.0, math.log(3)))])
+def test_a_zones_score_is_the_log_of_its_cells_summed_probabilities(
+    b_above: float, expected: tuple[float, float]
+) -> None:
+    """400 cells a room, each e^-1000 (b's e^-1000 · e^b_above): log(400 e^-1000) and so on —
+    however unlikely every cell is."""
+    model = ZoneModel(two_rooms())
+    logp = np.full(model.cells, -1000.0)
+    logp[400:] += b_above
+    assert model.zone_log(logp) == pytest.approx(np.array(expected) + math.log(400) - 1000.0)
+
+
+# -- the time filter ------------------------------------------------------------------------------
+
+
+def _cell(x: float, y: float) -> int:
+    """two_rooms' cell holding (x, y): 400 a room, x outer, y inner."""
+    ix, iy = int(x / 0.5), int(y / 0.5)
+    return (ix * 20 + iy) if ix < 20 else 400 + (ix - 20) * 20 + iy
+
+
+@pytest.mark.parametrize(("speed", "dt", "sigma_cells"), [(1.0, 1.0, 2.0), (0.5, 1.0, 1.0), (0.25, 2.0, 1.0)])
+def test_walking_blurs_a_point_by_a_gaussian_of_speed_times_time(
+    speed: float, dt: float, sigma_cells: float
+) -> None:
+    """Around (5.25, 5.25), far from the walls: a cell dx, dy cells away gets
+    exp(-(dx² + dy²) / (2 sigma²)) of the centre's mass, sigma = speed · dt (in cells)."""
+    model = ZoneModel(two_rooms())
+    centre = _cell(5.25, 5.25)
+    p = np.exp(model.spread(_delta(model, centre), dt, FusionParams(speed_m_s=speed, jump_per_s=1e-12)))
+    assert p.sum() == pytest.approx(1.0)
+    for dx, dy in ((1, 0), (0, 1), (-1, 1), (2, 0), (-2, -1), (0, -3)):
+        ratio = p[_cell(5.25 + 0.5 * dx, 5.25 + 0.5 * dy)] / p[centre]
+        assert ratio == pytest.approx(math.exp(-(dx * dx + dy * dy) / (2 * sigma_cells**2)), rel=1e-6)
+
+
+def test_moving_at_most_a_fifth_of_a_cell_is_not_spreading() -> None:
+    model = ZoneModel(two_rooms())
+    centre = _cell(5.25, 5.25)
+    still = FusionParams(speed_m_s=0.2, jump_per_s=1e-12)  # 0.1 m in 0.5 s: 0.2 of a cell
+    p = np.exp(model.spread(_delta(model, centre), 0.5, still))
+    assert p[centre] == pytest.approx(1.0) and np.delete(p, centre).max() < 1e-9
+
+
+@pytest.mark.parametrize(("speed", "dt"), [(1.0, 1.0), (0.5, 1.0), (1.0, 10.0)])
+def test_walking_keeps_a_uniform_posterior_uniform(speed: float, dt: float) -> None:
+    """Anywhere is as likely after walking as before: no mass piles up at the walls or leaks
+    off the floor."""
+    model = ZoneModel(two_rooms())
+    p = np.exp(model.spread(np.zeros(model.cells), dt, FusionParams(speed_m_s=speed)))
+    assert p == pytest.approx(np.full(model.cells, 1 / model.cells), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("ticks", "evidence_s", "weight"),
+    [((100.0, 100.5, 101.0), 1.0, 2.0), ((100.0, 102.0), 1.0, 2.0), ((100.0, 100.5, 101.0), 2.0, 1.5)],
+    ids=["every 0.5 s", "a 2 s gap counts once", "evidence_s 2"],
+)
+def test_the_time_filter_weighs_each_update_by_its_share_of_evidence_s(
+    ticks: tuple[float, ...], evidence_s: float, weight: float
+) -> None:
+    """Standing still (no walking, no jumps), the posterior is the evidence to the power of
+    the summed weights: the first update counts once, each later one dt / evidence_s, at most
+    once. The enter's confidence is the zone's share of that posterior."""
+    params = replace(PARAMS, time_filter=True, speed_m_s=0.0, jump_per_s=1e-12, evidence_s=evidence_s)
+    f = fusion(params=params)
+    readings = {"ga": level(10.6, 5, (5, 5)), "gb": level(10.6, 5, (15, 5))}
+    changes = [c for t in ticks for c in hear(f, t, readings["ga"], readings["gb"])]
+    zones = f.model.zone_log(weight * f.model.loglik(readings))
+    assert changes == [ZoneChange(M, "b", "enter", ticks[-1], softmax_share(list(zones - zones.max()), 1))]
