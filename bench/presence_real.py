@@ -23,7 +23,10 @@ not used):
    the strongest-receiver baseline, the fuser, the fuser deciding with its zone filter
    (``FusionParams.zone_filter``), and that with an unknown per-phone offset marginalised
    (``FusionParams.offset_sd_db``), each with the default calibration, ``calibrate ble``,
-   and ``calibrate ble`` + survey.
+   and ``calibrate ble`` + survey; and the fuser scoring the survey's fingerprints
+   (``ble_presence.fingerprints``).
+5. Held out on the calibration run (:func:`heldout`): its 120 s blocks dealt round 4
+   folds, calibration and survey refitted on the other three; where settings were chosen.
 
 Writes ``bench/out/presence_real.json``. Nothing here is tuned on the test run.
 """
@@ -74,6 +77,9 @@ ROOMS: dict[str, list[tuple[float, float]]] = {
 #: The phone-offset variant's prior spread (dB): phones differ from the calibration tag by a
 #: few dB, an uncalibrated model is ~10 dB off (chosen before looking at the test run).
 OFFSET_SD_DB = 6.0
+#: Held out on the calibration run: 120 s blocks dealt round 4 folds.
+HELDOUT_FOLDS = 4
+HELDOUT_BLOCK_S = 120.0
 #: layout.csv's outline, as the rooms above were drawn from (checked on load).
 LAYOUT_VERTICES = 38
 
@@ -210,22 +216,22 @@ def run_presence_real(data: Path, out: Path) -> dict[str, Any]:
     truth = to_truth(test)
     results: dict[str, Any] = {}
     variants = {
-        "default": (config, None),
-        "calibrate ble": (calibrated, None),
-        "ble + survey": (calibrated, survey),
+        "default": (config, None, False),
+        "calibrate ble": (calibrated, None, False),
+        "ble + survey": (calibrated, survey, False),
+        "ble + survey fingerprints": (calibrated, survey, True),
     }
-    for name, (cfg, srv) in variants.items():
-        ble = cfg.ble_presence.model_copy(update={"survey": None if srv is None else Path("survey.json")})
-        base = FusionParams.from_config(ble)
+    for name, (cfg, srv, prints) in variants.items():
+        base = _params(cfg, srv is not None, prints)
         row: dict[str, Any] = {}
-        methods = (
-            ("fuser", base),
-            ("fuser + zone filter", replace(base, zone_filter=True)),
-            (
-                "fuser + zone filter + phone offset",
-                replace(base, zone_filter=True, offset_sd_db=OFFSET_SD_DB),
-            ),
-        )
+        methods = [("fuser", base), ("fuser + zone filter", replace(base, zone_filter=True))]
+        if not prints:  # the phone offset is of the path-loss model only
+            methods.append(
+                (
+                    "fuser + zone filter + phone offset",
+                    replace(base, zone_filter=True, offset_sd_db=OFFSET_SD_DB),
+                )
+            )
         for label, params in methods:
             report, baseline = _evaluate(cfg, test_records, truth, params, srv)
             row[label] = report.as_dict()
@@ -240,11 +246,58 @@ def run_presence_real(data: Path, out: Path) -> dict[str, Any]:
         "test_run": {"rows": len(test.ts), "adverts": len(test_records), "samples": len(truth)},
         "calibration": [_fit_dict(f) for f in fits],
         "results": results,
+        "heldout": heldout(config, cal),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     return doc
+
+
+def _params(config: StoreConfig, surveyed: bool, fingerprints: bool) -> FusionParams:
+    """The fuser's defaults for the store, with a survey (and its fingerprints) or not."""
+    update: dict[str, Any] = {"survey": Path("survey.json") if surveyed else None}
+    if fingerprints:
+        update["fingerprints"] = True
+    return FusionParams.from_config(config.ble_presence.model_copy(update=update))
+
+
+def _select(run: Run, keep: list[bool]) -> Run:
+    idx = [i for i, k in enumerate(keep) if k]
+    return Run([run.ts[i] for i in idx], [run.xy[i] for i in idx], [run.rssi[i] for i in idx])
+
+
+def heldout(config: StoreConfig, cal: Run, folds: int = HELDOUT_FOLDS) -> dict[str, Any]:
+    """Held out on the calibration run: its 120 s blocks dealt round ``folds`` folds; each
+    fold is scored with ``calibrate ble`` and the survey refitted on the other folds. Per
+    method, the accuracy / near-border accuracy per fold and their means."""
+    gateways = [g.id for g in config.gateways]
+    t0 = cal.ts[0]
+    block = [int((t - t0) // HELDOUT_BLOCK_S) % folds for t in cal.ts]
+    rows: dict[str, list[tuple[float, float | None]]] = {}
+    for f in range(folds):
+        train, test = _select(cal, [b != f for b in block]), _select(cal, [b == f for b in block])
+        train_records, test_records = to_records(train, gateways), to_records(test, gateways)
+        walk = [(t, x, y) for t, (x, y) in zip(train.ts, train.xy, strict=True)]
+        calibrated = apply(config, calibrate_walk(config, train_records, walk))
+        survey = build_survey(calibrated, train_records, to_truth(train))
+        truth = to_truth(test)
+        for label, prints in (("fuser, ble + survey", False), ("fuser, ble + survey fingerprints", True)):
+            report, baseline = _evaluate(
+                calibrated, test_records, truth, _params(calibrated, True, prints), survey
+            )
+            rows.setdefault(label, []).append((report.accuracy, report.boundary_accuracy))
+        rows.setdefault("strongest receiver", []).append((baseline.accuracy, baseline.boundary_accuracy))
+    out: dict[str, Any] = {"folds": folds, "block_s": HELDOUT_BLOCK_S}
+    for label, figures in rows.items():
+        near = [b for _, b in figures if b is not None]
+        out[label] = {
+            "accuracy": [round(a, 4) for a, _ in figures],
+            "boundary_accuracy": [None if b is None else round(b, 4) for _, b in figures],
+            "mean_accuracy": round(sum(a for a, _ in figures) / len(figures), 4),
+            "mean_boundary_accuracy": round(sum(near) / len(near), 4) if near else None,
+        }
+    return out
 
 
 def _fit_dict(f: GatewayFit) -> dict[str, Any]:
@@ -281,6 +334,18 @@ def print_presence_real(doc: dict[str, Any]) -> None:
             )
     console = Console()
     console.print(table)
+    held = doc.get("heldout")
+    if held:
+        console.print(
+            f"Held out on the calibration run ({held['folds']} folds of {held['block_s']:.0f} s blocks):"
+        )
+        for label, r in held.items():
+            if isinstance(r, dict):
+                per_fold = ", ".join(pct(a) for a in r["accuracy"])
+                console.print(
+                    f"  {label}: {pct(r['mean_accuracy'])} / {pct(r['mean_boundary_accuracy'])} near borders"
+                    f" (folds: {per_fold})"
+                )
     for f in doc["calibration"]:
         state = "used" if f["used"] else "kept configured"
         console.print(

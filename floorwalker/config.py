@@ -173,11 +173,26 @@ class BlePresenceConfig(_Strict):
     #: Site-survey file (``floorwalker calibrate survey``): each gateway's measured residual
     #: over the floor, added to its path-loss prediction; relative to the store config.
     survey: Path | None = None
+    #: Score each moment's readings against the survey's fingerprints (the walk's RSSI at
+    #: known spots; kernel k-nearest-neighbour) instead of the path-loss model; needs a
+    #: ``survey`` made with them (``floorwalker calibrate survey`` keeps them). Unset: off.
+    #: With it the margin defaults to 2 (``hysteresis``).
+    fingerprints: bool | None = None
+    #: ... the Gaussian width of a reading around a fingerprint's, dB (unset: 4) ...
+    fingerprint_sigma_db: float | None = Field(default=None, gt=0, le=40)
+    #: ... and how many of the most likely fingerprints count (unset: 20).
+    fingerprint_k: int | None = Field(default=None, ge=1, le=10_000)
     #: Producer id of the store-level fuser that publishes presence events.
     fuser: Ident = "fuser"
     #: Store-server-only key file members' BLE secrets derive from (``{"store_key": hex,
     #: "revoked": [member ids]}``); relative paths are relative to the store config.
     secrets: Path | None = None
+
+    @model_validator(mode="after")
+    def _fingerprints_need_survey(self) -> BlePresenceConfig:
+        if self.fingerprints and self.survey is None:
+            raise ValueError("fingerprints: needs a `survey` file (floorwalker calibrate survey)")
+        return self
 
 
 def readable(ident: str) -> str:

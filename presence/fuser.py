@@ -68,12 +68,22 @@ def zone_model_for(config: StoreConfig, params: FusionParams, survey: SurveyMap 
     path = config.ble_presence.survey
     if survey is None and path is not None:
         survey = read_survey(path, config)
+    if params.fingerprints and (survey is None or survey.fingerprints is None):
+        where = path if path is not None else "the site survey"
+        raise ConfigError(
+            f"ble_presence.fingerprints: {where} has no fingerprints; re-make it with "
+            "`floorwalker calibrate survey` or set `fingerprints: false`"
+        )
     return ZoneModel(
         config,
         params.sigma_db,
         survey,
         miss_probability=params.miss_probability,
         offset_sd_db=params.offset_sd_db,
+        fingerprints=survey.fingerprints if params.fingerprints and survey is not None else None,
+        fingerprint_sigma_db=params.fingerprint_sigma_db,
+        fingerprint_k=params.fingerprint_k,
+        fingerprint_mix=params.fingerprint_mix,
     )
 
 

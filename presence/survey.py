@@ -17,7 +17,13 @@ gateway, the *residual* — heard minus predicted RSSI — on a grid over the fl
 
 The result is a :class:`SurveyMap` (a JSON file, ``ble_presence.survey`` in the store
 config) that :class:`~presence.zone_fusion.ZoneModel` adds to its predictions. Walking
-the rows in alternating directions averages the walker's own body loss out. Pure code.
+the rows in alternating directions averages the walker's own body loss out.
+
+The survey also keeps the walk itself as **fingerprints** (:class:`Fingerprints`): every
+``fingerprint_s`` of the walk, where the phone was and the mean RSSI each gateway heard
+within ``fingerprint_s`` of then (unheard: ``None``, read as the gateway's sensitivity
+floor). The fuser may score a member's readings against them directly
+(``ble_presence.fingerprints``). A file without them (made before) still loads. Pure code.
 """
 
 from __future__ import annotations
@@ -43,12 +49,34 @@ REMAKE = "`floorwalker calibrate survey`"
 
 
 @dataclass(frozen=True)
+class Fingerprints:
+    """Survey fingerprints: ``xy[i]`` (metres) and the mean RSSI ``rssi[i, j]`` gateway
+    ``gateways[j]`` heard there (NaN: it heard nothing)."""
+
+    gateways: tuple[str, ...]
+    xy: npt.NDArray[np.float64]
+    rssi: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.xy.shape[0])
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "gateways": list(self.gateways),
+            "xy": np.round(self.xy, 2).tolist(),
+            "rssi": [[None if math.isnan(v) else round(float(v), 1) for v in row] for row in self.rssi],
+        }
+
+
+@dataclass(frozen=True)
 class SurveyMap:
     """Per gateway, the residual (dB) to add to its path-loss prediction, per floor cell
-    (``grid_m`` squares from the floor's origin, indexed ``[ix, iy]``)."""
+    (``grid_m`` squares from the floor's origin, indexed ``[ix, iy]``); and, when the
+    survey kept them, its fingerprints."""
 
     grid_m: float
     residual_db: dict[str, npt.NDArray[np.float64]]
+    fingerprints: Fingerprints | None = None
 
     def at(self, gateway: str, x: float, y: float) -> float:
         grid = self.residual_db.get(gateway)
@@ -59,13 +87,14 @@ class SurveyMap:
         return float(grid[ix, iy])
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "version": SURVEY_VERSION,
-                "grid_m": self.grid_m,
-                "gateways": {g: np.round(r, 1).tolist() for g, r in self.residual_db.items()},
-            }
-        )
+        doc: dict[str, object] = {
+            "version": SURVEY_VERSION,
+            "grid_m": self.grid_m,
+            "gateways": {g: np.round(r, 1).tolist() for g, r in self.residual_db.items()},
+        }
+        if self.fingerprints is not None:
+            doc["fingerprints"] = self.fingerprints.as_dict()
+        return json.dumps(doc)
 
 
 def read_survey(path: Path, config: StoreConfig) -> SurveyMap:
@@ -94,7 +123,45 @@ def read_survey(path: Path, config: StoreConfig) -> SurveyMap:
         if grid.ndim != 2 or grid.size == 0 or not np.isfinite(grid).all():
             raise ConfigError(f"{path}: gateways.{gw}: expected a non-empty 2-D grid of finite numbers")
         out[gw] = grid
-    return SurveyMap(float(grid_m), out)
+    fingerprints = None
+    if raw.get("fingerprints") is not None:
+        fingerprints = _read_fingerprints(path, raw["fingerprints"], known)
+    return SurveyMap(float(grid_m), out, fingerprints)
+
+
+def _read_fingerprints(path: Path, raw: object, known: set[str]) -> Fingerprints:
+    where = f"{path}: fingerprints"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping with `gateways`, `xy` and `rssi`")
+    gws = raw.get("gateways")
+    if not isinstance(gws, list) or not gws or not all(isinstance(g, str) for g in gws):
+        raise ConfigError(f"{where}.gateways: expected a non-empty list of gateway ids")
+    for g in gws:
+        if g not in known:
+            raise ConfigError(f"{where}.gateways: {g!r} is not a gateway of the store")
+    if len(set(gws)) != len(gws):
+        raise ConfigError(f"{where}.gateways: a gateway is listed twice")
+    try:
+        xy = np.array(raw.get("xy"), dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{where}.xy: expected a list of [x, y] pairs of numbers") from None
+    if xy.ndim != 2 or xy.shape[0] == 0 or xy.shape[1] != 2 or not np.isfinite(xy).all():
+        raise ConfigError(f"{where}.xy: expected a non-empty list of [x, y] pairs of numbers")
+    rows = raw.get("rssi")
+    if not isinstance(rows, list) or len(rows) != xy.shape[0]:
+        raise ConfigError(f"{where}.rssi: expected one row per point of `xy` ({xy.shape[0]})")
+    try:
+        rssi = np.array(
+            [[math.nan if v is None else float(v) for v in row] for row in rows], dtype=np.float64
+        )
+    except (ValueError, TypeError):
+        raise ConfigError(f"{where}.rssi: expected rows of numbers (dBm) or null (unheard)") from None
+    if rssi.ndim != 2 or rssi.shape[1] != len(gws):
+        raise ConfigError(f"{where}.rssi: expected {len(gws)} values a row, one per gateway")
+    heard = rssi[~np.isnan(rssi)]
+    if ((heard < -127) | (heard > 20)).any() or np.isinf(rssi).any():
+        raise ConfigError(f"{where}.rssi: values must be dBm within -127..20 (or null)")
+    return Fingerprints(tuple(gws), xy, rssi)
 
 
 def survey_walk(
@@ -147,14 +214,17 @@ def build_survey(
     grid_m: float = GRID_M,
     smooth_m: float = 0.5,
     prior_adverts: float = 0.5,
+    fingerprint_s: float = 1.0,
 ) -> SurveyMap:
-    """Learn each gateway's residual map from the survey trace and the surveyor's path.
+    """Learn each gateway's residual map from the survey trace and the surveyor's path,
+    and keep the walk's fingerprints (every ``fingerprint_s``; 0: none).
 
     Adverts outside the walk's time span, or from gateways without a position, are
     ignored; every advert in the trace is taken to be the survey phone's (record the
     survey with no other phone about)."""
     if config.floor is None:
         raise ConfigError("a site survey needs a store with a floor plan (`floor:`)")
+    records = list(records)
     path = sorted(walk, key=lambda s: s.ts)
     if len(path) < 2:
         raise ConfigError("the survey walk needs at least two position samples")
@@ -189,7 +259,58 @@ def build_survey(
         s_smooth = _blur(s - offset * n, kernel)
         n_smooth = _blur(n, kernel)
         residual[gw] = offset + s_smooth / (n_smooth + prior_adverts)
-    return SurveyMap(grid_m, residual)
+    prints = fingerprints(config, records, path, every_s=fingerprint_s) if fingerprint_s > 0 else None
+    return SurveyMap(grid_m, residual, prints)
+
+
+def fingerprints(
+    config: StoreConfig,
+    records: Iterable[tuple[str, Advert]],
+    walk: list[PositionSample],
+    *,
+    every_s: float = 1.0,
+) -> Fingerprints | None:
+    """The walk as fingerprints: every ``every_s`` seconds of it (where a walk sample is
+    within ``every_s``), the phone's position and each positioned gateway's mean RSSI over
+    the adverts within ``every_s`` of then (NaN: none heard). None if no gateway heard it."""
+    if every_s <= 0:
+        raise ConfigError(f"fingerprint_s: must be positive (got {every_s})")
+    path = sorted(walk, key=lambda s: s.ts)
+    gws = tuple(g.id for g in config.gateways if g.position is not None)
+    if not path or not gws:
+        return None
+    col = {g: j for j, g in enumerate(gws)}
+    t0 = path[0].ts
+    n_bins = int((path[-1].ts - t0) // every_s) + 1
+    # Adverts into the bins whose centre is within every_s: bins i with |t - c_i| <= every_s.
+    sums = np.zeros((n_bins, len(gws)))
+    counts = np.zeros((n_bins, len(gws)))
+    for gateway, advert in records:
+        j = col.get(gateway)
+        if j is None:
+            continue
+        k = (advert.ts - t0) / every_s - 0.5  # position in bin-centre units
+        for i in range(math.ceil(k - 1), math.floor(k + 1) + 1):
+            if 0 <= i < n_bins:
+                sums[i, j] += advert.rssi
+                counts[i, j] += 1
+    times = [s.ts for s in path]
+    xy: list[tuple[float, float]] = []
+    keep: list[int] = []
+    for i in range(n_bins):
+        c = t0 + (i + 0.5) * every_s
+        at = bisect.bisect_left(times, c)
+        near = [s for s in path[max(at - 1, 0) : at + 1] if abs(s.ts - c) <= every_s]
+        if not near or not counts[i].any():
+            continue
+        a = min(near, key=lambda s: abs(s.ts - c))
+        xy.append((a.x, a.y))
+        keep.append(i)
+    if not keep:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rssi = np.where(counts[keep] > 0, sums[keep] / np.maximum(counts[keep], 1), np.nan)
+    return Fingerprints(gws, np.array(xy, dtype=np.float64), rssi)
 
 
 def _gaussian(sigma_cells: float) -> npt.NDArray[np.float64]:

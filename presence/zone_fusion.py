@@ -21,6 +21,17 @@ independent of the next). A zone's score is its share of the posterior (log). Th
 gap of several seconds without readings the posterior simply stays where it was.
 A store without a floor plan falls back to the strongest gateway's first zone.
 
+**Fingerprints** (``FusionParams.fingerprints``, with a survey that kept them: see
+:mod:`presence.survey`). Each survey fingerprint is a point of the walk with the RSSI
+every gateway heard there; a gateway that heard nothing reads as its ``sensitivity_dbm``
+floor. The readings score each fingerprint like a cell above (Gaussian,
+``fingerprint_sigma_db``; a silent gateway by the chance of missing the phone given the
+fingerprint's value), only the ``fingerprint_k`` best count (a kernel k-nearest-neighbour
+estimate), and a zone's fingerprint evidence is the log of the summed likelihood of
+its fingerprints among them (a zone with none of them: its best fingerprint's). It
+replaces the path-loss evidence, or is added to ``fingerprint_mix`` times it. The time
+filter (``time_filter``) stays on the path-loss grid.
+
 **Decision.** A member's zone switches only when another zone's score leads the
 current one by ``hysteresis`` and keeps leading for ``min_dwell_s`` (two equally strong
 gateways therefore do not make the zone flap). Unheard by every gateway for
@@ -33,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -44,7 +55,7 @@ from scipy.special import log_ndtr  # type: ignore[import-untyped]
 
 from floorwalker import geometry
 from floorwalker.config import BlePresenceConfig, StoreConfig
-from presence.survey import SurveyMap
+from presence.survey import Fingerprints, SurveyMap
 
 GRID_M = 0.5
 #: The time filter spreads a member's position by at most this much between two updates.
@@ -106,13 +117,34 @@ class FusionParams:
     #: phone is located by the differences between gateways. 0: no offset (the calibrated
     #: power is the phone's).
     offset_sd_db: float = 0.0
+    #: On (with a survey that kept fingerprints): score each tick's readings against the
+    #: survey's fingerprints (kernel kNN: the ``fingerprint_k`` most likely fingerprints,
+    #: Gaussian of width ``fingerprint_sigma_db``), plus ``fingerprint_mix`` times the
+    #: path-loss evidence (0: the fingerprints alone).
+    fingerprints: bool = False
+    fingerprint_sigma_db: float = 4.0
+    fingerprint_k: int = 20
+    fingerprint_mix: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.fingerprint_sigma_db > 0 and math.isfinite(self.fingerprint_sigma_db)):
+            raise ValueError(f"fingerprint_sigma_db: must be positive (got {self.fingerprint_sigma_db})")
+        if self.fingerprint_k < 1:
+            raise ValueError(f"fingerprint_k: must be at least 1 (got {self.fingerprint_k})")
+        if not (0.0 <= self.fingerprint_mix <= 10.0):
+            raise ValueError(f"fingerprint_mix: must be within 0..10 (got {self.fingerprint_mix})")
 
     @classmethod
     def from_config(cls, p: BlePresenceConfig) -> FusionParams:
         # With a site survey the predictions are good to ~2.5 dB instead of ~4, so the
         # evidence may be sharper; the margin is wider in log-likelihood (about the same in
         # dB) and the dwell shorter. Tuned on RF-model seeds 3 and 4 (see docs/ble.md).
-        base = SURVEYED if p.survey is not None else cls()
+        if p.survey is None:
+            base = cls()
+        elif p.fingerprints:
+            base = FINGERPRINTED
+        else:
+            base = SURVEYED
         return cls(
             stale_s=p.stale_s,
             hysteresis=base.hysteresis if p.hysteresis is None else p.hysteresis,
@@ -123,6 +155,9 @@ class FusionParams:
             walking_hysteresis=_given(p.walking_hysteresis, base.walking_hysteresis),
             walking_min_dwell_s=_given(p.walking_min_dwell_s, base.walking_min_dwell_s),
             walking_settle_s=_given(p.walking_settle_s, base.walking_settle_s),
+            fingerprints=base.fingerprints,
+            fingerprint_sigma_db=_given(p.fingerprint_sigma_db, base.fingerprint_sigma_db),
+            fingerprint_k=base.fingerprint_k if p.fingerprint_k is None else p.fingerprint_k,
         )
 
 
@@ -134,6 +169,9 @@ def _given(value: float | None, default: float) -> float:
 SURVEYED = FusionParams(
     hysteresis=3.5, min_dwell_s=0.5, sigma_db=2.5, walking_hysteresis=1.0, walking_settle_s=1.0
 )
+#: The defaults with survey fingerprints (``ble_presence.fingerprints``): a margin of 2,
+#: chosen held out on the real development data's calibration run (bench/README.md).
+FINGERPRINTED = replace(SURVEYED, fingerprints=True, hysteresis=2.0)
 
 
 class ZoneModel:
@@ -147,6 +185,10 @@ class ZoneModel:
         *,
         miss_probability: float = 0.2,
         offset_sd_db: float = 0.0,
+        fingerprints: Fingerprints | None = None,
+        fingerprint_sigma_db: float = 4.0,
+        fingerprint_k: int = 20,
+        fingerprint_mix: float = 0.0,
     ) -> None:
         self.zones = [z.id for z in config.zones]
         self.gateways = [g.id for g in config.gateways]
@@ -171,6 +213,38 @@ class ZoneModel:
         self._shape = (0, 0)
         if self.fingerprint:
             self._build_grid(config, survey)
+        #: Survey fingerprints inside a zone: RSSI per gateway (unheard: the floor), zone.
+        self._fp_sigma = fingerprint_sigma_db
+        self._fp_k = fingerprint_k
+        self._fp_mix = fingerprint_mix
+        self._fp: npt.NDArray[np.float64] | None = None
+        self._fp_zone: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        if fingerprints is not None:
+            self._build_fingerprints(config, fingerprints)
+
+    @property
+    def uses_fingerprints(self) -> bool:
+        return self._fp is not None
+
+    def _build_fingerprints(self, config: StoreConfig, fp: Fingerprints) -> None:
+        rows: list[int] = []
+        owner: list[int] = []
+        for i, (x, y) in enumerate(fp.xy):
+            zone = config.zone_at((float(x), float(y)))
+            if zone is not None:
+                rows.append(i)
+                owner.append(self.zones.index(zone.id))
+        if not rows:
+            return
+        table = np.empty((len(rows), len(self.gateways)))
+        col = {g: j for j, g in enumerate(fp.gateways)}
+        for gi, gw in enumerate(self.gateways):
+            j = col.get(gw)
+            # A gateway the survey did not cover: as if it never heard (its floor).
+            values = fp.rssi[rows, j] if j is not None else np.full(len(rows), np.nan)
+            table[:, gi] = np.where(np.isnan(values), self._sensitivity[gi], values)
+        self._fp = table
+        self._fp_zone = np.array(owner, dtype=np.int64)
 
     @property
     def cells(self) -> int:
@@ -209,6 +283,33 @@ class ZoneModel:
         iy = np.floor(pts[:, 1] / GRID_M).astype(np.int64)
         self._cell_ix, self._cell_iy = ix - ix.min(), iy - iy.min()
         self._shape = (int(self._cell_ix.max()) + 1, int(self._cell_iy.max()) + 1)
+
+    def fingerprint_scores(
+        self, readings: dict[str, float], silent: Iterable[str] = ()
+    ) -> npt.NDArray[np.float64]:
+        """Per-zone log-likelihood from the fingerprints: the log of the summed likelihood
+        of the zone's fingerprints among the ``fingerprint_k`` most likely ones, or, for a
+        zone with none of those, its single most likely fingerprint's (so every zone has a
+        finite score on the same scale as :meth:`loglik`'s)."""
+        assert self._fp is not None
+        ll = _gauss_loglik(
+            self._fp,
+            [self._gw_index[g] for g in readings],
+            np.fromiter(readings.values(), dtype=np.float64, count=len(readings)),
+            [self._gw_index[g] for g in silent],
+            self._sensitivity,
+            self._fp_sigma,
+            self._miss,
+        )
+        n = len(self.zones)
+        best = np.full(n, -np.inf)
+        np.maximum.at(best, self._fp_zone, ll)
+        keep = np.argsort(-ll, kind="stable")[: self._fp_k]
+        top = float(ll[keep[0]])
+        summed = np.bincount(self._fp_zone[keep], weights=np.exp(ll[keep] - top), minlength=n)
+        with np.errstate(divide="ignore"):
+            result: npt.NDArray[np.float64] = np.where(summed > 0, np.log(summed) + top, best)
+        return result
 
     def loglik(self, readings: dict[str, float], silent: Iterable[str] = ()) -> npt.NDArray[np.float64]:
         """Per-cell log-likelihood of ``{gateway: rssi}`` and of ``silent`` gateways hearing nothing."""
@@ -273,7 +374,14 @@ class ZoneModel:
                 zi = self.zones.index(self._fallback[self._gw_index[gw]])
                 out[zi] = max(out[zi], rssi)
             return out
-        return self.zone_log(self.loglik(readings, silent))
+        if self._fp is None:
+            return self.zone_log(self.loglik(readings, silent))
+        silent = list(silent)
+        fp = self.fingerprint_scores(readings, silent)
+        if self._fp_mix > 0:
+            grid = self.zone_log(self.loglik(readings, silent))
+            fp = fp + self._fp_mix * (grid - grid.max())
+        return fp
 
 
 @dataclass(slots=True)
@@ -472,6 +580,26 @@ class ZoneFusion:
         if m.unknown_since is None:
             m.unknown_since = now
         return now - m.unknown_since > FORGET_UNKNOWN_S
+
+
+def _gauss_loglik(
+    pred: npt.NDArray[np.float64],
+    idx: list[int],
+    obs: npt.NDArray[np.float64],
+    quiet: list[int],
+    sensitivity: npt.NDArray[np.float64],
+    sigma_db: float,
+    miss: float,
+) -> npt.NDArray[np.float64]:
+    """Per row of ``pred`` (rows: places, columns: gateways): the Gaussian log-likelihood
+    of readings ``obs`` at gateways ``idx``, and of gateways ``quiet`` hearing nothing
+    (missed, or below their sensitivity)."""
+    err = pred[:, idx] - obs
+    ll: npt.NDArray[np.float64] = -(err * err).sum(axis=1) / (2.0 * sigma_db * sigma_db)
+    if quiet:
+        z = (sensitivity[quiet] - pred[:, quiet]) / sigma_db
+        ll = ll + np.log(miss + (1.0 - miss) * np.exp(log_ndtr(z))).sum(axis=1)
+    return ll
 
 
 def _share(scores: npt.NDArray[np.float64], i: int) -> float:

@@ -32,6 +32,11 @@ def calibrate_survey(
     out.write_text(survey_map.to_json() + "\n")
     gws = ", ".join(sorted(survey_map.residual_db))
     typer.echo(f"{out}: residual maps for {gws}; set `ble_presence: {{survey: {out}}}` in the store config")
+    if survey_map.fingerprints is not None:
+        typer.echo(
+            f"  and {len(survey_map.fingerprints)} fingerprints of the walk "
+            "(opt-in: `ble_presence: {fingerprints: true}`)"
+        )
 
 
 @app.command("ble")
