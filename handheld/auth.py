@@ -238,16 +238,18 @@ def verify_session(
     return _principal(config, record, sid)
 
 
+def session_valid(expires_at: object, now: float) -> bool:
+    """Whether a session whose record says ``expires_at`` (None: no record; it was signed
+    out, ended or revoked) is still valid at ``now``."""
+    return expires_at is not None and _float(expires_at) > now
+
+
 def live_sessions(client: redis.Redis, keys: Keys, ids: list[str], now: float) -> set[str]:
     """Which of these session ids are still valid (one round trip)."""
     pipe = client.pipeline(transaction=False)
     for sid in ids:
         pipe.hget(keys.session(sid), "expires_at")
-    alive: set[str] = set()
-    for sid, expires in zip(ids, pipe.execute(), strict=True):
-        if expires is not None and _float(expires) > now:
-            alive.add(sid)
-    return alive
+    return {sid for sid, expires in zip(ids, pipe.execute(), strict=True) if session_valid(expires, now)}
 
 
 def end_session(client: redis.Redis, keys: Keys, sid: str) -> bool:

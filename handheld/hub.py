@@ -6,11 +6,18 @@ on MQTT), are stored in the associate's Redis stream and handed to the event loo
 open pages. Associates' answers and status go back out on the contract's topics.
 
 Threads: paho delivers on its network thread, where the blocking Redis calls happen; the
-stored prompt is handed to the loop with ``call_soon_threadsafe``. Gateway and associate
+stored prompt is handed to the loop with ``call_soon_threadsafe``. A prompt is held back
+while the next packet already waiting on the socket is another PUBLISH, so that prompts
+that queued up while the API was busy are stored in one round trip and handed over in one
+wake-up (one at a time otherwise); each is acknowledged once stored. Gateway and associate
 status are small dicts replaced whole under a lock.
 
-Sessions: :meth:`StoreHub.watch_sessions` runs on the loop and ends, within a second, every
-open stream whose session was signed out, revoked, ended by a manager or expired.
+Sessions: the script that stores a prompt also reads the sessions of the associate's open
+pages, so a page whose session was signed out, revoked, ended by a manager or expired is
+ended instead of shown the prompt, without a round trip per page. Sign-out and a manager
+ending a session here end its streams at once; :meth:`StoreHub.watch_sessions` runs on the
+loop and ends, within a second, every other open stream whose session is no longer valid
+(``floorwalker token revoke`` while no prompt comes, expiry).
 
 Erasure: on a member's :class:`~broker_config.contract.ErasureNotice` the API deletes its
 stored prompts about them and tells every open page to drop their cards; a prompt about
@@ -52,7 +59,7 @@ from floorwalker.redis_accounts import redact
 from handheld.auth import live_sessions
 from handheld.floor import FloorStore, GatewayView, gateway_view
 from handheld.metrics import ApiMetrics
-from handheld.prompts import LiveFeed, Outcome, PromptStore
+from handheld.prompts import LiveFeed, Outcome, PromptStore, Stored
 from recommender.keys import Keys
 from recommender.service import connect_redis
 
@@ -79,6 +86,8 @@ PRESENCE_CHECK_S = 1.0
 #: one heartbeat) is published ``signed_out``: a reload or a network blip reconnects in a
 #: second (the page retries every second), a closed page or a dead phone does not.
 STREAM_GRACE_S = 10.0
+#: Most prompts stored in one round trip (they queued up on the socket while the API was busy).
+MAX_BATCH = 64
 #: States a connected handheld keeps alive with heartbeats (routing counts them on the floor).
 ON_FLOOR = frozenset({"available", "busy"})
 
@@ -122,6 +131,10 @@ class StoreHub:
         self._beat: dict[str, float] = {}
         self._closed_at: dict[str, float] = {}
         self.grace_s = min(STREAM_GRACE_S, config.rules.associate_heartbeat_s)
+        #: Prompts received and not yet stored (paho's thread only): held back while the next
+        #: packet waiting on the socket is another PUBLISH, so that prompts that queued up
+        #: are stored in one round trip.
+        self._held: list[tuple[str, Prompt, Received]] = []
         self._sources = {
             a: EnvelopeSource(handheld_producer(a), start_seq=time.time_ns() // 1000) for a in self.associates
         }
@@ -132,6 +145,7 @@ class StoreHub:
             client_id=f"{topic_prefix.replace('/', '-')}handheld-api-{config.store}",
             subscriptions=[(self.topics.subscription(k, config.store), 1) for k in SUBSCRIBED],
             on_message=self._on_message,
+            on_disconnect=self._held.clear,  # held prompts come again with the session
             persistent_session=True,
             auth=auth,
         )
@@ -331,15 +345,28 @@ class StoreHub:
             msg = decode(self.topics, received.topic, received.payload)
         except ContractError as exc:
             log.warning("ignoring an invalid message on %s: %s", received.topic, exc)
+            self._store_held()
             return True
         if msg.address.store != self.config.store:
+            self._store_held()
             return True
         payload, subject = msg.payload, msg.address.subject
         if subject is not None:
             self.metrics.floor(subject, payload)
+        if isinstance(payload, Prompt) and subject is not None:
+            if subject not in self.associates or self._prompts is None:
+                log.warning(
+                    "ignoring a prompt for %r: not an associate of store %s", subject, self.config.store
+                )
+                self._store_held()
+                return True
+            self._held.append((subject, payload, received))
+            if len(self._held) < MAX_BATCH and self.link.publish_waiting():
+                return False  # paho hands over the next one at once; acknowledged with it
+            self._store_held()
+            return False  # acknowledged once stored, or not at all
+        self._store_held()  # prompts held back go first, in order
         try:
-            if isinstance(payload, Prompt) and subject is not None:
-                return self._on_prompt(subject, payload)
             if isinstance(payload, FootfallEvent) and subject is not None:
                 if self._floor is not None:
                     self._floor.record(subject, payload)
@@ -366,32 +393,53 @@ class StoreHub:
             return False
         return True
 
-    def _on_prompt(self, associate: str, prompt: Prompt) -> bool:
-        if associate not in self.associates or self._prompts is None:
-            log.warning(
-                "ignoring a prompt for %r: not an associate of store %s", associate, self.config.store
+    def _store_held(self) -> bool:
+        """Store the prompts held back (usually one; more when they queued up on the socket)
+        in one round trip, hand them to the open pages in one wake-up of the loop, then
+        acknowledge them in order. False if Redis failed: none is acknowledged, and the
+        persistent session redelivers them after a reconnect."""
+        held = self._held.copy()
+        self._held.clear()  # the same list: a disconnect clears it (its hook holds this one)
+        if not held or self._prompts is None:
+            return True
+        now = time.time()
+        try:
+            # The pages open now: the same scripts tell which of their sessions are still valid.
+            results = self._prompts.store_prompts(
+                [(a, prompt, now, self.feed.open_sessions(a)) for a, prompt, _ in held]
             )
-            return True
-        stored = self._prompts.add_prompt(associate, prompt, time.time())
-        if stored == "erased":
-            log.info("dropping a prompt %s about an erased member", prompt.event_id)
-            return True
-        if stored == "redelivered":
-            return True  # already stored and shown
-        self.metrics.prompt(prompt, time.time())
-        moved_from = stored.moved_from
-        self.metrics.deliveries.labels("rerouted" if moved_from else "first").inc()
-        if moved_from is not None:
-            self.metrics.withdrawals.labels("rerouted").inc()
-            log.info("prompt %s moved from %s to %s", prompt.event_id, moved_from, associate)
+        except redis.RedisError as exc:
+            log.warning("could not store %d prompt(s) in Redis at %s (%s)", len(held), self.redis_url, exc)
+            return False
+        live: list[Stored] = []
+        for (associate, prompt, _), stored in zip(held, results, strict=True):
+            if stored == "erased":
+                log.info("dropping a prompt %s about an erased member", prompt.event_id)
+                continue
+            if stored == "redelivered":
+                continue  # already stored and shown
+            self.metrics.prompt(prompt, time.time())
+            moved_from = stored.view.moved_from
+            self.metrics.deliveries.labels("rerouted" if moved_from else "first").inc()
+            if moved_from is not None:
+                self.metrics.withdrawals.labels("rerouted").inc()
+                log.info("prompt %s moved from %s to %s", prompt.event_id, moved_from, associate)
+            live.append(stored)
         loop = self._loop
-        if loop is not None:
-            # RuntimeError: the loop closed under us; the page gets it from Redis later.
+        if live and loop is not None:
+            # RuntimeError: the loop closed under us; the pages get them from Redis later.
             with contextlib.suppress(RuntimeError):
-                if moved_from is not None:
-                    loop.call_soon_threadsafe(self.feed.moved, moved_from, prompt.event_id)
-                loop.call_soon_threadsafe(self.feed.publish, stored)
+                loop.call_soon_threadsafe(self._to_pages, live)
+        for _, _, received in held:
+            self.link.ack(received)
         return True
+
+    def _to_pages(self, stored: list[Stored]) -> None:
+        """The event loop: newly stored prompts to their associates' open pages, in order."""
+        for s in stored:
+            if s.view.moved_from is not None:
+                self.feed.moved(s.view.moved_from, s.view.prompt_id)
+            self.feed.publish(s.view, s.checked, s.live)
 
     def _on_erasure(self, member: str) -> None:
         if self._prompts is not None:

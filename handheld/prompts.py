@@ -14,7 +14,8 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -23,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.cluster import RedisCluster
 
 from broker_config.contract import DismissReason, Prompt, PromptKind
+from handheld import sse
+from handheld.auth import live_sessions, session_valid
 from recommender.keys import PROMPT_STREAM_MAXLEN, PROMPT_TTL_S, Keys
 
 log = logging.getLogger(__name__)
@@ -107,6 +110,17 @@ class HandheldPrompt(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class Stored:
+    """A prompt newly stored for its associate, and the sessions its open pages may show it on."""
+
+    view: HandheldPrompt
+    #: The sessions whose validity was read when it was stored (the pages open then).
+    checked: frozenset[str] = frozenset()
+    #: Of those, the ones still valid: the others' pages are ended instead of shown it.
+    live: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class PromptRecord:
     """Whose a prompt is and what became of it (the owner hash)."""
 
@@ -122,11 +136,14 @@ class PromptRecord:
 #: record's holder moves to them); look up the member's display name; append the view to
 #: the associate's stream with that name (JSON-encoded by cjson, spliced between the view's
 #: two halves); then the record's fields, its expiry and the member's index (for erasure).
+#: Last, in the same step, the expiry of each session that has a page of the associate open
+#: (its page gets the prompt only if its session is still valid: no round trip per page).
 #: KEYS: owner record, stream, member's index, erasure tombstone, profile (the last three
-#: unused for a guest). ARGV: associate, kind, member ('' for a guest), prompt id, TTL,
-#: stream MAXLEN, the view's JSON before and after the name, the name when none is found,
-#: when it was delivered ('at': to this holder; time to accept counts from there).
-#: Replies {0} erased, {1} a redelivery, {2, stream id, name shown, previous holder or ''}.
+#: unused for a guest), then the open pages' session records. ARGV: associate, kind, member
+#: ('' for a guest), prompt id, TTL, stream MAXLEN, the view's JSON before and after the
+#: name, the name when none is found, when it was delivered ('at': to this holder; time to
+#: accept counts from there). Replies {0} erased, {1} a redelivery, {2, stream id, name
+#: shown, previous holder or '', each session's expires_at (nil: none)}.
 _ADD_LUA: Final = """
 local member = ARGV[3]
 if member ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then return {0} end
@@ -150,7 +167,9 @@ if member ~= '' then
   redis.call('SADD', KEYS[3], ARGV[4])
   redis.call('EXPIRE', KEYS[3], ARGV[5])
 end
-return {2, sid, shown, before}
+local reply = {2, sid, shown, before}
+for i = 6, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], 'expires_at') end
+return reply
 """
 _NAME_FIELD: Final = '"customer_name":'
 #: A stored view's prompt id (its first field), without parsing the whole view.
@@ -191,10 +210,49 @@ class PromptStore:
         that it was about an erased member (dropped) or is a redelivery (already stored).
         ``now``: when it was delivered (the dashboard's time to accept counts from there;
         None records none). One round trip on a single Redis."""
-        member = prompt.customer.member
-        delivered = "" if now is None else f"{now:.3f}"
+        stored = self.store_prompt(associate, prompt, now)
+        return stored if isinstance(stored, str) else stored.view
+
+    def store_prompt(
+        self,
+        associate: str,
+        prompt: Prompt,
+        now: float | None = None,
+        sessions: Sequence[str] = (),
+    ) -> Stored | Literal["erased", "redelivered"]:
+        """:meth:`add_prompt`, and in the same round trip which of ``sessions`` (the public
+        ids of the sessions whose pages are open) are still valid: only their pages may show
+        it."""
+        [stored] = self.store_prompts([(associate, prompt, now, sessions)])
+        return stored
+
+    def store_prompts(
+        self, prompts: Sequence[tuple[str, Prompt, float | None, Sequence[str]]]
+    ) -> list[Stored | Literal["erased", "redelivered"]]:
+        """:meth:`store_prompt` for each (associate, prompt, when delivered, open pages'
+        sessions), in order, in one round trip on a single Redis (prompts that queued up
+        while the API was busy). A Redis error raises: some may be stored, and storing
+        them again is a redelivery."""
         if not self._one_script:
-            return self._add_apart(associate, prompt, delivered)
+            return [self._store_apart(*item) for item in prompts]
+        pipe = self._redis.pipeline(transaction=False)
+        views = []
+        for associate, prompt, now, sessions in prompts:
+            view, keys, args = self._script_call(associate, prompt, now, sessions)
+            self._add_script(keys, args, client=pipe)
+            views.append(view)
+        replies: list[list[Any]] = pipe.execute()
+        checked_at = time.time()
+        return [
+            self._stored(view, reply, sessions, checked_at)
+            for view, reply, (_, _, _, sessions) in zip(views, replies, prompts, strict=True)
+        ]
+
+    def _script_call(
+        self, associate: str, prompt: Prompt, now: float | None, sessions: Sequence[str]
+    ) -> tuple[HandheldPrompt, list[str], list[Any]]:
+        """The view without its name, and the store script's keys and arguments."""
+        member = prompt.customer.member
         view = HandheldPrompt.from_prompt(associate, prompt, None)
         data = view.model_dump_json()
         # The field order puts the name after ids and the kind, which cannot hold the needle.
@@ -207,20 +265,40 @@ class PromptStore:
             keys += [keys[0]] * 3
         else:
             keys += [k.member_handheld_prompts(member), k.erased(member), k.profile(member)]
-        reply: list[Any] = self._add_script(
-            keys,
-            [associate, view.kind.value, member or "", view.prompt_id, PROMPT_TTL_S,
-             PROMPT_STREAM_MAXLEN, head, tail, view.customer_name, delivered],
-        )  # fmt: skip
+        keys += [k.session(sid) for sid in sessions]
+        delivered = "" if now is None else f"{now:.3f}"
+        args: list[Any] = [associate, view.kind.value, member or "", view.prompt_id, PROMPT_TTL_S,
+                           PROMPT_STREAM_MAXLEN, head, tail, view.customer_name, delivered]  # fmt: skip
+        return view, keys, args
+
+    @staticmethod
+    def _stored(
+        view: HandheldPrompt, reply: list[Any], sessions: Sequence[str], now: float
+    ) -> Stored | Literal["erased", "redelivered"]:
+        """The store script's reply as what became of the prompt."""
         if reply[0] == 0:
             return "erased"
         if reply[0] == 1:
             return "redelivered"
         sid, name, before = (
-            v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in reply[1:]
+            v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in reply[1:4]
         )
-        moved = before if before and before != associate else None
-        return view.model_copy(update={"sid": sid, "customer_name": name, "moved_from": moved})
+        live = frozenset(
+            s for s, expires in zip(sessions, reply[4:], strict=True) if session_valid(expires, now)
+        )
+        moved = before if before and before != view.associate else None
+        view = view.model_copy(update={"sid": sid, "customer_name": name, "moved_from": moved})
+        return Stored(view, frozenset(sessions), live)
+
+    def _store_apart(
+        self, associate: str, prompt: Prompt, now: float | None, sessions: Sequence[str]
+    ) -> Stored | Literal["erased", "redelivered"]:
+        """:meth:`store_prompt` one command at a time (Redis Cluster)."""
+        apart = self._add_apart(associate, prompt, "" if now is None else f"{now:.3f}")
+        if isinstance(apart, str):
+            return apart
+        alive = live_sessions(self._redis, self._keys, list(sessions), time.time()) if sessions else set()
+        return Stored(apart, frozenset(sessions), frozenset(alive))
 
     def _add_apart(
         self, associate: str, prompt: Prompt, at: str = ""
@@ -469,7 +547,24 @@ class Moved:
     prompt_id: str
 
 
-FeedItem = HandheldPrompt | Withdrawal | Moved | None
+@dataclass(frozen=True, slots=True)
+class LivePrompt:
+    """A prompt on its way to its associate's open pages, its SSE event encoded once."""
+
+    view: HandheldPrompt
+    #: The event as every page writes it (:func:`prompt_event`).
+    frame: bytes
+    #: The sessions found still valid when it was stored; a page of another session (opened
+    #: since) checks its own before it shows it.
+    live: frozenset[str] = frozenset()
+
+
+def prompt_event(view: HandheldPrompt) -> bytes:
+    """A stored prompt as its SSE event: ``prompt``, the view as JSON, the stream id as id."""
+    return sse.event("prompt", view.model_dump_json(), id=view.sid)
+
+
+FeedItem = LivePrompt | Withdrawal | Moved | None
 
 
 @dataclass(eq=False)
@@ -483,12 +578,40 @@ class Subscription:
     queue: asyncio.Queue[FeedItem] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE + 1))
     ended: bool = False
 
+    def drain(self) -> list[FeedItem]:
+        """Everything queued now, in order, up to and including an end marker (nothing waits)."""
+        items: list[FeedItem] = []
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            items.append(item)
+            if item is None:
+                break
+        return items
+
+    async def next_batch(self, wait_s: float) -> list[FeedItem]:
+        """What the page should write next: everything queued since its last write, in order,
+        waiting up to ``wait_s`` for the first item; ``[]`` if none came (time for a ping)."""
+        if self.queue.empty():
+            try:
+                async with asyncio.timeout(wait_s):
+                    first = await self.queue.get()
+            except TimeoutError:
+                return []
+            if first is None:
+                return [None]
+            return [first, *self.drain()]
+        return self.drain()
+
 
 class LiveFeed:
-    """Open pages per associate. Touched only on the event loop, so it needs no locks."""
+    """Open pages per associate. Touched only on the event loop, so it needs no locks;
+    :meth:`open_sessions` alone may be read from another thread."""
 
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = {}
+        #: Per associate, the sessions with a page open: an immutable tuple replaced whole on
+        #: the loop, so MQTT's thread can read it while it stores a prompt.
+        self._sessions: dict[str, tuple[str, ...]] = {}
         #: Streams ended because their page did not keep up.
         self.overflows = 0
 
@@ -499,6 +622,7 @@ class LiveFeed:
     def subscribe(self, associate: str, session: str = "") -> Subscription:
         sub = Subscription(associate, session)
         self._subs.setdefault(associate, set()).add(sub)
+        self._note_sessions(associate)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -507,24 +631,54 @@ class LiveFeed:
             subs.discard(sub)
             if not subs:
                 del self._subs[sub.associate]
+            self._note_sessions(sub.associate)
+
+    def _note_sessions(self, associate: str) -> None:
+        sessions = tuple(sorted({sub.session for sub in self._subs.get(associate, ()) if sub.session}))
+        if sessions:
+            self._sessions[associate] = sessions
+        else:
+            self._sessions.pop(associate, None)
+
+    def open_sessions(self, associate: str) -> tuple[str, ...]:
+        """The sessions with a page of ``associate`` open now (any thread: a snapshot)."""
+        return self._sessions.get(associate, ())
 
     def has(self, associate: str) -> bool:
         """Whether ``associate`` has a page with an open stream."""
         return bool(self._subs.get(associate))
 
-    def publish(self, prompt: HandheldPrompt) -> None:
-        for sub in self._subs.get(prompt.associate, ()):
-            self._offer(sub, prompt)
+    def publish(
+        self,
+        prompt: HandheldPrompt,
+        checked: Collection[str] = frozenset(),
+        live: Collection[str] = frozenset(),
+    ) -> None:
+        """Hand a stored prompt to its associate's open pages. ``checked``: the sessions whose
+        validity was read when it was stored; ``live``: those of them still valid. A page of a
+        checked session that is no longer valid is ended instead: not one more prompt."""
+        subs = self._subs.get(prompt.associate)
+        if not subs:
+            return
+        item = LivePrompt(prompt, prompt_event(prompt), frozenset(live))
+        for sub in list(subs):
+            if sub.session in checked and sub.session not in item.live:
+                if not sub.ended:
+                    log.info("ended an open stream of %s: its session ended", sub.associate)
+                self._end(sub)
+            else:
+                self._offer(sub, item)
 
     def sessions(self) -> list[str]:
         """The sessions that have a page open now."""
         return sorted({sub.session for subs in self._subs.values() for sub in subs if sub.session})
 
     def end_sessions(self, ended: set[str]) -> int:
-        """End the streams of these sessions (signed out, revoked, expired); returns how many."""
+        """End the streams of these sessions (signed out, revoked, expired) at once: what was
+        still queued for them is dropped, not written. Returns how many streams."""
         doomed = [sub for subs in self._subs.values() for sub in subs if sub.session in ended]
         for sub in doomed:
-            self._offer(sub, None)
+            self._end(sub)
         return len(doomed)
 
     def moved(self, associate: str, prompt_id: str) -> None:
@@ -543,6 +697,14 @@ class LiveFeed:
         for subs in self._subs.values():
             for sub in subs:
                 self._offer(sub, None)
+
+    def _end(self, sub: Subscription) -> None:
+        """End a stream whose session is over: drop what it has queued, then the end marker."""
+        if sub.ended:
+            return
+        while not sub.queue.empty():
+            sub.queue.get_nowait()
+        self._offer(sub, None)
 
     def _offer(self, sub: Subscription, item: FeedItem) -> None:
         if sub.ended:

@@ -7,20 +7,22 @@ import contextlib
 import functools
 import html
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from importlib import resources
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from broker_config.contract import DismissReason, EventId, Ident
 from floorwalker.errors import ServiceUnavailable
+from handheld import sse
 from handheld.auth import COOKIE, MAX_TOKEN_CHARS, Principal, end_session
-from handheld.prompts import HandheldPrompt, Moved, Outcome, Withdrawal, parse_sid
+from handheld.hub import StoreHub
+from handheld.prompts import HandheldPrompt, Moved, Outcome, Withdrawal, parse_sid, prompt_event
 from handheld.session import HubDep, SignedIn, authenticate, exchange, token_of
+from handheld.sse import SSE_EVENT_SCHEMA, EventStream
 
 router = APIRouter()
 #: Categories shown on the customer card.
@@ -227,15 +229,19 @@ def resume_point(
 
 @router.get(
     "/api/stream",
-    response_class=EventSourceResponse,
+    response_class=EventStream,
+    status_code=status.HTTP_200_OK,
     tags=["handheld"],
-    responses={400: {"description": "Last-Event-ID is not a prompt stream id"}},
+    responses={
+        200: {"content": {"text/event-stream": {"itemSchema": SSE_EVENT_SCHEMA}}},
+        400: {"description": "Last-Event-ID is not a prompt stream id"},
+    },
 )
 async def prompt_stream(
     who: SignedIn,
     hub: HubDep,
     resume: Annotated[tuple[int, int] | None, Depends(resume_point)],
-) -> AsyncIterator[ServerSentEvent]:
+) -> EventStream:
     """Server-Sent Events: recent prompts (oldest first), a ``ready`` event, then live prompts.
 
     Every prompt's event id is its position in the associate's Redis stream. A browser
@@ -245,32 +251,57 @@ async def prompt_stream(
     member who was just erased; ``{"prompt_id": ...}``, to drop one prompt's card: it was
     re-routed to another associate (who gets it once, as a new prompt on their stream). The
     stream ends within a second of its session ending (sign-out, ``floorwalker token
-    revoke``, a manager, expiry).
+    revoke``, a manager, expiry), and before the next prompt.
     """
+    return EventStream(stream_events(hub, who, resume))
+
+
+async def stream_events(
+    hub: StoreHub, who: Principal, resume: tuple[int, int] | None, ping_s: float = sse.PING_S
+) -> AsyncGenerator[bytes, None]:
+    """The stream's body: each chunk is every event due since the last one, encoded."""
     sub = hub.feed.subscribe(who.associate, who.session)  # first: nothing stored from now on is missed
     hub.metrics.streams.inc()
     hub.stream_opened(who.associate)  # a connected handheld: on the floor (heartbeats follow)
     try:
         backlog = await asyncio.to_thread(hub.prompts.backlog, who.associate, resume)
-        for p in backlog:
-            yield ServerSentEvent(data=p, event="prompt", id=p.sid)
         last = parse_sid(backlog[-1].sid) if backlog else resume
-        # Lets the page tell history (no buzz) from news (buzz).
-        yield ServerSentEvent(data={"backlog": len(backlog)}, event="ready", retry=1000)
-        while (live := await sub.queue.get()) is not None:
-            if isinstance(live, Withdrawal):
-                yield ServerSentEvent(data={"member": live.member}, event="withdraw")
+        # ``ready`` lets the page tell history (no buzz) from news (buzz).
+        yield b"".join(
+            [*map(prompt_event, backlog), sse.json_event("ready", {"backlog": len(backlog)}, 1000)]
+        )
+        while True:
+            batch = await sub.next_batch(ping_s)
+            if not batch:
+                yield sse.PING
                 continue
-            if isinstance(live, Moved):
-                yield ServerSentEvent(data={"prompt_id": live.prompt_id}, event="withdraw")
-                continue
-            sid = parse_sid(live.sid)
-            if sid is None or (last is not None and sid <= last):
-                continue  # already sent from the backlog
-            if not await asyncio.to_thread(hub.session_alive, who.session):
-                break  # revoked since the last check: not one more prompt
-            last = sid
-            yield ServerSentEvent(data=live, event="prompt", id=live.sid)
+            out: list[bytes] = []
+            ended = False
+            for live in batch:
+                if live is None:
+                    ended = True
+                    break
+                if isinstance(live, Withdrawal):
+                    out.append(sse.json_event("withdraw", {"member": live.member}))
+                    continue
+                if isinstance(live, Moved):
+                    out.append(sse.json_event("withdraw", {"prompt_id": live.prompt_id}))
+                    continue
+                sid = parse_sid(live.view.sid)
+                if sid is None or (last is not None and sid <= last):
+                    continue  # already sent from the backlog
+                # Checked when it was stored, unless this page opened since: then check now.
+                if who.session not in live.live and not await asyncio.to_thread(
+                    hub.session_alive, who.session
+                ):
+                    ended = True  # revoked since: not one more prompt
+                    break
+                last = sid
+                out.append(live.frame)
+            if out:
+                yield b"".join(out)
+            if ended:
+                return
     finally:
         hub.metrics.streams.dec()
         hub.feed.unsubscribe(sub)

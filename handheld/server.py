@@ -236,7 +236,11 @@ def create_app(
 def bind_port(host: str, port: int) -> socket.socket:
     """A listening socket on host:port, or one line saying why not and what to do."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not left 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only
+    # on connections whose socket says TCP, and accepted ones inherit it from this one. With
+    # Nagle on, an SSE event written while the previous one is still unacknowledged waits for
+    # the page's delayed ACK (~40 ms on Linux).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # still refuses a live listener
     try:
         sock.bind((host, port))

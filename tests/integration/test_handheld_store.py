@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from broker_config.contract import EnvelopeSource, Prompt, PromptKind, new_event_id
-from handheld.prompts import GUEST, UNNAMED_MEMBER, HandheldPrompt, PromptStore
+from handheld.prompts import GUEST, UNNAMED_MEMBER, HandheldPrompt, PromptStore, Stored
 from recommender.keys import Keys
 
 NAME = 'Zoë "Z" O\'Brien / 北'
@@ -78,3 +78,51 @@ def test_a_prompt_about_an_erased_member_is_dropped(
     assert store.add_prompt("a-ben", prompt) == "erased"
     assert store.backlog("a-ben", None) == []
     assert store.record(prompt.event_id) is None
+
+
+@pytest.mark.parametrize("one_script", [True, False], ids=["one-script", "apart"])
+def test_storing_a_prompt_tells_which_open_pages_sessions_are_still_valid(
+    redis_client: redis.Redis, prefix: str, one_script: bool
+) -> None:
+    """The open pages' sessions are read in the store step itself (no round trip per page):
+    a valid one may show the prompt; a signed-out, revoked or expired one may not."""
+    keys = Keys("s", prefix)
+    store = PromptStore(redis_client, keys)
+    store._one_script = one_script
+    now = time.time()
+    valid, expired, revoked = "a" * 64, "b" * 64, "c" * 64
+    redis_client.hset(keys.session(valid), "expires_at", f"{now + 3600:.3f}")
+    redis_client.hset(keys.session(expired), "expires_at", f"{now - 1:.3f}")  # revoked: no record
+
+    stored = store.store_prompt("a-ben", _prompt("m_named01"), now, (valid, expired, revoked))
+    assert isinstance(stored, Stored)
+    assert stored.checked == {valid, expired, revoked} and stored.live == {valid}
+    assert store.backlog("a-ben", None) == [stored.view]
+
+    guest = store.store_prompt("a-ben", _prompt(None), now, ())
+    assert isinstance(guest, Stored) and guest.checked == guest.live == frozenset()
+    # An erased member's prompt is still dropped before anything else.
+    redis_client.set(keys.erased("m_gone0001"), "1")
+    assert store.store_prompt("a-ben", _prompt("m_gone0001"), now, (valid,)) == "erased"
+
+
+@pytest.mark.parametrize("one_script", [True, False], ids=["one-script", "apart"])
+def test_prompts_that_queued_up_are_stored_in_order_in_one_go(
+    redis_client: redis.Redis, prefix: str, one_script: bool
+) -> None:
+    keys = Keys("s", prefix)
+    store = PromptStore(redis_client, keys)
+    store._one_script = one_script
+    redis_client.set(keys.erased("m_gone0001"), "1")
+    first, erased, guest = _prompt("m_named01"), _prompt("m_gone0001"), _prompt(None)
+    now = time.time()
+    # The same prompt twice in one batch (MQTT redelivered it meanwhile): stored once.
+    batch = [("a-ben", p, now, ()) for p in (first, erased, guest, first)]
+    results = store.store_prompts(batch)
+    assert [r if isinstance(r, str) else r.view.prompt_id for r in results] == [
+        first.event_id,
+        "erased",
+        guest.event_id,
+        "redelivered",
+    ]
+    assert [v.prompt_id for v in store.backlog("a-ben", None)] == [first.event_id, guest.event_id]

@@ -7,6 +7,7 @@ An SSE stream opened before ``floorwalker token revoke`` used to keep receiving 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +17,7 @@ from fastapi.testclient import TestClient
 from floorwalker.config import Endpoints, StoreConfig
 from floorwalker.mqtt import MqttLink
 from handheld import create_app
-from handheld.auth import COOKIE, revoke_tokens
+from handheld.auth import COOKIE, end_session, issue_token, open_session, revoke_tokens
 from recommender.keys import Keys
 from tests.integration.test_api import Recommender
 from tests.security.webapp import ENDED, StreamReader, sign_in, signin_link
@@ -85,3 +86,39 @@ def test_signout_ends_the_session_everywhere_at_once(
         resp = api.get(path, headers=stale)
         assert resp.status_code == 401, (path, resp.status_code, resp.text)
     assert api.post("/api/status", json={"state": "busy"}, headers=stale).status_code == 401
+
+
+def test_one_ended_session_is_cut_off_while_the_other_pages_go_on(
+    api: TestClient,
+    recommender: Recommender,
+    redis_client: redis.Redis,
+    prefix: str,
+    store_config: StoreConfig,
+) -> None:
+    """Two phones of one associate, two sessions. A burst reaches both in order, once each;
+    then one session is ended straight in Redis (as another server or the CLI would, so
+    nothing tells this API) and the next prompt goes to the other phone only, while the
+    ended one's stream stops before it."""
+    keys = Keys(store_config.store, prefix)
+    sessions = []
+    for _ in range(2):
+        issued = issue_token(redis_client, keys, store_config, "a-ben")
+        sessions.append(open_session(redis_client, keys, store_config, issued.token, time.time()))
+    [(kept_secret, _), (ended_secret, ended)] = sessions
+    with (
+        api.stream("GET", "/api/stream", headers={"Authorization": f"Bearer {kept_secret}"}) as kept_resp,
+        api.stream("GET", "/api/stream", headers={"Authorization": f"Bearer {ended_secret}"}) as ended_resp,
+    ):
+        pages = [StreamReader(kept_resp), StreamReader(ended_resp)]
+        for page in pages:
+            page.until(lambda e: e.get("event") == "ready")
+        burst = [recommender.prompt("a-ben", headline=f"Burst {n}").event_id for n in range(20)]
+        for page in pages:
+            got = page.until(lambda e: e.get("data", "").startswith(f'{{"prompt_id":"{burst[-1]}"'))
+            assert [json.loads(e["data"])["prompt_id"] for e in got if e.get("event") == "prompt"] == burst
+
+        assert end_session(redis_client, keys, ended.session)
+        after = recommender.prompt("a-ben", headline="After one session ended")
+        got = pages[0].until(lambda e: e.get("event") == "prompt")
+        assert [json.loads(e["data"])["prompt_id"] for e in got] == [after.event_id]
+        assert pages[1].until(lambda e: e is ENDED) == [ENDED]
