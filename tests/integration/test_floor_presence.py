@@ -12,6 +12,7 @@ associates on the floor.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -101,6 +102,11 @@ def open_page(stack: ExitStack, floor: Floor, headers: dict[str, str]) -> tuple[
     resp = stack.enter_context(client.stream("GET", "/api/stream", headers=headers))
     assert resp.status_code == 200
     reader = SseReader(resp)
+    # Closing the page must reach the server now, as a browser's would. A plain close()
+    # while the reader thread is blocked in recv() sends no FIN until that recv returns
+    # (at the server's next write, the 15 s ping): shut the socket down first.
+    sock = resp.extensions["network_stream"].get_extra_info("socket")
+    stack.callback(sock.shutdown, socket.SHUT_RDWR)
     event = reader.next()
     while event["event"] != "ready":
         event = reader.next()
