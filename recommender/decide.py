@@ -3,8 +3,10 @@ call per event that deduplicates, updates the customer's state and claims the ch
 prompt — atomically, so a redelivered event or two replicas racing on one customer cannot
 both claim it.
 
-A batch costs two round trips: the reads of every member event (profile, visit, contact
-history), then the scripts of every event, each pipelined.
+A batch costs two round trips when it holds a member not kept in memory: the reads of
+those members (profile, visit, contact history), then the scripts of every event, each
+pipelined; one when every member's state is kept (:mod:`recommender.member_cache`): the
+presence script then checks that the state decided on is still the state in Redis.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from redis.exceptions import NoScriptError
 
 from recommender import cluster
 from recommender.keys import Keys
+from recommender.member_cache import Raw
 
 #: Bytes read from Redis at a time (a batch's replies usually fit in one read).
 _READ_SIZE = 65536
@@ -39,6 +42,9 @@ class Outcome(StrEnum):
     STALE = "stale"
     UNKNOWN = "unknown"
     ERASED = "erased"
+    #: The state a presence event was decided on is no longer the member's state in Redis
+    #: (the reply carries the state found): nothing was done, the event is decided again.
+    CHANGED = "changed"
     #: Feedback the script turned down (``rest[0]``: not_holder or answered).
     REFUSED = "refused"
 
@@ -49,6 +55,10 @@ class Reply:
 
     outcome: Outcome
     rest: tuple[str, ...] = ()
+    #: The member's state after the script (or, when CHANGED, the one it found), when the
+    #: call asked for it: (profile, visit, contacts), or (visit, contacts) when the caller
+    #: has the profile (a presence script never writes it).
+    state: tuple[list[str], ...] | None = None
 
     @property
     def claimed(self) -> bool:
@@ -73,9 +83,26 @@ def _texts(flat: list[Any]) -> list[str]:
     return [v.decode() for v in flat] if flat and isinstance(flat[0], bytes) else flat
 
 
-def parse_reply(reply: list[bytes | str]) -> Reply:
+def parse_reply(reply: list[Any]) -> Reply:
+    """A script's reply: a flat list (outcome, rest...), or ``{that list, state}`` from a
+    presence call that asked for the member's state."""
+    if reply and isinstance(reply[0], list):
+        outcome, state = reply
+        fields = [_text(v) for v in outcome]
+        return Reply(Outcome(fields[0]), tuple(fields[1:]), tuple(_texts(part) for part in state))
     fields = [_text(v) for v in reply]
     return Reply(Outcome(fields[0]), tuple(fields[1:]))
+
+
+def member_state(raw: Raw) -> MemberState:
+    """The core's view of a state as Redis returned it."""
+    profile, visit, contacts = (iter(part) for part in raw)
+    return MemberState(
+        dict(zip(profile, profile, strict=True)),
+        dict(zip(visit, visit, strict=True)),
+        [(m, float(s)) for m, s in zip(contacts, contacts, strict=True)],
+        raw,
+    )
 
 
 def args(*values: str | int | float) -> list[str]:
@@ -105,6 +132,8 @@ class MemberState:
     profile: dict[str, str]
     visit: dict[str, str]
     contacts: list[tuple[str, float]]
+    #: As Redis returned it (for :mod:`recommender.member_cache`).
+    raw: Raw | None = None
 
 
 class Decider:
@@ -151,14 +180,8 @@ class Decider:
             if isinstance(reply, redis.ResponseError):
                 out.append(reply)
                 continue
-            profile, visit, contacts = (iter(_texts(part)) for part in reply)
-            out.append(
-                MemberState(
-                    dict(zip(profile, profile, strict=True)),
-                    dict(zip(visit, visit, strict=True)),
-                    [(m, float(s)) for m, s in zip(contacts, contacts, strict=True)],
-                )
-            )
+            profile, visit, contacts = (_texts(part) for part in reply)
+            out.append(member_state((profile, visit, contacts)))
         return out
 
     def run(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 
@@ -50,12 +51,13 @@ from recommender.acks import ACKED, Acks
 from recommender.catalog import DEFAULT_CATALOG, CatalogWatcher
 from recommender.cluster import RedisClient
 from recommender.crm import DAY, CrmModel, clv_inputs, model_from_json
-from recommender.decide import Decider, Outcome, Reply, ScriptCall
+from recommender.decide import Decider, Outcome, Reply, ScriptCall, member_state
 from recommender.decision import Core
 from recommender.deferred import DeferredWrites
 from recommender.eligibility import Moment, Settings
 from recommender.handoff import Handoff
 from recommender.keys import DEADLETTER_MAXLEN, UNSENT_TTL_S, Keys
+from recommender.member_cache import PRELOAD_TTL_S, MemberCache
 from recommender.outbound import Outbound
 from recommender.pending import Pending
 from recommender.prompts import Cause
@@ -73,6 +75,11 @@ BROADCAST = (TopicKind.FEEDBACK, TopicKind.ASSOCIATE_STATUS, TopicKind.ERASURE, 
 CONSUMES = SHARED + BROADCAST
 #: Dwell checks remembered at most (member -> zone and since when).
 MAX_DWELLERS = 10_000
+#: How far back the decision reads a member's contact history (the weekly caps).
+CONTACTS_S = 7 * DAY
+#: Outcomes after which a member's state is not kept in memory: they are gone, unknown,
+#: or did not consent to recognition (data minimisation).
+_NOT_KEPT = (Outcome.ERASED, Outcome.UNKNOWN_MEMBER, Outcome.NO_CONSENT)
 
 
 class Recommender:
@@ -86,16 +93,23 @@ class Recommender:
         *,
         model: CrmModel | None = None,
         replicated: bool = False,
+        members: MemberCache | None = None,
     ) -> None:
         """``replicated``: other replicas of a share group route prompts for this store
         too, so a free associate this one picks is held in Redis for a moment
-        (:data:`~recommender.routing.HOLD_S`) until the others have heard of the prompt."""
+        (:data:`~recommender.routing.HOLD_S`) until the others have heard of the prompt.
+        ``members``: the members' states kept in memory (a default-sized one if None)."""
         self.config = config
         self._replicated = replicated
         self.topics = topics
         self.keys = keys
         self._redis = client
         self._decider = Decider(client, keys)
+        #: Members' states as their last script left them: their next event needs no read.
+        self.members = members if members is not None else MemberCache()
+        #: Members whose profile or contact history a queued deferred write changes: not
+        #: kept until the round trip that carries it.
+        self._waiting: set[str] = set()
         self.catalog = CatalogWatcher.open(config.catalog or DEFAULT_CATALOG)
         self.propensity = Propensity.load(config.propensity_model or DEFAULT_MODEL)
         if model is None:
@@ -150,6 +164,40 @@ class Recommender:
     def close(self) -> None:
         """Close the decision connection (the caller closes its own client)."""
         self._decider.close()
+
+    def preload(self, chunk: int = 1000) -> int:
+        """Keep the profiles of the consenting members in Redis (as many as the cache
+        holds), each with no visit and no contact history: their first event is decided
+        on that guess, which the presence script checks like any kept state. Returns how
+        many were kept. The service calls it once at start, before it takes events."""
+        pattern = self.keys.profile("*")
+        head, tail = pattern.split("*")
+        keys: list[str] = []
+        kept = 0
+        mono = time.monotonic()
+        scan = self._redis.scan_iter(match=pattern, count=chunk)
+        while not self.members.full:
+            key = next(scan, None)
+            if key is not None:
+                keys.append(key.decode() if isinstance(key, bytes) else key)
+                if len(keys) < chunk:
+                    continue
+            if not keys:
+                break
+            replies = self._decider.raw([("HGETALL", k) for k in keys])
+            for k, flat in zip(keys, replies, strict=True):
+                if isinstance(flat, redis.ResponseError) or not flat:
+                    continue
+                profile = [v.decode() if isinstance(v, bytes) else v for v in flat]
+                if dict(zip(profile[::2], profile[1::2], strict=True)).get("consent") != "1":
+                    continue  # not recognised: nothing about them is kept
+                member = k[len(head) : -len(tail)]
+                self.members.put(member, (profile, [], []), float("-inf"), mono, PRELOAD_TTL_S, digested=True)
+                kept += 1
+            keys = []
+            if key is None:
+                break
+        return kept
 
     def subscriptions(self, replicas: bool = False) -> list[tuple[str, bool]]:
         """(topic filter, shared by the replicas of a group). With ``replicas`` the prompt
@@ -266,19 +314,42 @@ class Recommender:
         now: float,
     ) -> None:
         policy = self.core.catalog.policy
+        since = now - CONTACTS_S
         readers = [
             p
             for p in pending
             if p.member is not None and p.moment is not None and p.moment.trigger in ("enter", "dwell")
         ]
-        states = self._decider.read([p.member for p in readers if p.member], now - 7 * DAY)
-        for p, state in zip(readers, states, strict=True):
-            assert p.member is not None and p.moment is not None
-            if isinstance(state, redis.ResponseError):
-                error = ContractError(RejectReason.PROCESSING_ERROR, f"state read failed: {state}")
+        # Kept in memory: decided on as it is, checked by the script (its digest). Not kept:
+        # read first (a round trip), decided on unchecked, as read in this very batch.
+        mono = time.monotonic()
+        cold: list[Pending] = []
+        # A member who also checks out in this round is read first, as before the kept
+        # states: the decision is then made on the state before the round's scripts (the
+        # checkout's script may run first and would make the kept state's check fail).
+        paying = {p.member for p in pending if p.moment is not None and p.moment.trigger == "checkout"}
+        for p in readers:
+            if p.state is not None:
+                continue  # decided again, on the state the script found
+            assert p.member is not None
+            kept = None if p.member in paying else self.members.get(p.member, since, mono)
+            if kept is None:
+                cold.append(p)
+            else:
+                p.state, p.digest = member_state(kept[0]), kept[1]
+        states = self._decider.read([p.member for p in cold if p.member], since)
+        for p, read in zip(cold, states, strict=True):
+            if isinstance(read, redis.ResponseError):
+                error = ContractError(RejectReason.PROCESSING_ERROR, f"state read failed: {read}")
                 results[p.index] = [self.reject(messages[p.index][0], messages[p.index][1], error, now)]
                 p.failed = True
                 continue
+            p.state = read
+        for p in readers:
+            if p.failed:
+                continue
+            state = p.state
+            assert p.member is not None and p.moment is not None and state is not None
             visit = state.visit
             last = visit.get("last_ts")
             if last and p.moment.ts - float(last) > self.config.rules.visit_ttl_s:
@@ -291,7 +362,7 @@ class Recommender:
         pending = [p for p in pending if not p.failed]
         for p in pending:
             if p.call is None:
-                p.call = self._script_call(p, now, policy.conversion_window_days * DAY)
+                p.call = self._script_call(p, now, policy.conversion_window_days * DAY, since)
         # Deferred writes (prompt records, dismissals, CLVs) ride along, ahead of the scripts:
         # a feedback in this batch finds the record of a prompt sent in the last one.
         holders = [p for p in pending if p.hold is not None]
@@ -303,13 +374,27 @@ class Recommender:
             self._handoff.lost(pending)  # the scripts may or may not have run
             raise
         self._after.written()
+        self._waiting.clear()  # those writes went with this round trip
         for p, ok in zip(holders, held, strict=True):
             p.hold_lost = ok is None  # SET NX refused: a peer holds them (an error does not block)
         it = iter(replies)
+        again: list[Pending] = []
+        mono = time.monotonic()
         for p in pending:
             if p.call is None:
                 continue
             reply = next(it)
+            if not isinstance(reply, redis.ResponseError) and p.member is not None:
+                self._keep(p, reply, since, mono)
+                if reply.outcome is Outcome.CHANGED and reply.state is not None:
+                    # Its state moved since it was kept: nothing was done; decide again on
+                    # the state the script found (unchecked, like a state read in this batch).
+                    self._handoff.unstage(p)
+                    self.counters["outcome:changed"] += 1
+                    part = reply.state
+                    found = member_state((part[0], part[1], part[2]))
+                    again.append(Pending(p.index, p.cause, p.moment, p.member, lane=p.lane, state=found))
+                    continue
             if isinstance(reply, redis.ResponseError):
                 self._handoff.unstage(p)
                 error = ContractError(RejectReason.PROCESSING_ERROR, f"state script failed: {reply}")
@@ -319,8 +404,26 @@ class Recommender:
                 results[p.index] = [self._refused(p.feedback, reply, messages[p.index], now)]
                 continue
             results[p.index] = self._act(p, reply, now)
+        if again:
+            self._round(again, messages, results, now)
 
-    def _script_call(self, p: Pending, now: float, window_s: float) -> ScriptCall:
+    def _keep(self, p: Pending, reply: Reply, since: float, mono: float) -> None:
+        """Keep the state a member's script left behind (or drop what no longer holds)."""
+        member, state = p.member, reply.state
+        assert member is not None
+        if state is not None and len(state) == 2:
+            # Visit and contacts: the profile is the one the script checked (its digest).
+            profile = p.state.raw[0] if p.state is not None and p.state.raw is not None else None
+            state = None if profile is None else (list(profile), *state)
+        if reply.outcome in _NOT_KEPT or state is None or member in self._waiting:
+            # Gone, or not to be kept; a checkout (its script returns no state); or a write
+            # to their state waits for the next round trip (a new CLV, a dismissal's
+            # cool-down): their next event reads what that round trip's scripts see.
+            self.members.drop(member)
+        else:
+            self.members.put(member, (state[0], state[1], state[2]), since, mono)
+
+    def _script_call(self, p: Pending, now: float, window_s: float, since: float) -> ScriptCall:
         k, r = self.keys, self.config.rules
         if p.feedback is not None:
             return script_args.feedback(k, p.feedback, p.sender, p.sender in self._managers, now)
@@ -344,7 +447,19 @@ class Recommender:
             p.prompt_id = new_event_id()
             staged = self._handoff.stage(p, now, k.unsent(mem2))
         policy = self.core.catalog.policy
-        return script_args.presence(k, r, policy, p, m, mem2, choice, now, window_s, staged)
+        return script_args.presence(
+            k,
+            r,
+            policy,
+            p,
+            m,
+            mem2,
+            choice,
+            now,
+            window_s,
+            staged,
+            state=(p.digest, since, bool(p.digest)),
+        )
 
     def _prepare(self, index: int, topic: str, payload: bytes, now: float) -> Pending | list[Outbound] | None:
         message = decode(self.topics, topic, payload)
@@ -473,6 +588,7 @@ class Recommender:
     def forget_member(self, member: str) -> None:
         """An erased member: no dwell check, no re-routed prompt about them."""
         self._dwellers.pop(member, None)
+        self.members.drop(member)
         needle = member.encode()
         self.router.forget_if(lambda p: needle in p.payload)
 
@@ -497,6 +613,8 @@ class Recommender:
             x = clv_inputs(int(orders), float(first), float(last), int(spend), now)
             value = clv_model.clv(self.core.model.clv, *x)
             self._after.queue.append(("profile", member, {"clv": f"{value:.2f}"}))
+            self.members.drop(member)  # its next event reads it (as before this write)
+            self._waiting.add(member)
 
     def _feedback(self, fb: Feedback, reply: Reply, now: float) -> list[Outbound]:
         # Every replica of a share group gets each feedback: the one whose script ran first
@@ -519,6 +637,8 @@ class Recommender:
             self._after.queue.append(
                 ("dismissed", member, {"member": f"x|{action}|{fb.prompt_id}", "ts": f"{fb.ts}"})
             )
+            self.members.drop(member)  # its next event reads it (as before this write)
+            self._waiting.add(member)
         return []
 
     def _refused(self, fb: Feedback, reply: Reply, message: tuple[str, bytes], now: float) -> Outbound:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from broker_config.contract import Feedback
 from recommender.arbitration import Arbitration
-from recommender.decide import ScriptCall
+from recommender.decide import MemberState, ScriptCall
 from recommender.eligibility import Moment
 from recommender.prompts import Cause
 from recommender.routing import OpenPrompt
@@ -42,3 +42,8 @@ class Pending:
     hold_lost: bool = False
     #: Routed to the floor lead because nobody suitable was on the floor.
     escalated: bool = False
+    #: The member's state the decision is made on (kept in memory, read, or found by the
+    #: script that refused the first decision), and its digest when the presence script
+    #: must check it ('' when it was read in this batch).
+    state: MemberState | None = None
+    digest: str = ""

@@ -122,7 +122,14 @@ def presence(
     now: float,
     window_s: float,
     staged: Staged,
+    *,
+    state: tuple[str, float, bool] | None = None,
 ) -> ScriptCall:
+    """``state``: (the digest of the member's state the decision was made on, '' for one
+    read in this batch; the contact history's lower bound; whether the caller has the
+    profile): the script then checks the digest and returns the member's state, with the
+    profile unless the caller has it (lua/presence.lua ARGV 24-26)."""
+    checked: list[str | int | float] = [] if state is None else [state[0], state[1], "0" if state[2] else "1"]
     claim: list[str | int | float] = ["", "", "", 0, 0, 0, "", "", 0, HISTORY_TTL_S, window_s]
     if choice is not None:
         c = choice.candidate
@@ -164,5 +171,6 @@ def presence(
             r.max_event_age_s,
             *claim,
             *staged,
+            *checked,
         ),
     )

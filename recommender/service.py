@@ -156,6 +156,14 @@ class RecommenderService:
             self.engines[c.store] = Recommender(
                 c, self.redis, self.topics, keys, producer=producer, model=model, replicated=share is not None
             )
+            try:
+                kept = self.engines[c.store].preload()
+                log.info("kept the profiles of %d consenting members in memory", kept)
+            except (redis.RedisError, UnicodeDecodeError) as exc:
+                # Only a head start: every member is read when first seen instead.
+                log.warning(
+                    "could not keep the members' profiles in memory (%s); reading each when seen", exc
+                )
         self.engine = self.engines[configs[0].store]
         self.keys = self.engine.keys
         self._batch: list[Received] = []

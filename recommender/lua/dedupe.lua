@@ -25,3 +25,20 @@ local function unsent_for(key, event_id)
   end
   return {}
 end
+
+-- What the decision core reads about one member: {profile as a flat field/value list,
+-- visit likewise, contact history since `since` as member/score}.
+local function member_state(profile, visit, contacts, since)
+  return {
+    redis.call('HGETALL', profile),
+    redis.call('HGETALL', visit),
+    redis.call('ZRANGEBYSCORE', contacts, since, '+inf', 'WITHSCORES'),
+  }
+end
+
+-- A digest of such a state, as recommender/member_cache.py digest() computes it: per part
+-- its length, \1, its values joined by NUL, \1; SHA-1 in hex.
+local function state_digest(s)
+  return redis.sha1hex(#s[1] .. '\1' .. table.concat(s[1], '\0') .. '\1' .. #s[2] .. '\1'
+    .. table.concat(s[2], '\0') .. '\1' .. #s[3] .. '\1' .. table.concat(s[3], '\0') .. '\1')
+end

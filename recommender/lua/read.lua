@@ -2,8 +2,4 @@
 -- than three commands): the profile, the visit and the contact history since ARGV[1].
 -- KEYS: 1 profile (hash), 2 visit (hash), 3 contacts (zset) -- one customer's slot
 -- Returns {profile as a flat field/value list, visit likewise, contacts as member/score}
-return {
-  redis.call('HGETALL', KEYS[1]),
-  redis.call('HGETALL', KEYS[2]),
-  redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '+inf', 'WITHSCORES'),
-}
+return member_state(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
