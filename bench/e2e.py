@@ -84,6 +84,8 @@ READY_TIMEOUT_S = 30.0
 SWITCH_INTERVAL_S = 0.0005
 #: The relay is timed at the rates' lower end: each of its events costs two hops.
 RELAY_RATE_EPS = 500.0
+#: Seconds the relay also runs at each rate's own pace, after the rate (its p99 and CPU).
+RELAY_AT_RATE_S = 5.0
 
 
 class BenchError(FloorwalkerError):
@@ -123,6 +125,10 @@ class RateResult:
     p50_guest_ms: float | None = None
     #: p50 over the relay's (:attr:`Floor.relay_p50_ms`): what deciding adds, as a factor.
     p50_over_relay: float | None = None
+    #: The relay run at this very rate right after (:data:`RELAY_AT_RATE_S`): its p99 and
+    #: its CPU per event, what any process of this shape pays here, deciding nothing.
+    relay_p99_ms: float | None = None
+    relay_cpu_ms_per_event: float | None = None
 
 
 def percentile(samples: Sequence[float] | np.ndarray[Any, Any], q: float) -> float | None:
@@ -215,6 +221,9 @@ class RateSamples:
     machine_busy_pct: float | None
     others_busy_pct: float | None
     member_ids: list[str] = field(default_factory=list)
+    #: The relay at this rate (:func:`measure_relay`): latencies and CPU per event.
+    relay_ms: list[float] = field(default_factory=list)
+    relay_cpu_ms_per_event: float | None = None
 
     def result(self, floor_p50_ms: float, relay_p50_ms: float | None = None) -> RateResult:
         r = summarize(
@@ -232,6 +241,8 @@ class RateSamples:
             cpu_ms_per_event=self.cpu_ms_per_event,
             machine_busy_pct=self.machine_busy_pct,
             others_busy_pct=self.others_busy_pct,
+            relay_p99_ms=percentile(self.relay_ms, 99),
+            relay_cpu_ms_per_event=self.relay_cpu_ms_per_event,
         )
 
 
@@ -470,10 +481,13 @@ def measure_evalsha(redis_url: str, samples: int) -> list[float]:
         client.close()
 
 
-def measure_relay(ep: Endpoints, prefix: str, samples: int, rate_eps: float) -> list[float]:
+def measure_relay(
+    ep: Endpoints, prefix: str, samples: int, rate_eps: float
+) -> tuple[list[float], float | None]:
     """Event -> message latency through :mod:`bench.relay` (a separate process
-    that receives, runs one trivial ``EVALSHA`` and publishes), in ms: the least a
-    recommender of this shape could cost. Two broker hops, like the real path."""
+    that receives, runs one trivial ``EVALSHA`` and publishes), in ms, and the relay's CPU
+    per event in ms: the least a recommender of this shape could cost. Two broker hops,
+    like the real path."""
     topic_in, topic_out = f"{prefix}bench/relay/in", f"{prefix}bench/relay/out"
     argv = [
         sys.executable, "-m", "bench.relay",
@@ -487,7 +501,15 @@ def measure_relay(ep: Endpoints, prefix: str, samples: int, rate_eps: float) -> 
             proc.wait(READY_TIMEOUT_S)
             why = proc.stderr.read().decode(errors="replace").strip().splitlines()
             raise BenchError(f"the floor's relay process did not start: {why[-1] if why else 'no output'}")
-        return _timed_messages(ep, prefix, "relay", topic_in, topic_out, samples, rate_eps)
+        before = process_cpu_s(proc.pid)
+        latencies = _timed_messages(ep, prefix, "relay", topic_in, topic_out, samples, rate_eps)
+        after = process_cpu_s(proc.pid)
+        cpu = (
+            None
+            if before is None or after is None or not latencies
+            else (after - before) * 1000.0 / len(latencies)
+        )
+        return latencies, cpu
     finally:
         procs.stop(proc, 10.0)
 
@@ -503,7 +525,7 @@ def measure_floor(
     meter.start()
     hops = measure_mqtt_hop(ep, prefix, samples, rate_eps)
     evalsha = measure_evalsha(ep.redis_url, samples)
-    relay = measure_relay(ep, prefix, samples, RELAY_RATE_EPS)
+    relay, _cpu = measure_relay(ep, prefix, samples, RELAY_RATE_EPS)
     _, busy, others = meter.stop()
     return replace(
         floor_from_samples(hops, evalsha, relay), floor_machine_busy_pct=busy, floor_others_busy_pct=others
@@ -807,6 +829,10 @@ def _ms(v: float | None) -> str:
     return f"{v:.2f}" if v < 100 else f"{v:.0f}"
 
 
+def _cpu(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def _busy(busy: float | None, others: float | None, *, short: bool = False) -> str:
     if busy is None or others is None:
         return "-" if short else "machine load unknown"
@@ -830,7 +856,8 @@ def print_table(floor: Floor, results: Sequence[RateResult], console: Console) -
         )
     table = Table(title="event -> prompt latency (ms)")
     for col in ("rate", "achieved", "sent", "received", "lost", "dup", "p50", "p90", "p99", "max",
-                "x floor", "x relay", "target", "busy (others)"):  # fmt: skip
+                "x floor", "x relay", "relay p99", "CPU/ev", "relay CPU/ev", "target",
+                "busy (others)"):  # fmt: skip
         table.add_column(col, justify="right")
     for r in results:
         table.add_row(
@@ -846,6 +873,9 @@ def print_table(floor: Floor, results: Sequence[RateResult], console: Console) -
             _ms(r.max_ms),
             "-" if r.p50_over_floor is None else f"{r.p50_over_floor:.1f}",
             "-" if r.p50_over_relay is None else f"{r.p50_over_relay:.1f}",
+            _ms(r.relay_p99_ms),
+            _cpu(r.cpu_ms_per_event.get("recommender")),
+            _cpu(r.relay_cpu_ms_per_event),
             "[green]met[/]" if r.target_met else "[red]missed[/]",
             _busy(r.machine_busy_pct, r.others_busy_pct, short=True),
         )
@@ -864,6 +894,7 @@ def run_on(
     drain_s: float = DRAIN_S,
     service_pids: dict[str, int] | None = None,
     console: Console | None = None,
+    relay_at_rate_s: float = RELAY_AT_RATE_S,
 ) -> dict[str, Any]:
     """Measure the floor, then each rate, on running services; write and return the report."""
     if not rates:
@@ -892,7 +923,11 @@ def run_on(
             driver = RateDriver(
                 ep, config_path, rate, duration_s, work_dir, drain_s=drain_s, service_pids=service_pids
             )
-            runs.append(driver.run(console.print))
+            run = driver.run(console.print)
+            relay_ms, relay_cpu = measure_relay(
+                ep, f"bench{uuid.uuid4().hex[:8]}relay/", max(1, round(rate * relay_at_rate_s)), rate
+            )
+            runs.append(replace(run, relay_ms=relay_ms, relay_cpu_ms_per_event=relay_cpu))
             r = runs[-1].result(floors[0].floor_p50_ms)
             cpu = ", ".join(f"{n} {v:.3f}" for n, v in r.cpu_ms_per_event.items())
             console.print(
@@ -900,6 +935,10 @@ def run_on(
                 f"(member entries {_ms(r.p50_member_ms)}, guest checkouts {_ms(r.p50_guest_ms)}), "
                 f"p99 {_ms(r.p99_ms)} ms; CPU ms/event: {cpu or '-'}; "
                 + _busy(r.machine_busy_pct, r.others_busy_pct)
+            )
+            console.print(
+                f"     the relay at {rate:g}/s: p99 {_ms(r.relay_p99_ms)} ms, "
+                f"CPU {_cpu(r.relay_cpu_ms_per_event)} ms/event"
             )
         floors.append(floor_now("after"))
     finally:
@@ -974,7 +1013,7 @@ def run_bench(rates: list[float], duration_s: float, out: Path) -> None:
         raise BenchError(f"rates {rates} and duration {duration_s} must be positive numbers")
     console = Console()
     if not console.is_terminal:
-        console = Console(width=140)  # the table is wider than rich's 80-column default
+        console = Console(width=180)  # the table is wider than rich's 80-column default
     # Our own MQTT clients would log every connect; the recommender logs to its own file.
     logging.getLogger("floorwalker.mqtt").setLevel(logging.WARNING)
     run_dir = Path(tempfile.mkdtemp(prefix="floorwalker-bench-"))

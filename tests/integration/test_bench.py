@@ -27,7 +27,7 @@ def test_short_bench_run(services: Endpoints, tmp_path: Path) -> None:
     printed = io.StringIO()
     console = Console(file=printed, width=140)
 
-    run_on(services, [200.0], 2.0, out, tmp_path, floor_samples=200, console=console)
+    run_on(services, [200.0], 2.0, out, tmp_path, floor_samples=200, console=console, relay_at_rate_s=1.0)
 
     doc = json.loads(out.read_text())  # the file, as written
     top, per_rate = documented_fields("### Reading `bench/out/e2e.json`")
@@ -54,6 +54,9 @@ def test_short_bench_run(services: Endpoints, tmp_path: Path) -> None:
     for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):
         assert rate[key] > 0, key
     assert rate["p50_ms"] <= rate["p90_ms"] <= rate["p99_ms"] <= rate["max_ms"]
+    # The relay ran at the rate too: its figures sit beside the recommender's.
+    assert rate["relay_p99_ms"] > 0 and rate["relay_cpu_ms_per_event"] > 0
+    assert "relay at 200/s" in printed.getvalue()
     # The targets as bench/README.md states them (not as the code computes them).
     assert rate["target_met"] is (
         rate["p50_ms"] <= 3 * doc["floor_p50_ms"] and rate["p99_ms"] <= 10 and rate["lost"] == 0
