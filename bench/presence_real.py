@@ -23,8 +23,9 @@ not used):
    the strongest-receiver baseline, the fuser, the fuser deciding with its zone filter
    (``FusionParams.zone_filter``), and that with an unknown per-phone offset marginalised
    (``FusionParams.offset_sd_db``), each with the default calibration, ``calibrate ble``,
-   and ``calibrate ble`` + survey; and the fuser scoring the survey's fingerprints
-   (``ble_presence.fingerprints``).
+   and ``calibrate ble`` + survey; the fuser scoring the survey's fingerprints
+   (``ble_presence.fingerprints``); and the fuser when the tag sends the member app's
+   motion hint, taken from the robot's own drive log (:func:`motion_hint`).
 5. Held out on the calibration run (:func:`heldout`): its 120 s blocks dealt round 4
    folds, calibration and survey refitted on the other three; where settings were chosen.
 
@@ -33,10 +34,12 @@ Writes ``bench/out/presence_real.json``. Nothing here is tuned on the test run.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -82,6 +85,18 @@ HELDOUT_FOLDS = 4
 HELDOUT_BLOCK_S = 120.0
 #: layout.csv's outline, as the rooms above were drawn from (checked on load).
 LAYOUT_VERTICES = 38
+#: The robot's drive logs (``epoch_s,command,speed``), per run.
+CALIBRATION_MOTION = [f"calibration/calib{i}_motion.txt" for i in range(1, 5)]
+TEST_MOTION = ["tests/test_robot_motion.txt"]
+#: Commands that move the tag along the floor (turning on the spot barely moves it): the
+#: robot's "walking", as the member app's step detector says it.
+DRIVING = frozenset({"forward", "reverse"})
+#: The motion hint follows the robot's command this late, like the simulated step detector
+#: (``simulators.ble_radio``: walking once the phone moved in the second that ended 1 s ago).
+HINT_LAG_S = 1.0
+
+#: The tag's motion hint at a time: True walking, False still, None no hint.
+Hint = Callable[[float], bool | None]
 
 
 @dataclass(frozen=True)
@@ -95,7 +110,7 @@ class Run:
 
 def missing(data: Path) -> str | None:
     """Why the data set cannot be used (None when it can)."""
-    need = ["anchors.csv", "layout.csv", CALIBRATION, TEST]
+    need = ["anchors.csv", "layout.csv", CALIBRATION, TEST, *CALIBRATION_MOTION, *TEST_MOTION]
     absent = [n for n in need if not (data / n).is_file()]
     if absent:
         return (
@@ -169,12 +184,38 @@ def _edge_distance(p: tuple[float, float], poly: list[tuple[float, float]]) -> f
     return distance_to_polygon(p, poly)
 
 
-def to_records(run: Run, gateways: list[str]) -> list[tuple[str, Advert]]:
-    """The run as a trace: one member-app advert per heard (row, anchor), by time."""
+def read_motion(data: Path, names: list[str]) -> list[tuple[float, str]]:
+    """The robot's drive commands ``(epoch_s, command)`` from its logs, by time."""
+    out: list[tuple[float, str]] = []
+    for name in names:
+        for line in (data / name).read_text().splitlines():
+            if line.strip():
+                ts, command, _speed = line.split(",")
+                out.append((float(ts), command.strip()))
+    out.sort()
+    return out
+
+
+def motion_hint(log: list[tuple[float, str]], lag_s: float = HINT_LAG_S) -> Hint:
+    """The member app's motion hint from a drive log: walking while the latest command at
+    least ``lag_s`` old moves the robot (:data:`DRIVING`), still after any other, none
+    before the log starts."""
+    times = [t for t, _ in log]
+
+    def hint(ts: float) -> bool | None:
+        i = bisect.bisect_right(times, ts - lag_s) - 1
+        return None if i < 0 else log[i][1] in DRIVING
+
+    return hint
+
+
+def to_records(run: Run, gateways: list[str], hint: Hint | None = None) -> list[tuple[str, Advert]]:
+    """The run as a trace: one member-app advert per heard (row, anchor), by time; with
+    ``hint``, each advert carries the app's motion hint at its time."""
     beacon = MemberBeacon(member_secret(STORE_KEY, MEMBER), 300)
     out: list[tuple[str, Advert]] = []
     for ts, levels in zip(run.ts, run.rssi, strict=True):
-        adv = beacon.advert(ts)
+        adv = beacon.advert(ts, None if hint is None else hint(ts))
         for gw, level in zip(gateways, levels, strict=True):
             if level is not None:
                 out.append((gw, Advert(ts, round(level, 1), adv)))
@@ -237,6 +278,14 @@ def run_presence_real(data: Path, out: Path) -> dict[str, Any]:
             row[label] = report.as_dict()
             row["strongest receiver"] = baseline.as_dict()
         results[name] = row
+    # The tag as a phone whose app sends the motion hint (the robot's drive log as its step
+    # detector): the fuser follows a walking member on its walking settings.
+    hinted = to_records(test, gateways, motion_hint(read_motion(data, TEST_MOTION)))
+    report, baseline = _evaluate(calibrated, hinted, truth, _params(calibrated, True, False), survey)
+    results["ble + survey, motion hint"] = {
+        "fuser": report.as_dict(),
+        "strongest receiver": baseline.as_dict(),
+    }
     doc: dict[str, Any] = {
         "benchmark": "presence_real",
         "data": "Kolakowski 2021 BLE RSS data set, CC BY 4.0, doi:10.5281/zenodo.5457591",
@@ -246,7 +295,7 @@ def run_presence_real(data: Path, out: Path) -> dict[str, Any]:
         "test_run": {"rows": len(test.ts), "adverts": len(test_records), "samples": len(truth)},
         "calibration": [_fit_dict(f) for f in fits],
         "results": results,
-        "heldout": heldout(config, cal),
+        "heldout": heldout(config, cal, hint=motion_hint(read_motion(data, CALIBRATION_MOTION))),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -267,14 +316,18 @@ def _select(run: Run, keep: list[bool]) -> Run:
     return Run([run.ts[i] for i in idx], [run.xy[i] for i in idx], [run.rssi[i] for i in idx])
 
 
-def heldout(config: StoreConfig, cal: Run, folds: int = HELDOUT_FOLDS) -> dict[str, Any]:
+def heldout(
+    config: StoreConfig, cal: Run, folds: int = HELDOUT_FOLDS, *, hint: Hint | None = None
+) -> dict[str, Any]:
     """Held out on the calibration run: its 120 s blocks dealt round ``folds`` folds; each
     fold is scored with ``calibrate ble`` and the survey refitted on the other folds. Per
-    method, the accuracy / near-border accuracy per fold and their means."""
+    method, the accuracy / near-border accuracy / median zone-change delay per fold and
+    their means (a fold's delay counts the entry at each block's start too). With ``hint``
+    (the robot's drive log), also the fuser on a tag that sends the motion hint."""
     gateways = [g.id for g in config.gateways]
     t0 = cal.ts[0]
     block = [int((t - t0) // HELDOUT_BLOCK_S) % folds for t in cal.ts]
-    rows: dict[str, list[tuple[float, float | None]]] = {}
+    rows: dict[str, list[PresenceReport]] = {}
     for f in range(folds):
         train, test = _select(cal, [b != f for b in block]), _select(cal, [b == f for b in block])
         train_records, test_records = to_records(train, gateways), to_records(test, gateways)
@@ -286,16 +339,27 @@ def heldout(config: StoreConfig, cal: Run, folds: int = HELDOUT_FOLDS) -> dict[s
             report, baseline = _evaluate(
                 calibrated, test_records, truth, _params(calibrated, True, prints), survey
             )
-            rows.setdefault(label, []).append((report.accuracy, report.boundary_accuracy))
-        rows.setdefault("strongest receiver", []).append((baseline.accuracy, baseline.boundary_accuracy))
+            rows.setdefault(label, []).append(report)
+        rows.setdefault("strongest receiver", []).append(baseline)
+        if hint is not None:
+            hinted = to_records(test, gateways, hint)
+            report, _ = _evaluate(calibrated, hinted, truth, _params(calibrated, True, False), survey)
+            rows.setdefault("fuser, ble + survey, motion hint", []).append(report)
     out: dict[str, Any] = {"folds": folds, "block_s": HELDOUT_BLOCK_S}
-    for label, figures in rows.items():
-        near = [b for _, b in figures if b is not None]
+    for label, reports in rows.items():
+        near = [r.boundary_accuracy for r in reports if r.boundary_accuracy is not None]
+        delays = [r.median_delay_s for r in reports if r.median_delay_s is not None]
         out[label] = {
-            "accuracy": [round(a, 4) for a, _ in figures],
-            "boundary_accuracy": [None if b is None else round(b, 4) for _, b in figures],
-            "mean_accuracy": round(sum(a for a, _ in figures) / len(figures), 4),
+            "accuracy": [round(r.accuracy, 4) for r in reports],
+            "boundary_accuracy": [
+                None if r.boundary_accuracy is None else round(r.boundary_accuracy, 4) for r in reports
+            ],
+            "median_delay_s": [
+                None if r.median_delay_s is None else round(r.median_delay_s, 2) for r in reports
+            ],
+            "mean_accuracy": round(sum(r.accuracy for r in reports) / len(reports), 4),
             "mean_boundary_accuracy": round(sum(near) / len(near), 4) if near else None,
+            "mean_median_delay_s": round(sum(delays) / len(delays), 2) if delays else None,
         }
     return out
 
@@ -342,9 +406,10 @@ def print_presence_real(doc: dict[str, Any]) -> None:
         for label, r in held.items():
             if isinstance(r, dict):
                 per_fold = ", ".join(pct(a) for a in r["accuracy"])
+                lag = r.get("mean_median_delay_s")
                 console.print(
                     f"  {label}: {pct(r['mean_accuracy'])} / {pct(r['mean_boundary_accuracy'])} near borders"
-                    f" (folds: {per_fold})"
+                    f" / {'-' if lag is None else f'{lag:.2f} s'} median delay (folds: {per_fold})"
                 )
     for f in doc["calibration"]:
         state = "used" if f["used"] else "kept configured"
