@@ -77,7 +77,11 @@ class CameraCounter:
         # new one is above every id seen before; later its line state is the counter's).
         origins = {tr.id: origin(tr) for tr in tracks if tr.seen and tr.id > self._newest_id}
         self._newest_id = max([self._newest_id, *(tr.id for tr in tracks)])
-        crossings = [(zone, c) for zone, counter in self.lines for c in counter.update(seen, t, origins)]
+        # Each seen person's height: the band around a line narrows for someone small.
+        heights = {tr.id: tr.box[3] - tr.box[1] for tr in tracks if tr.seen}
+        crossings = [
+            (zone, c) for zone, counter in self.lines for c in counter.update(seen, t, origins, heights)
+        ]
         occupancy: dict[str, int] = defaultdict(int)
         dwells: dict[str, tuple[float, ...]] = {}
         for zone, poly in self.zones:

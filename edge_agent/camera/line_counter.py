@@ -4,6 +4,13 @@ A :class:`CountLine` is a segment ``a``-``b`` in pixels and a point ``inside`` o
 person is on after entering. Each track's anchor point (feet or centre) is followed; the
 track's *side* only changes once the anchor is more than ``band_px`` from the line, so a
 person standing on the line or a box jittering across it counts once, not every frame.
+A band sized for people near the camera swallows a short step over the line by someone
+who looks small (far away, or a camera that sees people small). So when the counter is
+told each track's height, the band is at most ``band_height`` times it: with the defaults
+8 px for anyone 89 px or taller, 5.4 px for someone 60 px tall; it never grows beyond
+``band_px``. (Where a track was first detected, and the slack at the segment's ends, still
+use ``band_px``.) The price: a narrower band lets more box jitter through, and full-frame
+boxes of small people jitter by a few of the model's input pixels, not in proportion.
 A side change counts as a crossing (``in`` towards ``inside``, ``out`` away) only when the
 way from the last firm position to the new one passes through the drawn segment: walking
 round the end of a line is not crossing it. Someone who crosses and comes back counts
@@ -92,29 +99,56 @@ class _Side:
     last_t: float
 
 
+#: Default ``band_height``: the band is at most this fraction of a person's height. Chosen on
+#: the development lines of vtest.avi (0.08-0.10 counted alike; 0.07 let jitter through as
+#: false counts; bench/README.md, "The band narrows for small people").
+BAND_HEIGHT = 0.09
+
+
 class LineCounter:
     """Turns track positions over time into ``in``/``out`` crossings of one line."""
 
-    def __init__(self, line: CountLine, *, band_px: float = 8.0, forget_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        line: CountLine,
+        *,
+        band_px: float = 8.0,
+        band_height: float = BAND_HEIGHT,
+        forget_s: float = 5.0,
+    ) -> None:
         self.line = line
         self.band_px = band_px
+        #: The band is at most this fraction of the track's height (0: always ``band_px``).
+        self.band_height = band_height
         self.forget_s = forget_s
         self._sides: dict[int, _Side] = {}
 
+    def band(self, height: float | None) -> float:
+        """Half-width of the band around the line for a person ``height`` pixels tall."""
+        if height is None or self.band_height <= 0:
+            return self.band_px
+        return min(self.band_px, self.band_height * max(height, 0.0))
+
     def update(
-        self, anchors: dict[int, Point], t: float, origins: dict[int, Point] | None = None
+        self,
+        anchors: dict[int, Point],
+        t: float,
+        origins: dict[int, Point] | None = None,
+        heights: dict[int, float] | None = None,
     ) -> list[Crossing]:
         """``anchors``: each visible track's anchor point in this frame; ``origins``: where
-        each track was first detected (used the first time a track is seen)."""
+        each track was first detected (used the first time a track is seen); ``heights``:
+        each track's box height in this frame (none given: the band is ``band_px``)."""
         crossings: list[Crossing] = []
         for track, p in anchors.items():
             d = self.line.signed_distance(p)
+            band = self.band(heights.get(track) if heights else None)
             state = self._sides.get(track)
             if state is None:
                 state = self._first(track, p, t, origins.get(track) if origins else None)
                 if state is None:
                     continue
-            if abs(d) <= self.band_px:
+            if abs(d) <= band:
                 state.last_t = t
                 continue  # on the line: wait until the person is clearly on one side
             side = 1 if d > 0 else -1

@@ -238,11 +238,14 @@ def test_touching_counts_as_meeting_and_nearly_touching_does_not() -> None:
 
 
 def _run(
-    counter: LineCounter, frames: list[dict[int, tuple[float, float]]], dt: float = 0.1
+    counter: LineCounter,
+    frames: list[dict[int, tuple[float, float]]],
+    dt: float = 0.1,
+    heights: dict[int, float] | None = None,
 ) -> list[Crossing]:
     out: list[Crossing] = []
     for i, anchors in enumerate(frames):
-        out += counter.update(anchors, i * dt)
+        out += counter.update(anchors, i * dt, heights=heights)
     return out
 
 
@@ -341,3 +344,43 @@ def test_a_known_track_standing_on_the_line_does_not_hold_up_the_others() -> Non
     counter = LineCounter(LINE, band_px=8)
     frames = [{3: (320.0, 250.0), 2: (320.0, 300.0)}, {3: (300.0, 250.0), 2: (280.0, 300.0)}]
     assert [(c.track, c.direction) for c in _run(counter, frames)] == [(2, "in")]
+
+
+# -- the band narrows for people who look small ------------------------------------------------
+
+
+def test_the_band_is_at_most_its_fraction_of_a_persons_height() -> None:
+    counter = LineCounter(LINE, band_px=8, band_height=0.09)
+    assert counter.band(None) == 8
+    assert counter.band(200.0) == 8  # never wider than band_px
+    assert counter.band(60.0) == pytest.approx(5.4)
+    assert LineCounter(LINE, band_px=8, band_height=0).band(60.0) == 8
+
+
+def test_a_small_person_stepping_just_over_the_line_and_back_counts_both_ways() -> None:
+    # 60 px tall (far away, or a camera that sees people small): feet 7 px over the line
+    # for a few frames, then back. A band of 8 px, made for people 90-100 px tall, swallowed
+    # it; 0.09 of their height (5.4 px) does not.
+    xs = ramp(260, 307, 8) + [307.0] * 4 + ramp(307, 260, 8)
+    frames = [{1: (x, 300.0)} for x in xs]
+    got = _run(LineCounter(LINE, band_px=8), frames, heights={1: 60.0})
+    assert [c.direction for c in got] == ["out", "in"]
+    assert _run(LineCounter(LINE, band_px=8, band_height=0), frames, heights={1: 60.0}) == []
+    # The same step by someone 100 px tall stays inside their 8 px band.
+    assert _run(LineCounter(LINE, band_px=8), frames, heights={1: 100.0}) == []
+
+
+def small_person(cx: float, feet: float) -> tuple[float, float, float, float]:
+    return (cx - 12, feet - 60, cx + 12, feet)
+
+
+def test_the_camera_counter_gives_each_line_the_tracks_heights() -> None:
+    # Detections of a person 60 px tall, from inside (left) to 7 px outside and back.
+    xs = ramp(240, 307, 12) + [307.0] * 4 + ramp(307, 240, 12)
+    frames = [[small_person(x, 300)] for x in xs]
+    counter = CameraCounter(camera())
+    out: list[str] = []
+    for i, boxes in enumerate(frames):
+        counts = counter.update(Detections.of(boxes, [0.9] * len(boxes)), i * 0.1)
+        out += [f"{zone}:{c.direction}" for zone, c in counts.crossings]
+    assert out == ["entrance:out", "entrance:in"]
