@@ -6,13 +6,21 @@ distance from the track's predicted position and, when the detections carry an
 appearance vector (see :mod:`edge_agent.camera.appearance`), how different they look: first
 the confident detections (score >= ``high_score``) against every track seen last time,
 then the weak ones (a person half hidden behind another gives a low score) against the
-confirmed tracks still unmatched (weak boxes keep a track alive but never start one), then
-confident leftovers against *lost* tracks by distance. A pair is allowed when the boxes
-overlap enough or the detection lies within a gate around the prediction that grows with
+tracks still unmatched (weak boxes keep a track alive), then confident leftovers against
+*lost* tracks by distance. A pair is allowed when the boxes overlap enough or the
+detection lies within a gate around the prediction that grows with
 the time since the track was last seen (``gate`` + ``max_speed`` x seconds, in track
 heights), so a camera at 5-7 fps, where a walker moves further than their own width
 between frames, keeps its ids. Two neighbours walking side by side stay apart because the
 assignment is joint, not greedy, and because their clothes differ.
+
+A weak box nobody claimed may start a *candidate* track, but only one that overlaps no one
+tracked in this frame; the candidate is fed weak boxes only (never a confident box, which
+goes to the tracks and starts its own track as before) and is confirmed on its
+``weak_start_hits``-th consecutive match only if its box has moved ``weak_start_move`` of its
+height by then; otherwise it is dropped (a static false positive jitters, it does not walk).
+So someone whom the detector only ever sees weakly (dark clothes, half hidden) is still
+counted, and a confident start works as before.
 
 Tracks move by constant-velocity prediction (velocity smoothed, per second); a track that
 goes unseen is kept "lost" for ``lost_s`` seconds. A track id is an integer from 1 up,
@@ -70,6 +78,15 @@ class TrackerConfig(BaseModel):
     #: Weight of the appearance vector's newest sample in a track's running mean.
     appearance_smoothing: float = Field(default=0.3, gt=0, le=1)
     max_tracks: int = Field(default=200, ge=1, le=10_000)
+    #: A run of weak detections (below ``high_score``) nobody claimed starts a candidate
+    #: track, confirmed on its ``weak_start_hits``-th consecutive match if its box's centre
+    #: has moved at least ``weak_start_move`` of its height since the first, else dropped
+    #: (0 hits: weak boxes never start a track). A weak box overlapping (IoU >=
+    #: ``weak_start_overlap``) anyone matched in this frame starts nothing. Chosen on the
+    #: development lines of vtest.avi (bench/README.md, 2026-12-08).
+    weak_start_hits: int = Field(default=3, ge=0, le=20)
+    weak_start_move: float = Field(default=0.15, ge=0, le=5)
+    weak_start_overlap: float = Field(default=0.2, gt=0, le=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +132,8 @@ class _State:
     predicted: FloatArray = field(default_factory=lambda: np.zeros(4, np.float32))
     origin: FloatArray | None = None
     look: FloatArray | None = None  # running mean of the appearance vectors
+    #: Started from a weak box (a candidate until confirmed).
+    weak: bool = False
 
 
 def iou_matrix(a: FloatArray, b: FloatArray) -> npt.NDArray[np.float64]:
@@ -255,15 +274,17 @@ class Tracker:
         # Round 1: confident detections against every track, by overlap or within the
         # distance gate (time-scaled for tracks seen last time, fixed for lost ones), in one
         # joint assignment: a lost person's box is not handed to a neighbour who was seen.
-        every = list(range(len(self._tracks)))
+        # Candidates started from weak boxes take no confident box.
+        every = [i for i, tr in enumerate(self._tracks) if tr.id or not tr.weak]
         if every and len(high_idx):
             cost = self._cost(every, preds, high_idx, detections, t, cfg.match_iou, True, False)
             for r, c in assign(cost):
                 hit(every[r], int(high_idx[c]))
 
         # Round 2: weak detections keep confirmed tracks alive (partly hidden people) and
-        # confirm tentative ones: by overlap, or close to the prediction (a lost track's
-        # gate does not grow while it is lost: a weak box is too easily someone else).
+        # confirm tentative ones (candidates from weak boxes too): by overlap, or close to the
+        # prediction (a lost track's gate does not grow while it is lost: a weak box is too
+        # easily someone else).
         rest = [i for i, tr in enumerate(self._tracks) if i not in matched_tracks and (tr.id or tr.seen)]
         if rest and len(low_idx):
             cost = self._cost(rest, preds, low_idx, detections, t, max(cfg.match_iou, 0.5), True, False)
@@ -282,10 +303,12 @@ class Tracker:
                     hit(lost[r], free_l[c])
 
         # Unmatched tracks: tentative ones die at once, confirmed ones are lost for a while.
+        # A candidate still unconfirmed after weak_start_hits matches did not move: dropped.
         kept: list[_State] = []
         for i, tr in enumerate(self._tracks):
             if i in matched_tracks:
-                kept.append(tr)
+                if not (tr.weak and not tr.id and tr.hits >= cfg.weak_start_hits):
+                    kept.append(tr)
             elif tr.id and t - tr.last_t <= cfg.lost_s:
                 tr.seen = False
                 kept.append(tr)
@@ -301,6 +324,28 @@ class Tracker:
                     )
                 )
                 self._promote(kept[-1])
+        # Candidates from weak detections nobody claimed that overlap no one here now.
+        if cfg.weak_start_hits:
+            here = np.array([tr.box for tr in kept if tr.last_t == t], np.float32).reshape(-1, 4)
+            for j in low_idx:
+                i = int(j)
+                if i in matched_dets or len(kept) >= cfg.max_tracks:
+                    continue
+                box = boxes[i].astype(np.float32)
+                if len(here) and float(iou_matrix(box[None, :], here).max()) >= cfg.weak_start_overlap:
+                    continue
+                look = None if feats is None else feats[i].astype(np.float32)
+                kept.append(
+                    _State(
+                        box,
+                        np.zeros(4, np.float32),
+                        float(detections.scores[i]),
+                        t,
+                        origin=box,
+                        look=look,
+                        weak=True,
+                    )
+                )
         self._tracks = kept
         return [
             Track(
@@ -331,9 +376,24 @@ class Tracker:
         self._promote(tr)
 
     def _promote(self, tr: _State) -> None:
-        if not tr.id and tr.hits >= self.config.confirm_hits:
-            tr.id = self._next_id
-            self._next_id += 1
+        cfg = self.config
+        if tr.id:
+            return
+        if tr.weak:
+            # A candidate: weak_start_hits matches in a row, and it must have moved.
+            if tr.hits < cfg.weak_start_hits or tr.origin is None:
+                return
+            o = tr.origin
+            height = max(float(o[3] - o[1]), 1.0)
+            moved = (
+                float(np.hypot(tr.box[0] + tr.box[2] - o[0] - o[2], tr.box[1] + tr.box[3] - o[1] - o[3])) / 2
+            )
+            if moved < cfg.weak_start_move * height:
+                return
+        elif tr.hits < cfg.confirm_hits:
+            return
+        tr.id = self._next_id
+        self._next_id += 1
 
     @property
     def live(self) -> int:

@@ -85,7 +85,7 @@ def test_two_people_walking_past_each_other_keep_their_ids() -> None:
     assert last[left_start] > 400  # the one who started on the left ended on the right
 
 
-def test_weak_detections_keep_a_track_but_never_start_one() -> None:
+def test_weak_detections_keep_a_track_and_a_barely_moving_weak_run_starts_none() -> None:
     path = walk(100, 5, 300, 20)
     tracker = Tracker(TrackerConfig(high_score=0.5, low_score=0.2, lost_s=0.2))
     for i, b in enumerate(path[:5]):
@@ -94,6 +94,8 @@ def test_weak_detections_keep_a_track_but_never_start_one() -> None:
     for i, b in enumerate(path[5:15], start=5):
         tracks = tracker.update(Detections.of([b], [0.3]), i / FPS)
         assert [t.id for t in tracks] == [1] and tracks[0].seen
+    # Weak boxes alone moving 0.05 of a height a frame: 0.1 over three boxes, under
+    # weak_start_move (0.15), so no candidate is ever confirmed.
     weak_only = Tracker()
     assert all(weak_only.update(Detections.of([b], [0.3]), i / FPS) == [] for i, b in enumerate(path))
 
@@ -432,3 +434,48 @@ def test_a_tracks_look_is_a_running_mean_not_the_latest_sample() -> None:
     mean = np.full(8, 0.3 * 0.1 + 0.7 * 0.9, np.float32)  # 0.66: what the track now looks like
     [track] = tracker.update(_seen([box_at(142, 300)], [mean]), 0.4)  # near, not overlapping
     assert (track.id, track.seen) == (1, True)
+
+
+# -- a walking run of weak boxes starts a track ---------------------------------------------
+
+
+def test_a_walking_run_of_weak_boxes_starts_a_track_counted_from_its_first_box() -> None:
+    # Someone the detector only ever scores weakly (dark clothes): 0.35 a frame, 12 px a frame.
+    path = walk(100, 12, 300, 6)
+    tracker = Tracker()
+    history = [tracker.update(_frame([b], [0.35]), i / FPS) for i, b in enumerate(path)]
+    assert history[0] == [] and history[1] == []  # a candidate until its third match
+    [track] = history[2]  # moved 24 px (0.24 of a height) since the first box: a walker
+    assert (track.id, track.seen) == (1, True)
+    assert track.origin == pytest.approx(path[0])  # where they were first seen, for the lines
+    assert [t.id for t in history[-1]] == [1]
+
+
+def test_a_static_run_of_weak_boxes_never_starts_a_track() -> None:
+    # A weak false positive (a poster, a reflection) jittering by a pixel or two for 3 s.
+    tracker = Tracker()
+    for i in range(30):
+        jitter = (i % 3) - 1
+        assert tracker.update(_frame([box_at(300 + 2 * jitter, 300 + jitter)], [0.35]), i / FPS) == []
+    assert tracker.live <= 1  # at most the current candidate
+
+
+def test_a_weak_box_on_someone_already_tracked_starts_nothing() -> None:
+    # A confident walker and a weak second box of their legs walking with them (IoU ~0.5).
+    tracker = Tracker()
+    for i in range(10):
+        body = box_at(100 + 12 * i, 300)
+        legs = (body[0] + 4, 240.0, body[2] + 10, 300.0)
+        tracks = tracker.update(_frame([body, legs], [0.9, 0.35]), i / FPS)
+    assert [t.id for t in tracks] == [1]
+
+
+def test_a_weak_candidate_takes_no_confident_box() -> None:
+    # A weak box, then a confident one just beside it: the confident box starts its own track
+    # (first detected there), the weak candidate is not fed by it and dies unmatched.
+    tracker = Tracker()
+    tracker.update(_frame([box_at(100, 300)], [0.35]), 0.0)
+    tracker.update(_frame([box_at(112, 300)], [0.9]), 0.1)
+    [track] = tracker.update(_frame([box_at(124, 300)], [0.9]), 0.2)
+    assert track.id == 1 and track.origin == pytest.approx(box_at(112, 300))
+    assert tracker.live == 1
