@@ -34,8 +34,13 @@ filter (``time_filter``) stays on the path-loss grid.
 
 **Decision.** A member's zone switches only when another zone's score leads the
 current one by ``hysteresis`` and keeps leading for ``min_dwell_s`` (two equally strong
-gateways therefore do not make the zone flap). Unheard by every gateway for
-``away_timeout_s``: the member left ("away", a ``leave`` event). But when a gateway
+gateways therefore do not make the zone flap), or by a quarter of it for ``settle_s``;
+the ``walking_*`` settings while the app's motion hint has said "walking" for
+``walking_confirm_s``. For a phone whose hint says it is not walking, the clear lead must
+instead add up: each zone's lead less a quarter of the margin, summed over time (a CUSUM),
+must reach what the margin held for ``settle_s`` gives, since the smoothed readings wobble
+together for a second or so and two ticks past the margin prove little. Unheard by
+every gateway for ``away_timeout_s``: the member left ("away", a ``leave`` event). But when a gateway
 covering the member's zone is offline, silence proves nothing: the state becomes
 "unknown" — no event, and the current zone is kept until the member is heard again.
 """
@@ -95,6 +100,10 @@ class FusionParams:
     walking_hysteresis: float = 2.0
     walking_min_dwell_s: float = 0.5
     walking_settle_s: float = 2.0
+    #: The hint must have said "walking" this long, with no "still" between, before the
+    #: walking settings apply: a step detector's odd wrong "walking" on a phone standing
+    #: still (one advert, gone by the next report) does not give it the quick settings.
+    walking_confirm_s: float = 0.5
     #: The time filter: how fast a member may move (m/s), how much of the posterior
     #: leaks to "anywhere" per second, and how long one snapshot of readings counts for.
     speed_m_s: float = 1.0
@@ -394,9 +403,16 @@ class _Member:
     last_heard: float = 0.0
     unknown_since: float | None = None
     strong_since: float | None = None
-    #: The app's latest motion hint (None: its frames carry none) and when it was heard.
+    #: The app's latest motion hint (None: its frames carry none) and when it was heard,
+    #: and since when it has said "walking" without a "still" between (None: it has not).
     moving: bool | None = None
     moving_ts: float = 0.0
+    walking_since: float | None = None
+    #: Per zone, its lead over the member's zone summed over time, less a drift, never
+    #: below 0 (a CUSUM; None until the member is in a zone with a fresh motion hint), and
+    #: the time of the member's last tick.
+    lead_sums: npt.NDArray[np.float64] | None = None
+    lead_ts: float | None = None
     #: The time filter's log-posterior over the model's cells, and when it was updated.
     posterior: npt.NDArray[np.float64] | None = None
     updated: float | None = None
@@ -432,6 +448,10 @@ class ZoneFusion:
             m.readings[gateway] = (rssi, ts)
         m.last_heard = max(m.last_heard, ts)
         if moving is not None and ts >= m.moving_ts:
+            if not moving:
+                m.walking_since = None
+            elif m.walking_since is None:
+                m.walking_since = ts
             m.moving, m.moving_ts = moving, ts
 
     def _drop_oldest(self) -> None:
@@ -499,13 +519,21 @@ class ZoneFusion:
             out.append(ZoneChange(ref, best, "enter", now, confidence))
             m.zone, m.state, m.candidate = best, ZoneState.IN, None
             return False
-        if m.moving and now - m.moving_ts <= p.stale_s:  # a fresh hint: walking
+        hinted = m.moving is not None and now - m.moving_ts <= p.stale_s  # a fresh hint
+        walking = hinted and m.walking_since is not None and now - m.walking_since >= p.walking_confirm_s
+        if walking:
             hysteresis, min_dwell, settle = p.walking_hysteresis, p.walking_min_dwell_s, p.walking_settle_s
         else:
             hysteresis, min_dwell, settle = p.hysteresis, p.min_dwell_s, p.settle_s
         if m.zone is not None:
             m.state = ZoneState.IN
-            lead = float(scores[best_i] - scores[self.model.zones.index(m.zone)])
+            zi = self.model.zones.index(m.zone)
+            lead_sums = None
+            if hinted:  # the sums count only for a phone that gives the hint
+                lead_sums = self._sum_leads(m, scores, zi, hysteresis * WEAK_LEAD, now)
+            else:
+                m.lead_sums, m.lead_ts = None, now
+            lead = float(scores[best_i] - scores[zi])
             if best == m.zone or lead < hysteresis * WEAK_LEAD:
                 m.candidate, m.strong_since = None, None
                 return False
@@ -518,6 +546,13 @@ class ZoneFusion:
             # A clear lead for min_dwell_s, or a slight one that never lapses for settle_s
             # (someone standing just inside a zone, near its border).
             clear = m.strong_since is not None and now - m.strong_since >= min_dwell
+            if lead_sums is not None and not walking:
+                # Known to stand still: the smoothed readings wobble together for a second
+                # or so, so two ticks past the margin prove little. Instead the lead, summed
+                # over time less a quarter of the margin, must reach what the margin held
+                # for settle_s gives (still no sooner than min_dwell_s).
+                summed = lead_sums[best_i] >= (hysteresis - hysteresis * WEAK_LEAD) * settle
+                clear = summed and now - m.candidate_since >= min_dwell
             if not clear and now - m.candidate_since < settle:
                 return False
         else:
@@ -530,7 +565,23 @@ class ZoneFusion:
             out.append(ZoneChange(ref, m.zone, "leave", now, confidence))
         out.append(ZoneChange(ref, best, "enter", now, confidence))
         m.zone, m.state, m.candidate = best, ZoneState.IN, None
+        m.lead_sums, m.lead_ts = None, now
         return False
+
+    def _sum_leads(
+        self, m: _Member, scores: npt.NDArray[np.float64], zi: int, drift: float, now: float
+    ) -> npt.NDArray[np.float64]:
+        """Add this tick to each zone's summed lead over the member's zone (index ``zi``):
+        its lead less ``drift``, times the time since the last tick (at most ``evidence_s``,
+        one snapshot's worth), never below 0 (a CUSUM). A lead that wobbles about 0 drifts
+        back to 0; a steady one adds up."""
+        finite = np.where(np.isfinite(scores), scores, -1e9)
+        last = m.lead_ts
+        dt = self.params.evidence_s if last is None else min(max(now - last, 0.0), self.params.evidence_s)
+        sums = np.zeros(len(scores)) if m.lead_sums is None else m.lead_sums
+        m.lead_sums = np.maximum(0.0, sums + (finite - finite[zi] - drift) * dt)
+        m.lead_ts = now
+        return m.lead_sums
 
     def _evidence(self, m: _Member, fresh: dict[str, float], now: float) -> npt.NDArray[np.float64]:
         """Zone scores: the time filter's posterior (or this tick's evidence alone)."""

@@ -196,12 +196,11 @@ def test_the_survey_picks_sharper_defaults_and_explicit_values_win() -> None:
     assert (walk.walking_hysteresis, walk.walking_min_dwell_s, walk.walking_settle_s) == (0.7, 0.5, 2.0)
 
 
-@pytest.mark.parametrize("params", [FusionParams(), SURVEYED], ids=["path-loss", "surveyed"])
-@pytest.mark.parametrize("seed", range(4))
-def test_no_flapping_on_the_border_through_the_gateways_smoothing(params: FusionParams, seed: int) -> None:
-    """A phone on the border for five minutes, as the gateways really hear it (RF model: 4 dB
-    fading per advert, 15 % dropped; each gateway's Kalman filter and report rules): one
-    zone, held (at most one change of mind, as above) — with either set of defaults."""
+def border_enters(params: FusionParams, seed: int) -> int:
+    """Zone entries of a phone on the border of two equal rooms for five minutes, as the
+    gateways really hear it (RF model: 4 dB fading per advert, 15 % dropped; each gateway's
+    Kalman filter and report rules; on most seeds the app's motion hint, "still" but wrong
+    on 3 % of the adverts)."""
     key = bytes(range(32))
     config = two_rooms()
     walk = [PositionSample(1_800_000_000.0 + 0.5 * i, "s1", M, 10.0, 5.0, "a") for i in range(600)]
@@ -210,8 +209,26 @@ def test_no_flapping_on_the_border_through_the_gateways_smoothing(params: Fusion
     records = [(r["gateway"], Advert(r["ts"], r["rssi"], bytes.fromhex(r["adv"]))) for r in radio.hear(walk)]
     assert len(records) > 2000
     pipeline = PresencePipeline(config, EidResolver(key, [M], window_s=300, skew_s=90), params)
-    enters = [c for c in pipeline.run(records) if c.action == "enter"]
-    assert 1 <= len(enters) <= 2
+    return sum(1 for c in pipeline.run(records) if c.action == "enter")
+
+
+@pytest.mark.parametrize("params", [FusionParams(), SURVEYED], ids=["path-loss", "surveyed"])
+@pytest.mark.parametrize("seed", range(16))
+def test_no_flapping_on_the_border_through_the_gateways_smoothing(params: FusionParams, seed: int) -> None:
+    """One zone, held (at most one change of mind, as above) with either set of defaults,
+    on every seed the rule was chosen on."""
+    assert 1 <= border_enters(params, seed) <= 2
+
+
+@pytest.mark.parametrize("params", [FusionParams(), SURVEYED], ids=["path-loss", "surveyed"])
+@pytest.mark.parametrize("seed", range(16, 32))
+def test_on_seeds_not_chosen_on_a_border_phone_changes_its_mind_at_most_twice(
+    params: FusionParams, seed: int
+) -> None:
+    """Seeds 16-31 were not looked at while the rule was chosen: three of these 32 runs give
+    one change of mind more than the seeds above (3 entries in five minutes; the summed lead
+    of 2026-12-08 took the survey's worst case from 7 to 3 here, bench/README.md)."""
+    assert 1 <= border_enters(params, seed) <= 3
 
 
 @pytest.mark.parametrize(
@@ -511,6 +528,83 @@ def test_a_walking_hint_counts_until_it_is_stale_s_old(
         ("a", "leave", switch_at),
         ("b", "enter", switch_at),
     ]
+
+
+def in_a_then(
+    f: ZoneFusion, leads: list[float], hints: list[bool | None], t0: float = 104.5
+) -> list[ZoneChange]:
+    """In a from 101 (heard from 100, min dwell 1 s; no hint), a report of both gateways and
+    a tick every 0.5 s to 104; then b leads by ``leads[k]`` dB at ``t0 + 0.5 k``, with the
+    motion hint ``hints[k]`` (the last one repeats)."""
+    for k in range(9):
+        hear(f, 100.0 + 0.5 * k, ga=-60.0, gb=-70.0)
+    assert f.state_of(M) == (ZoneState.IN, "a")
+    changes: list[ZoneChange] = []
+    for k, lead in enumerate(leads):
+        changes += hear(f, t0 + 0.5 * k, ga=-60.0, gb=-60.0 + lead, moving=hints[min(k, len(hints) - 1)])
+    return changes
+
+
+@pytest.mark.parametrize(
+    ("lead", "hints", "switch_at"),
+    [
+        (2.0, [None], 105.5),
+        (2.0, [True], 105.0),
+        (2.0, [False], 108.0),
+        (2.0, [True, False], 108.0),
+        (2.0, [False, True, False], 108.0),
+        (3.0, [False], 106.5),
+        (4.0, [False], 106.0),
+        (10.0, [False], 105.5),
+    ],
+    ids=[
+        "no hint",
+        "walking",
+        "still",
+        "walking once, then still",
+        "still, one wrong walking",
+        "still, lead 3",
+        "still, lead 4",
+        "still, lead 10",
+    ],
+)
+def test_a_phone_known_to_stand_still_switches_once_its_summed_lead_is_enough(
+    lead: float, hints: list[bool | None], switch_at: float
+) -> None:
+    """Hysteresis 2, min dwell 1 s, settle 4 s, the walking dwell 0.5 s; b leads from 104.5 on
+    reports every 0.5 s. Without a hint: the clear lead for min_dwell_s, 105.5. Walking (said
+    for walking_confirm_s, 0.5 s, by 105.0): the walking dwell, 105.0. A phone whose hint
+    says still — or says "walking" once among "still" (at 104.5, or at 105.0 where it would
+    end the walking dwell): not said for 0.5 s, so not walking — needs its lead less a
+    quarter of the margin (0.5), summed over the 0.5 s per tick, to reach (2 - 0.5) x 4 s = 6,
+    and at least min_dwell_s: lead 2 adds 0.75 a tick, 6 at the 8th tick (108.0, before the
+    settle at 108.5); lead 3 adds 1.25, 6.25 at the 5th (106.5); lead 4 adds 1.75, 7 at the
+    4th (106.0); lead 10 adds 4.75, 9.5 at the 2nd, but min_dwell_s holds it to 105.5."""
+    f = fusion(PLAIN)
+    changes = in_a_then(f, [lead] * 10, hints)
+    assert [(c.zone, c.action, c.ts) for c in changes] == [
+        ("a", "leave", switch_at),
+        ("b", "enter", switch_at),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("hint", "switches"),
+    [(False, []), (None, [("b", 105.5), ("a", 107.0), ("b", 108.5), ("a", 110.0)])],
+    ids=["still", "no hint"],
+)
+def test_a_still_phone_does_not_follow_a_lead_that_swings_about_zero(
+    hint: bool | None, switches: list[tuple[str, float]]
+) -> None:
+    """b leads by 3 (past the hysteresis, 2) for 1.5 s, then a by 3 for 1.5 s, four times
+    from 104.5 to 110.0. Without a hint each swing holds past min_dwell_s (1 s), so the zone
+    follows each one at its third tick: b at 105.5, a at 107.0, b at 108.5, a at 110.0.
+    Still: b's summed lead gains (3 - 0.5) x 0.5 = 1.25 a tick and loses (3 + 0.5) x 0.5 =
+    1.75, so it peaks at 3.75, short of 6; a slight lead never lasts the settle_s (4 s) either."""
+    f = fusion(PLAIN)
+    leads = [3.0, 3.0, 3.0, -3.0, -3.0, -3.0] * 2
+    changes = in_a_then(f, leads, [hint])
+    assert [(c.zone, c.ts) for c in changes if c.action == "enter"] == switches
 
 
 @pytest.mark.parametrize(("tick_at", "enters"), [(104.0, True), (104.5, False)])
