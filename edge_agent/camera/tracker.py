@@ -11,8 +11,10 @@ tracks still unmatched (weak boxes keep a track alive), then confident leftovers
 detection lies within a gate around the prediction that grows with
 the time since the track was last seen (``gate`` + ``max_speed`` x seconds, in track
 heights), so a camera at 5-7 fps, where a walker moves further than their own width
-between frames, keeps its ids. Two neighbours walking side by side stay apart because the
-assignment is joint, not greedy, and because their clothes differ.
+between frames, keeps its ids. For weak boxes the gate grows only at the track's own
+measured speed: someone standing does not take a neighbour's weak box. Two neighbours
+walking side by side stay apart because the assignment is joint, not greedy, and because
+their clothes differ.
 
 A weak box nobody claimed may start a *candidate* track, but only one that overlaps no one
 tracked in this frame; the candidate is fed weak boxes only (never a confident box, which
@@ -68,7 +70,8 @@ class TrackerConfig(BaseModel):
     #: Weight of the newest velocity sample (0..1]; lower is smoother.
     velocity_smoothing: float = Field(default=0.5, gt=0, le=1)
     #: Distance gate around a track's prediction, in track heights: ``gate`` plus
-    #: ``max_speed`` (heights per second) times the seconds since it was last seen.
+    #: ``max_speed`` (heights per second) times the seconds since it was last seen. For a
+    #: weak detection (round 2) a track grows it at its own measured speed, at most ``max_speed``.
     gate: float = Field(default=0.35, ge=0, le=5)
     max_speed: float = Field(default=1.2, ge=0, le=10)
     #: Weight of the appearance difference in the matching cost (0: positions only), and
@@ -214,12 +217,14 @@ class Tracker:
         min_iou: float,
         use_distance: bool,
         time_scaled: bool = True,
+        own_speed: bool = False,
     ) -> npt.NDArray[np.float64]:
         """Matching cost of tracks x detections; ``_BLOCKED`` where no gate allows the pair.
 
         ``use_distance``: also allow pairs within the distance gate around the prediction,
         which grows with the time since the track was seen (for a lost track only when
-        ``time_scaled``).
+        ``time_scaled``); with ``own_speed`` it grows only at the track's own measured speed
+        (at most ``max_speed``), not at ``max_speed``: a standing track's gate stays ``gate``.
         """
         cfg = self.config
         boxes = detections.boxes[dets]
@@ -230,7 +235,15 @@ class Tracker:
         if use_distance:
             dt = np.array([max(t - self._tracks[i].last_t, 0.0) for i in tracks])
             # Tracks not seen last time (lost) get the fixed gate unless ``time_scaled``.
-            speed = np.array([cfg.max_speed if time_scaled or self._tracks[i].seen else 0.0 for i in tracks])
+            # With ``own_speed`` a track seen last time looks only as far as its own speed explains.
+            speed = np.array(
+                [
+                    (min(_speed(tr), cfg.max_speed) if own_speed else cfg.max_speed)
+                    if time_scaled or tr.seen
+                    else 0.0
+                    for tr in (self._tracks[i] for i in tracks)
+                ]
+            )
             gate = cfg.gate + speed * np.minimum(dt, cfg.predict_s + 0.5)
             d = 1.0 - reid_scores(p, boxes, cfg.reid_height_ratio)  # in track heights; 2 = size mismatch
             near = (d <= gate[:, None]) & (d < 2.0)
@@ -283,11 +296,14 @@ class Tracker:
 
         # Round 2: weak detections keep confirmed tracks alive (partly hidden people) and
         # confirm tentative ones (candidates from weak boxes too): by overlap, or close to the
-        # prediction (a lost track's gate does not grow while it is lost: a weak box is too
-        # easily someone else).
+        # prediction (a weak box is too easily someone else: a lost track's gate does not grow
+        # while it is lost, and a track seen last time gets only what its own speed explains,
+        # so someone standing does not take a neighbour's weak box at 7 fps).
         rest = [i for i, tr in enumerate(self._tracks) if i not in matched_tracks and (tr.id or tr.seen)]
         if rest and len(low_idx):
-            cost = self._cost(rest, preds, low_idx, detections, t, max(cfg.match_iou, 0.5), True, False)
+            cost = self._cost(
+                rest, preds, low_idx, detections, t, max(cfg.match_iou, 0.5), True, False, own_speed=True
+            )
             for r, c in assign(cost):
                 hit(rest[r], int(low_idx[c]))
 
@@ -407,6 +423,13 @@ def _moved(box: FloatArray, velocity: FloatArray, dt: float) -> FloatArray:
     vx = (velocity[0] + velocity[2]) / 2
     vy = (velocity[1] + velocity[3]) / 2
     return (box + np.array([vx, vy, vx, vy], np.float32) * dt).astype(np.float32)
+
+
+def _speed(tr: _State) -> float:
+    """How fast the track's centre moves, in its own heights per second."""
+    vx = (tr.velocity[0] + tr.velocity[2]) / 2
+    vy = (tr.velocity[1] + tr.velocity[3]) / 2
+    return float(np.hypot(vx, vy)) / max(float(tr.box[3] - tr.box[1]), 1.0)
 
 
 def _box(b: FloatArray) -> tuple[float, float, float, float]:

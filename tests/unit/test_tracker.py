@@ -479,3 +479,26 @@ def test_a_weak_candidate_takes_no_confident_box() -> None:
     [track] = tracker.update(_frame([box_at(124, 300)], [0.9]), 0.2)
     assert track.id == 1 and track.origin == pytest.approx(box_at(112, 300))
     assert tracker.live == 1
+
+
+def test_a_standing_track_does_not_take_a_neighbours_weak_box_at_7_fps() -> None:
+    # At 7 fps the time-scaled gate is 0.35 + 1.2 / 7 = 0.52 heights; someone standing
+    # must not take a weak box 0.48 heights away (a neighbour's), but a walker may.
+    dt = 1 / 7
+    tracker = Tracker()
+    for i in range(3):
+        tracks = tracker.update(Detections.of([box_at(100, 300)], [0.9]), i * dt)
+    assert [t.id for t in tracks] == [1]
+    tracks = tracker.update(Detections.of([box_at(148, 300)], [0.4]), 3 * dt)
+    (standing,) = [t for t in tracks if t.id == 1]
+    assert not standing.seen
+    assert standing.box == pytest.approx(box_at(100, 300))
+
+    # A walker at 3 heights/s: the gate grows at its own speed (capped at max_speed).
+    walker = Tracker()
+    for i in range(4):
+        walker.update(Detections.of([box_at(100 + 45 * i, 300)], [0.9]), i * dt)
+    predicted = 100 + 45 * 3 + walker._tracks[0].velocity[0] * dt
+    tracks = walker.update(Detections.of([box_at(predicted + 48, 300)], [0.4]), 4 * dt)
+    (walking,) = [t for t in tracks if t.id == 1]
+    assert walking.seen
