@@ -18,29 +18,14 @@ from presence.fuser import zone_model_for
 from presence.positions import PositionSample
 from presence.survey import Fingerprints, SurveyMap, build_survey, fingerprints, read_survey
 from presence.zone_fusion import FINGERPRINTED, FusionParams, ZoneFusion, ZoneModel
+from tests.two_rooms import two_rooms as _two_rooms
 
 NAN = math.nan
 
 
 def two_rooms() -> StoreConfig:
-    """Zones a (x 0..10) and b (x 10..20), a gateway in the middle of each (floor -98 dBm)."""
-    return StoreConfig.model_validate(
-        {
-            "store": "s1",
-            "name": "S",
-            "floor": {"width_m": 20, "depth_m": 10},
-            "zones": [
-                {"id": "a", "name": "A", "polygon": [[0, 0], [10, 0], [10, 10], [0, 10]]},
-                {"id": "b", "name": "B", "polygon": [[10, 0], [20, 0], [20, 10], [10, 10]]},
-            ],
-            "gateways": [
-                {"id": "ga", "zones": ["a"], "position": [5, 5]},
-                {"id": "gb", "zones": ["b"], "position": [15, 5]},
-            ],
-            "associates": [{"id": "a1", "display_name": "A"}],
-            "floor_lead": "a1",
-        }
-    )
+    """The shared two rooms, the gateways on the config's default path-loss model."""
+    return _two_rooms(path_loss=False)
 
 
 def three_prints() -> Fingerprints:

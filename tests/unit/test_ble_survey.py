@@ -20,34 +20,7 @@ from presence.fuser import zone_model_for
 from presence.positions import PositionSample
 from presence.survey import SurveyMap, build_survey, predicted_rssi, read_survey, survey_walk
 from presence.zone_fusion import FusionParams, ZoneModel
-
-POWER, N = -59.0, 2.0
-
-
-def two_rooms() -> StoreConfig:
-    """Zones a (x 0..10) and b (x 10..20), a gateway in the middle of each."""
-    return StoreConfig.model_validate(
-        {
-            "store": "s1",
-            "name": "S",
-            "floor": {"width_m": 20, "depth_m": 10},
-            "zones": [
-                {"id": "a", "name": "A", "polygon": [[0, 0], [10, 0], [10, 10], [0, 10]]},
-                {"id": "b", "name": "B", "polygon": [[10, 0], [20, 0], [20, 10], [10, 10]]},
-            ],
-            "gateways": [
-                {
-                    "id": gid,
-                    "zones": [zone],
-                    "position": pos,
-                    "ble": {"measured_power_dbm": POWER, "path_loss_exponent": N},
-                }
-                for gid, zone, pos in (("ga", "a", [5, 5]), ("gb", "b", [15, 5]))
-            ],
-            "associates": [{"id": "a1", "display_name": "A"}],
-            "floor_lead": "a1",
-        }
-    )
+from tests.two_rooms import two_rooms
 
 
 def fridge(gateway: str, x: float, y: float) -> float:

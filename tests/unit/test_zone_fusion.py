@@ -21,45 +21,9 @@ from presence.positions import PositionSample
 from presence.survey import SurveyMap
 from presence.zone_fusion import SURVEYED, FusionParams, ZoneChange, ZoneFusion, ZoneModel, ZoneState
 from simulators.ble_radio import RadioModel, RadioParams
+from tests.two_rooms import POWER, N, two_rooms
 
-POWER, N = -59.0, 2.0
 M = "m_702cc64d"
-
-
-def two_rooms(floor: bool = True) -> StoreConfig:
-    """Zones a (x 0..10) and b (x 10..20), each with a gateway in its middle."""
-    zones = [
-        {"id": "a", "name": "A", "polygon": [[0, 0], [10, 0], [10, 10], [0, 10]]},
-        {"id": "b", "name": "B", "polygon": [[10, 0], [20, 0], [20, 10], [10, 10]]},
-    ]
-    gateways = [
-        {
-            "id": "ga",
-            "zones": ["a"],
-            "position": [5, 5],
-            "ble": {"measured_power_dbm": POWER, "path_loss_exponent": N},
-        },
-        {
-            "id": "gb",
-            "zones": ["b"],
-            "position": [15, 5],
-            "ble": {"measured_power_dbm": POWER, "path_loss_exponent": N},
-        },
-    ]
-    if not floor:
-        for z in zones:
-            del z["polygon"]
-    return StoreConfig.model_validate(
-        {
-            "store": "s1",
-            "name": "S",
-            **({"floor": {"width_m": 20, "depth_m": 10}} if floor else {}),
-            "zones": zones,
-            "gateways": gateways,
-            "associates": [{"id": "a1", "display_name": "A"}],
-            "floor_lead": "a1",
-        }
-    )
 
 
 def level(x: float, y: float, gw: tuple[float, float]) -> float:
